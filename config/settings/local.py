@@ -1,0 +1,28 @@
+"""The embedded demo: SQLite and a filesystem broker, no servers needed.
+
+DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and Redis.
+"""
+
+import os
+from pathlib import Path
+
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / ".demo"
+os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-insecure-key-never-use-in-production")
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{DEMO_DIR / 'chainfin.sqlite3'}")
+os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import CELERY_BROKER_URL  # noqa: E402
+
+if CELERY_BROKER_URL == "filesystem://":
+    _queue = DEMO_DIR / "broker"
+    for _folder in ("queue", "processed"):
+        (_queue / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue / "queue"),
+        "data_folder_out": str(_queue / "queue"),
+        "processed_folder": str(_queue / "processed"),
+        "store_processed": False,
+    }

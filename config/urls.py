@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import path
+
+admin.site.site_header = "Chainfin — bank officers"
+admin.site.site_title = "Chainfin"
+admin.site.index_title = "Ledger, parties and financing"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]

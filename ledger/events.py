@@ -1,0 +1,313 @@
+"""Event types and their data schemas.
+
+Every event that reaches a chain is validated here first and normalised (amounts to the
+currency's exact decimals, timestamps to UTC), so that two spellings of the same fact hash the
+same. Refusals carry one message per field, located by a JSON pointer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ledger.exceptions import EventInvalid, FieldError
+from ledger.money import CURRENCY_EXPONENTS, MoneyError, format_minor_units, parse_minor_units
+
+# C0 and C1 controls, DEL, lone surrogates and the Unicode non-characters have no place in
+# evidence a human will read; the surrogates cannot even be encoded as UTF-8.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIMESTAMP_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?P<offset>Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+# Evidence from before e-invoicing existed or from the next century is a typo or an attack.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+
+
+def _text(max_length: int) -> Any:
+    def validate(value: object) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "Must be a string.")
+        if not value.strip():
+            raise PydanticCustomError("blank", "Must not be blank.")
+        if len(value) > max_length:
+            raise PydanticCustomError(
+                "too_long", "Must be at most {max} characters.", {"max": max_length}
+            )
+        if value != value.strip():
+            raise PydanticCustomError("whitespace", "Must not start or end with whitespace.")
+        if _FORBIDDEN_CHARS.search(value):
+            raise PydanticCustomError(
+                "forbidden_characters", "Must not contain control characters or lone surrogates."
+            )
+        return value
+
+    return BeforeValidator(validate)
+
+
+def _currency(value: object) -> str:
+    if not isinstance(value, str) or value not in CURRENCY_EXPONENTS:
+        raise PydanticCustomError(
+            "currency", "Must be an ISO 4217 currency code in capitals, such as EUR."
+        )
+    return value
+
+
+def _amount(value: object, info: ValidationInfo) -> str:
+    """Check the amount against the event's currency and return its canonical spelling."""
+    currency = (info.context or {}).get("currency")
+    if not isinstance(value, str):
+        raise PydanticCustomError("amount", 'Must be a decimal string such as "1234.50".')
+    if currency not in CURRENCY_EXPONENTS:
+        return value  # the currency field reports its own error; nothing to measure against
+    try:
+        return format_minor_units(parse_minor_units(value, currency), currency)
+    except MoneyError as exc:
+        raise PydanticCustomError("amount", str(exc)) from None
+
+
+def _date(value: object) -> date:
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        raise PydanticCustomError("date_format", "Must be a date written YYYY-MM-DD.")
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "date_impossible", "'{value}' is not a real date.", {"value": value}
+        ) from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:
+        raise PydanticCustomError("date_range", "Must lie between 2000-01-01 and 2100-12-31.")
+    return parsed
+
+
+def _timestamp(value: object) -> datetime:
+    if not isinstance(value, str) or not (match := _TIMESTAMP_RE.fullmatch(value)):
+        raise PydanticCustomError(
+            "datetime_format", "Must be an RFC 3339 timestamp such as 2026-05-01T09:30:00Z."
+        )
+    if match["offset"] is None:
+        raise PydanticCustomError(
+            "datetime_naive", "Must include a UTC offset (Z or +hh:mm); naive times are ambiguous."
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "datetime_impossible", "'{value}' is not a real point in time.", {"value": value}
+        ) from None
+    if not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
+        raise PydanticCustomError("datetime_range", "Must lie between 2000 and 2100.")
+    return parsed.astimezone(UTC)
+
+
+Ref = Annotated[str, _text(128)]
+Name = Annotated[str, _text(200)]
+Reason = Annotated[str, _text(500)]
+TaxId = Annotated[str, _text(40)]
+Currency = Annotated[str, BeforeValidator(_currency)]
+Amount = Annotated[str, BeforeValidator(_amount)]
+IsoDate = Annotated[date, BeforeValidator(_date)]
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Priced(_Data):
+    currency: Currency
+    amount: Amount
+
+
+class Buyer(_Data):
+    id: Ref | None = None
+    name: Name | None = None
+
+
+class OrderPlaced(_Priced):
+    buyer: Buyer | None = None
+
+
+class OrderCancelled(_Data):
+    reason: Reason | None = None
+
+
+class InvoiceDebtor(_Data):
+    kind: Literal["marketplace", "business"]
+    name: Name
+    tax_id: TaxId | None = None
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class InvoiceIssued(_Priced):
+    order_ref: Ref
+    issue_date: IsoDate
+    due_date: IsoDate
+    debtor: InvoiceDebtor
+    supplier_tax_id: TaxId | None = None
+
+    @model_validator(mode="after")
+    def _due_after_issue(self) -> InvoiceIssued:
+        if self.due_date < self.issue_date:
+            raise _located("due_date", "Must not be before issue_date.")
+        if self.due_date - self.issue_date > timedelta(days=366 * 2):
+            raise _located("due_date", "Must be within two years of issue_date.")
+        return self
+
+
+class InvoiceCredited(_Priced):
+    invoice_ref: Ref
+    issue_date: IsoDate
+    reason: Reason | None = None
+
+
+class ShipmentDispatched(_Data):
+    order_ref: Ref
+    carrier: Name | None = None
+    tracking_number: Ref | None = None
+
+
+class ShipmentDelivered(_Data):
+    order_ref: Ref
+
+
+class ShipmentReturned(_Data):
+    order_ref: Ref
+    reason: Reason | None = None
+
+
+class PayoutLine(_Data):
+    invoice_ref: Ref
+    amount: Amount
+
+
+class PayoutSettled(_Priced):
+    settled_on: IsoDate
+    lines: Annotated[list[PayoutLine], Field(max_length=1000)] = []
+
+
+EVENT_SCHEMAS: dict[str, type[_Data]] = {
+    "order.placed": OrderPlaced,
+    "order.cancelled": OrderCancelled,
+    "invoice.issued": InvoiceIssued,
+    "invoice.credited": InvoiceCredited,
+    "shipment.dispatched": ShipmentDispatched,
+    "shipment.delivered": ShipmentDelivered,
+    "shipment.returned": ShipmentReturned,
+    "payout.settled": PayoutSettled,
+}
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Annotated[str, _text(64)]
+    ref: Ref
+    occurred_at: Timestamp
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed validation, in canonical form, ready to append."""
+
+    type: str
+    ref: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class _LocatedError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _located(field: str, message: str) -> _LocatedError:
+    return _LocatedError(field, message)
+
+
+def _pointer(location: tuple[int | str, ...]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
+def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        location = prefix + tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "This field is required."
+        elif error["type"] == "extra_forbidden":
+            message = "Unknown field."
+        elif isinstance(error.get("ctx", {}).get("error"), _LocatedError):
+            located: _LocatedError = error["ctx"]["error"]
+            location, message = (*prefix, *error["loc"], located.field), located.message
+        errors.append(FieldError(_pointer(location), message))
+    return errors
+
+
+def event_parse(raw: object) -> ValidEvent:
+    """Validate one event ``{"type", "ref", "occurred_at", "data"}`` and return its canonical form.
+
+    :raises EventInvalid: every problem found, each with a JSON pointer into ``raw``.
+    """
+    if not isinstance(raw, Mapping):
+        raise EventInvalid([FieldError("", "An event must be a JSON object.")])
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        # Report data problems too when the type is known, so one round trip shows them all.
+        schema = EVENT_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+        if schema is not None and isinstance(raw.get("data"), Mapping):
+            errors += _data_errors(schema, raw["data"])
+        raise EventInvalid(errors) from None
+    schema = EVENT_SCHEMAS.get(envelope.type)
+    if schema is None:
+        known = ", ".join(sorted(EVENT_SCHEMAS))
+        raise EventInvalid([FieldError("/type", f"Unknown event type; expected one of {known}.")])
+    try:
+        data = _data_validate(schema, envelope.data)
+    except ValidationError as exc:
+        raise EventInvalid(_field_errors(exc, ("data",))) from None
+    return ValidEvent(
+        type=envelope.type,
+        ref=envelope.ref,
+        occurred_at=envelope.occurred_at,
+        data=data.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+    )
+
+
+def _data_validate(schema: type[_Data], data: Mapping[str, Any]) -> _Data:
+    return schema.model_validate(data, context={"currency": data.get("currency")})
+
+
+def _data_errors(schema: type[_Data], data: Mapping[str, Any]) -> list[FieldError]:
+    try:
+        _data_validate(schema, data)
+    except ValidationError as exc:
+        return _field_errors(exc, ("data",))
+    return []
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The one spelling of a point in time inside a chain entry: UTC, microseconds, 'Z'."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

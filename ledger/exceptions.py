@@ -1,0 +1,62 @@
+"""Domain errors of the ledger. One base class; the API maps each to a 4xx problem document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LedgerError(Exception):
+    """Base class for every refusal the ledger makes."""
+
+    code = "ledger_error"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field, located by an RFC 6901 JSON pointer."""
+
+    pointer: str
+    message: str
+
+
+class EventInvalid(LedgerError):
+    """An event failed validation; ``errors`` says which fields and why."""
+
+    code = "validation_error"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.pointer or '/'}: {e.message}" for e in errors))
+
+    def prefixed(self, prefix: str) -> EventInvalid:
+        """The same errors located under ``prefix`` (e.g. "/events/3")."""
+        return EventInvalid([FieldError(prefix + e.pointer, e.message) for e in self.errors])
+
+
+class IdempotencyKeyReused(LedgerError):
+    """The idempotency key was already used for a different event."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, *, source: str, idempotency_key: str) -> None:
+        self.source = source
+        self.idempotency_key = idempotency_key
+        super().__init__(
+            f"Idempotency key '{idempotency_key}' from '{source}' was already used for a"
+            " different event; nothing was written."
+        )
+
+
+class EventConflict(LedgerError):
+    """The event contradicts what the chain already holds (a second order with the same ref,
+    a credit note for an unknown invoice, ...). Nothing of the request was written."""
+
+    code = "event_conflict"
+
+    def __init__(self, pointer: str, message: str) -> None:
+        self.errors = [FieldError(pointer, message)]
+        super().__init__(f"{pointer or '/'}: {message}")
+
+    def prefixed(self, prefix: str) -> EventConflict:
+        error = self.errors[0]
+        return EventConflict(prefix + error.pointer, error.message)

@@ -1,0 +1,224 @@
+"""The evidence ledger: one hash chain per merchant, and the read models projected from it."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from ledger.canonical import GENESIS_PREV
+from merchants.models import Merchant
+
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class Chain(models.Model):
+    """The head of one merchant's chain. Appends to a merchant serialize on this row."""
+
+    merchant = models.OneToOneField(
+        Merchant, on_delete=models.PROTECT, primary_key=True, related_name="chain"
+    )
+    head_seq = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, default=GENESIS_PREV)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(head_seq__gte=0), name="chain_head_seq_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(head_hash__regex=_HEX64), name="chain_head_hash_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"chain of merchant {self.merchant_id} at seq {self.head_seq}"
+
+
+class Entry(models.Model):
+    """One appended piece of evidence. ``body`` holds the exact canonical bytes that were hashed.
+
+    The other columns are queryable copies of fields inside ``body``; ``body`` is the truth.
+    Database triggers refuse UPDATE, DELETE and TRUNCATE (migration 0002).
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="entries")
+    seq = models.BigIntegerField()
+    type = models.CharField(max_length=64)
+    source = models.CharField(max_length=64)
+    external_ref = models.CharField(max_length=128)
+    idempotency_key = models.CharField(max_length=255)
+    # SHA-256 of what the sender asked for (merchant, type, ref, occurred_at, data), so a retry
+    # with the same key can be told apart from a different event reusing it.
+    request_hash = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    body = models.BinaryField()
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="entry_seq_unique"),
+            models.UniqueConstraint(fields=["hash"], name="entry_hash_unique"),
+            # Two entries with the same predecessor would be a fork.
+            models.UniqueConstraint(fields=["chain", "prev_hash"], name="entry_no_fork"),
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"], name="entry_idempotency_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(seq=1, prev_hash=GENESIS_PREV) | (Q(seq__gt=1) & ~Q(prev_hash=GENESIS_PREV))
+                ),
+                name="entry_genesis_iff_first",
+            ),
+            models.CheckConstraint(
+                condition=Q(hash__regex=_HEX64) & Q(prev_hash__regex=_HEX64),
+                name="entry_hashes_hex",
+            ),
+        ]
+        indexes = [models.Index(fields=["chain", "external_ref"], name="entry_chain_ref_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.chain_id}#{self.seq} {self.type} {self.external_ref}"
+
+
+class _Projection(models.Model):
+    """A read model written only by projectors, in the transaction of the entry it comes from."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    ref = models.CharField(max_length=128)
+    source = models.CharField(max_length=64)
+    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class Order(_Projection):
+    class Status(models.TextChoices):
+        PLACED = "placed", "Placed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLACED)
+    placed_at = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    buyer_id = models.CharField(max_length=128, blank=True)
+    buyer_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "ref"], name="order_ref_unique"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="order_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=["placed", "cancelled"]), name="order_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.ref}"
+
+
+class Invoice(_Projection):
+    class Status(models.TextChoices):
+        ISSUED = "issued", "Issued"
+        PARTIALLY_CREDITED = "partially_credited", "Partially credited"
+        CREDITED = "credited", "Credited"
+
+    order_ref = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    credited_minor = models.BigIntegerField(default=0)
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    debtor_kind = models.CharField(max_length=16)
+    debtor_name = models.CharField(max_length=200)
+    debtor_tax_id = models.CharField(max_length=40, blank=True)
+    debtor_country = models.CharField(max_length=2, blank=True)
+    supplier_tax_id = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.ISSUED)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "ref"], name="invoice_ref_unique"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(credited_minor__gte=0, credited_minor__lte=models.F("amount_minor")),
+                name="invoice_credit_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice {self.ref}"
+
+
+class Shipment(_Projection):
+    class Status(models.TextChoices):
+        DISPATCHED = "dispatched", "Dispatched"
+        DELIVERED = "delivered", "Delivered"
+        RETURNED = "returned", "Returned"
+
+    order_ref = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    carrier = models.CharField(max_length=200, blank=True)
+    tracking_number = models.CharField(max_length=128, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "ref"], name="shipment_ref_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=["dispatched", "delivered", "returned"]),
+                name="shipment_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "order_ref"], name="shipment_order_idx")]
+
+    def __str__(self) -> str:
+        return f"shipment {self.ref}"
+
+
+class Payout(_Projection):
+    currency = models.CharField(max_length=3)
+    amount_minor = models.BigIntegerField()
+    settled_on = models.DateField()
+    lines = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "ref"], name="payout_ref_unique"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payout_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"payout {self.ref}"
+
+
+class LedgerVerification(models.Model):
+    """One run of the chain verifier, so officers can see when the ledger was last proven intact."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        INTACT = "intact", "Intact"
+        BROKEN = "broken", "Broken"
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    chains_checked = models.BigIntegerField(default=0)
+    entries_checked = models.BigIntegerField(default=0)
+    broken_merchant = models.CharField(max_length=40, blank=True)
+    broken_seq = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"verification {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"

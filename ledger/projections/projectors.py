@@ -1,0 +1,159 @@
+"""Projectors for the trade evidence: orders, invoices, shipments and payouts.
+
+They refuse events that contradict the chain (a second order under one ref, a credit note for
+an unknown invoice); the refusal rolls back the whole append, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from ledger.exceptions import EventConflict
+from ledger.models import Entry, Invoice, Order, Payout, Shipment
+from ledger.money import parse_minor_units
+from ledger.projections.registry import projection_model, projector
+
+for _model in (Order, Invoice, Shipment, Payout):
+    projection_model(_model)
+
+
+def _common(entry: Entry) -> dict[str, Any]:
+    return {"merchant_id": entry.chain_id, "ref": entry.external_ref, "source": entry.source}
+
+
+def _refuse_duplicate(model: type[Order | Invoice | Shipment | Payout], entry: Entry) -> None:
+    if model.objects.filter(merchant_id=entry.chain_id, ref=entry.external_ref).exists():
+        label = model._meta.verbose_name
+        raise EventConflict("/ref", f"This merchant already has a {label} '{entry.external_ref}'.")
+
+
+@projector("order.placed")
+def order_placed(*, entry: Entry, data: dict[str, Any]) -> None:
+    _refuse_duplicate(Order, entry)
+    buyer = data.get("buyer", {})
+    Order.objects.create(
+        **_common(entry),
+        entry=entry,
+        currency=data["currency"],
+        amount_minor=parse_minor_units(data["amount"], data["currency"]),
+        placed_at=entry.occurred_at,
+        buyer_id=buyer.get("id", ""),
+        buyer_name=buyer.get("name", ""),
+    )
+
+
+@projector("order.cancelled")
+def order_cancelled(*, entry: Entry, data: dict[str, Any]) -> None:
+    cancelled = Order.objects.filter(
+        merchant_id=entry.chain_id, ref=entry.external_ref, status=Order.Status.PLACED
+    ).update(status=Order.Status.CANCELLED, cancelled_at=entry.occurred_at)
+    if cancelled != 1:
+        raise EventConflict("/ref", f"No open order '{entry.external_ref}' to cancel.")
+
+
+@projector("invoice.issued")
+def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> None:
+    _refuse_duplicate(Invoice, entry)
+    debtor = data["debtor"]
+    Invoice.objects.create(
+        **_common(entry),
+        entry=entry,
+        order_ref=data["order_ref"],
+        currency=data["currency"],
+        amount_minor=parse_minor_units(data["amount"], data["currency"]),
+        issue_date=date.fromisoformat(data["issue_date"]),
+        due_date=date.fromisoformat(data["due_date"]),
+        debtor_kind=debtor["kind"],
+        debtor_name=debtor["name"],
+        debtor_tax_id=debtor.get("tax_id", ""),
+        debtor_country=debtor.get("country", ""),
+        supplier_tax_id=data.get("supplier_tax_id", ""),
+    )
+
+
+@projector("invoice.credited")
+def invoice_credited(*, entry: Entry, data: dict[str, Any]) -> None:
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(merchant_id=entry.chain_id, ref=data["invoice_ref"])
+        .first()
+    )
+    if invoice is None:
+        raise EventConflict("/data/invoice_ref", f"No invoice '{data['invoice_ref']}' to credit.")
+    if data["currency"] != invoice.currency:
+        raise EventConflict("/data/currency", f"The invoice is in {invoice.currency}.")
+    credited = invoice.credited_minor + parse_minor_units(data["amount"], data["currency"])
+    if credited > invoice.amount_minor:
+        raise EventConflict("/data/amount", "Credit notes would exceed the invoice amount.")
+    invoice.credited_minor = credited
+    invoice.status = (
+        Invoice.Status.CREDITED
+        if credited == invoice.amount_minor
+        else Invoice.Status.PARTIALLY_CREDITED
+    )
+    invoice.save(update_fields=["credited_minor", "status"])
+
+
+@projector("shipment.dispatched")
+def shipment_dispatched(*, entry: Entry, data: dict[str, Any]) -> None:
+    _refuse_duplicate(Shipment, entry)
+    Shipment.objects.create(
+        **_common(entry),
+        entry=entry,
+        order_ref=data["order_ref"],
+        status=Shipment.Status.DISPATCHED,
+        carrier=data.get("carrier", ""),
+        tracking_number=data.get("tracking_number", ""),
+        dispatched_at=entry.occurred_at,
+    )
+
+
+def _shipment_advance(entry: Entry, data: dict[str, Any], status: str, field: str) -> None:
+    """Move a shipment forward; carriers may report delivery without a dispatch scan."""
+    shipment = (
+        Shipment.objects.select_for_update()
+        .filter(merchant_id=entry.chain_id, ref=entry.external_ref)
+        .first()
+    )
+    if shipment is None:
+        Shipment.objects.create(
+            **_common(entry),
+            entry=entry,
+            order_ref=data["order_ref"],
+            status=status,
+            **{field: entry.occurred_at},
+        )
+        return
+    if shipment.order_ref != data["order_ref"]:
+        raise EventConflict(
+            "/data/order_ref", f"Shipment '{shipment.ref}' belongs to order '{shipment.order_ref}'."
+        )
+    if shipment.status == status:
+        raise EventConflict("/ref", f"Shipment '{shipment.ref}' is already {status}.")
+    shipment.status = status
+    setattr(shipment, field, entry.occurred_at)
+    shipment.save(update_fields=["status", field])
+
+
+@projector("shipment.delivered")
+def shipment_delivered(*, entry: Entry, data: dict[str, Any]) -> None:
+    _shipment_advance(entry, data, Shipment.Status.DELIVERED, "delivered_at")
+
+
+@projector("shipment.returned")
+def shipment_returned(*, entry: Entry, data: dict[str, Any]) -> None:
+    _shipment_advance(entry, data, Shipment.Status.RETURNED, "returned_at")
+
+
+@projector("payout.settled")
+def payout_settled(*, entry: Entry, data: dict[str, Any]) -> None:
+    _refuse_duplicate(Payout, entry)
+    Payout.objects.create(
+        **_common(entry),
+        entry=entry,
+        currency=data["currency"],
+        amount_minor=parse_minor_units(data["amount"], data["currency"]),
+        settled_on=date.fromisoformat(data["settled_on"]),
+        lines=data.get("lines", []),
+    )

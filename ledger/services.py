@@ -1,0 +1,233 @@
+"""Appending evidence to merchants' chains."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ledger.canonical import canonical_json, entry_hash
+from ledger.events import ValidEvent, format_timestamp
+from ledger.exceptions import EventConflict, EventInvalid, FieldError, IdempotencyKeyReused
+from ledger.locks import chains_lock
+from ledger.models import Chain, Entry, LedgerVerification
+from ledger.projections.registry import project
+from ledger.verification import ledger_verify
+
+ENVELOPE_VERSION = 1
+_IDEMPOTENCY_CONSTRAINT = "entry_idempotency_key_unique"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """One event to append to ``merchant_id``'s chain.
+
+    ``idempotency_key`` defaults to "<type>:<ref>": a sender that repeats an event gets the
+    original receipt back instead of a second entry.
+    """
+
+    merchant_id: int
+    event: ValidEvent
+    idempotency_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.idempotency_key or f"{self.event.type}:{self.event.ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof of an append: where the entry sits in the merchant's chain and its hash."""
+
+    merchant: str
+    seq: int
+    hash: str
+    ref: str
+    type: str
+
+
+def entry_append(
+    *,
+    source: str,
+    merchant_id: int,
+    event: ValidEvent,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> Receipt:
+    """Append one event to a merchant's chain and project it, or return the original receipt.
+
+    :raises IdempotencyKeyReused: the key was used before for a different event.
+    :raises EventConflict: the event contradicts the chain (a projector refused it).
+    :raises EventInvalid: the event lies too far in the future.
+    """
+    new = NewEntry(merchant_id=merchant_id, event=event, idempotency_key=idempotency_key)
+    return entries_append(source=source, entries=[new], now=now)[0]
+
+
+def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -> list[Receipt]:
+    """Append events, possibly to several merchants' chains, all or nothing, in one transaction.
+
+    Each chain is locked once for the whole batch. Events already appended under the same
+    ``(source, idempotency key)`` are not appended again; their original receipts come back in
+    place. Receipts are returned in input order.
+
+    :raises IdempotencyKeyReused: a key was used before for a different event.
+    :raises EventConflict: an event contradicts the chain; located under "/<index>".
+    :raises EventInvalid: an event lies too far in the future; located under "/<index>".
+    """
+    _refuse_future_events(entries, now)
+    try:
+        # Fast path: a retry is rare, so do not pay a lookup for it on every append; the
+        # unique index tells us when one happens.
+        return _append(source, entries, now, look_up_keys=False)
+    except IntegrityError as exc:
+        if not _is_idempotency_conflict(exc):
+            raise
+    return _append(source, entries, now, look_up_keys=True)
+
+
+def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
+    latest = now + timedelta(seconds=settings.LEDGER_MAX_CLOCK_SKEW_SECONDS)
+    errors = [
+        FieldError(f"/{index}/occurred_at", "Lies in the future; evidence records the past.")
+        for index, new in enumerate(entries)
+        if new.event.occurred_at > latest
+    ]
+    if errors:
+        raise EventInvalid(errors)
+
+
+def _is_idempotency_conflict(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return getattr(diag, "constraint_name", None) == _IDEMPOTENCY_CONSTRAINT
+    return "ledger_entry.source, ledger_entry.idempotency_key" in str(exc)
+
+
+def _request_hash(merchant: str, event: ValidEvent) -> str:
+    request = {
+        "merchant": merchant,
+        "type": event.type,
+        "ref": event.ref,
+        "occurred_at": format_timestamp(event.occurred_at),
+        "data": event.data,
+    }
+    return hashlib.sha256(canonical_json(request)).hexdigest()
+
+
+def _append(
+    source: str, entries: Sequence[NewEntry], now: datetime, *, look_up_keys: bool
+) -> list[Receipt]:
+    receipts: list[Receipt | None] = [None] * len(entries)
+    with transaction.atomic():
+        chains = chains_lock(new.merchant_id for new in entries)
+        locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
+        requests = [
+            _request_hash(chains[new.merchant_id].merchant.public_id, new.event) for new in entries
+        ]
+        seen = _existing_receipts(source, entries, chains) if look_up_keys else {}
+        rows: list[tuple[int, Entry]] = []
+        for index, (new, request) in enumerate(zip(entries, requests, strict=True)):
+            if new.key in seen:
+                earlier, earlier_request = seen[new.key]
+                if earlier_request != request:
+                    raise IdempotencyKeyReused(source=source, idempotency_key=new.key)
+                receipts[index] = earlier
+                continue
+            entry = _next_entry(chains[new.merchant_id], source, new, request, now)
+            receipts[index] = _receipt(chains[new.merchant_id], entry)
+            seen[new.key] = (receipts[index], request)  # a key repeated inside the batch
+            rows.append((index, entry))
+        Entry.objects.bulk_create([entry for _, entry in rows])
+        for index, entry in rows:
+            try:
+                project(entry=entry, data=entries[index].event.data)
+            except EventConflict as exc:
+                raise exc.prefixed(f"/{index}") from None
+        for merchant_id, chain in chains.items():
+            if chain.head_seq != locked_heads[merchant_id]:
+                Chain.objects.filter(pk=chain.pk).update(
+                    head_seq=chain.head_seq, head_hash=chain.head_hash
+                )
+    return receipts  # type: ignore[return-value]  # every slot was filled above
+
+
+def _existing_receipts(
+    source: str, entries: Sequence[NewEntry], chains: dict[int, Chain]
+) -> dict[str, tuple[Receipt, str]]:
+    rows = Entry.objects.filter(
+        source=source, idempotency_key__in={new.key for new in entries}
+    ).select_related("chain__merchant")
+    return {row.idempotency_key: (_receipt(row.chain, row), row.request_hash) for row in rows}
+
+
+def _next_entry(chain: Chain, source: str, new: NewEntry, request: str, now: datetime) -> Entry:
+    """Build the next entry of ``chain`` and move the (locked, in-memory) head past it."""
+    event = new.event
+    seq = chain.head_seq + 1
+    body = canonical_json(
+        {
+            "v": ENVELOPE_VERSION,
+            "chain": chain.merchant.public_id,
+            "seq": seq,
+            "prev": chain.head_hash,
+            "type": event.type,
+            "source": source,
+            "ref": event.ref,
+            "occurred_at": format_timestamp(event.occurred_at),
+            "recorded_at": format_timestamp(now),
+            "data": event.data,
+        }
+    )
+    entry = Entry(
+        chain=chain,
+        seq=seq,
+        type=event.type,
+        source=source,
+        external_ref=event.ref,
+        idempotency_key=new.key,
+        request_hash=request,
+        occurred_at=event.occurred_at,
+        recorded_at=now,
+        prev_hash=chain.head_hash,
+        hash=entry_hash(body),
+        body=body,
+    )
+    chain.head_seq, chain.head_hash = seq, entry.hash
+    return entry
+
+
+def _receipt(chain: Chain, entry: Entry) -> Receipt:
+    return Receipt(
+        merchant=chain.merchant.public_id,
+        seq=entry.seq,
+        hash=entry.hash,
+        ref=entry.external_ref,
+        type=entry.type,
+    )
+
+
+def ledger_verification_run(*, now: datetime, merchant_id: int | None = None) -> LedgerVerification:
+    """Verify the chains and record the run, with progress while it goes, for the admin to show."""
+    run = LedgerVerification.objects.create(started_at=now)
+
+    def progress(entries: int) -> None:
+        LedgerVerification.objects.filter(pk=run.pk).update(entries_checked=entries)
+
+    result = ledger_verify(merchant_id=merchant_id, on_progress=progress)
+    run.finished_at = timezone.now()
+    run.chains_checked, run.entries_checked = result.chains, result.entries
+    if result.first_break is None:
+        run.outcome = LedgerVerification.Outcome.INTACT
+    else:
+        run.outcome = LedgerVerification.Outcome.BROKEN
+        run.broken_merchant = result.first_break.merchant
+        run.broken_seq = result.first_break.seq
+        run.problem = result.first_break.problem
+    run.save()
+    return run

@@ -1,0 +1,158 @@
+"""The parties: marketplaces, the merchants who sell through them, debtors and portal users."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def new_merchant_public_id() -> str:
+    # Unguessable, URL-safe, and clearly a merchant id when it shows up in a log line.
+    return "mer_" + secrets.token_hex(8)
+
+
+class Marketplace(models.Model):
+    code = models.SlugField(max_length=40, unique=True, help_text="Short stable code, e.g. 'acme'.")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Merchant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        CLOSED = "closed", "Closed"
+
+    class KycStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        VERIFIED = "verified", "Verified"
+        REJECTED = "rejected", "Rejected"
+
+    public_id = models.CharField(
+        max_length=40, unique=True, default=new_merchant_public_id, editable=False
+    )
+    legal_name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. DE.")
+    tax_id = models.CharField(max_length=40, help_text="VAT or other tax identifier.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    kyc_status = models.CharField(
+        max_length=16, choices=KycStatus.choices, default=KycStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["legal_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "closed"]),
+                name="merchant_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(kyc_status__in=["pending", "verified", "rejected"]),
+                name="merchant_kyc_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(country__regex=r"^[A-Z]{2}$"), name="merchant_country_iso"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.legal_name} ({self.public_id})"
+
+
+class MarketplaceMerchant(models.Model):
+    """A merchant as a marketplace knows it: under the marketplace's own seller id."""
+
+    marketplace = models.ForeignKey(Marketplace, on_delete=models.PROTECT, related_name="links")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="links")
+    seller_id = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "marketplace link"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["marketplace", "seller_id"], name="marketplacemerchant_seller_id_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["marketplace", "merchant"], name="marketplacemerchant_once_per_marketplace"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.marketplace.code}:{self.seller_id}"
+
+
+class Debtor(models.Model):
+    """Whoever owes a receivable: the marketplace itself or a business buyer."""
+
+    class Kind(models.TextChoices):
+        MARKETPLACE = "marketplace", "Marketplace"
+        BUSINESS = "business", "Business buyer"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    tax_id = models.CharField(max_length=40, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    marketplace = models.OneToOneField(
+        Marketplace, on_delete=models.PROTECT, null=True, blank=True, related_name="debtor"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="marketplace", marketplace__isnull=False)
+                    | Q(kind="business", marketplace__isnull=True)
+                ),
+                name="debtor_marketplace_iff_kind",
+            ),
+            # A business buyer is identified by its tax id; two rows for one buyer would split
+            # its concentration limit in two.
+            models.UniqueConstraint(
+                fields=["tax_id", "country"],
+                condition=Q(kind="business") & ~Q(tax_id=""),
+                name="debtor_business_tax_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A portal user's access to one merchant."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        FINANCE = "finance", "Finance"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "merchant"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=Q(role__in=["owner", "finance", "viewer"]), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.merchant.public_id} ({self.role})"
