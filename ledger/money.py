@@ -73,9 +73,10 @@ def parse_minor_units(amount: str, currency: str) -> int:
         raise MoneyError(
             f"{currency} has {exponent} decimal place(s); '{amount}' has {len(fraction)}."
         )
-    if len(match["whole"]) > 16:
+    if len(match["whole"]) > 16:  # before int(): a million-digit string is a slow parse
         raise MoneyError(f"'{amount[:40]}' is too large.")
-    minor = int(match["whole"]) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
+    whole: str = match["whole"]
+    minor: int = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
     if minor == 0:
         raise MoneyError("The amount must be greater than zero.")
     if minor >= MAX_MINOR_UNITS:

@@ -140,8 +140,8 @@ def _append(
                 receipts[index] = earlier
                 continue
             entry = _next_entry(chains[new.merchant_id], source, new, request, now)
-            receipts[index] = _receipt(chains[new.merchant_id], entry)
-            seen[new.key] = (receipts[index], request)  # a key repeated inside the batch
+            receipt = receipts[index] = _receipt(chains[new.merchant_id], entry)
+            seen[new.key] = (receipt, request)  # a key repeated inside the batch
             rows.append((index, entry))
         Entry.objects.bulk_create([entry for _, entry in rows])
         for index, entry in rows:

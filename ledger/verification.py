@@ -62,8 +62,8 @@ def ledger_verify(
     for chain_id, rows in groupby(_stream(merchant_id), key=itemgetter(0)):
         head = heads.pop(chain_id, None)
         if head is None:
-            problem = ChainBreak(str(chain_id), 1, "entries of a chain that has no head row")
-            return VerificationResult(chains, checked, problem)
+            orphan = ChainBreak(str(chain_id), 1, "entries of a chain that has no head row")
+            return VerificationResult(chains, checked, orphan)
         expected_seq, expected_prev = 1, GENESIS_PREV
         for _, seq, prev, stored, body, type_, source, ref in rows:
             reason = _entry_problem(

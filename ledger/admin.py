@@ -1,0 +1,136 @@
+"""Read-only admin for the evidence: nothing here can change an entry or a projection."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from ledger.models import Chain, Entry, Invoice, LedgerVerification, Order, Payout, Shipment
+from ledger.tasks import ledger_verify
+
+_M = TypeVar("_M", bound=Model)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
+    """Evidence and read models are written by services only; the admin looks, never touches."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Chain)
+class ChainAdmin(ReadOnlyAdmin[Chain]):
+    list_display = ["merchant", "head_seq", "head_hash"]
+    search_fields = ["merchant__public_id", "merchant__legal_name"]
+    list_select_related = ["merchant"]
+
+
+@admin.register(Entry)
+class EntryAdmin(ReadOnlyAdmin[Entry]):
+    list_display = ["chain", "seq", "type", "external_ref", "source", "occurred_at", "short_hash"]
+    list_filter = ["type", "source"]
+    search_fields = ["external_ref", "hash", "chain__merchant__public_id"]
+    list_select_related = ["chain__merchant"]
+    show_full_result_count = False
+    exclude = ["body"]
+    readonly_fields = ["pretty_body"]
+
+    @admin.display(description="hash")
+    def short_hash(self, entry: Entry) -> str:
+        return entry.hash[:16] + "…"
+
+    @admin.display(description="canonical body (what was hashed)")
+    def pretty_body(self, entry: Entry) -> str:
+        pretty = orjson.dumps(orjson.loads(bytes(entry.body)), option=orjson.OPT_INDENT_2)
+        return format_html("<pre>{}</pre>", pretty.decode())
+
+
+class ProjectionAdmin(ReadOnlyAdmin[_M]):
+    list_select_related = ["merchant"]
+    search_fields = ["ref", "merchant__public_id", "merchant__legal_name"]
+
+
+@admin.register(Order)
+class OrderAdmin(ProjectionAdmin[Order]):
+    list_display = ["ref", "merchant", "amount_minor", "currency", "status", "placed_at"]
+    list_filter = ["status", "currency"]
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ProjectionAdmin[Invoice]):
+    list_display = [
+        "ref",
+        "merchant",
+        "amount_minor",
+        "credited_minor",
+        "currency",
+        "due_date",
+        "status",
+    ]
+    list_filter = ["status", "currency", "debtor_kind"]
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(ProjectionAdmin[Shipment]):
+    list_display = ["ref", "merchant", "order_ref", "status", "dispatched_at", "delivered_at"]
+    list_filter = ["status"]
+
+
+@admin.register(Payout)
+class PayoutAdmin(ProjectionAdmin[Payout]):
+    list_display = ["ref", "merchant", "amount_minor", "currency", "settled_on"]
+    list_filter = ["currency"]
+
+
+@admin.register(LedgerVerification)
+class LedgerVerificationAdmin(ReadOnlyAdmin[LedgerVerification]):
+    list_display = [
+        "started_at",
+        "finished_at",
+        "outcome",
+        "chains_checked",
+        "entries_checked",
+        "broken_merchant",
+        "broken_seq",
+        "problem",
+    ]
+    list_filter = ["outcome"]
+    change_list_template = "admin/ledger/ledgerverification/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        verify = path(
+            "verify/",
+            self.admin_site.admin_view(self.verify_now_view),
+            name="ledger_ledgerverification_verify",
+        )
+        return [verify, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def verify_now_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a verification of the whole ledger; the list shows its progress."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        transaction.on_commit(ledger_verify.delay)
+        self.message_user(
+            request,
+            "Verification queued; refresh this page to follow its progress.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:ledger_ledgerverification_changelist")
