@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
+from django.test import TransactionTestCase
 
 from ledger.events import ValidEvent, event_parse
 from merchants.models import Marketplace, Merchant
@@ -27,6 +28,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_append_only_triggers() -> Iterator[None]:
+    """Let transactional tests' teardown TRUNCATE ledger_entry, which its trigger refuses.
+
+    Only the superuser test role can set the replication role; the product never does.
+    """
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self: TransactionTestCase) -> None:
+        postgres = [c for c in connections.all() if c.vendor == "postgresql"]
+        for conn in postgres:
+            with conn.cursor() as cursor:
+                cursor.execute("SET session_replication_role = replica")
+        try:
+            original(self)
+        finally:
+            for conn in postgres:
+                with conn.cursor() as cursor:
+                    cursor.execute("RESET session_replication_role")
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -38,3 +38,6 @@ if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(os.envir
 from config.settings.base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# One test database per pytest process, so parallel runs on one machine never drop each other's.
+DATABASES["default"]["TEST"] = {"NAME": f"test_chainfin_{os.getpid()}"}  # noqa: F405
