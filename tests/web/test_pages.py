@@ -1,0 +1,79 @@
+"""Every page renders, and the officer admin is closed to anyone who is not staff."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from config.celery import app
+from ledger.models import Entry, LedgerVerification
+from ledger.services import entry_append
+from tests.conftest import order_placed
+
+
+@pytest.fixture
+def populated(merchant, marketplace, now) -> None:
+    entry_append(source=marketplace.code, merchant_id=merchant.pk, event=order_placed(), now=now)
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_home_page_shows_counts(client, populated) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"chain entries" in response.content
+    assert b"has not been verified yet" in response.content
+
+
+def _admin_urls() -> list[str]:
+    urls = ["admin:index"]
+    for model in admin.site._registry:
+        meta = model._meta
+        urls.append(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+    return urls
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", _admin_urls())
+def test_every_admin_page_renders_for_staff(admin_client, populated, name) -> None:
+    assert admin_client.get(reverse(name)).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", _admin_urls())
+def test_admin_refuses_anonymous_and_non_staff(client, django_user_model, name) -> None:
+    assert client.get(reverse(name)).status_code == 302
+    django_user_model.objects.create_user("merchant-user", password="pw")
+    client.login(username="merchant-user", password="pw")
+    assert client.get(reverse(name)).status_code == 302
+
+
+@pytest.mark.django_db
+def test_entry_admin_shows_the_canonical_body(admin_client, populated) -> None:
+    entry = Entry.objects.get()
+    response = admin_client.get(reverse("admin:ledger_entry_change", args=[entry.pk]))
+    assert response.status_code == 200
+    assert b"Canonical body (what was hashed)" in response.content
+    assert b"&quot;order.placed&quot;" in response.content
+
+
+@pytest.mark.django_db
+def test_entries_cannot_be_edited_or_deleted_in_admin(admin_client, populated) -> None:
+    entry = Entry.objects.get()
+    response = admin_client.post(
+        reverse("admin:ledger_entry_delete", args=[entry.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert Entry.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_now_button_queues_a_run(admin_client, populated) -> None:
+    app.conf.task_always_eager = True  # the worker path is proven in test_verification_task
+    try:
+        response = admin_client.post(reverse("admin:ledger_ledgerverification_verify"))
+    finally:
+        app.conf.task_always_eager = False
+    assert response.status_code == 302
+    assert LedgerVerification.objects.get().outcome == "intact"
