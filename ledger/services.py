@@ -27,8 +27,9 @@ _IDEMPOTENCY_CONSTRAINT = "entry_idempotency_key_unique"
 class NewEntry:
     """One event to append to ``merchant_id``'s chain.
 
-    ``idempotency_key`` defaults to "<type>:<ref>": a sender that repeats an event gets the
-    original receipt back instead of a second entry.
+    ``idempotency_key`` defaults to "<merchant id>:<type>:<ref>": a sender that repeats an
+    event gets the original receipt back instead of a second entry, while two merchants may
+    both have an invoice "INV-1" (suppliers number their documents independently).
     """
 
     merchant_id: int
@@ -37,7 +38,7 @@ class NewEntry:
 
     @property
     def key(self) -> str:
-        return self.idempotency_key or f"{self.event.type}:{self.event.ref}"
+        return self.idempotency_key or f"{self.merchant_id}:{self.event.type}:{self.event.ref}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Merchant
+from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Membership, Merchant
 
 
 @transaction.atomic
@@ -33,3 +34,11 @@ def merchant_onboard(
         marketplace=marketplace, merchant=merchant, seller_id=seller_id
     )
     return merchant
+
+
+def membership_grant(*, user: AbstractBaseUser, merchant: Merchant, role: str) -> Membership:
+    """Give ``user`` access to ``merchant``'s portal with ``role`` (owner, finance or viewer)."""
+    membership, _ = Membership.objects.update_or_create(
+        user=user, merchant=merchant, defaults={"role": role}
+    )
+    return membership

@@ -25,9 +25,12 @@ def entries(merchant, marketplace, now) -> None:
 
 
 def _refused(sql: str) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
 
 
 @pytest.mark.postgres

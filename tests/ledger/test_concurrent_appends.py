@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import traceback
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ def _assert_chain_sound(merchant_id: int, expected: int) -> None:
     assert [r["seq"] for r in rows] == list(range(1, expected + 1))  # gap-free
     prevs = Counter(r["prev_hash"] for r in rows)
     assert max(prevs.values()) == 1  # no fork: no entry has two successors
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in pairwise(rows):
         assert later["prev_hash"] == earlier["hash"]
     head = Chain.objects.get(pk=merchant_id)
     assert (head.head_seq, head.head_hash) == (expected, rows[-1]["hash"])

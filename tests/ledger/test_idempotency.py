@@ -1,4 +1,4 @@
-"""(source, idempotency key) makes appends safe to retry: one entry, the same receipt, every time."""
+"""(source, idempotency key) makes appends safe to retry: one entry and one receipt, every time."""
 
 from __future__ import annotations
 
@@ -158,3 +158,16 @@ def test_one_key_raced_across_merchants_lands_once(make_merchant, marketplace, n
     outcomes = _race(8, append)
     assert Entry.objects.count() == 1
     assert sum(not isinstance(o, IdempotencyKeyReused) for o in outcomes) == 1
+
+
+@pytest.mark.django_db
+def test_two_merchants_may_use_the_same_document_number(make_merchant, marketplace, now) -> None:
+    first, second = make_merchant(), make_merchant()
+    receipts = [
+        entry_append(
+            source=marketplace.code, merchant_id=m.pk, event=order_placed("INV-1"), now=now
+        )
+        for m in (first, second)
+    ]
+    assert [r.merchant for r in receipts] == [first.public_id, second.public_id]
+    assert Entry.objects.count() == 2

@@ -1,4 +1,4 @@
-"""Tampering behind the triggers' back is caught: verify_ledger exits 1 naming the first broken seq."""
+"""Tampering behind the triggers' back is caught: verify_ledger exits 1 naming the broken seq."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ def test_forged_entry_is_named(chain, capsys) -> None:
         (
             "INSERT INTO ledger_entry (chain_id, seq, type, source, external_ref, idempotency_key,"
             " request_hash, occurred_at, recorded_at, prev_hash, hash, body)"
-            " VALUES (%s, 11, 'payout.settled', %s, 'FORGED', 'forged', %s, now(), now(), %s, %s, %s)",
+            " VALUES (%s, 11, 'payout.settled', %s, 'FORGED', 'forged', %s, now(), now(),"
+            " %s, %s, %s)",
             [chain.pk, last.source, "0" * 64, last.hash, hashlib.sha256(body).hexdigest(), body],
         )
     )
