@@ -33,7 +33,10 @@ def _fast_path_ok(value: Any) -> bool:
     if isinstance(value, float):
         raise CanonicalizationError("Floats are not allowed; send amounts as decimal strings.")
     if isinstance(value, list | tuple):
-        return all(_fast_path_ok(item) for item in value)
+        ok = True
+        for item in value:  # every item, even after a False: each must be checked for floats
+            ok = _fast_path_ok(item) and ok
+        return ok
     if isinstance(value, dict):
         ok = True
         for key, item in value.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,7 +29,10 @@ from ledger.money import CURRENCY_EXPONENTS, MoneyError, format_minor_units, par
 
 # C0 and C1 controls, DEL, lone surrogates and the Unicode non-characters have no place in
 # evidence a human will read; the surrogates cannot even be encoded as UTF-8.
-_FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_FORBIDDEN_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+    "\u202a-\u202e\u2066-\u2069]"  # and bidi overrides, which make text read other than it is
+)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
@@ -74,7 +77,7 @@ def _amount(value: object, info: ValidationInfo) -> str:
     currency = (info.context or {}).get("currency")
     if not isinstance(value, str):
         raise PydanticCustomError("amount", 'Must be a decimal string such as "1234.50".')
-    if currency not in CURRENCY_EXPONENTS:
+    if not isinstance(currency, str) or currency not in CURRENCY_EXPONENTS:
         return value  # the currency field reports its own error; nothing to measure against
     try:
         return format_minor_units(parse_minor_units(value, currency), currency)
@@ -111,9 +114,10 @@ def _timestamp(value: object) -> datetime:
         raise PydanticCustomError(
             "datetime_impossible", "'{value}' is not a real point in time.", {"value": value}
         ) from None
-    if not EARLIEST_DATE <= parsed.date() <= LATEST_DATE:
-        raise PydanticCustomError("datetime_range", "Must lie between 2000 and 2100.")
-    return parsed.astimezone(UTC)
+    in_utc = parsed.astimezone(UTC)
+    if not EARLIEST_DATE <= in_utc.date() <= LATEST_DATE:
+        raise PydanticCustomError("datetime_range", "Must lie between 2000 and 2100 (UTC).")
+    return in_utc
 
 
 Ref = Annotated[str, _text(128)]
@@ -124,6 +128,13 @@ Currency = Annotated[str, BeforeValidator(_currency)]
 Amount = Annotated[str, BeforeValidator(_amount)]
 IsoDate = Annotated[date, BeforeValidator(_date)]
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
 
 
 class _Data(BaseModel):
@@ -166,7 +177,7 @@ class InvoiceIssued(_Priced):
     def _due_after_issue(self) -> InvoiceIssued:
         if self.due_date < self.issue_date:
             raise _located("due_date", "Must not be before issue_date.")
-        if self.due_date - self.issue_date > timedelta(days=366 * 2):
+        if self.due_date > _add_years(self.issue_date, 2):
             raise _located("due_date", "Must be within two years of issue_date.")
         return self
 
@@ -257,6 +268,8 @@ def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Fi
             message = "This field is required."
         elif error["type"] == "extra_forbidden":
             message = "Unknown field."
+        elif error["type"] == "model_type":
+            message = "Must be an object."
         elif isinstance(error.get("ctx", {}).get("error"), _LocatedError):
             located: _LocatedError = error["ctx"]["error"]
             location, message = (*prefix, *error["loc"], located.field), located.message
@@ -276,7 +289,8 @@ def event_parse(raw: object) -> ValidEvent:
     except ValidationError as exc:
         errors = _field_errors(exc)
         # Report data problems too when the type is known, so one round trip shows them all.
-        schema = EVENT_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+        type_ = raw.get("type")
+        schema = EVENT_SCHEMAS.get(type_) if isinstance(type_, str) else None
         if schema is not None and isinstance(raw.get("data"), Mapping):
             errors += _data_errors(schema, raw["data"])
         raise EventInvalid(errors) from None

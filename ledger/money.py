@@ -71,7 +71,7 @@ def parse_minor_units(amount: str, currency: str) -> int:
     fraction = match["fraction"] or ""
     if len(fraction) > exponent:
         raise MoneyError(
-            f"{currency} has {exponent} decimal place(s); '{amount}' has {len(fraction)}."
+            f"{currency} has {exponent} decimal place(s); '{amount[:40]}' has {len(fraction)}."
         )
     if len(match["whole"]) > 16:  # before int(): a million-digit string is a slow parse
         raise MoneyError(f"'{amount[:40]}' is too large.")

@@ -25,7 +25,7 @@ def _common(entry: Entry) -> dict[str, Any]:
 def _refuse_duplicate(model: type[Order | Invoice | Shipment | Payout], entry: Entry) -> None:
     if model.objects.filter(merchant_id=entry.chain_id, ref=entry.external_ref).exists():
         label = model._meta.verbose_name
-        raise EventConflict("/ref", f"This merchant already has a {label} '{entry.external_ref}'.")
+        raise EventConflict("/ref", f"This merchant already has {label} '{entry.external_ref}'.")
 
 
 @projector("order.placed")

@@ -1,0 +1,1 @@
+"""Benchmark scripts, run as modules (``python -m tests.bench.ledger_bench``); not pytest tests."""
