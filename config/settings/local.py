@@ -18,11 +18,12 @@ from config.settings.base import CELERY_BROKER_URL  # noqa: E402
 
 if CELERY_BROKER_URL == "filesystem://":
     _queue = DEMO_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_queue / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "queue"),
         "data_folder_out": str(_queue / "queue"),
         "processed_folder": str(_queue / "processed"),
         "store_processed": False,
+        "control_folder": str(_queue / "control"),
     }
