@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -19,6 +20,20 @@ class FieldError:
     message: str
 
 
+def _relocate(errors: list[FieldError], pointers: Sequence[str]) -> list[FieldError]:
+    """Map "/<index>/rest" pointers from a batch onto where each item sits in a request."""
+    moved = []
+    for error in errors:
+        index, _, rest = error.pointer.removeprefix("/").partition("/")
+        if index.isdigit() and int(index) < len(pointers):
+            moved.append(
+                FieldError(pointers[int(index)] + ("/" + rest if rest else ""), error.message)
+            )
+        else:
+            moved.append(error)
+    return moved
+
+
 class EventInvalid(LedgerError):
     """An event failed validation; ``errors`` says which fields and why."""
 
@@ -31,6 +46,9 @@ class EventInvalid(LedgerError):
     def prefixed(self, prefix: str) -> EventInvalid:
         """The same errors located under ``prefix`` (e.g. "/events/3")."""
         return EventInvalid([FieldError(prefix + e.pointer, e.message) for e in self.errors])
+
+    def relocated(self, pointers: Sequence[str]) -> EventInvalid:
+        return EventInvalid(_relocate(self.errors, pointers))
 
 
 class IdempotencyKeyReused(LedgerError):
@@ -60,3 +78,7 @@ class EventConflict(LedgerError):
     def prefixed(self, prefix: str) -> EventConflict:
         error = self.errors[0]
         return EventConflict(prefix + error.pointer, error.message)
+
+    def relocated(self, pointers: Sequence[str]) -> EventConflict:
+        error = _relocate(self.errors, pointers)[0]
+        return EventConflict(error.pointer, error.message)

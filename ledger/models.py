@@ -222,3 +222,37 @@ class LedgerVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class IdempotentRequest(models.Model):
+    """A POST seen under an Idempotency-Key, and the response it got (Stripe's semantics).
+
+    The row is claimed (``in_flight``) before the work starts, in its own transaction, so a
+    concurrent duplicate sees it and gets 409; the response is stored in the same transaction
+    as the work's effect, so a replay can never describe an effect that did not happen.
+    """
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        DONE = "done", "Done"
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
+    claimed_at = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotentrequest_key_unique"),
+            models.CheckConstraint(
+                condition=Q(state="in_flight") | Q(state="done", response_status__isnull=False),
+                name="idempotentrequest_done_has_response",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} ({self.state})"

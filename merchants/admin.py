@@ -1,6 +1,20 @@
-from django.contrib import admin
+from typing import Any
 
-from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Membership, Merchant
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.utils import timezone
+
+from merchants.models import (
+    ApiKey,
+    Debtor,
+    Marketplace,
+    MarketplaceMerchant,
+    Membership,
+    Merchant,
+)
+from merchants.services import api_key_issue, api_key_revoke
 
 
 class MarketplaceMerchantInline(admin.TabularInline[MarketplaceMerchant, Merchant]):
@@ -51,3 +65,46 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     list_filter = ["role"]
     search_fields = ["user__username", "merchant__legal_name"]
     autocomplete_fields = ["user", "merchant"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    """Issue and revoke marketplace credentials. The key and secret are shown once, on issue."""
+
+    list_display = ["prefix", "marketplace", "label", "created_at", "revoked_at"]
+    list_filter = ["marketplace", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "label", "marketplace__code"]
+    fields = ["marketplace", "label", "prefix", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        always = ["prefix", "created_at", "revoked_at"]
+        return always if obj is None else [*always, "marketplace"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False  # revoke instead: the row explains past requests
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiKey, form: ModelForm[ApiKey], change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        issued = api_key_issue(marketplace=obj.marketplace, now=timezone.now(), label=obj.label)
+        obj.pk = issued.api_key.pk
+        self.message_user(
+            request,
+            f"Copy these now; they are not shown again. API key: {issued.key} "
+            f"Signing secret: {issued.signing_secret}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        now = timezone.now()
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key, now=now)
+        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None) -> Any:
+        return super().response_add(request, ApiKey.objects.get(pk=obj.pk), post_url_continue)

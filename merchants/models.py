@@ -156,3 +156,32 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.merchant.public_id} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A marketplace's API credential: a bearer key (stored hashed) and an HMAC signing secret.
+
+    The signing secret must be readable to verify signatures, so it is stored encrypted
+    (merchants/credentials.py), never in the clear. Several keys may be active at once, so a
+    marketplace can rotate without downtime.
+    """
+
+    marketplace = models.ForeignKey(Marketplace, on_delete=models.PROTECT, related_name="api_keys")
+    prefix = models.CharField(max_length=24, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    signing_secret_sealed = models.BinaryField(editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="apikey_hash_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"{self.prefix}… ({self.marketplace.code}, {state})"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
-from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Membership, Merchant
+from merchants import credentials
+from merchants.models import (
+    ApiKey,
+    Debtor,
+    Marketplace,
+    MarketplaceMerchant,
+    Membership,
+    Merchant,
+)
 
 
 @transaction.atomic
@@ -42,3 +53,32 @@ def membership_grant(*, user: AbstractBaseUser, merchant: Merchant, role: str) -
         user=user, merchant=merchant, defaults={"role": role}
     )
     return membership
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedApiKey:
+    """A new credential; the only moment its key and secret exist in the clear."""
+
+    api_key: ApiKey
+    key: str
+    signing_secret: str
+
+
+def api_key_issue(*, marketplace: Marketplace, now: datetime, label: str = "") -> IssuedApiKey:
+    """Create an API credential for ``marketplace``; show the key and secret once, store neither."""
+    prefix, key = credentials.key_generate()
+    secret = credentials.secret_generate()
+    api_key = ApiKey.objects.create(
+        marketplace=marketplace,
+        prefix=prefix,
+        key_hash=credentials.key_hash(key),
+        signing_secret_sealed=credentials.secret_seal(secret),
+        label=label,
+        created_at=now,
+    )
+    return IssuedApiKey(api_key=api_key, key=key, signing_secret=secret)
+
+
+def api_key_revoke(*, api_key: ApiKey, now: datetime) -> None:
+    """Revoke ``api_key`` from now on; revoking twice keeps the first time."""
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)

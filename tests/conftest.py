@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +112,17 @@ def order_placed(ref: str = "ORD-1", amount: str = "100.00", currency: str = "EU
             "data": {"currency": currency, "amount": amount},
         }
     )
+
+
+SHARED_FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "formats"
+
+
+def shared_format(*parts: str) -> Path:
+    """A public example file from ../shared/formats, read as it is; skip (or fail) if absent."""
+    path = SHARED_FORMATS.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing (the public example files live beside the repo)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

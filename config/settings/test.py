@@ -35,9 +35,16 @@ if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(os.envir
     )
     os.environ["DATABASE_URL"] = "sqlite:////tmp/chainfin-test-fallback.sqlite3"
 
+if _reachable("redis://127.0.0.1:6379"):
+    os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/14")
+elif os.environ.get("REQUIRE_SERVICES") == "1":
+    raise SystemExit("REQUIRE_SERVICES=1 but Redis is unreachable at 127.0.0.1:6379")
+
 from config.settings.base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # One test database per pytest process, so parallel runs on one machine never drop each other's.
 DATABASES["default"]["TEST"] = {"NAME": f"test_chainfin_{os.getpid()}"}  # noqa: F405
+# Counters and replay marks of one run must not leak into the next run's fresh database ids.
+CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import statistics
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -43,6 +45,8 @@ from tests.bench._setup import (
 )
 
 if TYPE_CHECKING:
+    from multiprocessing import Queue
+
     from ledger.events import ValidEvent
     from ledger.services import NewEntry
 
@@ -51,6 +55,8 @@ TARGET_APPEND_RATIO = 0.5
 TARGET_VERIFY_RATE = 150_000
 
 SOURCE = "bench"
+TOP_UP_WORKERS = 2
+FORK = multiprocessing.get_context("fork")
 BASELINE_TABLE = "bench_entry_baseline"
 ENTRY_COLUMNS = (
     "chain_id",
@@ -112,17 +118,29 @@ QUICK = Sizes(
 class EventMaker:
     """Valid events of varied types and realistic size, each with a ref never used before."""
 
+    _cycle = [event_type for event_type, share in EVENT_MIX for _ in range(share)]
+
     def __init__(self) -> None:
-        self._serial = count(1)
-        self._cycle = [event_type for event_type, share in EVENT_MIX for _ in range(share)]
+        self._next = 1
+
+    def reserve(self, number: int) -> range:
+        """Serial numbers for ``number`` events, never handed out again (refs derive from them)."""
+        serials = range(self._next, self._next + number)
+        self._next += number
+        return serials
 
     def build(self, number: int) -> list[ValidEvent]:
+        return self.build_serials(self.reserve(number))
+
+    @classmethod
+    def build_serials(cls, serials: range) -> list[ValidEvent]:
         from ledger.events import event_parse
 
-        return [event_parse(self._raw(next(self._serial))) for _ in range(number)]
+        return [event_parse(cls._raw(n)) for n in serials]
 
-    def _raw(self, n: int) -> dict[str, Any]:
-        event_type = self._cycle[n % len(self._cycle)]
+    @classmethod
+    def _raw(cls, n: int) -> dict[str, Any]:
+        event_type = cls._cycle[n % len(cls._cycle)]
         buyer = n % 5_000
         amount = f"{100 + n % 9_000}.{n % 100:02d}"
         occurred_at = f"2026-10-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:{n * 7 % 60:02d}Z"
@@ -442,27 +460,71 @@ def _verification_measure(
 
 
 def _top_up(maker: EventMaker, merchant_ids: list[int], sizes: Sizes) -> None:
-    """Append batches until the ledger holds ``sizes.verify_entries``; print how long it took."""
+    """Append batches until the ledger holds ``sizes.verify_entries``; print how long it took.
+
+    This is setup, not a figure: it runs in TOP_UP_WORKERS processes, each appending to its own
+    merchants, so that the full run stays within a few minutes.
+    """
+    from django.db import connections
+
     from ledger.models import Entry
-    from ledger.services import NewEntry
 
     missing = sizes.verify_entries - Entry.objects.count()
     if missing <= 0:
         return
-    append_seconds = build_seconds = 0.0
-    for calls, start in enumerate(range(0, missing, sizes.top_up_batch)):
-        merchant_id = merchant_ids[calls % len(merchant_ids)]
-        events = min(sizes.top_up_batch, missing - start)
-        started = perf_counter()
-        batch = [NewEntry(merchant_id=merchant_id, event=event) for event in maker.build(events)]
-        build_seconds += perf_counter() - started
-        append_seconds += _chain_batches([batch])
+    workers = min(TOP_UP_WORKERS, len(merchant_ids))
+    serials = maker.reserve(missing)
+    plans: list[list[tuple[int, range]]] = [[] for _ in range(workers)]
+    for call, start in enumerate(range(0, missing, sizes.top_up_batch)):
+        worker = call % workers
+        own = merchant_ids[worker::workers]
+        merchant_id = own[(call // workers) % len(own)]
+        plans[worker].append((merchant_id, serials[start : start + sizes.top_up_batch]))
+
+    connections.close_all()  # a forked child must not share the parent's socket
+    results = FORK.Queue()
+    processes = [FORK.Process(target=_top_up_worker, args=(plan, results)) for plan in plans]
+    started = perf_counter()
+    for process in processes:
+        process.start()
+    reports = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    wall = perf_counter() - started
+    failures = [report for report in reports if isinstance(report, str)]
+    if failures or any(process.exitcode for process in processes):
+        raise SystemExit("bench: a top-up worker failed:\n" + "\n".join(failures))
+    build = sum(report[1] for report in reports if not isinstance(report, str))
     print(
-        f"top-up      {missing:,} entries in batches of {sizes.top_up_batch}, one merchant per"
-        f" call, round-robin over {len(merchant_ids)}: {append_seconds:.1f} s appending"
-        f" ({missing / append_seconds:,.0f} events/s) + {build_seconds:.1f} s building events",
+        f"top-up      {missing:,} entries in batches of {sizes.top_up_batch} (one merchant per"
+        f" call) by {workers} processes over {len(merchant_ids)} merchants: {wall:.1f} s wall"
+        f" clock, {missing / wall:,.0f} events/s together (of which {build:.1f} s CPU building"
+        " events)",
         flush=True,
     )
+
+
+def _top_up_worker(
+    plan: list[tuple[int, range]], results: Queue[tuple[float, float] | str]
+) -> None:
+    from django.db import connections
+
+    from ledger.services import NewEntry
+
+    append_seconds = build_seconds = 0.0
+    try:
+        for merchant_id, serials in plan:
+            started = perf_counter()
+            events = EventMaker.build_serials(serials)
+            batch = [NewEntry(merchant_id=merchant_id, event=event) for event in events]
+            build_seconds += perf_counter() - started
+            append_seconds += _chain_batches([batch])
+    except BaseException:  # report, so the parent fails with the cause instead of hanging
+        results.put(traceback.format_exc())
+        raise
+    finally:
+        connections.close_all()
+    results.put((append_seconds, build_seconds))
 
 
 def _report_rows(figures: AppendFigures, verification: Figure) -> list[Row]:

@@ -1,0 +1,264 @@
+"""The marketplace ingest API: thin views that authenticate, scope, call one service, render."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from config.api.authentication import ApiClient, SignedApiKeyAuthentication
+from config.api.parsers import JSONLDParser, RawTextXMLParser, RawXMLParser, StrictJSONParser
+from config.api.problems import ApiProblem
+from config.api.throttling import CredentialRateThrottle
+from ledger.api import schema
+from ledger.api.idempotency import idempotent
+from ledger.events import ValidEvent, event_parse, format_timestamp
+from ledger.exceptions import EventConflict, EventInvalid, FieldError
+from ledger.formats.epcis import epcis_parse
+from ledger.formats.ubl import ubl_parse
+from ledger.models import Entry
+from ledger.selectors import (
+    chain_head,
+    entries_page,
+    entry_at,
+    merchant_for_tax_ids,
+    merchants_by_seller_id,
+)
+from ledger.services import NewEntry, Receipt, entries_append
+from merchants.models import Merchant
+
+MAX_EVENTS = 1000
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+MAX_XML_BYTES = 1_048_576
+
+
+def json_response(data: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _not_found(what: str, pointer: str = "") -> ApiProblem:
+    errors = [FieldError(pointer, f"No {what} of yours.")] if pointer else []
+    return ApiProblem(404, "merchant_not_found", f"No such {what}.", errors=errors)
+
+
+class MarketplaceApi(APIView):
+    authentication_classes = [SignedApiKeyAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [CredentialRateThrottle]
+    parser_classes = [StrictJSONParser]
+
+    def client(self, request: Request) -> ApiClient:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        return client
+
+    def merchant(self, request: Request, seller_id: str) -> Merchant:
+        marketplace = self.client(request).marketplace
+        merchant = merchants_by_seller_id(marketplace=marketplace, seller_ids=[seller_id])
+        if seller_id not in merchant:
+            raise _not_found("merchant")
+        return merchant[seller_id]
+
+
+def _receipts(receipts: Sequence[Receipt]) -> list[dict[str, Any]]:
+    return [
+        {"merchant": r.merchant, "seq": r.seq, "hash": r.hash, "ref": r.ref, "type": r.type}
+        for r in receipts
+    ]
+
+
+def _append(client: ApiClient, entries: list[NewEntry], pointers: Sequence[str]) -> HttpResponse:
+    """Append and answer 201 with receipts; errors point into the request, not the batch.
+
+    ``pointers[i]`` locates entry ``i`` in the request body ("/events/3", "" for a whole
+    document), so a refusal names the field the sender wrote.
+    """
+    try:
+        receipts = entries_append(
+            source=client.marketplace.code, entries=entries, now=timezone.now()
+        )
+    except (EventInvalid, EventConflict) as exc:
+        raise exc.relocated(pointers) from None
+    return json_response({"receipts": _receipts(receipts)}, status=201)
+
+
+class EventBatchCreateApi(MarketplaceApi):
+    @extend_schema(**schema.EVENTS_POST)
+    def post(self, request: Request) -> HttpResponse:
+        client = self.client(request)
+        return idempotent(request, client.scope, lambda: self._create(request, client))
+
+    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+        raw_events = _event_list(request.data)
+        seller_ids = {
+            raw["merchant"]
+            for raw in raw_events
+            if isinstance(raw, dict) and isinstance(raw.get("merchant"), str)
+        }
+        merchants = merchants_by_seller_id(marketplace=client.marketplace, seller_ids=seller_ids)
+        entries, errors = [], []
+        for index, raw in enumerate(raw_events):
+            try:
+                merchant, event = _one_event(raw, merchants)
+            except EventInvalid as exc:
+                errors += exc.prefixed(f"/events/{index}").errors
+                continue
+            except ApiProblem as problem:
+                problem.errors = [FieldError(f"/events/{index}/merchant", problem.title)]
+                raise problem from None
+            entries.append(NewEntry(merchant_id=merchant.pk, event=event))
+        if errors:
+            raise EventInvalid(errors)
+        return _append(client, entries, [f"/events/{i}" for i in range(len(entries))])
+
+
+def _event_list(data: Any) -> list[Any]:
+    if not isinstance(data, dict) or set(data) != {"events"}:
+        raise EventInvalid([FieldError("", 'The body must be {"events": [...]}.')])
+    events = data["events"]
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
+        raise EventInvalid(
+            [FieldError("/events", f"Must be a list of 1 to {MAX_EVENTS:,} events.")]
+        )
+    return events
+
+
+def _one_event(raw: Any, merchants: dict[str, Merchant]) -> tuple[Merchant, ValidEvent]:
+    if not isinstance(raw, dict):
+        raise EventInvalid([FieldError("", "An event must be a JSON object.")])
+    seller_id = raw.get("merchant")
+    if not isinstance(seller_id, str):
+        event_errors: list[FieldError] = []
+        try:
+            event_parse({k: v for k, v in raw.items() if k != "merchant"})
+        except EventInvalid as exc:
+            event_errors = exc.errors
+        raise EventInvalid([FieldError("/merchant", "Must be your seller id."), *event_errors])
+    if seller_id not in merchants:
+        raise _not_found("merchant")
+    return merchants[seller_id], event_parse({k: v for k, v in raw.items() if k != "merchant"})
+
+
+class ChainHeadApi(MarketplaceApi):
+    @extend_schema(**schema.CHAIN_GET)
+    def get(self, request: Request, seller_id: str) -> HttpResponse:
+        merchant = self.merchant(request, seller_id)
+        head = chain_head(merchant=merchant)
+        return json_response(
+            {
+                "merchant": merchant.public_id,
+                "seq": head.head_seq,
+                "hash": head.head_hash,
+                "count": head.head_seq,
+            }
+        )
+
+
+def _entry(entry: Entry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "hash": entry.hash,
+        "prev_hash": entry.prev_hash,
+        "type": entry.type,
+        "ref": entry.external_ref,
+        "source": entry.source,
+        "occurred_at": format_timestamp(entry.occurred_at),
+        "recorded_at": format_timestamp(entry.recorded_at),
+        "body": bytes(entry.body).decode(),
+    }
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise EventInvalid([FieldError(f"/{name}", f"Must be an integer from {low} to {high:,}.")])
+    return int(raw)
+
+
+class EntryListApi(MarketplaceApi):
+    @extend_schema(**schema.ENTRIES_GET)
+    def get(self, request: Request, seller_id: str) -> HttpResponse:
+        merchant = self.merchant(request, seller_id)
+        after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        entries = entries_page(merchant=merchant, after_seq=after_seq, limit=limit)
+        next_after = entries[-1].seq if len(entries) == limit else None
+        return json_response(
+            {"entries": [_entry(e) for e in entries], "next_after_seq": next_after}
+        )
+
+
+class EntryDetailApi(MarketplaceApi):
+    @extend_schema(**schema.ENTRY_GET)
+    def get(self, request: Request, seller_id: str, seq: int) -> HttpResponse:
+        merchant = self.merchant(request, seller_id)
+        entry = entry_at(merchant=merchant, seq=seq)
+        if entry is None:
+            raise ApiProblem(404, "entry_not_found", "No such entry.")
+        return json_response(_entry(entry))
+
+
+class UblInvoiceCreateApi(MarketplaceApi):
+    parser_classes = [RawXMLParser, RawTextXMLParser]
+
+    @extend_schema(**schema.UBL_POST)
+    def post(self, request: Request) -> HttpResponse:
+        client = self.client(request)
+        return idempotent(request, client.scope, lambda: self._create(request, client))
+
+    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+        raw: bytes = request.data  # type: ignore[assignment]  # RawXMLParser hands over bytes
+        document = ubl_parse(raw, max_bytes=MAX_XML_BYTES)
+        merchant = merchant_for_tax_ids(
+            marketplace=client.marketplace, tax_ids=document.supplier_ids
+        )
+        if merchant is None:
+            raise ApiProblem(
+                404,
+                "merchant_not_found",
+                "No merchant of yours matches the supplier.",
+                "None of the supplier party's identifiers is the tax id of a merchant of yours.",
+            )
+        event = event_parse(document.event)
+        return _append(client, [NewEntry(merchant_id=merchant.pk, event=event)], [""])
+
+
+class EpcisCreateApi(MarketplaceApi):
+    parser_classes = [StrictJSONParser, JSONLDParser]
+
+    @extend_schema(**schema.EPCIS_POST)
+    def post(self, request: Request) -> HttpResponse:
+        client = self.client(request)
+        return idempotent(request, client.scope, lambda: self._create(request, client))
+
+    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+        seller_id = request.query_params.get("merchant", "")
+        if not seller_id:
+            raise EventInvalid(
+                [FieldError("/merchant", "Name the merchant: ?merchant=<seller id>.")]
+            )
+        merchant = self.merchant(request, seller_id)
+        result = epcis_parse(request.data)
+        ignored = [{"pointer": i.pointer, "detail": i.reason} for i in result.ignored]
+        if not result.events:
+            raise EventInvalid(
+                [FieldError(i.pointer, i.reason) for i in result.ignored]
+                or [
+                    FieldError("/epcisBody/eventList", "No shipping, receiving or returning event.")
+                ]
+            )
+        entries = [
+            NewEntry(merchant_id=merchant.pk, event=event_parse(e.event)) for e in result.events
+        ]
+        response = _append(client, entries, [e.pointer for e in result.events])
+        body = orjson.loads(response.content) | {"ignored": ignored}
+        return json_response(body, status=201)

@@ -1,0 +1,623 @@
+"""UBL 2.1 / Peppol BIS Billing 3 invoices and credit notes, read into one ledger event each.
+
+The document is untrusted bytes from a merchant's accounting system, so parsing is defensive
+first: a size cap before any parsing, UTF-8 only, and defusedxml with every DTD, entity
+declaration and external reference refused (no network, ever). Then only the few elements a
+receivable needs are read; duplicates of an element that must be unique are refused rather than
+resolved, because two parsers picking different copies is how a document says one thing to a
+validator and another to us. Amounts are read exactly, never rounded.
+
+Every refusal is a ``UblRejected`` with a ``code`` and a readable path into the document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NamedTuple
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import (  # type: ignore[import-untyped]  # no stubs without types-defusedxml
+    DTDForbidden,
+    EntitiesForbidden,
+    ExternalReferenceForbidden,
+)
+from defusedxml import ElementTree as safe_et
+
+from ledger.events import _FORBIDDEN_CHARS, event_parse
+from ledger.exceptions import EventInvalid, FieldError, LedgerError
+from ledger.money import CURRENCY_EXPONENTS, format_minor_units
+
+MAX_BYTES = 1_048_576
+REASON_MAX_LENGTH = 500  # the event schema's limit for a reason
+
+_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+_NS = {"cac": _CAC, "cbc": _CBC}
+_ROOTS = {
+    "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice": "Invoice",
+    "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote": "CreditNote",
+}
+
+_XML_ENCODING = re.compile(rb"""\bencoding\s*=\s*["']([^"']*)["']""")
+# xs:decimal: optional sign, digits with an optional point; no exponent, no spaces inside.
+_UBL_DECIMAL = re.compile(r"(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<fraction>[0-9]*))?")
+_UBL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_UBL_TIME = re.compile(
+    r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]{1,9})?"
+    r"(?P<offset>Z|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))?"
+)
+_IDENTIFIER_NOISE = re.compile(r"[\s.\-]")
+_DIGIT = re.compile(r"[0-9]")
+# Peppol's placeholder for "there is no buyer order" (rule PEPPOL-EN16931-R003 and friends).
+_NO_ORDER = "NA"
+
+
+class UblRejected(LedgerError):
+    """A UBL document Chainfin will not turn into an event; ``code`` says why, ``pointer`` where."""
+
+    code = "ubl_rejected"
+
+    def __init__(self, code: str, message: str, pointer: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.pointer = pointer
+        self.errors = [FieldError(pointer, message)]
+
+
+@dataclass(frozen=True, slots=True)
+class UblDocument:
+    """One parsed document: the raw event to append and who claims to have issued it."""
+
+    event: dict[str, Any]
+    supplier_ids: frozenset[str]
+    document: str  # "Invoice" or "CreditNote"
+
+
+def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
+    """Read one UBL Invoice or CreditNote into an ``invoice.issued`` or ``invoice.credited`` event.
+
+    The event has passed ``ledger.events.event_parse``; appending it is the caller's business,
+    as is checking ``supplier_ids`` against the merchant sending it.
+
+    :raises UblRejected: the bytes are not safe, well-formed UTF-8 XML, not a UBL invoice or
+        credit note, or say something Chainfin cannot record as evidence (see ``code``).
+    """
+    if not isinstance(document, bytes):
+        raise TypeError(f"ubl_parse takes bytes, not {type(document).__name__}.")
+    root = _xml_parse(document, max_bytes=max_bytes)
+    kind = _ROOTS.get(root.tag)
+    if kind is None:
+        raise UblRejected(
+            "ubl_unsupported_document",
+            "Expected a UBL 2.1 Invoice or CreditNote (urn:oasis:names:specification:ubl:schema"
+            f":xsd:Invoice-2 or CreditNote-2); got {_shown(_tag_name(root.tag))}.",
+            "/" + _shown(_local_name(root.tag)),
+        )
+    doc = _Node(root, "/" + kind)
+    supplier = doc.find("cac:AccountingSupplierParty/cac:Party")
+    supplier_ids = _party_ids(supplier) if supplier is not None else frozenset()
+    if kind == "Invoice":
+        # First, so an assigned invoice is refused for that reason and not a lesser one.
+        _refuse_third_party_payee(doc, supplier, supplier_ids)
+    if supplier is None:
+        raise _missing(doc, "cac:AccountingSupplierParty/cac:Party", "the supplier (seller)")
+    head = _head(doc)
+    if kind == "CreditNote":
+        if head.minor < 0:
+            raise UblRejected(
+                "ubl_negative_credit_note",
+                "A credit note's PayableAmount must be positive; a negative credit note would"
+                " increase the invoice, which Chainfin only accepts as a new invoice.",
+                head.pointers["/data/amount"],
+            )
+        event = _credited(doc, head, missing_code="ubl_missing_billing_reference")
+    elif head.minor < 0:
+        event = _credited(doc, head, missing_code="ubl_negative_invoice_without_reference")
+    else:
+        event = _issued(doc, head, supplier)
+    _event_check(event, head.pointers, doc.path)
+    return UblDocument(event=event, supplier_ids=supplier_ids, document=kind)
+
+
+# --- XML ------------------------------------------------------------------------------------
+
+
+def _xml_parse(document: bytes, *, max_bytes: int) -> Element:
+    if len(document) > max_bytes:
+        raise UblRejected(
+            "xml_too_large",
+            f"The document is {len(document)} bytes; the limit is {max_bytes}.",
+            "/",
+        )
+    _require_utf8(document)
+    try:
+        root = safe_et.fromstring(
+            document, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except DTDForbidden:
+        raise UblRejected(
+            "xml_dtd_forbidden",
+            "The document has a DOCTYPE; UBL documents must not declare a DTD (internal or"
+            " external), because DTDs carry entity expansion and external fetches.",
+            "/",
+        ) from None
+    except EntitiesForbidden:
+        raise UblRejected(
+            "xml_entities_forbidden", "The document declares XML entities; none are allowed.", "/"
+        ) from None
+    except ExternalReferenceForbidden:
+        raise UblRejected(
+            "xml_external_reference_forbidden",
+            "The document refers to an external resource; nothing outside it is ever fetched.",
+            "/",
+        ) from None
+    except ParseError as exc:
+        raise UblRejected(
+            "xml_malformed", f"The document is not well-formed XML: {_shown(str(exc))}.", "/"
+        ) from None
+    except LookupError:  # an encoding Python does not know; _require_utf8 should stop it first
+        raise UblRejected(
+            "xml_encoding_unsupported", "The document must be encoded as UTF-8.", "/"
+        ) from None
+    if not isinstance(root, Element):  # pragma: no cover - defusedxml returns stdlib elements
+        raise TypeError("defusedxml returned something other than an Element.")
+    return root
+
+
+def _require_utf8(document: bytes) -> None:
+    """Peppol mandates UTF-8; anything else is refused before expat guesses an encoding."""
+    if b"\x00" in document:  # never valid in XML 1.0; UTF-16/32 text is full of them
+        raise UblRejected(
+            "xml_not_utf8",
+            "The document contains NUL bytes (UTF-16 or UTF-32?); it must be UTF-8.",
+            "/",
+        )
+    body = document.removeprefix(b"\xef\xbb\xbf")
+    # The declaration first: "you declared ISO-8859-1" says more than "byte 312 is not UTF-8".
+    if body.startswith(b"<?xml"):
+        end = body.find(b"?>")
+        declared = _XML_ENCODING.search(body[: end if end >= 0 else len(body)])
+        if declared is not None and declared[1].lower() != b"utf-8":
+            name = declared[1].decode("utf-8", errors="replace")
+            raise UblRejected(
+                "xml_encoding_unsupported",
+                f"The document declares encoding {_shown(name, 40)}; it must be UTF-8.",
+                "/",
+            )
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UblRejected(
+            "xml_not_utf8",
+            f"The document is not valid UTF-8 (byte {exc.start}); it must be UTF-8.",
+            "/",
+        ) from None
+
+
+class _Text(NamedTuple):
+    value: str
+    pointer: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """An element and its readable path, e.g. /Invoice/cac:PaymentMeans[2]/cbc:PaymentID."""
+
+    element: Element
+    path: str
+
+    def children(self, tag: str) -> list[_Node]:
+        # Clark notation ("{urn:...}Party") keeps findall on its C fast path; a prefix plus a
+        # namespace map goes through ElementPath in Python, slow on 100,000 siblings.
+        prefix, _, local = tag.partition(":")
+        found = self.element.findall(f"{{{_NS[prefix]}}}{local}")
+        if len(found) == 1:
+            return [_Node(found[0], f"{self.path}/{tag}")]
+        return [_Node(e, f"{self.path}/{tag}[{i}]") for i, e in enumerate(found, start=1)]
+
+    def find(self, path: str, *, unique: bool = True) -> _Node | None:
+        """The element at ``path`` (tags joined by "/"); with ``unique``, refuse repeats."""
+        node = self
+        for tag in path.split("/"):
+            found = node.children(tag)
+            if not found:
+                return None
+            if unique and len(found) > 1:
+                raise UblRejected(
+                    "ubl_duplicate_element",
+                    f"{tag} appears {len(found)} times in {node.path}; it may appear only once.",
+                    found[1].path,
+                )
+            node = found[0]
+        return node
+
+    def text(self, path: str, *, unique: bool = True) -> _Text | None:
+        """The trimmed text at ``path``; None when absent or blank."""
+        node = self.find(path, unique=unique)
+        if node is None:
+            return None
+        value = (node.element.text or "").strip()
+        return _Text(value, node.path) if value else None
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _tag_name(tag: str) -> str:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    return f"{local} in namespace {namespace}" if namespace else f"{local} (no namespace)"
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """Untrusted text made safe to put in an error message."""
+    clean = _clean(_FORBIDDEN_CHARS.sub("", _clean(text)))
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def _clean(text: str) -> str:
+    """Names and notes: internal line breaks and runs of whitespace become single spaces."""
+    return " ".join(text.split())
+
+
+# --- parties ----------------------------------------------------------------------------------
+
+
+def _normalised_id(value: str) -> str | None:
+    # Free text in an identifier slot (Sweden's "Godkänd för F-skatt" in a PartyTaxScheme) has
+    # no digit; letting it through would make every Swedish supplier share an "identifier".
+    if not _DIGIT.search(value):
+        return None
+    return _IDENTIFIER_NOISE.sub("", value).upper() or None
+
+
+def _party_ids(party: _Node) -> frozenset[str]:
+    values = [
+        *party.children("cbc:EndpointID"),
+        *(id_ for p in party.children("cac:PartyIdentification") for id_ in p.children("cbc:ID")),
+        *(c for s in party.children("cac:PartyTaxScheme") for c in s.children("cbc:CompanyID")),
+        *(c for e in party.children("cac:PartyLegalEntity") for c in e.children("cbc:CompanyID")),
+    ]
+    found = (_normalised_id(node.element.text or "") for node in values)
+    return frozenset(value for value in found if value)
+
+
+def _party_names(party: _Node) -> list[_Text]:
+    names = [
+        party.text("cac:PartyLegalEntity/cbc:RegistrationName", unique=False),
+        party.text("cac:PartyName/cbc:Name", unique=False),
+    ]
+    return [_Text(_clean(n.value), n.pointer) for n in names if n is not None]
+
+
+def _refuse_third_party_payee(
+    doc: _Node, supplier: _Node | None, supplier_ids: frozenset[str]
+) -> None:
+    """A payee other than the supplier means the receivable was sold or assigned (factoring).
+
+    EN 16931 fills the Payee (BG-10) only when someone other than the seller is to be paid, but
+    some systems repeat the seller there; those are recognised by a shared identifier, or by
+    name when the payee carries no identifier at all.
+    """
+    payee = doc.find("cac:PayeeParty")
+    if payee is None:
+        return
+    payee_ids = _party_ids(payee)
+    if payee_ids & supplier_ids:
+        return
+    payee_names = _party_names(payee)
+    if not payee_ids and supplier is not None:
+        supplier_names = {n.value.casefold() for n in _party_names(supplier)}
+        if any(n.value.casefold() in supplier_names for n in payee_names):
+            return
+    to = _shown(payee_names[0].value) if payee_names else "a party other than the supplier"
+    raise UblRejected(
+        "ubl_assigned_to_third_party",
+        f"The invoice is payable to {to}, not to the supplier: the receivable has been assigned"
+        " to a third party (such as a factor), so it cannot be pledged again.",
+        payee.path,
+    )
+
+
+def _tax_id(party: _Node) -> _Text | None:
+    """The party's VAT identifier, else another tax registration number, else None."""
+    candidates: list[tuple[bool, _Text]] = []
+    for scheme in party.children("cac:PartyTaxScheme"):
+        company_id = scheme.text("cbc:CompanyID")
+        if company_id is None or not _DIGIT.search(company_id.value):
+            continue
+        tax_scheme = scheme.text("cac:TaxScheme/cbc:ID")
+        is_vat = tax_scheme is not None and tax_scheme.value.upper() == "VAT"
+        candidates.append((is_vat, company_id))
+    candidates.sort(
+        key=lambda candidate: not candidate[0]
+    )  # stable: VAT first, then document order
+    return candidates[0][1] if candidates else None
+
+
+# --- the document's head: ref, dates, amount --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    ref: str
+    occurred_at: str
+    issue_date: str
+    currency: str
+    minor: int  # PayableAmount in minor units, signed
+    pointers: dict[str, str]  # event JSON pointer -> where in the document it came from
+
+
+def _head(doc: _Node) -> _Head:
+    pointers: dict[str, str] = {"/data": doc.path, "/type": doc.path}
+    ref = _required(doc, "cbc:ID", "the document number")
+    pointers["/ref"] = ref.pointer
+    issued = _required(doc, "cbc:IssueDate", "the issue date")
+    issue_date = _date(issued)
+    pointers["/data/issue_date"] = pointers["/occurred_at"] = issued.pointer
+    issue_time = doc.text("cbc:IssueTime")
+    if issue_time is not None:
+        pointers["/occurred_at"] = issue_time.pointer
+    occurred_at = _timestamp(issue_date, issue_time)
+
+    currency = _required(doc, "cbc:DocumentCurrencyCode", "the document currency")
+    pointers["/data/currency"] = currency.pointer
+    if currency.value not in CURRENCY_EXPONENTS:
+        raise UblRejected(
+            "ubl_currency_unsupported",
+            f"{_shown(currency.value)} is not an ISO 4217 currency Chainfin can hold.",
+            currency.pointer,
+        )
+    payable = doc.find("cac:LegalMonetaryTotal/cbc:PayableAmount")
+    if payable is None or not (payable.element.text or "").strip():
+        raise _missing(doc, "cac:LegalMonetaryTotal/cbc:PayableAmount", "the amount due")
+    pointers["/data/amount"] = payable.path
+    amount_currency = (payable.element.get("currencyID") or "").strip()
+    if amount_currency != currency.value:
+        raise UblRejected(
+            "ubl_currency_mismatch",
+            f"PayableAmount is in {_shown(amount_currency) or 'no stated currency'} but the"
+            f" document currency is {currency.value}; Chainfin records the amount due in the"
+            " document currency only.",
+            payable.path,
+        )
+    minor = _minor_units(_Text((payable.element.text or "").strip(), payable.path), currency.value)
+    return _Head(ref.value, occurred_at, issue_date.isoformat(), currency.value, minor, pointers)
+
+
+def _required(doc: _Node, path: str, what: str) -> _Text:
+    text = doc.text(path)
+    if text is None:
+        raise _missing(doc, path, what)
+    return text
+
+
+def _missing(doc: _Node, path: str, what: str) -> UblRejected:
+    return UblRejected(
+        "ubl_missing_element", f"The document has no {path} ({what}).", f"{doc.path}/{path}"
+    )
+
+
+def _minor_units(amount: _Text, currency: str) -> int:
+    """Read an xs:decimal exactly into signed minor units; never round."""
+    match = _UBL_DECIMAL.fullmatch(amount.value) if len(amount.value) <= 40 else None
+    if match is None or not (match["whole"] or match["fraction"]):
+        raise UblRejected(
+            "ubl_amount_invalid",
+            f"{_shown(amount.value, 40)!r} is not a decimal amount such as 1234.50.",
+            amount.pointer,
+        )
+    exponent = CURRENCY_EXPONENTS[currency]
+    # Trailing zeros change nothing ("100.00" JPY is 100 yen); any other extra digit would have
+    # to be rounded away, and money is not rounded silently.
+    fraction = (match["fraction"] or "").rstrip("0")
+    if len(fraction) > exponent:
+        raise UblRejected(
+            "ubl_amount_precision",
+            f"{currency} has {exponent} decimal place(s); {amount.value!r} has more, and"
+            " Chainfin does not round amounts.",
+            amount.pointer,
+        )
+    minor: int = int(match["whole"] or "0") * 10**exponent + int(
+        fraction.ljust(exponent, "0") or "0"
+    )
+    return -minor if match["sign"] == "-" else minor
+
+
+def _date(text: _Text) -> date:
+    try:
+        if not _UBL_DATE.fullmatch(text.value):
+            raise ValueError
+        return date.fromisoformat(text.value)
+    except ValueError:
+        raise UblRejected(
+            "ubl_date_invalid",
+            f"{_shown(text.value, 40)!r} is not a date written YYYY-MM-DD.",
+            text.pointer,
+        ) from None
+
+
+def _timestamp(day: date, issue_time: _Text | None) -> str:
+    """IssueDate plus IssueTime (midnight if absent; UTC if it states no offset), in UTC."""
+    if issue_time is None:
+        return f"{day.isoformat()}T00:00:00Z"
+    match = _UBL_TIME.fullmatch(issue_time.value)
+    try:
+        if match is None:
+            raise ValueError
+        moment = datetime.combine(
+            day, time(int(match["hour"]), int(match["minute"]), int(match["second"])), UTC
+        )
+        if match["sign"]:
+            if int(match["off_hour"]) > 14 or int(match["off_minute"]) > 59:
+                raise ValueError
+            offset = timedelta(hours=int(match["off_hour"]), minutes=int(match["off_minute"]))
+            moment -= offset if match["sign"] == "+" else -offset
+    except (ValueError, OverflowError):
+        raise UblRejected(
+            "ubl_date_invalid",
+            f"{_shown(issue_time.value, 40)!r} is not a time written hh:mm:ss.",
+            issue_time.pointer,
+        ) from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the two events ---------------------------------------------------------------------------
+
+
+def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
+    if head.minor == 0:
+        raise UblRejected(
+            "ubl_nothing_payable",
+            "PayableAmount is zero: the invoice asks for nothing, so there is no receivable.",
+            head.pointers["/data/amount"],
+        )
+    pointers = head.pointers
+    order_ref = doc.text("cac:OrderReference/cbc:ID")
+    if order_ref is None or order_ref.value.upper() == _NO_ORDER:
+        raise UblRejected(
+            "ubl_missing_order_reference",
+            "The invoice names no buyer order (cac:OrderReference/cbc:ID). Chainfin links every"
+            " invoice to the order it bills, so the order must be on the ledger and the invoice"
+            " must carry its reference.",
+            f"{doc.path}/cac:OrderReference/cbc:ID",
+        )
+    pointers["/data/order_ref"] = order_ref.pointer
+    due = _due_date(doc)
+    pointers["/data/due_date"] = due.pointer
+
+    customer = doc.find("cac:AccountingCustomerParty/cac:Party")
+    if customer is None:
+        raise _missing(doc, "cac:AccountingCustomerParty/cac:Party", "the buyer")
+    pointers["/data/debtor"] = customer.path
+    names = _party_names(customer)
+    if not names:
+        raise _missing(
+            customer,
+            "cac:PartyLegalEntity/cbc:RegistrationName",
+            "the buyer's name, or cac:PartyName/cbc:Name",
+        )
+    debtor: dict[str, Any] = {"kind": "business", "name": names[0].value}
+    pointers["/data/debtor/name"] = names[0].pointer
+    debtor_tax_id = _tax_id(customer)
+    if debtor_tax_id is not None:
+        debtor["tax_id"] = debtor_tax_id.value
+        pointers["/data/debtor/tax_id"] = debtor_tax_id.pointer
+    country = customer.text("cac:PostalAddress/cac:Country/cbc:IdentificationCode")
+    if country is not None:
+        debtor["country"] = country.value
+        pointers["/data/debtor/country"] = country.pointer
+
+    data: dict[str, Any] = {
+        "currency": head.currency,
+        "amount": format_minor_units(head.minor, head.currency),
+        "order_ref": order_ref.value,
+        "issue_date": head.issue_date,
+        "due_date": due.value,
+        "debtor": debtor,
+    }
+    supplier_tax_id = _tax_id(supplier)
+    if supplier_tax_id is not None:
+        data["supplier_tax_id"] = supplier_tax_id.value
+        pointers["/data/supplier_tax_id"] = supplier_tax_id.pointer
+    return _event("invoice.issued", head, data)
+
+
+def _due_date(doc: _Node) -> _Text:
+    due = doc.text("cbc:DueDate")
+    if due is None:
+        found = [
+            text
+            for means in doc.children("cac:PaymentMeans")
+            if (text := means.text("cbc:PaymentDueDate")) is not None
+        ]
+        if len({text.value for text in found}) > 1:
+            raise UblRejected(
+                "ubl_duplicate_element",
+                "The payment means state different due dates and there is no cbc:DueDate;"
+                " the date the receivable falls due must be unambiguous.",
+                found[1].pointer,
+            )
+        due = found[0] if found else None
+    if due is None:
+        raise UblRejected(
+            "ubl_missing_due_date",
+            "The invoice states no due date (cbc:DueDate or cac:PaymentMeans/cbc:PaymentDueDate);"
+            " Chainfin needs the date the receivable falls due.",
+            f"{doc.path}/cbc:DueDate",
+        )
+    return _Text(_date(due).isoformat(), due.pointer)
+
+
+def _credited(doc: _Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
+    """A credit note, or a negative invoice, that reduces one earlier invoice."""
+    what = "credit note" if doc.path == "/CreditNote" else "negative invoice"
+    if head.minor == 0:
+        raise UblRejected(
+            "ubl_nothing_payable",
+            f"PayableAmount is zero: the {what} credits nothing.",
+            head.pointers["/data/amount"],
+        )
+    pointers = head.pointers
+    references = [
+        text
+        for billing in doc.children("cac:BillingReference")
+        if (text := billing.text("cac:InvoiceDocumentReference/cbc:ID")) is not None
+    ]
+    distinct = list(dict.fromkeys(text.value for text in references))
+    if not distinct:
+        raise UblRejected(
+            missing_code,
+            f"The {what} does not say which invoice it credits"
+            " (cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID); Chainfin records every"
+            " credit against the invoice it reduces.",
+            f"{doc.path}/cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID",
+        )
+    if len(distinct) > 1:
+        listed = ", ".join(_shown(value, 40) for value in distinct[:5])
+        raise UblRejected(
+            "ubl_ambiguous_billing_reference",
+            f"The {what} references {len(distinct)} invoices ({listed}); Chainfin records each"
+            " credit against exactly one invoice, so send one credit note per invoice.",
+            references[1].pointer,
+        )
+    pointers["/data/invoice_ref"] = references[0].pointer
+    data: dict[str, Any] = {
+        "currency": head.currency,
+        "amount": format_minor_units(abs(head.minor), head.currency),
+        "invoice_ref": references[0].value,
+        "issue_date": head.issue_date,
+    }
+    notes = doc.children("cbc:Note")
+    text = " ".join(n.element.text or "" for n in notes)
+    # Line breaks and tabs become spaces first; only then are the other controls dropped.
+    reason = _clean(_FORBIDDEN_CHARS.sub("", _clean(text)))
+    if reason:
+        data["reason"] = reason[:REASON_MAX_LENGTH].rstrip()
+        pointers["/data/reason"] = notes[0].path
+    return _event("invoice.credited", head, data)
+
+
+def _event(type_: str, head: _Head, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": type_, "ref": head.ref, "occurred_at": head.occurred_at, "data": data}
+
+
+def _event_check(event: dict[str, Any], pointers: dict[str, str], fallback: str) -> None:
+    """Run the ledger's own validation, so callers see one exception type for every refusal."""
+    try:
+        event_parse(event)
+    except EventInvalid as exc:
+        first = exc.errors[0]
+        # The deepest event field we know the document origin of: /data/debtor/name before
+        # /data/debtor before /data.
+        pointer, known = first.pointer, fallback
+        while pointer:
+            if pointer in pointers:
+                known = pointers[pointer]
+                break
+            pointer = pointer.rpartition("/")[0]
+        field = first.pointer.removeprefix("/data/").removeprefix("/")
+        raise UblRejected("ubl_invalid_content", f"{field}: {first.message}", known) from None

@@ -1,0 +1,103 @@
+"""Bearer keys, signatures, timestamps and replays: only the marketplace's own requests pass."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from config.api.signing import sign
+from ledger.models import Entry
+from merchants.models import ApiKey
+from merchants.services import api_key_issue, api_key_revoke
+from tests.api.conftest import SignedClient, order_event, seller_id
+
+pytestmark = pytest.mark.django_db
+EVENTS = "/api/v1/events"
+
+
+def _code(response) -> str:
+    return json.loads(response.content)["code"]
+
+
+def test_reads_need_a_key(client, merchant) -> None:
+    response = client.get(f"/api/v1/merchants/{seller_id(merchant)}/chain")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="chainfin"'
+    assert _code(response) == "missing_api_key"
+
+
+def test_unknown_and_revoked_keys_are_refused(api, merchant) -> None:
+    path = f"/api/v1/merchants/{seller_id(merchant)}/chain"
+    assert api.get(path).status_code == 200
+    wrong = SignedClient(api.http, api.marketplace, api.key[:-2] + "xx", api.secret)
+    assert _code(wrong.get(path)) == "invalid_api_key"
+    api_key_revoke(api_key=ApiKey.objects.get(), now=timezone.now())
+    assert api.get(path).status_code == 401
+
+
+def test_several_keys_may_be_active_for_rotation(api, merchant) -> None:
+    issued = api_key_issue(marketplace=api.marketplace, now=timezone.now(), label="next")
+    new = SignedClient(api.http, api.marketplace, issued.key, issued.signing_secret)
+    path = f"/api/v1/merchants/{seller_id(merchant)}/chain"
+    assert api.get(path).status_code == new.get(path).status_code == 200
+
+
+def test_keys_are_stored_hashed_and_secrets_sealed(api) -> None:
+    row = ApiKey.objects.get()
+    assert api.key.split("_", 2)[2] not in str(row.__dict__)
+    assert api.secret.encode() not in bytes(row.signing_secret_sealed)
+
+
+def test_create_api_key_command_prints_json(marketplace, capsys) -> None:
+    call_command("create_api_key", marketplace.code, "--label", "prod")
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"api_key", "signing_secret"}
+    assert printed["api_key"].startswith(ApiKey.objects.get(label="prod").prefix + "_")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"timestamp": -301}, "stale_timestamp"),
+        ({"timestamp": +301}, "stale_timestamp"),
+        ({"secret": "cfs_wrong"}, "invalid_signature"),
+    ],
+)
+def test_bad_signatures_are_401(api, merchant, change, code) -> None:
+    kwargs = {}
+    if "timestamp" in change:
+        kwargs["timestamp"] = int(time.time()) + change["timestamp"]
+    if "secret" in change:
+        kwargs["secret"] = change["secret"]
+    response = api.post(EVENTS, {"events": [order_event(merchant)]}, **kwargs)
+    assert response.status_code == 401
+    assert _code(response) == code
+    assert Entry.objects.count() == 0
+
+
+def test_a_signature_is_accepted_once(api, merchant) -> None:
+    raw = json.dumps({"events": [order_event(merchant)]}).encode()
+    stamp = str(int(time.time()))
+    headers = {
+        "HTTP_AUTHORIZATION": f"Bearer {api.key}",
+        "HTTP_CHAINFIN_TIMESTAMP": stamp,
+        "HTTP_CHAINFIN_SIGNATURE": sign(api.secret, stamp, "POST", EVENTS, raw),
+        "HTTP_IDEMPOTENCY_KEY": "once",
+    }
+    first = api.http.generic("POST", EVENTS, raw, content_type="application/json", **headers)
+    replay = api.http.generic("POST", EVENTS, raw, content_type="application/json", **headers)
+    assert first.status_code == 201
+    assert replay.status_code == 401 and _code(replay) == "replayed_signature"
+
+
+def test_rate_limit_is_per_credential_and_atomic(api, merchant, settings) -> None:
+    settings.API_RATE_LIMIT_PER_MINUTE = 3
+    path = f"/api/v1/merchants/{seller_id(merchant)}/chain"
+    statuses = [api.get(path).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
+    limited = api.get(path)
+    assert _code(limited) == "rate_limited" and int(limited["Retry-After"]) <= 60
