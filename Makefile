@@ -48,6 +48,8 @@ demo: install
 	@echo "  Chainfin demo       http://$(DEMO_ADDR)/"
 	@echo "  Officer admin       http://$(DEMO_ADDR)/admin/   login admin / chainfin-demo"
 	@echo "  Merchant users      merchant1, merchant2, merchant3 / chainfin-demo"
+	@echo "  Marketplace API     http://$(DEMO_ADDR)/api/docs/   (key: $(MANAGE) create_api_key acme)"
+	@echo "  Demo seller ids     acme: A3F9K2QZ7, A7M2R8XD4   nordmarkt: NM-004417"
 	@echo "  Worker and beat logs: .demo/worker.log, .demo/beat.log   (Ctrl-C stops all three)"
 	@echo
 	@trap 'kill 0' INT TERM EXIT; \

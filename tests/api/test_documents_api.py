@@ -77,7 +77,8 @@ def test_ubl_refusal_names_the_reason(api, swedish_supplier) -> None:
     ("document", "code"),
     [
         (
-            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><x>&b;</x>',
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">'
+            b'<!ENTITY b "&a;&a;&a;">]><x>&b;</x>',
             "xml_",
         ),
         (
