@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from config.api.signing import sign
@@ -101,3 +105,25 @@ def test_rate_limit_is_per_credential_and_atomic(api, merchant, settings) -> Non
     assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
     limited = api.get(path)
     assert _code(limited) == "rate_limited" and int(limited["Retry-After"]) <= 60
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_holds_under_concurrency(api, merchant, settings) -> None:
+    settings.API_RATE_LIMIT_PER_MINUTE = 10
+    path = f"/api/v1/merchants/{seller_id(merchant)}/chain"
+    barrier = threading.Barrier(24)
+
+    def call(_: int) -> int:
+        client = SignedClient(Client(), api.marketplace, api.key, api.secret)
+        barrier.wait()
+        try:
+            return client.get(path).status_code
+        finally:
+            connection.close()
+
+    while time.time() % 60 > 50:  # keep all 24 calls inside one rate window
+        time.sleep(0.5)
+    with ThreadPoolExecutor(24) as pool:
+        statuses = list(pool.map(call, range(24)))
+    assert (statuses.count(200), statuses.count(429)) == (10, 14)

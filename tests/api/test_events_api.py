@@ -232,3 +232,37 @@ class TestReads:
         response = api.get("/api/v1/nothing-here")
         assert response.status_code == 404
         problem(response)
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [
+        ({"data": {"currency": "EUR", "amount": "NaN"}}, "/events/0/data/amount"),
+        ({"data": {"currency": "EUR", "amount": "1e3"}}, "/events/0/data/amount"),
+        ({"data": {"currency": "EUR", "amount": 12.5}}, "/events/0/data/amount"),
+        ({"data": {"currency": "EUR", "amount": "-5.00"}}, "/events/0/data/amount"),
+        ({"data": {"currency": "EUR", "amount": "99999999999999999"}}, "/events/0/data/amount"),
+        ({"data": {"currency": "XYZ", "amount": "5.00"}}, "/events/0/data/currency"),
+        ({"data": {"currency": "eur", "amount": "5.00"}}, "/events/0/data/currency"),
+        ({"occurred_at": "2026-10-01T10:00:00"}, "/events/0/occurred_at"),
+        ({"occurred_at": "2026-02-30T10:00:00Z"}, "/events/0/occurred_at"),
+        ({"occurred_at": 1790000000}, "/events/0/occurred_at"),
+        ({"ref": "bad\x00ref"}, "/events/0/ref"),
+        ({"ref": "x" * 129}, "/events/0/ref"),
+        ({"ref": "\ud800"}, None),  # a lone surrogate cannot even be sent as UTF-8 JSON
+        ({"type": "order.shipped"}, "/events/0/type"),
+        ({"merchant": 7}, "/events/0/merchant"),
+        ({"unexpected": True}, "/events/0/unexpected"),
+    ],
+)
+def test_every_bad_input_class_is_a_clear_4xx(api, merchant, change, pointer) -> None:
+    event = order_event(merchant) | change
+    if pointer is None:
+        raw = json.dumps({"events": [event]}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        response = api.post(EVENTS, raw)
+        assert response.status_code == 400
+    else:
+        response = api.post(EVENTS, {"events": [event]})
+        assert response.status_code == 422, response.content
+        assert pointer in [e["pointer"] for e in problem(response)["errors"]]
+    assert Entry.objects.count() == 0
