@@ -29,7 +29,7 @@ from ledger.money import CURRENCY_EXPONENTS, MoneyError, format_minor_units, par
 
 # C0 and C1 controls, DEL, lone surrogates and the Unicode non-characters have no place in
 # evidence a human will read; the surrogates cannot even be encoded as UTF-8.
-_FORBIDDEN_CHARS = re.compile(
+FORBIDDEN_CHARS = re.compile(
     "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
     "\u202a-\u202e\u2066-\u2069]"  # and bidi overrides, which make text read other than it is
 )
@@ -55,7 +55,7 @@ def _text(max_length: int) -> Any:
             )
         if value != value.strip():
             raise PydanticCustomError("whitespace", "Must not start or end with whitespace.")
-        if _FORBIDDEN_CHARS.search(value):
+        if FORBIDDEN_CHARS.search(value):
             raise PydanticCustomError(
                 "forbidden_characters", "Must not contain control characters or lone surrogates."
             )

@@ -18,14 +18,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
-from defusedxml import (  # type: ignore[import-untyped]  # no stubs without types-defusedxml
+from defusedxml import (
     DTDForbidden,
     EntitiesForbidden,
     ExternalReferenceForbidden,
 )
 from defusedxml import ElementTree as safe_et
 
-from ledger.events import _FORBIDDEN_CHARS, event_parse
+from ledger.events import FORBIDDEN_CHARS, event_parse
 from ledger.exceptions import EventInvalid, FieldError, LedgerError
 from ledger.money import CURRENCY_EXPONENTS, format_minor_units
 
@@ -162,7 +162,7 @@ def _xml_parse(document: bytes, *, max_bytes: int) -> Element:
         raise UblRejected(
             "xml_encoding_unsupported", "The document must be encoded as UTF-8.", "/"
         ) from None
-    if not isinstance(root, Element):  # pragma: no cover - defusedxml returns stdlib elements
+    if not isinstance(root, Element):  # defusedxml builds stdlib elements; this keeps mypy honest
         raise TypeError("defusedxml returned something other than an Element.")
     return root
 
@@ -254,7 +254,7 @@ def _tag_name(tag: str) -> str:
 
 def _shown(text: str, limit: int = 120) -> str:
     """Untrusted text made safe to put in an error message."""
-    clean = _clean(_FORBIDDEN_CHARS.sub("", _clean(text)))
+    clean = _clean(FORBIDDEN_CHARS.sub("", _clean(text)))
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
@@ -324,18 +324,17 @@ def _refuse_third_party_payee(
 
 def _tax_id(party: _Node) -> _Text | None:
     """The party's VAT identifier, else another tax registration number, else None."""
-    candidates: list[tuple[bool, _Text]] = []
+    vat: list[_Text] = []
+    other: list[_Text] = []
     for scheme in party.children("cac:PartyTaxScheme"):
         company_id = scheme.text("cbc:CompanyID")
         if company_id is None or not _DIGIT.search(company_id.value):
             continue
         tax_scheme = scheme.text("cac:TaxScheme/cbc:ID")
         is_vat = tax_scheme is not None and tax_scheme.value.upper() == "VAT"
-        candidates.append((is_vat, company_id))
-    candidates.sort(
-        key=lambda candidate: not candidate[0]
-    )  # stable: VAT first, then document order
-    return candidates[0][1] if candidates else None
+        (vat if is_vat else other).append(company_id)
+    first = vat or other
+    return first[0] if first else None
 
 
 # --- the document's head: ref, dates, amount --------------------------------------------------
@@ -421,9 +420,8 @@ def _minor_units(amount: _Text, currency: str) -> int:
             " Chainfin does not round amounts.",
             amount.pointer,
         )
-    minor: int = int(match["whole"] or "0") * 10**exponent + int(
-        fraction.ljust(exponent, "0") or "0"
-    )
+    scale: int = 10**exponent
+    minor = int(match["whole"] or "0") * scale + int(fraction.ljust(exponent, "0") or "0")
     return -minor if match["sign"] == "-" else minor
 
 
@@ -592,9 +590,9 @@ def _credited(doc: _Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
         "issue_date": head.issue_date,
     }
     notes = doc.children("cbc:Note")
-    text = " ".join(n.element.text or "" for n in notes)
+    joined = " ".join(n.element.text or "" for n in notes)
     # Line breaks and tabs become spaces first; only then are the other controls dropped.
-    reason = _clean(_FORBIDDEN_CHARS.sub("", _clean(text)))
+    reason = _clean(FORBIDDEN_CHARS.sub("", _clean(joined)))
     if reason:
         data["reason"] = reason[:REASON_MAX_LENGTH].rstrip()
         pointers["/data/reason"] = notes[0].path

@@ -658,6 +658,7 @@ def test_payee_that_is_the_supplier_by_name() -> None:
         (payee(name="Factor AB", ids=("Godkänd för F-skatt",)), "Factor AB"),
         (payee(name=None), "a party other than the supplier"),
     ],
+    ids=["other-name", "same-name-other-id", "free-text-id", "anonymous"],
 )
 def test_payee_other_than_the_supplier(payee_party: str, shown: str) -> None:
     # Checked before anything else: this invoice also lacks an order reference.
