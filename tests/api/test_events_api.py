@@ -7,10 +7,12 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from ledger.models import Entry, IdempotentRequest, Invoice
 from merchants.services import merchant_onboard
@@ -161,6 +163,34 @@ class TestIdempotency:
         assert response.status_code == 400
         assert problem(response)["code"] == "idempotency_key_required"
         assert Entry.objects.count() == 0
+
+    def test_same_key_while_the_first_is_in_flight_is_409(self, api, merchant) -> None:
+        body = json.dumps({"events": [order_event(merchant)]}).encode()
+        fingerprint = hashlib.sha256(f"POST {EVENTS}\n".encode() + body).hexdigest()
+        IdempotentRequest.objects.create(
+            scope=f"marketplace:{api.marketplace.pk}",
+            key="busy",
+            fingerprint=fingerprint,
+            claimed_at=timezone.now(),
+        )
+        response = api.post(EVENTS, body, idempotency_key="busy")
+        assert response.status_code == 409
+        assert problem(response)["code"] == "request_in_flight"
+        assert response["Retry-After"] == "1"
+        assert Entry.objects.count() == 0
+
+    def test_a_claim_abandoned_by_a_dead_worker_is_taken_over(self, api, merchant) -> None:
+        body = json.dumps({"events": [order_event(merchant)]}).encode()
+        fingerprint = hashlib.sha256(f"POST {EVENTS}\n".encode() + body).hexdigest()
+        IdempotentRequest.objects.create(
+            scope=f"marketplace:{api.marketplace.pk}",
+            key="dead",
+            fingerprint=fingerprint,
+            claimed_at=timezone.now() - timedelta(minutes=6),
+        )
+        response = api.post(EVENTS, body, idempotency_key="dead")
+        assert response.status_code == 201
+        assert Entry.objects.count() == 1
 
     def test_a_refused_request_frees_its_key(self, api, merchant) -> None:
         bad = api.post(
