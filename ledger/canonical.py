@@ -68,3 +68,15 @@ def canonical_json(value: Any) -> bytes:
 def entry_hash(body: bytes) -> str:
     """Return the hex SHA-256 of an entry's canonical body."""
     return hashlib.sha256(body).hexdigest()
+
+
+def canonical_json_embedding(value: dict[str, Any], **canonical_members: bytes) -> bytes:
+    """Canonical JSON of ``value`` plus members whose values are already canonical JSON.
+
+    Lets an entry body embed the event's canonical ``data`` without encoding it again.
+    ``value`` must be a flat object the fast path accepts (checked).
+    """
+    if not _fast_path_ok(value):
+        return canonical_json(value | {k: orjson.loads(v) for k, v in canonical_members.items()})
+    members = {key: orjson.Fragment(raw) for key, raw in canonical_members.items()}
+    return orjson.dumps(value | members, option=orjson.OPT_SORT_KEYS)

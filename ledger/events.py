@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ledger.canonical import canonical_json
 from ledger.exceptions import EventInvalid, FieldError
 from ledger.money import CURRENCY_EXPONENTS, MoneyError, format_minor_units, parse_minor_units
 
@@ -236,12 +237,22 @@ class _Envelope(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class ValidEvent:
-    """An event that passed validation, in canonical form, ready to append."""
+    """An event that passed validation, in canonical form, ready to append.
+
+    ``data_json`` and ``occurred_at_text`` are the canonical spellings every entry body and
+    request hash embeds, computed once here instead of once per use.
+    """
 
     type: str
     ref: str
     occurred_at: datetime
     data: dict[str, Any]
+    data_json: bytes = field(init=False, repr=False, compare=False)
+    occurred_at_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_json", canonical_json(self.data))
+        object.__setattr__(self, "occurred_at_text", format_timestamp(self.occurred_at))
 
 
 class _LocatedError(ValueError):

@@ -6,18 +6,20 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ledger.canonical import canonical_json, entry_hash
+from ledger.canonical import canonical_json_embedding, entry_hash
 from ledger.events import ValidEvent, format_timestamp
 from ledger.exceptions import EventConflict, EventInvalid, FieldError, IdempotencyKeyReused
 from ledger.locks import chains_lock
 from ledger.models import Chain, Entry, LedgerVerification
-from ledger.projections.registry import project
+from ledger.projections.registry import ProjectionRowRefused, project
 from ledger.verification import ledger_verify
+from ledger.writer import entries_write
 
 ENVELOPE_VERSION = 1
 _IDEMPOTENCY_CONSTRAINT = "entry_idempotency_key_unique"
@@ -82,14 +84,19 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     :raises EventInvalid: an event lies too far in the future; located under "/<index>".
     """
     _refuse_future_events(entries, now)
-    try:
-        # Fast path: a retry is rare, so do not pay a lookup for it on every append; the
-        # unique index tells us when one happens.
-        return _append(source, entries, now, look_up_keys=False)
-    except IntegrityError as exc:
-        if not _is_idempotency_conflict(exc):
-            raise
-    return _append(source, entries, now, look_up_keys=True)
+    # Fast path first: a retry or a duplicate is rare, so do not pay lookups for them on every
+    # append; the unique indexes tell us when one happens, and the slower path takes over.
+    look_up_keys = careful = False
+    for _ in range(3):
+        try:
+            return _append(source, entries, now, look_up_keys=look_up_keys, careful=careful)
+        except ProjectionRowRefused:
+            careful = True  # find which event repeats a ref, to name it
+        except IntegrityError as exc:
+            if not _is_idempotency_conflict(exc) or look_up_keys:
+                raise
+            look_up_keys = True
+    return _append(source, entries, now, look_up_keys=True, careful=True)
 
 
 def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
@@ -115,14 +122,13 @@ def _request_hash(merchant: str, event: ValidEvent) -> str:
         "merchant": merchant,
         "type": event.type,
         "ref": event.ref,
-        "occurred_at": format_timestamp(event.occurred_at),
-        "data": event.data,
+        "occurred_at": event.occurred_at_text,
     }
-    return hashlib.sha256(canonical_json(request)).hexdigest()
+    return hashlib.sha256(canonical_json_embedding(request, data=event.data_json)).hexdigest()
 
 
 def _append(
-    source: str, entries: Sequence[NewEntry], now: datetime, *, look_up_keys: bool
+    source: str, entries: Sequence[NewEntry], now: datetime, *, look_up_keys: bool, careful: bool
 ) -> list[Receipt]:
     receipts: list[Receipt | None] = [None] * len(entries)
     with transaction.atomic():
@@ -131,8 +137,10 @@ def _append(
         requests = [
             _request_hash(chains[new.merchant_id].merchant.public_id, new.event) for new in entries
         ]
-        seen = _existing_receipts(source, entries, chains) if look_up_keys else {}
-        rows: list[tuple[int, Entry]] = []
+        seen = _existing_receipts(source, entries) if look_up_keys else {}
+        now_text = format_timestamp(now)
+        rows: list[tuple[Entry, dict[str, Any]]] = []
+        positions: list[int] = []
         for index, (new, request) in enumerate(zip(entries, requests, strict=True)):
             if new.key in seen:
                 earlier, earlier_request = seen[new.key]
@@ -140,53 +148,47 @@ def _append(
                     raise IdempotencyKeyReused(source=source, idempotency_key=new.key)
                 receipts[index] = earlier
                 continue
-            entry = _next_entry(chains[new.merchant_id], source, new, request, now)
+            entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
             receipt = receipts[index] = _receipt(chains[new.merchant_id], entry)
             seen[new.key] = (receipt, request)  # a key repeated inside the batch
-            rows.append((index, entry))
-        Entry.objects.bulk_create([entry for _, entry in rows])
-        for index, entry in rows:
-            try:
-                project(entry=entry, data=entries[index].event.data)
-            except EventConflict as exc:
-                raise exc.prefixed(f"/{index}") from None
-        for merchant_id, chain in chains.items():
-            if chain.head_seq != locked_heads[merchant_id]:
-                Chain.objects.filter(pk=chain.pk).update(
-                    head_seq=chain.head_seq, head_hash=chain.head_hash
-                )
+            rows.append((entry, new.event.data))
+            positions.append(index)
+        moved = [c for m, c in chains.items() if c.head_seq != locked_heads[m]]
+        entries_write([entry for entry, _ in rows], moved)
+        try:
+            project(rows, careful=careful)
+        except EventConflict as exc:
+            raise exc.relocated([f"/{index}" for index in positions]) from None
     return receipts  # type: ignore[return-value]  # every slot was filled above
 
 
-def _existing_receipts(
-    source: str, entries: Sequence[NewEntry], chains: dict[int, Chain]
-) -> dict[str, tuple[Receipt, str]]:
+def _existing_receipts(source: str, entries: Sequence[NewEntry]) -> dict[str, tuple[Receipt, str]]:
     rows = Entry.objects.filter(
         source=source, idempotency_key__in={new.key for new in entries}
     ).select_related("chain__merchant")
     return {row.idempotency_key: (_receipt(row.chain, row), row.request_hash) for row in rows}
 
 
-def _next_entry(chain: Chain, source: str, new: NewEntry, request: str, now: datetime) -> Entry:
+def _next_entry(
+    chain: Chain, source: str, new: NewEntry, request: str, now: datetime, now_text: str
+) -> Entry:
     """Build the next entry of ``chain`` and move the (locked, in-memory) head past it."""
     event = new.event
     seq = chain.head_seq + 1
-    body = canonical_json(
-        {
-            "v": ENVELOPE_VERSION,
-            "chain": chain.merchant.public_id,
-            "seq": seq,
-            "prev": chain.head_hash,
-            "type": event.type,
-            "source": source,
-            "ref": event.ref,
-            "occurred_at": format_timestamp(event.occurred_at),
-            "recorded_at": format_timestamp(now),
-            "data": event.data,
-        }
-    )
+    envelope = {
+        "v": ENVELOPE_VERSION,
+        "chain": chain.merchant.public_id,
+        "seq": seq,
+        "prev": chain.head_hash,
+        "type": event.type,
+        "source": source,
+        "ref": event.ref,
+        "occurred_at": event.occurred_at_text,
+        "recorded_at": now_text,
+    }
+    body = canonical_json_embedding(envelope, data=event.data_json)
     entry = Entry(
-        chain=chain,
+        chain_id=chain.pk,
         seq=seq,
         type=event.type,
         source=source,

@@ -69,6 +69,9 @@ def database_from_env(url: str) -> dict[str, object]:
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     else:
+        # Parameters travel apart from the SQL instead of being quoted into it in Python;
+        # measurably cheaper for the ledger's multi-row inserts.
+        config["OPTIONS"] = {"server_side_binding": True}
         config.setdefault("CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
     # Transaction boundaries live in services, visibly; never one per request.

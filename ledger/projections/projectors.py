@@ -2,6 +2,8 @@
 
 They refuse events that contradict the chain (a second order under one ref, a credit note for
 an unknown invoice); the refusal rolls back the whole append, so nothing is half-written.
+A second order, invoice, shipment or payout under one ref is refused by the tables' unique
+constraints (see the registry).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from ledger.exceptions import EventConflict
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.money import parse_minor_units
-from ledger.projections.registry import projection_model, projector
+from ledger.projections.registry import projection_model, projector, row_projector
 
 for _model in (Order, Invoice, Shipment, Payout):
     projection_model(_model)
@@ -22,17 +24,10 @@ def _common(entry: Entry) -> dict[str, Any]:
     return {"merchant_id": entry.chain_id, "ref": entry.external_ref, "source": entry.source}
 
 
-def _refuse_duplicate(model: type[Order | Invoice | Shipment | Payout], entry: Entry) -> None:
-    if model.objects.filter(merchant_id=entry.chain_id, ref=entry.external_ref).exists():
-        label = model._meta.verbose_name
-        raise EventConflict("/ref", f"This merchant already has {label} '{entry.external_ref}'.")
-
-
-@projector("order.placed")
-def order_placed(*, entry: Entry, data: dict[str, Any]) -> None:
-    _refuse_duplicate(Order, entry)
+@row_projector("order.placed")
+def order_placed(*, entry: Entry, data: dict[str, Any]) -> Order:
     buyer = data.get("buyer", {})
-    Order.objects.create(
+    return Order(
         **_common(entry),
         entry=entry,
         currency=data["currency"],
@@ -52,11 +47,10 @@ def order_cancelled(*, entry: Entry, data: dict[str, Any]) -> None:
         raise EventConflict("/ref", f"No open order '{entry.external_ref}' to cancel.")
 
 
-@projector("invoice.issued")
-def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> None:
-    _refuse_duplicate(Invoice, entry)
+@row_projector("invoice.issued")
+def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> Invoice:
     debtor = data["debtor"]
-    Invoice.objects.create(
+    return Invoice(
         **_common(entry),
         entry=entry,
         order_ref=data["order_ref"],
@@ -95,10 +89,9 @@ def invoice_credited(*, entry: Entry, data: dict[str, Any]) -> None:
     invoice.save(update_fields=["credited_minor", "status"])
 
 
-@projector("shipment.dispatched")
-def shipment_dispatched(*, entry: Entry, data: dict[str, Any]) -> None:
-    _refuse_duplicate(Shipment, entry)
-    Shipment.objects.create(
+@row_projector("shipment.dispatched")
+def shipment_dispatched(*, entry: Entry, data: dict[str, Any]) -> Shipment:
+    return Shipment(
         **_common(entry),
         entry=entry,
         order_ref=data["order_ref"],
@@ -146,10 +139,9 @@ def shipment_returned(*, entry: Entry, data: dict[str, Any]) -> None:
     _shipment_advance(entry, data, Shipment.Status.RETURNED, "returned_at")
 
 
-@projector("payout.settled")
-def payout_settled(*, entry: Entry, data: dict[str, Any]) -> None:
-    _refuse_duplicate(Payout, entry)
-    Payout.objects.create(
+@row_projector("payout.settled")
+def payout_settled(*, entry: Entry, data: dict[str, Any]) -> Payout:
+    return Payout(
         **_common(entry),
         entry=entry,
         currency=data["currency"],

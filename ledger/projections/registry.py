@@ -1,36 +1,70 @@
 """The projector registry: the one hook through which other apps react to ledger entries.
 
-A projector runs inside the append transaction, so its writes commit or roll back with the
-entry. Projectors must be deterministic functions of the entry and the projections before it:
+Projectors run inside the append transaction, so their writes commit or roll back with the
+entries. They must be deterministic functions of the entry and the projections before it:
 ``rebuild_projections`` replays every entry through them and expects the same tables.
+
+Two kinds:
+
+* ``@projector(types)`` functions do their own reads and writes (an update, a state change).
+* ``@row_projector(types)`` functions return one unsaved row; rows of a batch are inserted
+  together, one statement per table, and the table's unique constraints refuse duplicates.
+  When they do, the append is retried "carefully", row by row, to name the offending event.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 
+from ledger.exceptions import EventConflict
 from ledger.models import Entry
+from ledger.writer import rows_insert
 
 
 class Projector(Protocol):
     def __call__(self, *, entry: Entry, data: dict[str, Any]) -> None: ...
 
 
-_projectors: dict[str, list[Projector]] = defaultdict(list)
+class RowProjector(Protocol):
+    def __call__(self, *, entry: Entry, data: dict[str, Any]) -> models.Model: ...
+
+
+@dataclass(frozen=True)
+class _Registered:
+    function: Callable[..., Any]
+    returns_row: bool
+
+
+_projectors: dict[str, list[_Registered]] = defaultdict(list)
 _models: list[type[models.Model]] = []
+
+
+def _register(event_types: Sequence[str], registered: _Registered) -> None:
+    for event_type in event_types:
+        if registered not in _projectors[event_type]:
+            _projectors[event_type].append(registered)
 
 
 def projector(*event_types: str) -> Callable[[Projector], Projector]:
     """Register the decorated function to run for every new entry of ``event_types``."""
 
     def register(function: Projector) -> Projector:
-        for event_type in event_types:
-            if function not in _projectors[event_type]:
-                _projectors[event_type].append(function)
+        _register(event_types, _Registered(function, returns_row=False))
+        return function
+
+    return register
+
+
+def row_projector(*event_types: str) -> Callable[[RowProjector], RowProjector]:
+    """Register a function that turns each new entry of ``event_types`` into one new row."""
+
+    def register(function: RowProjector) -> RowProjector:
+        _register(event_types, _Registered(function, returns_row=True))
         return function
 
     return register
@@ -50,7 +84,51 @@ def projection_models() -> list[type[models.Model]]:
     return list(_models)
 
 
-def project(*, entry: Entry, data: dict[str, Any]) -> None:
-    """Run every projector registered for ``entry.type``."""
-    for function in _projectors.get(entry.type, ()):
-        function(entry=entry, data=data)
+class ProjectionRowRefused(Exception):
+    """A batched row insert hit a constraint; retry with ``careful=True`` to find which event."""
+
+
+def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False) -> None:
+    """Run every registered projector over ``pairs`` of (entry, event data), in order.
+
+    New rows are gathered and inserted per table just before the next projector that reads or
+    updates, so every projector sees the rows of the entries before it.
+
+    :raises EventConflict: an event contradicts the projections; its pointer is "/<index>/…".
+    :raises ProjectionRowRefused: (``careful=False``) a batched insert hit a unique constraint.
+    """
+    pending: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+    for index, (entry, data) in enumerate(pairs):
+        for registered in _projectors.get(entry.type, ()):
+            try:
+                if not registered.returns_row:
+                    _insert(pending)
+                    registered.function(entry=entry, data=data)
+                elif careful:
+                    _insert_one(registered.function(entry=entry, data=data), entry)
+                else:
+                    row = registered.function(entry=entry, data=data)
+                    pending[type(row)].append(row)
+            except EventConflict as exc:
+                raise exc.prefixed(f"/{index}") from None
+    _insert(pending)
+
+
+def _insert(pending: dict[type[models.Model], list[models.Model]]) -> None:
+    try:
+        for rows in pending.values():
+            rows_insert(rows)
+    except IntegrityError as exc:
+        raise ProjectionRowRefused from exc
+    pending.clear()
+
+
+def _insert_one(row: models.Model, entry: Entry) -> None:
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        label = row._meta.verbose_name
+        raise EventConflict(
+            "/ref", f"This merchant already has {label} '{entry.external_ref}'."
+        ) from None
