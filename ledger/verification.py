@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
+from typing import Any
 
 import orjson
 from django.db import connection
@@ -14,7 +15,15 @@ from django.db import connection
 from ledger.canonical import GENESIS_PREV
 from ledger.models import Chain
 
-_FETCH = 5000
+_PAGE = 5000
+_COLUMNS = "SELECT chain_id, seq, prev_hash, hash, body, type, source, external_ref"
+_PAGE_OF_ALL = (
+    _COLUMNS + " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) ORDER BY chain_id, seq LIMIT %s"
+)
+_PAGE_OF_ONE = (
+    _COLUMNS + " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) AND chain_id = %s"
+    " ORDER BY chain_id, seq LIMIT %s"
+)
 _PROGRESS_EVERY = 50_000
 
 
@@ -53,8 +62,8 @@ def ledger_verify(
 ) -> VerificationResult:
     """Verify every chain (or one merchant's) and return the first break, if any.
 
-    Streams entries in (merchant, seq) order through a server-side cursor and holds one entry
-    at a time, so memory does not grow with the ledger. Needs no lock and no long transaction:
+    Streams entries in (merchant, seq) order a page at a time, so memory does not grow with
+    the ledger. Needs no lock and no long transaction:
     appends go on while it runs, and ``on_progress`` may write where others can see it.
     """
     heads = _chain_heads(merchant_id)
@@ -66,19 +75,12 @@ def ledger_verify(
             return VerificationResult(chains, checked, orphan)
         expected_seq, expected_prev = 1, GENESIS_PREV
         for _, seq, prev, stored, body, type_, source, ref in rows:
-            reason = _entry_problem(
-                head,
-                expected_seq,
-                expected_prev,
-                seq,
-                prev,
-                stored,
-                bytes(body),
-                type_,
-                source,
-                ref,
-            )
-            if reason is not None:
+            body = bytes(body)
+            if not _entry_intact(head, expected_seq, expected_prev, seq, prev, stored, body,
+                                 type_, source, ref):  # fmt: skip
+                reason = _entry_problem(
+                    head, expected_seq, expected_prev, seq, prev, stored, body, type_, source, ref
+                )
                 return VerificationResult(
                     chains, checked, ChainBreak(head.public_id, expected_seq, reason)
                 )
@@ -106,20 +108,63 @@ def _chain_heads(merchant_id: int | None) -> dict[int, _Head]:
     }
 
 
-def _stream(merchant_id: int | None) -> Iterator[tuple]:  # type: ignore[type-arg]
-    sql = (
-        "SELECT chain_id, seq, prev_hash, hash, body, type, source, external_ref"
-        " FROM ledger_entry{where} ORDER BY chain_id, seq"
-    )
-    params: list[int] = []
-    if merchant_id is not None:
-        sql, params = sql.format(where=" WHERE chain_id = %s"), [merchant_id]
-    else:
-        sql = sql.format(where="")
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(_FETCH):
+def _stream(merchant_id: int | None) -> Iterator[tuple[Any, ...]]:
+    """Every entry in (chain, seq) order, a page at a time.
+
+    Keyset pages rather than one server-side cursor: outside a transaction PostgreSQL would
+    materialise a held cursor's whole result before the first row, and each page here is a
+    short statement that holds nothing between pages.
+    """
+    sql = _PAGE_OF_ONE if merchant_id else _PAGE_OF_ALL
+    after: tuple[int, int] = (0, 0)
+    with _raw_cursor() as cursor:
+        while True:
+            scope = [merchant_id] if merchant_id else []
+            cursor.execute(sql, [*after, *scope, _PAGE])
+            rows = cursor.fetchall()
             yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+
+def _raw_cursor() -> Any:
+    """A driver cursor; on PostgreSQL a binary one, so bytea arrives as bytes, not hex text."""
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        return connection.connection.cursor(binary=True)
+    return connection.cursor()
+
+
+def _entry_intact(
+    head: _Head,
+    expected_seq: int,
+    expected_prev: str,
+    seq: int,
+    prev: str,
+    stored: str,
+    body: bytes,
+    type_: str,
+    source: str,
+    ref: str,
+) -> bool:
+    """The common case in one expression; ``_entry_problem`` explains any other."""
+    if seq != expected_seq or prev != expected_prev:
+        return False
+    if hashlib.sha256(body).hexdigest() != stored:
+        return False
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return bool(
+        envelope.get("seq") == seq
+        and envelope.get("prev") == expected_prev
+        and envelope.get("chain") == head.public_id
+        and envelope.get("type") == type_
+        and envelope.get("source") == source
+        and envelope.get("ref") == ref
+    )
 
 
 def _entry_problem(
@@ -133,7 +178,7 @@ def _entry_problem(
     type_: str,
     source: str,
     ref: str,
-) -> str | None:
+) -> str:
     if seq != expected_seq:
         return f"entry missing: the next entry stored is seq {seq}"
     if hashlib.sha256(body).hexdigest() != stored:
@@ -150,7 +195,7 @@ def _entry_problem(
         return "prev link broken: it does not name the previous entry's hash"
     if (envelope.get("type"), envelope.get("source"), envelope.get("ref")) != (type_, source, ref):
         return "queryable columns differ from the body"
-    return None
+    return "entry does not verify"  # unreachable while _entry_intact and this agree
 
 
 def _head_problem(chain_id: int, head: _Head, last_seq: int, last_hash: str) -> ChainBreak | None:
