@@ -82,3 +82,8 @@ class EventConflict(LedgerError):
     def relocated(self, pointers: Sequence[str]) -> EventConflict:
         error = _relocate(self.errors, pointers)[0]
         return EventConflict(error.pointer, error.message)
+
+
+class ProjectionRowRefused(Exception):
+    """A batched projection insert hit a unique constraint. Internal: the append is retried
+    row by row to name the event that repeats a ref (then an EventConflict)."""

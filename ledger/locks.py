@@ -3,30 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from ledger.models import Chain
 
 
+@dataclass(slots=True)
+class LockedChain:
+    """A chain head this transaction holds the lock on; ``head_*`` move as entries are built."""
+
+    merchant_id: int
+    public_id: str
+    head_seq: int
+    head_hash: str
+
+
 def chain_qs_for_update(merchant_ids: Iterable[int]) -> QuerySet[Chain]:
-    """Chains of ``merchant_ids`` locked FOR UPDATE in ascending order, with their merchant."""
+    """Chains of ``merchant_ids`` locked FOR UPDATE in ascending order."""
     return (
-        Chain.objects.select_for_update(of=("self",))
-        .select_related("merchant")
+        Chain.objects.select_for_update()
         .filter(merchant_id__in=sorted(set(merchant_ids)))
         .order_by("merchant_id")
     )
 
 
-def chains_lock(merchant_ids: Iterable[int]) -> dict[int, Chain]:
-    """Lock the chains of ``merchant_ids``, creating the missing ones; must run in a transaction."""
+def chains_lock(merchant_ids: Iterable[int]) -> dict[int, LockedChain]:
+    """Lock the chains of ``merchant_ids``, creating the missing ones; must run in a transaction.
+
+    Plain SQL: this runs once per append, and building the equivalent ORM query costs more
+    than the database takes to answer it.
+    """
     wanted = set(merchant_ids)
-    chains = {chain.merchant_id: chain for chain in chain_qs_for_update(wanted)}
+    chains = _locked(wanted)
     missing = wanted - chains.keys()
     if missing:
         # Two first appends may race to create a chain; the loser's row is ignored and it then
         # waits for the winner's lock like any other append.
         Chain.objects.bulk_create([Chain(merchant_id=m) for m in missing], ignore_conflicts=True)
-        chains.update((chain.merchant_id, chain) for chain in chain_qs_for_update(missing))
+        chains.update(_locked(missing))
     return chains
+
+
+def _locked(merchant_ids: set[int]) -> dict[int, LockedChain]:
+    placeholders = ", ".join(["%s"] * len(merchant_ids))
+    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash FROM ledger_chain c"
+            " JOIN merchants_merchant m ON m.id = c.merchant_id"
+            f" WHERE c.merchant_id IN ({placeholders}) ORDER BY c.merchant_id{lock}",
+            sorted(merchant_ids),
+        )
+        return {row[0]: LockedChain(*row) for row in cursor.fetchall()}

@@ -39,7 +39,10 @@ class Entry(models.Model):
     Database triggers refuse UPDATE, DELETE and TRUNCATE (migration 0002).
     """
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: UNIQUE(chain, seq) leads with chain and serves every lookup.
+    chain = models.ForeignKey(
+        Chain, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     seq = models.BigIntegerField()
     type = models.CharField(max_length=64)
     source = models.CharField(max_length=64)
@@ -84,10 +87,14 @@ class Entry(models.Model):
 class _Projection(models.Model):
     """A read model written only by projectors, in the transaction of the entry it comes from."""
 
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    # Neither key gets an index of its own: each table's UNIQUE(merchant, ref) leads with the
+    # merchant, and nothing looks projections up by entry; every index costs every append.
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     ref = models.CharField(max_length=128)
     source = models.CharField(max_length=64)
-    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="+")
+    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="+", db_index=False)
 
     class Meta:
         abstract = True

@@ -14,10 +14,16 @@ from django.utils import timezone
 
 from ledger.canonical import canonical_json_embedding, entry_hash
 from ledger.events import ValidEvent, format_timestamp
-from ledger.exceptions import EventConflict, EventInvalid, FieldError, IdempotencyKeyReused
-from ledger.locks import chains_lock
-from ledger.models import Chain, Entry, LedgerVerification
-from ledger.projections.registry import ProjectionRowRefused, project
+from ledger.exceptions import (
+    EventConflict,
+    EventInvalid,
+    FieldError,
+    IdempotencyKeyReused,
+    ProjectionRowRefused,
+)
+from ledger.locks import LockedChain, chains_lock
+from ledger.models import Entry, LedgerVerification
+from ledger.projections.registry import project, rows_only
 from ledger.verification import ledger_verify
 from ledger.writer import entries_write
 
@@ -134,9 +140,7 @@ def _append(
     with transaction.atomic():
         chains = chains_lock(new.merchant_id for new in entries)
         locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
-        requests = [
-            _request_hash(chains[new.merchant_id].merchant.public_id, new.event) for new in entries
-        ]
+        requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
         seen = _existing_receipts(source, entries) if look_up_keys else {}
         now_text = format_timestamp(now)
         rows: list[tuple[Entry, dict[str, Any]]] = []
@@ -149,16 +153,18 @@ def _append(
                 receipts[index] = earlier
                 continue
             entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
-            receipt = receipts[index] = _receipt(chains[new.merchant_id], entry)
+            receipt = receipts[index] = _receipt(chains[new.merchant_id].public_id, entry)
             seen[new.key] = (receipt, request)  # a key repeated inside the batch
             rows.append((entry, new.event.data))
             positions.append(index)
         moved = [c for m, c in chains.items() if c.head_seq != locked_heads[m]]
-        entries_write([entry for entry, _ in rows], moved)
-        try:
-            project(rows, careful=careful)
-        except EventConflict as exc:
-            raise exc.relocated([f"/{index}" for index in positions]) from None
+        new_rows = None if careful else rows_only(rows)
+        entries_write([entry for entry, _ in rows], moved, new_rows or ())
+        if new_rows is None:
+            try:
+                project(rows, careful=careful)
+            except EventConflict as exc:
+                raise exc.relocated([f"/{index}" for index in positions]) from None
     return receipts  # type: ignore[return-value]  # every slot was filled above
 
 
@@ -166,18 +172,21 @@ def _existing_receipts(source: str, entries: Sequence[NewEntry]) -> dict[str, tu
     rows = Entry.objects.filter(
         source=source, idempotency_key__in={new.key for new in entries}
     ).select_related("chain__merchant")
-    return {row.idempotency_key: (_receipt(row.chain, row), row.request_hash) for row in rows}
+    return {
+        row.idempotency_key: (_receipt(row.chain.merchant.public_id, row), row.request_hash)
+        for row in rows
+    }
 
 
 def _next_entry(
-    chain: Chain, source: str, new: NewEntry, request: str, now: datetime, now_text: str
+    chain: LockedChain, source: str, new: NewEntry, request: str, now: datetime, now_text: str
 ) -> Entry:
     """Build the next entry of ``chain`` and move the (locked, in-memory) head past it."""
     event = new.event
     seq = chain.head_seq + 1
     envelope = {
         "v": ENVELOPE_VERSION,
-        "chain": chain.merchant.public_id,
+        "chain": chain.public_id,
         "seq": seq,
         "prev": chain.head_hash,
         "type": event.type,
@@ -188,7 +197,7 @@ def _next_entry(
     }
     body = canonical_json_embedding(envelope, data=event.data_json)
     entry = Entry(
-        chain_id=chain.pk,
+        chain_id=chain.merchant_id,
         seq=seq,
         type=event.type,
         source=source,
@@ -205,9 +214,9 @@ def _next_entry(
     return entry
 
 
-def _receipt(chain: Chain, entry: Entry) -> Receipt:
+def _receipt(public_id: str, entry: Entry) -> Receipt:
     return Receipt(
-        merchant=chain.merchant.public_id,
+        merchant=public_id,
         seq=entry.seq,
         hash=entry.hash,
         ref=entry.external_ref,

@@ -84,8 +84,19 @@ def projection_models() -> list[type[models.Model]]:
     return list(_models)
 
 
-class ProjectionRowRefused(Exception):
-    """A batched row insert hit a constraint; retry with ``careful=True`` to find which event."""
+def rows_only(pairs: Sequence[tuple[Entry, dict[str, Any]]]) -> list[models.Model] | None:
+    """The new rows for ``pairs`` when only row projectors apply to them, else None.
+
+    Such rows need nothing from the database, so they can be written in the same statement as
+    their entries.
+    """
+    rows = []
+    for entry, data in pairs:
+        for registered in _projectors.get(entry.type, ()):
+            if not registered.returns_row:
+                return None
+            rows.append(registered.function(entry=entry, data=data))
+    return rows
 
 
 def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False) -> None:
@@ -115,11 +126,7 @@ def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = Fa
 
 
 def _insert(pending: dict[type[models.Model], list[models.Model]]) -> None:
-    try:
-        for rows in pending.values():
-            rows_insert(rows)
-    except IntegrityError as exc:
-        raise ProjectionRowRefused from exc
+    rows_insert([row for rows in pending.values() for row in rows])
     pending.clear()
 
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connections
 
 from ledger import services
+from ledger.locks import LockedChain
 from ledger.models import Chain, Entry
 from tests.conftest import order_placed
 
@@ -27,10 +28,13 @@ APPENDS_EACH = 50
 FORK = multiprocessing.get_context("fork")
 
 
-def _chains_without_lock(merchant_ids: Any) -> dict[int, Chain]:
+def _chains_without_lock(merchant_ids: Any) -> dict[int, LockedChain]:
     """The negative control: read the heads with no FOR UPDATE, as a careless append would."""
     chains = Chain.objects.select_related("merchant").filter(merchant_id__in=set(merchant_ids))
-    return {chain.merchant_id: chain for chain in chains}
+    return {
+        c.merchant_id: LockedChain(c.merchant_id, c.merchant.public_id, c.head_seq, c.head_hash)
+        for c in chains
+    }
 
 
 def _writer(
