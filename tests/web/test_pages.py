@@ -77,3 +77,26 @@ def test_verify_now_button_queues_a_run(admin_client, populated) -> None:
         app.conf.task_always_eager = False
     assert response.status_code == 302
     assert LedgerVerification.objects.get().outcome == "intact"
+
+
+@pytest.mark.django_db
+def test_admin_issues_an_api_key_once_and_revokes_it(admin_client, marketplace) -> None:
+    from merchants.models import ApiKey
+
+    response = admin_client.post(
+        reverse("admin:merchants_apikey_add"),
+        {"marketplace": marketplace.pk, "label": "prod-eu"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("Signing secret: cfs_" in m and "API key: cfk_" in m for m in shown)
+    api_key = ApiKey.objects.get(label="prod-eu")
+    assert api_key.prefix in shown[0]
+    response = admin_client.post(
+        reverse("admin:merchants_apikey_changelist"),
+        {"action": "revoke", "_selected_action": [api_key.pk]},
+        follow=True,
+    )
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is not None
