@@ -21,8 +21,12 @@ def merchants_by_seller_id(
     Seller ids of other marketplaces' merchants are simply absent: to a marketplace they do
     not exist.
     """
+    # A NUL or a lone surrogate cannot be stored, so no merchant has it: do not ask the database.
+    storable = {
+        s for s in seller_ids if "\x00" not in s and s.encode("utf-8", "ignore").decode() == s
+    }
     links = MarketplaceMerchant.objects.filter(
-        marketplace=marketplace, seller_id__in=set(seller_ids)
+        marketplace=marketplace, seller_id__in=storable
     ).select_related("merchant")
     return {link.seller_id: link.merchant for link in links}
 

@@ -18,7 +18,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from config.api.problems import ApiProblem
-from config.api.signing import signature_valid
+from config.api.signing import signature_verify
 from merchants import credentials
 from merchants.models import ApiKey, Marketplace
 
@@ -62,6 +62,8 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise _unauthorized("missing_api_key", "Send 'Authorization: Bearer <api_key>'.")
+        if not key.isascii() or not key.strip().isprintable():
+            raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
         api_key = (
             ApiKey.objects.select_related("marketplace")
             .filter(prefix=credentials.key_prefix(key.strip()), revoked_at__isnull=True)
@@ -91,11 +93,12 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         body = _body(request)
         secret = _signing_secret(api_key.pk, bytes(api_key.signing_secret_sealed))
         path = request.get_full_path()
-        if not signature_valid(secret, signature, timestamp, request.method or "", path, body):
+        matched = signature_verify(secret, signature, timestamp, request.method or "", path, body)
+        if matched is None:
             raise _unauthorized("invalid_signature", "The signature does not match the request.")
         # Accepted once: the cache keeps it past the timestamp window, after which the
         # timestamp check refuses it anyway.
-        if not cache.add(f"sig:{api_key.pk}:{signature}", 1, 2 * TIMESTAMP_TOLERANCE_SECONDS):
+        if not cache.add(f"sig:{api_key.pk}:{matched}", 1, 2 * TIMESTAMP_TOLERANCE_SECONDS):
             raise _unauthorized("replayed_signature", "This signature was already used.")
 
 

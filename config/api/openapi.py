@@ -19,3 +19,13 @@ class SignedApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unt
             "POSTs are also signed: see the Chainfin-Timestamp, Chainfin-Signature and "
             "Idempotency-Key headers of each operation.",
         }
+
+
+def require_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: every operation that takes a body requires one (an empty POST is
+    refused), which drf-spectacular cannot infer for raw XML and free-form JSON bodies."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+    return result

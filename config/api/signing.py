@@ -25,12 +25,16 @@ def sign(secret: str, timestamp: str, method: str, path_with_query: str, body: b
     return f"{SIGNATURE_VERSION}={digest}"
 
 
-def signature_valid(
+def signature_verify(
     secret: str, header: str, timestamp: str, method: str, path_with_query: str, body: bytes
-) -> bool:
-    """Constant-time check of a Chainfin-Signature header (may list several, comma-separated)."""
+) -> str | None:
+    """Constant-time check of a Chainfin-Signature header (may list several, comma-separated).
+
+    Returns the canonical signature that matched, or None. Replay protection must remember
+    that value, not the header: the header can be respelled (extra entries, spaces) at will.
+    """
     expected = sign(secret, timestamp, method, path_with_query, body)
     offered = [part.strip() for part in header.split(",")]
     # Compare against every offered value so timing does not reveal which one matched.
     matches = [hmac.compare_digest(expected.encode(), value.encode()) for value in offered]
-    return any(matches)
+    return expected if any(matches) else None

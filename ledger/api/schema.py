@@ -14,6 +14,7 @@ from rest_framework import serializers
 from ledger.events import EVENT_SCHEMAS
 
 HEX64 = r"^[0-9a-f]{64}$"
+PROBLEM = "application/problem+json"
 
 
 class ProblemFieldSerializer(serializers.Serializer[Any]):
@@ -94,20 +95,28 @@ def _problem(description: str) -> OpenApiResponse:
 
 
 _READ_ERRORS = {
-    401: _problem("Missing, unknown or revoked API key."),
-    404: _problem("No such merchant among yours (other marketplaces' merchants do not exist)."),
-    422: _problem("Invalid query parameters."),
-    429: _problem("Rate limit reached; see Retry-After."),
+    (401, PROBLEM): _problem("Missing, unknown or revoked API key."),
+    (404, PROBLEM): _problem(
+        "No such merchant among yours (other marketplaces' merchants do not exist)."
+    ),
+    (422, PROBLEM): _problem("Invalid query parameters."),
+    (429, PROBLEM): _problem("Rate limit reached; see Retry-After."),
 }
 _WRITE_ERRORS = {
-    400: _problem("Malformed body (not JSON/XML, duplicate keys, nesting) or no Idempotency-Key."),
-    401: _problem("Bad key, timestamp more than 300 s off, bad or reused signature."),
-    404: _problem("A named merchant is not one of yours."),
-    409: _problem("The event contradicts the chain, or the same Idempotency-Key is in flight."),
-    413: _problem("Body too large."),
-    415: _problem("Wrong Content-Type."),
-    422: _problem("Invalid fields (each with a JSON pointer), or Idempotency-Key reused."),
-    429: _problem("Rate limit reached; see Retry-After."),
+    (400, PROBLEM): _problem(
+        "Malformed body (not JSON/XML, duplicate keys, nesting) or no Idempotency-Key."
+    ),
+    (401, PROBLEM): _problem("Bad key, timestamp more than 300 s off, bad or reused signature."),
+    (404, PROBLEM): _problem("A named merchant is not one of yours."),
+    (409, PROBLEM): _problem(
+        "The event contradicts the chain, or the same Idempotency-Key is in flight."
+    ),
+    (413, PROBLEM): _problem("Body too large."),
+    (415, PROBLEM): _problem("Wrong Content-Type."),
+    (422, PROBLEM): _problem(
+        "Invalid fields (each with a JSON pointer), or Idempotency-Key reused."
+    ),
+    (429, PROBLEM): _problem("Rate limit reached; see Retry-After."),
 }
 _SIGNED_HEADERS = [
     OpenApiParameter(
