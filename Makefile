@@ -60,6 +60,7 @@ demo: install
 
 bench: install
 	$(BIN)/python -m tests.bench.ledger_bench
+	$(BIN)/python -m tests.bench.api_bench
 
 clean:
 	rm -rf .demo $(SMOKE_DB)

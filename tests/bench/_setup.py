@@ -27,12 +27,12 @@ class BenchRefused(SystemExit):
         super().__init__(f"bench: {message}")
 
 
-def bench_database_url() -> str:
-    """The database the benchmark drops and recreates: BENCH_DATABASE_URL or the default.
+def bench_database_url(default: str = DEFAULT_DATABASE_URL) -> str:
+    """The database the benchmark drops and recreates: BENCH_DATABASE_URL or ``default``.
 
     DATABASE_URL is deliberately not read: it usually names a database someone cares about.
     """
-    return os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    return os.environ.get("BENCH_DATABASE_URL") or default
 
 
 def django_bootstrap(url: str) -> None:
