@@ -214,6 +214,37 @@ class PayoutSettled(_Priced):
     lines: Annotated[list[PayoutLine], Field(max_length=1000)] = []
 
 
+class ReceivableAssigned(_Priced):
+    """The bank now owns the receivable: its debtor must pay the bank, not the merchant."""
+
+    invoice_ref: Ref
+    advance_ref: Ref
+    assignee: Name
+
+
+class AdvanceDisbursed(_Priced):
+    """Money left the bank for the merchant; ``amount`` is what was paid out."""
+
+    advance_ref: Ref
+    fee: Amount
+    reserve: Amount
+    due_date: IsoDate
+    invoice_refs: Annotated[list[Ref], Field(min_length=1, max_length=100)]
+
+
+class AdvanceRepaid(_Priced):
+    advance_ref: Ref
+    payout_ref: Ref | None = None
+
+
+class AdvanceOverdue(_Priced):
+    """``amount`` is the late fee charged today (possibly zero), ``days_past_due`` since due."""
+
+    advance_ref: Ref
+    days_past_due: Annotated[int, Field(ge=1, le=100_000, strict=True)]
+
+
+# What a marketplace may send.
 EVENT_SCHEMAS: dict[str, type[_Data]] = {
     "order.placed": OrderPlaced,
     "order.cancelled": OrderCancelled,
@@ -223,6 +254,13 @@ EVENT_SCHEMAS: dict[str, type[_Data]] = {
     "shipment.delivered": ShipmentDelivered,
     "shipment.returned": ShipmentReturned,
     "payout.settled": PayoutSettled,
+}
+# The capital flow: appended by Chainfin itself (``system_event``), never accepted from outside.
+SYSTEM_EVENT_SCHEMAS: dict[str, type[_Data]] = {
+    "receivable.assigned": ReceivableAssigned,
+    "advance.disbursed": AdvanceDisbursed,
+    "advance.repaid": AdvanceRepaid,
+    "advance.overdue": AdvanceOverdue,
 }
 
 
@@ -288,8 +326,10 @@ def _field_errors(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[Fi
     return errors
 
 
-def event_parse(raw: object) -> ValidEvent:
+def event_parse(raw: object, *, schemas: Mapping[str, type[_Data]] = EVENT_SCHEMAS) -> ValidEvent:
     """Validate one event ``{"type", "ref", "occurred_at", "data"}`` and return its canonical form.
+
+    ``schemas`` are the types the sender may use: a marketplace's by default.
 
     :raises EventInvalid: every problem found, each with a JSON pointer into ``raw``.
     """
@@ -301,13 +341,13 @@ def event_parse(raw: object) -> ValidEvent:
         errors = _field_errors(exc)
         # Report data problems too when the type is known, so one round trip shows them all.
         type_ = raw.get("type")
-        schema = EVENT_SCHEMAS.get(type_) if isinstance(type_, str) else None
+        schema = schemas.get(type_) if isinstance(type_, str) else None
         if schema is not None and isinstance(raw.get("data"), Mapping):
             errors += _data_errors(schema, raw["data"])
         raise EventInvalid(errors) from None
-    schema = EVENT_SCHEMAS.get(envelope.type)
+    schema = schemas.get(envelope.type)
     if schema is None:
-        known = ", ".join(sorted(EVENT_SCHEMAS))
+        known = ", ".join(sorted(schemas))
         raise EventInvalid([FieldError("/type", f"Unknown event type; expected one of {known}.")])
     try:
         data = _data_validate(schema, envelope.data)
@@ -319,6 +359,15 @@ def event_parse(raw: object) -> ValidEvent:
         occurred_at=envelope.occurred_at,
         data=data.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
     )
+
+
+def system_event(type_: str, ref: str, occurred_at: datetime, data: dict[str, Any]) -> ValidEvent:
+    """A capital-flow event Chainfin appends itself, validated like any other.
+
+    :raises EventInvalid: a bug in the caller; system events are built from checked state.
+    """
+    raw = {"type": type_, "ref": ref, "occurred_at": format_timestamp(occurred_at), "data": data}
+    return event_parse(raw, schemas=SYSTEM_EVENT_SCHEMAS)
 
 
 def _data_validate(schema: type[_Data], data: Mapping[str, Any]) -> _Data:
