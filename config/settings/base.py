@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "merchants",
     "ledger",
     "financing",
+    "financing.books",
 ]
 
 MIDDLEWARE = [

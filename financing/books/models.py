@@ -1,0 +1,3 @@
+"""Accounts, journal entries and postings."""
+
+from __future__ import annotations
