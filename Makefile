@@ -44,9 +44,14 @@ demo: install
 	@mkdir -p .demo
 	$(MANAGE) migrate --noinput -v0
 	$(MANAGE) seed_demo
+	$(MANAGE) seed_financing_demo
 	@echo
 	@echo "  Chainfin demo       http://$(DEMO_ADDR)/"
-	@echo "  Officer admin       http://$(DEMO_ADDR)/admin/   login admin / chainfin-demo"
+	@echo "  Officer admin       http://$(DEMO_ADDR)/admin/   password chainfin-demo + a 6-digit code"
+	@echo "  Officer logins      admin (superuser), officer, senior, auditor"
+	@echo "  Their codes         $(MANAGE) totp_code admin   (demo only; any officer's name)"
+	@echo "                      or an authenticator app: admin's secret CHAINFINDEMOONLYADMINAAAAAAAAAAA"
+	@echo "                      (every officer's secret is listed above by seed_demo)"
 	@echo "  Merchant users      merchant1, merchant2, merchant3 / chainfin-demo"
 	@echo "  Marketplace API     http://$(DEMO_ADDR)/api/docs/   (key: $(MANAGE) create_api_key acme)"
 	@echo "  Demo seller ids     acme: A3F9K2QZ7, A7M2R8XD4   nordmarkt: NM-004417"

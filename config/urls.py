@@ -8,14 +8,11 @@ import config.api.openapi  # noqa: F401  (registers the auth scheme with drf-spe
 from config.api.problems import api_not_found, api_server_error
 from config.views import home
 
-admin.site.site_header = "Chainfin — bank officers"
-admin.site.site_title = "Chainfin"
-admin.site.index_title = "Ledger, parties and financing"
-
 urlpatterns = [
     path("", home, name="home"),
-    path("admin/", admin.site.urls),
+    path("admin/", admin.site.urls),  # config.admin_site.OfficerAdminSite: two-factor
     path("api/v1/", include("ledger.api.urls")),
+    path("api/v1/", include("financing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

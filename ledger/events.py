@@ -73,7 +73,7 @@ def _currency(value: object) -> str:
     return value
 
 
-def _amount(value: object, info: ValidationInfo) -> str:
+def _amount(value: object, info: ValidationInfo, *, allow_zero: bool = False) -> str:
     """Check the amount against the event's currency and return its canonical spelling."""
     currency = (info.context or {}).get("currency")
     if not isinstance(value, str):
@@ -81,7 +81,8 @@ def _amount(value: object, info: ValidationInfo) -> str:
     if not isinstance(currency, str) or currency not in CURRENCY_EXPONENTS:
         return value  # the currency field reports its own error; nothing to measure against
     try:
-        return format_minor_units(parse_minor_units(value, currency), currency)
+        minor = parse_minor_units(value, currency, allow_zero=allow_zero)
+        return format_minor_units(minor, currency)
     except MoneyError as exc:
         raise PydanticCustomError("amount", str(exc)) from None
 
@@ -127,6 +128,10 @@ Reason = Annotated[str, _text(500)]
 TaxId = Annotated[str, _text(40)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Amount = Annotated[str, BeforeValidator(_amount)]
+# Fees and reserves Chainfin computes may come to nothing (a 0 % rate, a 100 % advance).
+AmountOrZero = Annotated[
+    str, BeforeValidator(lambda value, info: _amount(value, info, allow_zero=True))
+]
 IsoDate = Annotated[date, BeforeValidator(_date)]
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 
@@ -223,11 +228,11 @@ class ReceivableAssigned(_Priced):
 
 
 class AdvanceDisbursed(_Priced):
-    """Money left the bank for the merchant; ``amount`` is what was paid out."""
+    """Money left the bank for the merchant: ``amount`` is the advance, the fee deducted from it."""
 
     advance_ref: Ref
-    fee: Amount
-    reserve: Amount
+    fee: AmountOrZero
+    reserve: AmountOrZero
     due_date: IsoDate
     invoice_refs: Annotated[list[Ref], Field(min_length=1, max_length=100)]
 
@@ -237,9 +242,11 @@ class AdvanceRepaid(_Priced):
     payout_ref: Ref | None = None
 
 
-class AdvanceOverdue(_Priced):
+class AdvanceOverdue(_Data):
     """``amount`` is the late fee charged today (possibly zero), ``days_past_due`` since due."""
 
+    currency: Currency
+    amount: AmountOrZero
     advance_ref: Ref
     days_past_due: Annotated[int, Field(ge=1, le=100_000, strict=True)]
 

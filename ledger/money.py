@@ -52,11 +52,12 @@ def currency_exponent(currency: str) -> int:
         raise MoneyError(f"'{currency}' is not an ISO 4217 currency code.") from None
 
 
-def parse_minor_units(amount: str, currency: str) -> int:
+def parse_minor_units(amount: str, currency: str, *, allow_zero: bool = False) -> int:
     """Parse a positive decimal string into integer minor units of ``currency``.
 
     Accepts "12", "12.5" and "12.50" for EUR; refuses more decimals than the currency has,
-    signs, exponents, whitespace, NaN/Infinity, Unicode digits, zero and absurd magnitudes.
+    signs, exponents, whitespace, NaN/Infinity, Unicode digits, absurd magnitudes and, unless
+    ``allow_zero`` (a fee that came to nothing), zero.
 
     :raises MoneyError: with a message fit to show the sender.
     """
@@ -77,7 +78,7 @@ def parse_minor_units(amount: str, currency: str) -> int:
         raise MoneyError(f"'{amount[:40]}' is too large.")
     whole: str = match["whole"]
     minor: int = int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
-    if minor == 0:
+    if minor == 0 and not allow_zero:
         raise MoneyError("The amount must be greater than zero.")
     if minor >= MAX_MINOR_UNITS:
         raise MoneyError(f"'{amount}' is too large.")

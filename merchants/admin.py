@@ -1,5 +1,6 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
@@ -67,19 +68,45 @@ class MembershipAdmin(admin.ModelAdmin[Membership]):
     autocomplete_fields = ["user", "merchant"]
 
 
+class ApiKeyForm(ModelForm[ApiKey]):
+    """Refuses a new key for a suspended or closed merchant as a field error. The service refuses
+    it too (MerchantNotActive), but save_model runs after validation, too late to say why."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["marketplace", "merchant", "label"]
+
+    def clean_merchant(self) -> Merchant | None:
+        merchant: Merchant | None = self.cleaned_data.get("merchant")
+        if merchant is not None and merchant.status != Merchant.Status.ACTIVE:
+            raise forms.ValidationError(
+                f"This merchant is {merchant.status}; keys are issued to active merchants only."
+            )
+        return merchant
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
-    """Issue and revoke marketplace credentials. The key and secret are shown once, on issue."""
+    """Issue and revoke API credentials, for a marketplace or for one merchant (one of the two).
 
-    list_display = ["prefix", "marketplace", "label", "created_at", "revoked_at"]
-    list_filter = ["marketplace", ("revoked_at", admin.EmptyFieldListFilter)]
-    search_fields = ["prefix", "label", "marketplace__code"]
-    fields = ["marketplace", "label", "prefix", "created_at", "revoked_at"]
+    The key and secret are shown once, on issue.
+    """
+
+    list_display = ["prefix", "marketplace", "merchant", "label", "created_at", "revoked_at"]
+    list_filter = [
+        "marketplace",
+        ("merchant", admin.EmptyFieldListFilter),
+        ("revoked_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["prefix", "label", "marketplace__code", "merchant__public_id"]
+    fields = ["marketplace", "merchant", "label", "prefix", "created_at", "revoked_at"]
+    autocomplete_fields = ["merchant"]
+    form = ApiKeyForm
     actions = ["revoke"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
         always = ["prefix", "created_at", "revoked_at"]
-        return always if obj is None else [*always, "marketplace"]
+        return always if obj is None else [*always, "marketplace", "merchant"]
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False  # revoke instead: the row explains past requests
@@ -90,7 +117,9 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         if change:
             super().save_model(request, obj, form, change)
             return
-        issued = api_key_issue(marketplace=obj.marketplace, now=timezone.now(), label=obj.label)
+        issued = api_key_issue(
+            marketplace=obj.marketplace, merchant=obj.merchant, now=timezone.now(), label=obj.label
+        )
         obj.pk = issued.api_key.pk
         self.message_user(
             request,

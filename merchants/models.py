@@ -159,14 +159,23 @@ class Membership(models.Model):
 
 
 class ApiKey(models.Model):
-    """A marketplace's API credential: a bearer key (stored hashed) and an HMAC signing secret.
+    """An API credential: a bearer key (stored hashed) and an HMAC signing secret.
+
+    A key belongs to exactly one party: a marketplace (it pushes evidence for its merchants) or
+    one merchant (it acts for that merchant alone, e.g. requesting advances). The database
+    refuses a key with both or neither, so no code path can mint a key that speaks for two.
 
     The signing secret must be readable to verify signatures, so it is stored encrypted
     (merchants/credentials.py), never in the clear. Several keys may be active at once, so a
-    marketplace can rotate without downtime.
+    party can rotate without downtime.
     """
 
-    marketplace = models.ForeignKey(Marketplace, on_delete=models.PROTECT, related_name="api_keys")
+    marketplace = models.ForeignKey(
+        Marketplace, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
+    )
     prefix = models.CharField(max_length=24, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
     signing_secret_sealed = models.BinaryField(editable=False)
@@ -180,8 +189,24 @@ class ApiKey(models.Model):
             models.CheckConstraint(
                 condition=Q(key_hash__regex=r"^[0-9a-f]{64}$"), name="apikey_hash_hex"
             ),
+            models.CheckConstraint(
+                condition=(
+                    Q(marketplace__isnull=False, merchant__isnull=True)
+                    | Q(marketplace__isnull=True, merchant__isnull=False)
+                ),
+                name="apikey_exactly_one_owner",
+                violation_error_message="A key belongs to a marketplace or to a merchant: "
+                "choose exactly one.",
+            ),
         ]
 
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else "active"
-        return f"{self.prefix}… ({self.marketplace.code}, {state})"
+        return f"{self.prefix}… ({self.owner_label}, {state})"
+
+    @property
+    def owner_label(self) -> str:
+        """The marketplace's code or the merchant's public id."""
+        if self.marketplace is not None:
+            return self.marketplace.code
+        return self.merchant.public_id if self.merchant is not None else "no owner"

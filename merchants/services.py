@@ -9,6 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from merchants import credentials
+from merchants.exceptions import MerchantNotActive
 from merchants.models import (
     ApiKey,
     Debtor,
@@ -64,12 +65,31 @@ class IssuedApiKey:
     signing_secret: str
 
 
-def api_key_issue(*, marketplace: Marketplace, now: datetime, label: str = "") -> IssuedApiKey:
-    """Create an API credential for ``marketplace``; show the key and secret once, store neither."""
+def api_key_issue(
+    *,
+    marketplace: Marketplace | None = None,
+    merchant: Merchant | None = None,
+    now: datetime,
+    label: str = "",
+) -> IssuedApiKey:
+    """Create an API credential for ``marketplace`` or for ``merchant`` (exactly one of them).
+
+    The key and secret are returned once, in the clear, and stored only hashed and sealed.
+
+    :raises ValueError: when both or neither of ``marketplace`` and ``merchant`` are given.
+    :raises MerchantNotActive: when ``merchant`` is suspended or closed.
+    """
+    if (marketplace is None) == (merchant is None):
+        raise ValueError("Issue a key for a marketplace or for a merchant, exactly one.")
+    # Checked without a lock: a merchant closed a moment later keeps a key that authentication
+    # refuses anyway (config/api/authentication.py), so the race grants nothing.
+    if merchant is not None and merchant.status != Merchant.Status.ACTIVE:
+        raise MerchantNotActive(public_id=merchant.public_id, status=merchant.status)
     prefix, key = credentials.key_generate()
     secret = credentials.secret_generate()
     api_key = ApiKey.objects.create(
         marketplace=marketplace,
+        merchant=merchant,
         prefix=prefix,
         key_hash=credentials.key_hash(key),
         signing_secret_sealed=credentials.secret_seal(secret),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import count
@@ -11,9 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.db import connection, connections
-from django.test import TransactionTestCase
+from django.test import Client, TransactionTestCase
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from config.two_factor import totp_code
 from ledger.events import ValidEvent, event_parse
 from merchants.models import Marketplace, Merchant
 from merchants.services import marketplace_create, merchant_onboard
@@ -126,3 +131,88 @@ def shared_format(*parts: str) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# --- Officers: the admin wants a password and a TOTP code (config/admin_site.py) -------------
+
+STAFF_PASSWORD = "officer-test-password"
+
+
+def totp_token(device: TOTPDevice) -> str:
+    """The code ``device``'s authenticator app shows now, as an officer types it."""
+    return totp_code(device, at=time.time())
+
+
+@pytest.fixture
+def make_staff_user(db: None, django_user_model: type[User]) -> Callable[..., User]:
+    """Make a staff user: ``make_staff_user("officer-1", groups=["officer"], superuser=False)``.
+
+    The password is ``STAFF_PASSWORD``; groups are created by name when missing.
+    """
+
+    def make(
+        username: str | None = None,
+        *,
+        groups: tuple[str, ...] | list[str] = (),
+        superuser: bool = False,
+    ) -> User:
+        name = username or f"staff-{next(_serial)}"
+        if superuser:
+            user = django_user_model.objects.create_superuser(name, password=STAFF_PASSWORD)
+        else:
+            user = django_user_model.objects.create_user(
+                name, password=STAFF_PASSWORD, is_staff=True
+            )
+        for group in groups:
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def officer_client_factory(db: None) -> Callable[..., Client]:
+    """Sign a staff user in to the admin the way an officer does: password and a TOTP code.
+
+    ``officer_client_factory(user)`` gives the user a fresh confirmed TOTP device, posts the
+    username, the password and the device's current code to the admin login form and returns
+    the signed-in ``Client`` (pass ``client=`` to sign in an existing one). The password is
+    set to ``STAFF_PASSWORD`` unless you pass the one the user has (``password=``).
+    Fails loudly, with the form's errors, if the admin refuses the login.
+    """
+
+    def sign_in(user: User, *, password: str | None = None, client: Client | None = None) -> Client:
+        if password is None:
+            password = STAFF_PASSWORD
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        # A fresh device per sign-in: a TOTP code is accepted once, so a second sign-in of
+        # the same user within 30 s would be refused on a shared device.
+        device = TOTPDevice.objects.create(
+            user=user, name=f"test authenticator {next(_serial)}", confirmed=True
+        )
+        client = client or Client()
+        response = client.post(
+            reverse("admin:login"),
+            {
+                "username": user.get_username(),
+                "password": password,
+                "otp_device": device.persistent_id,
+                "otp_token": totp_token(device),
+                "next": reverse("admin:index"),
+            },
+        )
+        if response.status_code != 302 or response["Location"] != reverse("admin:index"):
+            errors = response.context["form"].errors if response.context else response
+            raise AssertionError(f"the admin refused {user.get_username()!r}: {errors}")
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def staff_client(
+    make_staff_user: Callable[..., User], officer_client_factory: Callable[..., Client]
+) -> Client:
+    """A superuser signed in to the admin with password and TOTP code; what admin_client was."""
+    return officer_client_factory(make_staff_user(superuser=True))

@@ -1,6 +1,8 @@
-"""Who is asking: a marketplace, by bearer key; and for writes, proof the request is theirs.
+"""Who is asking: a marketplace or one merchant, by bearer key; for writes, proof it is theirs.
 
-Every request carries ``Authorization: Bearer <api_key>``. Every POST also carries
+Marketplace keys and merchant keys (merchants.models.ApiKey) authenticate the same way; which
+kind an endpoint takes is its permission class's business (config/api/permissions.py). Every
+request carries ``Authorization: Bearer <api_key>``. Every POST also carries
 ``Chainfin-Timestamp`` (unix seconds, within 300 s of our clock), ``Chainfin-Signature``
 (config/api/signing.py) and ``Idempotency-Key``. A signature is accepted once: a replay within
 the timestamp window is refused.
@@ -20,25 +22,49 @@ from rest_framework.request import Request
 from config.api.problems import ApiProblem
 from config.api.signing import signature_verify
 from merchants import credentials
-from merchants.models import ApiKey, Marketplace
+from merchants.models import ApiKey, Marketplace, Merchant
 
 TIMESTAMP_TOLERANCE_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class ApiClient:
-    """The authenticated caller, as ``request.user``: a marketplace acting through one key."""
+class ApiPrincipal:
+    """The authenticated caller, as ``request.user``: one party acting through one key.
+
+    Exactly one of ``marketplace`` and ``merchant`` is set, as on the key itself.
+    """
 
     api_key_id: int
-    marketplace: Marketplace
+    marketplace: Marketplace | None = None
+    merchant: Merchant | None = None
 
     is_authenticated = True
     is_anonymous = False
 
+    def __post_init__(self) -> None:
+        if (self.marketplace is None) == (self.merchant is None):
+            raise ValueError("A principal is a marketplace or a merchant, exactly one.")
+
+    @property
+    def kind(self) -> str:
+        """Either 'marketplace' or 'merchant'."""
+        return "marketplace" if self.marketplace is not None else "merchant"
+
+    @property
+    def marketplace_id(self) -> int | None:
+        return self.marketplace.pk if self.marketplace is not None else None
+
+    @property
+    def merchant_id(self) -> int | None:
+        return self.merchant.pk if self.merchant is not None else None
+
     @property
     def scope(self) -> str:
-        """What idempotency keys and rate limits are counted per."""
-        return f"marketplace:{self.marketplace.pk}"
+        """What idempotency keys and rate limits are counted per: "marketplace:<id>" or
+        "merchant:<id>", so the two kinds never share a key or a counter."""
+        if self.marketplace is not None:
+            return f"marketplace:{self.marketplace.pk}"
+        return f"merchant:{self.merchant_id}"
 
 
 def _unauthorized(code: str, detail: str) -> ApiProblem:
@@ -57,7 +83,7 @@ def _signing_secret(api_key_id: int, sealed: bytes) -> str:
 
 
 class SignedApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[ApiClient, ApiKey]:
+    def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiKey]:
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
@@ -65,15 +91,21 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         if not key.isascii() or not key.strip().isprintable():
             raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
         api_key = (
-            ApiKey.objects.select_related("marketplace")
+            ApiKey.objects.select_related("marketplace", "merchant")
             .filter(prefix=credentials.key_prefix(key.strip()), revoked_at__isnull=True)
             .first()
         )
         if api_key is None or not credentials.key_matches(key.strip(), api_key.key_hash):
             raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
+        # Closing a merchant ends its keys without anyone having to revoke them one by one.
+        if api_key.merchant is not None and api_key.merchant.status == Merchant.Status.CLOSED:
+            raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             self._check_signature(request, api_key)
-        return ApiClient(api_key_id=api_key.pk, marketplace=api_key.marketplace), api_key
+        principal = ApiPrincipal(
+            api_key_id=api_key.pk, marketplace=api_key.marketplace, merchant=api_key.merchant
+        )
+        return principal, api_key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="chainfin"'

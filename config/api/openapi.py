@@ -15,7 +15,11 @@ class SignedApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-unt
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Authorization: Bearer <api_key> from `manage.py create_api_key`. "
+            "description": "Authorization: Bearer <api_key>. Two kinds of key authenticate "
+            "and sign alike: marketplace keys (`manage.py create_api_key MARKETPLACE_CODE`) "
+            "for the marketplace operations, and merchant keys (`manage.py create_api_key "
+            "--merchant PUBLIC_ID`), each acting for its one merchant, for merchant "
+            "operations. A key of the other kind gets 403 with code `credential_scope`. "
             "POSTs are also signed: see the Chainfin-Timestamp, Chainfin-Signature and "
             "Idempotency-Key headers of each operation.",
         }

@@ -20,7 +20,8 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The officer admin, on a site that demands a verified TOTP device (config/admin_site.py).
+    "config.apps.OfficerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -29,6 +30,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "merchants",
     "ledger",
     "financing",
@@ -41,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(); after authentication
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -92,6 +96,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Officers' second factor: TOTP (RFC 6238) from an authenticator app, enrolled with
+# `manage.py totp_enroll`. Authenticator apps show the issuer beside the code; the admin never
+# shows a device's secret, so a staff account cannot read another officer's key.
+OTP_TOTP_ISSUER = "Chainfin"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -154,6 +164,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ledger.tasks.ledger_verify",
         "schedule": 24 * 60 * 60,
     },
+    "overdue-sweep-daily": {
+        "task": "financing.tasks.overdue_sweep",
+        "schedule": 24 * 60 * 60,
+    },
 }
 
 LOGGING = {
@@ -168,3 +182,11 @@ LOGGING = {
 LEDGER_SYSTEM_SOURCE = "chainfin"
 # How far in the future an event's occurred_at may lie, for clock skew between systems.
 LEDGER_MAX_CLOCK_SKEW_SECONDS = env.int("LEDGER_MAX_CLOCK_SKEW_SECONDS", default=300)
+
+# The lender named in notices of assignment, and where debtors must pay assigned receivables.
+CHAINFIN_BANK_NAME = env("CHAINFIN_BANK_NAME", default="Chainfin Demo Bank")
+CHAINFIN_COLLECTION_IBAN = env("CHAINFIN_COLLECTION_IBAN", default="DE89370400440532013000")
+CHAINFIN_COLLECTION_BIC = env("CHAINFIN_COLLECTION_BIC", default="COBADEFFXXX")
+# Notices of assignment: how long one webhook delivery may take, and how often it is retried.
+FINANCING_WEBHOOK_TIMEOUT_SECONDS = env.int("FINANCING_WEBHOOK_TIMEOUT_SECONDS", default=10)
+FINANCING_WEBHOOK_MAX_RETRIES = env.int("FINANCING_WEBHOOK_MAX_RETRIES", default=8)

@@ -1,3 +1,113 @@
-"""Accounts, journal entries and postings."""
+"""Accounts, journal entries and postings.
+
+Every movement of money is a journal entry whose postings sum to zero per currency; an account's
+``balance_minor`` is the running sum of its postings, debit positive. The database holds the
+rules that matter (migration 0002): a deferred constraint trigger refuses, at commit, an entry
+that does not balance or has fewer than two postings; entries and postings are append-only; and
+a composite foreign key ties each posting's currency to its account's.
+"""
 
 from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from merchants.models import Merchant
+
+_CURRENCY = r"^[A-Z]{3}$"
+
+
+class Account(models.Model):
+    """One account of the books, in one currency, optionally a merchant's sub-ledger."""
+
+    class Kind(models.TextChoices):
+        ASSET = "asset", "Asset"
+        LIABILITY = "liability", "Liability"
+        INCOME = "income", "Income"
+        EXPENSE = "expense", "Expense"
+        EQUITY = "equity", "Equity"
+
+    code = models.CharField(
+        max_length=200, unique=True, help_text='Stable code, e.g. "advances_receivable:mer_…:EUR".'
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR.")
+    # Debit positive, credit negative: assets and expenses normally show positive balances,
+    # liabilities, income and equity negative. Kept current by journal_post under a row lock.
+    balance_minor = models.BigIntegerField(default=0)
+    merchant = models.ForeignKey(
+        Merchant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="book_accounts",
+        help_text="The merchant this account belongs to; empty for the bank's own accounts.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["asset", "liability", "income", "expense", "equity"]),
+                name="account_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(currency__regex=_CURRENCY), name="account_currency_iso"
+            ),
+            # The target of the composite foreign key (account_id, currency) from books_posting,
+            # which keeps a posting in its account's currency (migration 0002).
+            models.UniqueConstraint(fields=["id", "currency"], name="account_id_currency_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class JournalEntry(models.Model):
+    """One balanced movement of money: two or more postings summing to zero per currency.
+
+    Append-only in the database (UPDATE, DELETE and TRUNCATE refused by triggers).
+    """
+
+    key = models.CharField(max_length=255, help_text="Idempotency key: one entry per key, ever.")
+    memo = models.CharField(max_length=500)
+    posted_at = models.DateTimeField()
+    # SHA-256 of the legs (account code and amount, in a canonical order), so that a repeat of
+    # the key with the same legs returns this entry and one with other legs is refused.
+    fingerprint = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="journalentry_key_unique"),
+            models.CheckConstraint(
+                condition=Q(fingerprint__regex=r"^[0-9a-f]{64}$"),
+                name="journalentry_fingerprint_hex",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Posting(models.Model):
+    """One leg of a journal entry: debit positive, credit negative, never zero.
+
+    ``currency`` is a copy of the account's, enforced by a composite foreign key on PostgreSQL,
+    so that the balance trigger and verification can sum per currency without a join.
+    """
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount_minor=0), name="posting_amount_nonzero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.amount_minor:+d} {self.currency}"

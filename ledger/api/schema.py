@@ -90,35 +90,38 @@ class EntryPageSerializer(serializers.Serializer[Any]):
     next_after_seq = serializers.IntegerField(allow_null=True)
 
 
-def _problem(description: str) -> OpenApiResponse:
+def problem(description: str) -> OpenApiResponse:
     return OpenApiResponse(ProblemSerializer, description=description)
 
 
+_WRONG_KEY = problem("A merchant key: these operations take marketplace keys (credential_scope).")
 _READ_ERRORS = {
-    (401, PROBLEM): _problem("Missing, unknown or revoked API key."),
-    (404, PROBLEM): _problem(
+    (401, PROBLEM): problem("Missing, unknown or revoked API key."),
+    (403, PROBLEM): _WRONG_KEY,
+    (404, PROBLEM): problem(
         "No such merchant among yours (other marketplaces' merchants do not exist)."
     ),
-    (422, PROBLEM): _problem("Invalid query parameters."),
-    (429, PROBLEM): _problem("Rate limit reached; see Retry-After."),
+    (422, PROBLEM): problem("Invalid query parameters."),
+    (429, PROBLEM): problem("Rate limit reached; see Retry-After."),
 }
 _WRITE_ERRORS = {
-    (400, PROBLEM): _problem(
+    (400, PROBLEM): problem(
         "Malformed body (not JSON/XML, duplicate keys, nesting) or no Idempotency-Key."
     ),
-    (401, PROBLEM): _problem("Bad key, timestamp more than 300 s off, bad or reused signature."),
-    (404, PROBLEM): _problem("A named merchant is not one of yours."),
-    (409, PROBLEM): _problem(
+    (401, PROBLEM): problem("Bad key, timestamp more than 300 s off, bad or reused signature."),
+    (403, PROBLEM): _WRONG_KEY,
+    (404, PROBLEM): problem("A named merchant is not one of yours."),
+    (409, PROBLEM): problem(
         "The event contradicts the chain, or the same Idempotency-Key is in flight."
     ),
-    (413, PROBLEM): _problem("Body too large."),
-    (415, PROBLEM): _problem("Wrong Content-Type."),
-    (422, PROBLEM): _problem(
+    (413, PROBLEM): problem("Body too large."),
+    (415, PROBLEM): problem("Wrong Content-Type."),
+    (422, PROBLEM): problem(
         "Invalid fields (each with a JSON pointer), or Idempotency-Key reused."
     ),
-    (429, PROBLEM): _problem("Rate limit reached; see Retry-After."),
+    (429, PROBLEM): problem("Rate limit reached; see Retry-After."),
 }
-_SIGNED_HEADERS = [
+SIGNED_HEADERS = [
     OpenApiParameter(
         "Chainfin-Timestamp",
         OpenApiTypes.STR,
@@ -177,7 +180,7 @@ EVENTS_POST: dict[str, Any] = {
     "operation_id": "events_create",
     "summary": "Append a batch of 1-1,000 events, all or nothing",
     "request": EventBatchInSerializer,
-    "parameters": _SIGNED_HEADERS,
+    "parameters": SIGNED_HEADERS,
     "responses": {201: ReceiptsSerializer, **_WRITE_ERRORS},
     "examples": [
         OpenApiExample("An invoice", value={"events": [_EXAMPLE_EVENT]}, request_only=True),
@@ -226,7 +229,7 @@ UBL_POST: dict[str, Any] = {
     "description": "The merchant is the one whose tax id matches the supplier party. "
     "DTDs, entities and external references are refused; at most 1 MiB.",
     "request": {"application/xml": OpenApiTypes.STR, "text/xml": OpenApiTypes.STR},
-    "parameters": _SIGNED_HEADERS,
+    "parameters": SIGNED_HEADERS,
     "responses": {201: ReceiptsSerializer, **_WRITE_ERRORS},
 }
 EPCIS_POST: dict[str, Any] = {
@@ -241,7 +244,7 @@ EPCIS_POST: dict[str, Any] = {
     },
     "parameters": [
         OpenApiParameter("merchant", OpenApiTypes.STR, required=True, description="Seller id."),
-        *_SIGNED_HEADERS,
+        *SIGNED_HEADERS,
     ],
     "responses": {201: EpcisReceiptsSerializer, **_WRITE_ERRORS},
 }

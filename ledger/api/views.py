@@ -1,4 +1,7 @@
-"""The marketplace ingest API: thin views that authenticate, scope, call one service, render."""
+"""The marketplace ingest API: thin views that authenticate, scope, call one service, render.
+
+Every view here takes marketplace keys only (IsMarketplaceKey): a merchant key gets 403.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import orjson
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from config.api.authentication import ApiClient, SignedApiKeyAuthentication
+from config.api.authentication import SignedApiKeyAuthentication
 from config.api.parsers import JSONLDParser, RawTextXMLParser, RawXMLParser, StrictJSONParser
+from config.api.permissions import IsMarketplaceKey, api_principal, calling_marketplace
 from config.api.problems import ApiProblem
 from config.api.throttling import CredentialRateThrottle
 from ledger.api import schema
@@ -32,7 +35,7 @@ from ledger.selectors import (
     merchants_by_seller_id,
 )
 from ledger.services import NewEntry, Receipt, entries_append
-from merchants.models import Merchant
+from merchants.models import Marketplace, Merchant
 
 MAX_EVENTS = 1000
 MAX_PAGE = 1000
@@ -51,16 +54,12 @@ def _not_found(what: str, pointer: str = "") -> ApiProblem:
 
 class MarketplaceApi(APIView):
     authentication_classes = [SignedApiKeyAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsMarketplaceKey]
     throttle_classes = [CredentialRateThrottle]
     parser_classes = [StrictJSONParser]
 
-    def client(self, request: Request) -> ApiClient:
-        client: ApiClient = request.user  # type: ignore[assignment]
-        return client
-
     def merchant(self, request: Request, seller_id: str) -> Merchant:
-        marketplace = self.client(request).marketplace
+        marketplace = calling_marketplace(request)
         merchant = merchants_by_seller_id(marketplace=marketplace, seller_ids=[seller_id])
         if seller_id not in merchant:
             raise _not_found("merchant")
@@ -74,16 +73,16 @@ def _receipts(receipts: Sequence[Receipt]) -> list[dict[str, Any]]:
     ]
 
 
-def _append(client: ApiClient, entries: list[NewEntry], pointers: Sequence[str]) -> HttpResponse:
+def _append(
+    marketplace: Marketplace, entries: list[NewEntry], pointers: Sequence[str]
+) -> HttpResponse:
     """Append and answer 201 with receipts; errors point into the request, not the batch.
 
     ``pointers[i]`` locates entry ``i`` in the request body ("/events/3", "" for a whole
     document), so a refusal names the field the sender wrote.
     """
     try:
-        receipts = entries_append(
-            source=client.marketplace.code, entries=entries, now=timezone.now()
-        )
+        receipts = entries_append(source=marketplace.code, entries=entries, now=timezone.now())
     except (EventInvalid, EventConflict) as exc:
         raise exc.relocated(pointers) from None
     return json_response({"receipts": _receipts(receipts)}, status=201)
@@ -92,17 +91,17 @@ def _append(client: ApiClient, entries: list[NewEntry], pointers: Sequence[str])
 class EventBatchCreateApi(MarketplaceApi):
     @extend_schema(**schema.EVENTS_POST)
     def post(self, request: Request) -> HttpResponse:
-        client = self.client(request)
-        return idempotent(request, client.scope, lambda: self._create(request, client))
+        marketplace, scope = calling_marketplace(request), api_principal(request).scope
+        return idempotent(request, scope, lambda: self._create(request, marketplace))
 
-    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+    def _create(self, request: Request, marketplace: Marketplace) -> HttpResponse:
         raw_events = _event_list(request.data)
         seller_ids = {
             raw["merchant"]
             for raw in raw_events
             if isinstance(raw, dict) and isinstance(raw.get("merchant"), str)
         }
-        merchants = merchants_by_seller_id(marketplace=client.marketplace, seller_ids=seller_ids)
+        merchants = merchants_by_seller_id(marketplace=marketplace, seller_ids=seller_ids)
         entries, errors = [], []
         for index, raw in enumerate(raw_events):
             try:
@@ -116,7 +115,7 @@ class EventBatchCreateApi(MarketplaceApi):
             entries.append(NewEntry(merchant_id=merchant.pk, event=event))
         if errors:
             raise EventInvalid(errors)
-        return _append(client, entries, [f"/events/{i}" for i in range(len(entries))])
+        return _append(marketplace, entries, [f"/events/{i}" for i in range(len(entries))])
 
 
 def _event_list(data: Any) -> list[Any]:
@@ -212,16 +211,14 @@ class UblInvoiceCreateApi(MarketplaceApi):
 
     @extend_schema(**schema.UBL_POST)
     def post(self, request: Request) -> HttpResponse:
-        client = self.client(request)
-        return idempotent(request, client.scope, lambda: self._create(request, client))
+        marketplace, scope = calling_marketplace(request), api_principal(request).scope
+        return idempotent(request, scope, lambda: self._create(request, marketplace))
 
-    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+    def _create(self, request: Request, marketplace: Marketplace) -> HttpResponse:
         # RawXMLParser hands over bytes; DRF skips the parser (and gives {}) for an empty body.
         raw = request.data if isinstance(request.data, bytes) else b""
         document = ubl_parse(raw, max_bytes=MAX_XML_BYTES)
-        merchant = merchant_for_tax_ids(
-            marketplace=client.marketplace, tax_ids=document.supplier_ids
-        )
+        merchant = merchant_for_tax_ids(marketplace=marketplace, tax_ids=document.supplier_ids)
         if merchant is None:
             raise ApiProblem(
                 404,
@@ -230,7 +227,7 @@ class UblInvoiceCreateApi(MarketplaceApi):
                 "None of the supplier party's identifiers is the tax id of a merchant of yours.",
             )
         event = event_parse(document.event)
-        return _append(client, [NewEntry(merchant_id=merchant.pk, event=event)], [""])
+        return _append(marketplace, [NewEntry(merchant_id=merchant.pk, event=event)], [""])
 
 
 class EpcisCreateApi(MarketplaceApi):
@@ -238,10 +235,10 @@ class EpcisCreateApi(MarketplaceApi):
 
     @extend_schema(**schema.EPCIS_POST)
     def post(self, request: Request) -> HttpResponse:
-        client = self.client(request)
-        return idempotent(request, client.scope, lambda: self._create(request, client))
+        marketplace, scope = calling_marketplace(request), api_principal(request).scope
+        return idempotent(request, scope, lambda: self._create(request, marketplace))
 
-    def _create(self, request: Request, client: ApiClient) -> HttpResponse:
+    def _create(self, request: Request, marketplace: Marketplace) -> HttpResponse:
         seller_id = request.query_params.get("merchant", "")
         if not seller_id:
             raise EventInvalid(
@@ -260,6 +257,6 @@ class EpcisCreateApi(MarketplaceApi):
         entries = [
             NewEntry(merchant_id=merchant.pk, event=event_parse(e.event)) for e in result.events
         ]
-        response = _append(client, entries, [e.pointer for e in result.events])
+        response = _append(marketplace, entries, [e.pointer for e in result.events])
         body = orjson.loads(response.content) | {"ignored": ignored}
         return json_response(body, status=201)

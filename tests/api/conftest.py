@@ -1,4 +1,4 @@
-"""A marketplace's view of the API: a credential and a client that signs like the README says."""
+"""A caller's view of the API: a credential and a client that signs like the README says."""
 
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ _keys = itertools.count(1)
 
 @dataclass
 class SignedClient:
-    """Sends requests as one marketplace, signing every POST."""
+    """Sends requests as one marketplace (or, with a merchant key, one merchant), signing POSTs."""
 
     http: Client
-    marketplace: Marketplace
+    marketplace: Marketplace | None
     key: str
     secret: str
+    merchant: Merchant | None = None
 
     def get(self, path: str, **extra: Any) -> Any:
         return self.http.get(path, HTTP_AUTHORIZATION=f"Bearer {self.key}", **extra)
@@ -64,6 +65,12 @@ class SignedClient:
 def signed_client(marketplace: Marketplace) -> SignedClient:
     issued = api_key_issue(marketplace=marketplace, now=timezone.now())
     return SignedClient(Client(), marketplace, issued.key, issued.signing_secret)
+
+
+def merchant_signed_client(merchant: Merchant) -> SignedClient:
+    """A client holding a merchant key: it acts for ``merchant`` alone."""
+    issued = api_key_issue(merchant=merchant, now=timezone.now())
+    return SignedClient(Client(), None, issued.key, issued.signing_secret, merchant=merchant)
 
 
 @pytest.fixture

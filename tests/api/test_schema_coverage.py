@@ -152,8 +152,10 @@ def test_every_post_documents_the_signature_headers(schema) -> None:
 
 
 def test_every_operation_documents_401_and_404_problems(schema) -> None:
+    """401 everywhere; 404 wherever a path or body names something that may not be yours."""
     for path, method, operation in _operations(schema):
-        for status in ("401", "404"):
+        names_something = "{" in path or "requestBody" in operation
+        for status in ("401", "404") if names_something else ("401",):
             response = operation["responses"].get(status)
             assert response, f"{method.upper()} {path} does not document {status}"
             refs = {c["schema"].get("$ref") for c in response.get("content", {}).values()}

@@ -92,6 +92,16 @@ MATRIX: dict[tuple[str, str], Naming] = {
 }
 
 
+# Operations that never name a merchant: merchant keys act for their own merchant only, and the
+# receivables list answers each key with its own party's data. Their tenancy tests live here:
+TESTED_ELSEWHERE = {
+    ("POST", "/api/v1/advances/quote"): "tests/financing/test_api.py",
+    ("POST", "/api/v1/advances"): "tests/financing/test_api.py",
+    ("GET", "/api/v1/advances/{ref}"): "tests/financing/test_api.py",
+    ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
+}
+
+
 def order_event_named(seller: str, ref: str) -> dict[str, Any]:
     return {
         "type": "order.placed",
@@ -147,8 +157,9 @@ def test_every_schema_operation_has_a_matrix_entry(client: Client) -> None:
         if method in ("get", "put", "post", "patch", "delete", "head", "options", "trace")
     }
     assert operations, "the schema lists no operations"
-    assert operations - set(MATRIX) == set(), "operations without a tenancy matrix entry"
-    assert set(MATRIX) - operations == set(), "matrix entries for operations that do not exist"
+    covered = set(MATRIX) | set(TESTED_ELSEWHERE)
+    assert operations - covered == set(), "operations without a tenancy matrix entry"
+    assert covered - operations == set(), "matrix entries for operations that do not exist"
 
 
 @pytest.mark.parametrize("operation", sorted(MATRIX), ids=" ".join)

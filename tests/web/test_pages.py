@@ -1,4 +1,8 @@
-"""Every page renders, and the officer admin is closed to anyone who is not staff."""
+"""Every page renders, and the officer admin is closed to anyone who is not staff.
+
+Officers sign in with a password and a TOTP code (`staff_client`); tests/web/test_two_factor.py
+proves a password alone opens nothing.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +40,8 @@ def _admin_urls() -> list[str]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", _admin_urls())
-def test_every_admin_page_renders_for_staff(admin_client, populated, name) -> None:
-    assert admin_client.get(reverse(name)).status_code == 200
+def test_every_admin_page_renders_for_staff(staff_client, populated, name) -> None:
+    assert staff_client.get(reverse(name)).status_code == 200
 
 
 @pytest.mark.django_db
@@ -50,18 +54,18 @@ def test_admin_refuses_anonymous_and_non_staff(client, django_user_model, name) 
 
 
 @pytest.mark.django_db
-def test_entry_admin_shows_the_canonical_body(admin_client, populated) -> None:
+def test_entry_admin_shows_the_canonical_body(staff_client, populated) -> None:
     entry = Entry.objects.get()
-    response = admin_client.get(reverse("admin:ledger_entry_change", args=[entry.pk]))
+    response = staff_client.get(reverse("admin:ledger_entry_change", args=[entry.pk]))
     assert response.status_code == 200
     assert b"Canonical body (what was hashed)" in response.content
     assert b"&quot;order.placed&quot;" in response.content
 
 
 @pytest.mark.django_db
-def test_entries_cannot_be_edited_or_deleted_in_admin(admin_client, populated) -> None:
+def test_entries_cannot_be_edited_or_deleted_in_admin(staff_client, populated) -> None:
     entry = Entry.objects.get()
-    response = admin_client.post(
+    response = staff_client.post(
         reverse("admin:ledger_entry_delete", args=[entry.pk]), {"post": "yes"}
     )
     assert response.status_code == 403
@@ -69,10 +73,10 @@ def test_entries_cannot_be_edited_or_deleted_in_admin(admin_client, populated) -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_verify_now_button_queues_a_run(admin_client, populated) -> None:
+def test_verify_now_button_queues_a_run(staff_client, populated) -> None:
     app.conf.task_always_eager = True  # the worker path is proven in test_verification_task
     try:
-        response = admin_client.post(reverse("admin:ledger_ledgerverification_verify"))
+        response = staff_client.post(reverse("admin:ledger_ledgerverification_verify"))
     finally:
         app.conf.task_always_eager = False
     assert response.status_code == 302
@@ -80,10 +84,10 @@ def test_verify_now_button_queues_a_run(admin_client, populated) -> None:
 
 
 @pytest.mark.django_db
-def test_admin_issues_an_api_key_once_and_revokes_it(admin_client, marketplace) -> None:
+def test_admin_issues_an_api_key_once_and_revokes_it(staff_client, marketplace) -> None:
     from merchants.models import ApiKey
 
-    response = admin_client.post(
+    response = staff_client.post(
         reverse("admin:merchants_apikey_add"),
         {"marketplace": marketplace.pk, "label": "prod-eu"},
         follow=True,
@@ -93,7 +97,7 @@ def test_admin_issues_an_api_key_once_and_revokes_it(admin_client, marketplace) 
     assert any("Signing secret: cfs_" in m and "API key: cfk_" in m for m in shown)
     api_key = ApiKey.objects.get(label="prod-eu")
     assert api_key.prefix in shown[0]
-    response = admin_client.post(
+    response = staff_client.post(
         reverse("admin:merchants_apikey_changelist"),
         {"action": "revoke", "_selected_action": [api_key.pk]},
         follow=True,

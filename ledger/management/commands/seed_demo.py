@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from base64 import b32decode
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,18 @@ from itertools import count
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from config.two_factor import (
+    TotpDeviceExists,
+    totp_device_enroll,
+    totp_device_for,
+    totp_secret,
+)
 from ledger.events import event_parse
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.money import format_minor_units
@@ -41,6 +49,30 @@ SEED = 2026
 HISTORY = timedelta(days=182)
 PAYOUT_EVERY = timedelta(days=14)
 BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _OfficerSpec:
+    username: str
+    group: str  # "" for the superuser; a group's permissions come from its migration
+    role: str
+
+
+# Bank staff: the admin asks each for the password and a code from their TOTP device.
+OFFICERS = (
+    _OfficerSpec("admin", "", "superuser"),
+    _OfficerSpec("officer", "officer", "officer"),
+    _OfficerSpec("senior", "senior officer", "senior officer"),
+    _OfficerSpec("auditor", "auditor", "auditor, read-only"),
+)
+
+
+def demo_totp_key(username: str) -> str:
+    """A fixed TOTP key (hex) whose base32 secret reads CHAINFINDEMOONLY<USERNAME>AAA….
+
+    Printed on screen for the demo's authenticator apps, and plainly not a real officer's key.
+    """
+    return b32decode(f"CHAINFINDEMOONLY{username.upper()}".ljust(32, "A")).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,11 +425,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         now = timezone.now()
+        # On every run, so that a demo database loaded before two-factor gets its officers too.
+        with transaction.atomic():
+            officers = [self._officer(spec) for spec in OFFICERS]
         if Marketplace.objects.filter(code=DEMO_MARKETPLACE).exists():
             self.stdout.write(
-                f"Demo data is already loaded (marketplace '{DEMO_MARKETPLACE}' exists);"
-                " nothing written."
+                f"Demo evidence is already loaded (marketplace '{DEMO_MARKETPLACE}' exists);"
+                " not loaded again."
             )
+            self._print_logins(officers)
             return
         started = time.perf_counter()
         # All or nothing: a run that fails half way must not leave the marketplace behind, or
@@ -405,6 +441,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self._seed(now)
         self._summarise(time.perf_counter() - started)
+        self._print_logins(officers)
 
     def _seed(self, now: datetime) -> None:
         # Deterministic on purpose: the same demo every time, not a secret in sight.
@@ -414,8 +451,7 @@ class Command(BaseCommand):
             spec.code: marketplace_create(code=spec.code, name=spec.name) for spec in MARKETPLACES
         }
         order_numbers = {spec.code: count(100_001) for spec in MARKETPLACES}
-        admin = self._user("admin", superuser=True)
-        self.stdout.write(f"Marketplaces {', '.join(marketplaces)}; officer login '{admin}'.")
+        self.stdout.write(f"Marketplaces {', '.join(marketplaces)}.")
         for spec in MERCHANTS:
             marketplace = marketplaces[spec.marketplace]
             merchant = merchant_onboard(
@@ -439,7 +475,23 @@ class Command(BaseCommand):
                 entries_append(source=marketplace.code, entries=chunk, now=now)
             self._report(spec, merchant, Counter(new.event.type for new in entries))
 
-    def _user(self, username: str, *, superuser: bool) -> User:
+    def _officer(self, spec: _OfficerSpec) -> tuple[_OfficerSpec, str]:
+        """The staff login of ``spec`` with its TOTP device; returns the device's secret.
+
+        Existing accounts and devices are reused untouched (a device replaced with
+        ``totp_enroll --reset`` stays replaced).
+        """
+        user = self._user(spec.username, superuser=not spec.group, staff=True)
+        if spec.group:
+            group, _ = Group.objects.get_or_create(name=spec.group)
+            user.groups.add(group)
+        try:
+            device = totp_device_enroll(user=user, key=demo_totp_key(spec.username))
+        except TotpDeviceExists:
+            device = totp_device_for(user=user)
+        return spec, totp_secret(device) if device is not None else "(no confirmed device)"
+
+    def _user(self, username: str, *, superuser: bool, staff: bool = False) -> User:
         """The demo login ``username``; an existing account is reused, its password untouched."""
         users = get_user_model()._default_manager
         existing = users.filter(username=username).first()
@@ -448,7 +500,9 @@ class Command(BaseCommand):
         email = f"{username}@chainfin.example"
         if superuser:
             return users.create_superuser(username=username, email=email, password=DEMO_PASSWORD)
-        return users.create_user(username=username, email=email, password=DEMO_PASSWORD)
+        return users.create_user(
+            username=username, email=email, password=DEMO_PASSWORD, is_staff=staff
+        )
 
     def _report(self, spec: _MerchantSpec, merchant: Merchant, types: Counter[str]) -> None:
         self.stdout.write(
@@ -475,7 +529,17 @@ class Command(BaseCommand):
                 f" {shipments.get('returned', 0)} returned), {Payout.objects.count()} payouts."
             )
         )
+
+    def _print_logins(self, officers: Sequence[tuple[_OfficerSpec, str]]) -> None:
         self.stdout.write(f"Logins (password '{DEMO_PASSWORD}'):")
-        self.stdout.write("  admin       officer, Django admin at /admin/")
+        for officer, secret in officers:
+            self.stdout.write(
+                f"  {officer.username:<10}  {officer.role}, admin at /admin/ with a code;"
+                f" authenticator secret {secret}"
+            )
         for spec in MERCHANTS:
             self.stdout.write(f"  {spec.username:<10}  owner of {spec.legal_name}")
+        self.stdout.write(
+            "Admin codes (demo keys, never real ones): add the secret to an authenticator app"
+            " (TOTP, 6 digits, 30 s), or run `.venv/bin/python manage.py totp_code admin`."
+        )

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from financing.api import views
+
+urlpatterns = [
+    path("advances/quote", views.AdvanceQuoteApi.as_view(), name="api-advances-quote"),
+    path("advances", views.AdvanceCreateApi.as_view(), name="api-advances"),
+    path("advances/<str:ref>", views.AdvanceDetailApi.as_view(), name="api-advance"),
+    path("receivables", views.ReceivableListApi.as_view(), name="api-receivables"),
+]

@@ -1,0 +1,277 @@
+"""Opening accounts and posting balanced journal entries."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import F
+
+from financing.books.exceptions import (
+    AccountCodeClash,
+    AccountInvalid,
+    JournalCurrencyMismatch,
+    JournalInvalid,
+    JournalKeyReused,
+    JournalLegsTooFew,
+    JournalLegZero,
+    JournalUnbalanced,
+)
+from financing.books.locks import ACCOUNTS_FOR_UPDATE, accounts_lock
+from financing.books.models import Account, JournalEntry, Posting
+from ledger.money import MAX_MINOR_UNITS, MoneyError, currency_exponent
+
+_CODE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+_KEY_MAX = JournalEntry._meta.get_field("key").max_length or 255
+_MEMO_MAX = JournalEntry._meta.get_field("memo").max_length or 500
+
+
+def account_open(
+    *, code: str, name: str, kind: str, currency: str, merchant_id: int | None = None
+) -> Account:
+    """Open the account ``code``, or return it if it is already open as asked.
+
+    Idempotent: opening the same code again returns the same account (its name is left as it
+    was). Safe under concurrency: the unique code decides which of two openers creates it.
+
+    :raises AccountInvalid: unknown kind, not an ISO 4217 currency, or a malformed code.
+    :raises AccountCodeClash: the code is open with another kind, currency or merchant.
+    """
+    if kind not in Account.Kind.values:
+        raise AccountInvalid(f"{kind!r} is not an account kind ({', '.join(Account.Kind.values)}).")
+    try:
+        currency_exponent(currency)
+    except MoneyError as exc:
+        raise AccountInvalid(str(exc)) from None
+    if not isinstance(code, str) or not _CODE_RE.fullmatch(code):
+        raise AccountInvalid(f"{code!r} is not an account code (letters, digits, _ . : -).")
+    if not name:
+        raise AccountInvalid("An account needs a name.")
+    account, created = Account.objects.get_or_create(
+        code=code,
+        defaults={"name": name, "kind": kind, "currency": currency, "merchant_id": merchant_id},
+    )
+    if not created:
+        existing = (account.kind, account.currency, account.merchant_id)
+        if existing != (kind, currency, merchant_id):
+            raise AccountCodeClash(
+                code=code,
+                existing=_describe(*existing),
+                requested=_describe(kind, currency, merchant_id),
+            )
+    return account
+
+
+def _describe(kind: str, currency: str, merchant_id: int | None) -> str:
+    owner = f"merchant {merchant_id}" if merchant_id is not None else "the bank"
+    return f"{kind} in {currency} of {owner}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One side of a journal entry: debit positive, credit negative, in the account's currency."""
+
+    account: Account
+    amount_minor: int
+
+
+def journal_post(*, key: str, memo: str, legs: Sequence[Leg], now: datetime) -> JournalEntry:
+    """Post a balanced journal entry and move its accounts' balances, once per ``key``.
+
+    Joins the caller's transaction if there is one (the entry then commits or rolls back with
+    the business change it records), else runs in its own. Repeating ``key`` with the same
+    legs, in any order, returns the original entry and changes nothing.
+
+    :raises JournalLegsTooFew: fewer than two legs.
+    :raises JournalLegZero: a leg of zero.
+    :raises JournalUnbalanced: the legs do not sum to zero in some currency.
+    :raises JournalCurrencyMismatch: an account's currency is not the one the caller holds.
+    :raises JournalInvalid: a malformed key, memo or amount.
+    :raises JournalKeyReused: ``key`` was used before for other legs.
+    """
+    _legs_check(key, memo, legs)
+    fingerprint = _fingerprint(legs)
+    deltas: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        deltas[leg.account.pk] += leg.amount_minor
+    # No savepoint inside a caller's transaction: it would cost two round trips per posting,
+    # and every write below is one statement that stands or falls whole. A database error here
+    # dooms the caller's transaction, which is right for money. Refusals found in the database
+    # are raised after the block, when nothing has been written, so they doom nothing.
+    with transaction.atomic(savepoint=False):
+        post = _post_postgres if connection.vendor == "postgresql" else _post_orm
+        outcome = post(key, memo, legs, deltas, fingerprint, now)
+    if isinstance(outcome, JournalInvalid):
+        raise outcome
+    if outcome.fingerprint != fingerprint:
+        raise JournalKeyReused(key=key)
+    return outcome
+
+
+def _legs_check(key: str, memo: str, legs: Sequence[Leg]) -> None:
+    if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
+        raise JournalInvalid(f"A journal key is 1 to {_KEY_MAX} characters.")
+    if not isinstance(memo, str) or len(memo) > _MEMO_MAX:
+        raise JournalInvalid(f"A memo is at most {_MEMO_MAX} characters.")
+    if len(legs) < 2:
+        raise JournalLegsTooFew(f"A journal entry needs at least 2 legs, not {len(legs)}.")
+    totals: dict[str, int] = defaultdict(int)
+    for index, leg in enumerate(legs):
+        amount = leg.amount_minor
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise JournalInvalid(f"Leg {index}: amounts are integer minor units, not {amount!r}.")
+        if amount == 0:
+            raise JournalLegZero(f"Leg {index} on {leg.account.code!r} moves nothing.")
+        if abs(amount) >= MAX_MINOR_UNITS:
+            raise JournalInvalid(f"Leg {index}: {amount} minor units is beyond any real amount.")
+        if leg.account.pk is None:
+            raise JournalInvalid(f"Leg {index}: account {leg.account.code!r} is not open.")
+        totals[leg.account.currency] += amount
+    for currency, total in sorted(totals.items()):
+        if total != 0:
+            raise JournalUnbalanced(currency=currency, total_minor=total)
+
+
+def _fingerprint(legs: Sequence[Leg]) -> str:
+    canonical = sorted([leg.account.code, leg.amount_minor] for leg in legs)
+    return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
+
+
+def _currency_mismatch(legs: Sequence[Leg], currencies: dict[int, str]) -> JournalInvalid | None:
+    for leg in legs:
+        actual = currencies.get(leg.account.pk)
+        if actual != leg.account.currency:
+            return _mismatch(leg.account, actual)
+    return None
+
+
+def _mismatch(account: Account, actual: str | None) -> JournalInvalid:
+    if actual is None:
+        return JournalInvalid(f"Account {account.code!r} does not exist.")
+    return JournalCurrencyMismatch(
+        account_code=account.code, stated=account.currency, actual=actual
+    )
+
+
+# Everything in one statement, one round trip:
+# * ``locked`` takes the accounts' row locks in ascending id order (locks.ACCOUNTS_FOR_UPDATE).
+#   The entry's insert waits on ``foreign_leg``, which reads all of ``locked``, so nothing is
+#   written before every lock is held; and the balance update only reaches rows via ``locked``;
+# * ``foreign_leg`` is the first leg whose currency is not its account's; if there is one,
+#   nothing is inserted, so nothing hangs off the entry either;
+# * ``ON CONFLICT`` makes a repeated key write nothing (the postings and balances hang off the
+#   RETURNING of the entry) and waits for a concurrent insert of the same key to end;
+# * balances move by an increment, on rows this statement has locked.
+_POST = f"""
+WITH locked AS ({ACCOUNTS_FOR_UPDATE}
+), foreign_leg AS (
+    SELECT leg.account_id, locked.currency
+    FROM unnest(%s::bigint[], %s::varchar[]) AS leg (account_id, currency)
+    LEFT JOIN locked ON locked.id = leg.account_id
+    WHERE locked.currency IS DISTINCT FROM leg.currency
+    LIMIT 1
+), new_entry AS (
+    INSERT INTO books_journalentry ("key", memo, posted_at, fingerprint)
+    SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT FROM foreign_leg)
+    ON CONFLICT ("key") DO NOTHING
+    RETURNING id
+), new_postings AS (
+    INSERT INTO books_posting (entry_id, account_id, amount_minor, currency)
+    SELECT new_entry.id, leg.account_id, leg.amount_minor, leg.currency
+    FROM new_entry, unnest(%s::bigint[], %s::bigint[], %s::varchar[])
+         AS leg (account_id, amount_minor, currency)
+), moved AS (
+    UPDATE books_account AS account SET balance_minor = account.balance_minor + delta.minor
+    FROM new_entry, locked, unnest(%s::bigint[], %s::bigint[]) AS delta (account_id, minor)
+    WHERE account.id = locked.id AND locked.id = delta.account_id
+)
+SELECT (SELECT id FROM new_entry), (SELECT account_id FROM foreign_leg),
+       (SELECT currency FROM foreign_leg)
+"""  # noqa: S608  (ACCOUNTS_FOR_UPDATE is a constant of locks.py, not input)
+_EXISTING = 'SELECT id, memo, posted_at, fingerprint FROM books_journalentry WHERE "key" = %s'
+
+
+def _post_postgres(
+    key: str,
+    memo: str,
+    legs: Sequence[Leg],
+    deltas: dict[int, int],
+    fingerprint: str,
+    now: datetime,
+) -> JournalEntry | JournalInvalid:
+    account_ids = [leg.account.pk for leg in legs]
+    currencies = [leg.account.currency for leg in legs]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _POST,
+            [
+                sorted(deltas),
+                account_ids,
+                currencies,
+                key,
+                memo,
+                now,
+                fingerprint,
+                account_ids,
+                [leg.amount_minor for leg in legs],
+                currencies,
+                list(deltas),
+                list(deltas.values()),
+            ],
+        )
+        entry_id, foreign_account_id, actual = cursor.fetchone()
+        if foreign_account_id is not None:
+            account = next(leg.account for leg in legs if leg.account.pk == foreign_account_id)
+            return _mismatch(account, actual)
+        if entry_id is not None:
+            return _entry(entry_id, key, memo, now, fingerprint)
+        cursor.execute(_EXISTING, [key])  # a repeat: the original entry, to compare and return
+        pk, memo, posted_at, fingerprint = cursor.fetchone()
+    return _entry(pk, key, memo, posted_at, fingerprint)
+
+
+def _post_orm(
+    key: str,
+    memo: str,
+    legs: Sequence[Leg],
+    deltas: dict[int, int],
+    fingerprint: str,
+    now: datetime,
+) -> JournalEntry | JournalInvalid:
+    """The same writes for databases without the PostgreSQL statement (SQLite, the demo).
+
+    SQLite transactions here are IMMEDIATE (one writer at a time), so the look-up before the
+    insert cannot race; the unique key would refuse a second entry anyway.
+    """
+    refusal = _currency_mismatch(legs, accounts_lock(deltas))
+    if refusal is not None:
+        return refusal
+    existing = JournalEntry.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    entry = JournalEntry.objects.create(key=key, memo=memo, posted_at=now, fingerprint=fingerprint)
+    Posting.objects.bulk_create(
+        Posting(
+            entry=entry,
+            account_id=leg.account.pk,
+            amount_minor=leg.amount_minor,
+            currency=leg.account.currency,
+        )
+        for leg in legs
+    )
+    for account_id, delta in sorted(deltas.items()):
+        Account.objects.filter(pk=account_id).update(balance_minor=F("balance_minor") + delta)
+    return entry
+
+
+def _entry(pk: int, key: str, memo: str, posted_at: datetime, fingerprint: str) -> JournalEntry:
+    entry = JournalEntry(pk=pk, key=key, memo=memo, posted_at=posted_at, fingerprint=fingerprint)
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return entry

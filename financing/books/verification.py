@@ -1,0 +1,148 @@
+"""Verification of the books: balances equal their postings, every entry balances.
+
+Each check is one set-based statement that returns at most one row, the first problem, so the
+database does the summing and memory here does not grow with the books. Each statement reads
+one snapshot, and a posting and its balances commit together, so postings going on while the
+checks run cannot make sound books look broken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from ledger.money import MoneyError, format_minor_units
+
+_COUNTS = """
+SELECT (SELECT count(*) FROM books_account),
+       (SELECT count(*) FROM books_journalentry),
+       (SELECT count(*) FROM books_posting)
+"""
+# An entry is sound when it has two postings or more and they sum to zero in every currency.
+_FIRST_UNSOUND_ENTRY = """
+SELECT e."key", coalesce(n.legs, 0), u.currency, u.total
+FROM books_journalentry e
+LEFT JOIN (SELECT entry_id, count(*) AS legs FROM books_posting GROUP BY entry_id) n
+       ON n.entry_id = e.id
+LEFT JOIN (SELECT entry_id, currency, sum(amount_minor) AS total
+           FROM books_posting GROUP BY entry_id, currency HAVING sum(amount_minor) <> 0) u
+       ON u.entry_id = e.id
+WHERE coalesce(n.legs, 0) < 2 OR u.entry_id IS NOT NULL
+ORDER BY e.id, u.currency
+LIMIT 1
+"""
+# Only possible behind the composite foreign key's back, but then every sum per currency lies.
+_FIRST_FOREIGN_POSTING = """
+SELECT e."key", a.code, p.currency, a.currency
+FROM books_posting p
+JOIN books_account a ON a.id = p.account_id
+JOIN books_journalentry e ON e.id = p.entry_id
+WHERE p.currency <> a.currency
+ORDER BY p.id
+LIMIT 1
+"""
+_FIRST_WRONG_BALANCE = """
+SELECT a.code, a.currency, a.balance_minor, coalesce(p.total, 0)
+FROM books_account a
+LEFT JOIN (SELECT account_id, sum(amount_minor) AS total FROM books_posting GROUP BY account_id) p
+       ON p.account_id = a.id
+WHERE a.balance_minor <> coalesce(p.total, 0)
+ORDER BY a.id
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BooksProblem:
+    """The first thing found wrong: what (an account code or entry key), expected and found."""
+
+    subject: str
+    problem: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.problem} (expected {self.expected}, found {self.actual})"
+
+
+@dataclass(frozen=True, slots=True)
+class BooksReport:
+    accounts: int
+    entries: int
+    postings: int
+    first_problem: BooksProblem | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_problem is None
+
+
+def books_verify() -> BooksReport:
+    """Check every journal entry and every account balance; report the first problem, if any.
+
+    Entries first (each balances per currency and has two postings or more), then postings'
+    currencies, then balances (each account's equals the sum of its postings). Needs no lock.
+    """
+    counts = _one(_COUNTS) or (0, 0, 0)
+    accounts, entries, postings = (int(n) for n in counts)
+    problem = _unsound_entry() or _foreign_posting() or _wrong_balance()
+    return BooksReport(accounts, entries, postings, problem)
+
+
+def _one(sql: str) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    return None if row is None else tuple(row)
+
+
+def _unsound_entry() -> BooksProblem | None:
+    row = _one(_FIRST_UNSOUND_ENTRY)
+    if row is None:
+        return None
+    key, legs, currency, total = row
+    if legs < 2:
+        return BooksProblem(
+            f"journal entry {key!r}", "too few postings", "at least 2 postings", f"{legs}"
+        )
+    return BooksProblem(
+        f"journal entry {key!r}",
+        f"postings do not balance in {currency}",
+        f"a sum of {_amount(0, currency)}",
+        f"{_amount(int(total), currency)}",
+    )
+
+
+def _foreign_posting() -> BooksProblem | None:
+    row = _one(_FIRST_FOREIGN_POSTING)
+    if row is None:
+        return None
+    key, code, posted, held = row
+    return BooksProblem(
+        f"journal entry {key!r}",
+        f"a posting to account {code!r} is in another currency than the account",
+        held,
+        posted,
+    )
+
+
+def _wrong_balance() -> BooksProblem | None:
+    row = _one(_FIRST_WRONG_BALANCE)
+    if row is None:
+        return None
+    code, currency, balance, total = row
+    return BooksProblem(
+        f"account {code!r}",
+        "balance differs from the sum of its postings",
+        _amount(int(total), currency),
+        _amount(int(balance), currency),
+    )
+
+
+def _amount(minor: int, currency: str) -> str:
+    try:
+        return f"{format_minor_units(minor, currency)} {currency} ({minor} minor units)"
+    except MoneyError:
+        return f"{minor} minor units of {currency!r}"

@@ -1,0 +1,327 @@
+"""Is a receivable fundable? A live verdict from the evidence, with a code per failing rule.
+
+A receivable is eligible only when the three flows agree (an order, an invoice within it, a
+delivery, nothing returned, cancelled or credited since), the facility's terms allow it, the
+merchant may borrow and nobody holds it already. Every rule that fails adds its own reason, so a
+merchant sees everything that stands in the way at once, and an officer sees why.
+
+The checks read committed state; ``services`` re-runs them under the facility's lock before
+anything is held, and the database's constraints decide races.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from django.db.models import Sum
+
+from financing.models import Advance, Assignment, Blacklisting, Facility, Receivable
+from financing.pricing import advance_amount
+from ledger.models import Invoice, Order, Shipment
+from ledger.money import format_minor_units
+from merchants.models import Merchant
+
+
+class Code(StrEnum):
+    NO_ORDER = "NO_ORDER"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    AMOUNT_EXCEEDS_ORDER = "AMOUNT_EXCEEDS_ORDER"
+    NO_DELIVERY = "NO_DELIVERY"
+    RETURNED = "RETURNED"
+    CREDITED = "CREDITED"
+    NO_FACILITY = "NO_FACILITY"
+    PAST_DUE = "PAST_DUE"
+    TOO_CLOSE_TO_DUE = "TOO_CLOSE_TO_DUE"
+    TENOR_TOO_LONG = "TENOR_TOO_LONG"
+    MERCHANT_INACTIVE = "MERCHANT_INACTIVE"
+    KYC_NOT_VERIFIED = "KYC_NOT_VERIFIED"
+    BLACKLISTED = "BLACKLISTED"
+    FACILITY_LIMIT = "FACILITY_LIMIT"
+    DEBTOR_LIMIT = "DEBTOR_LIMIT"
+    ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
+    DUPLICATE_INVOICE = "DUPLICATE_INVOICE"
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: Code
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A receivable as the merchant and the officer see it, with why it is or is not fundable."""
+
+    ref: str
+    order_ref: str
+    currency: str
+    face_minor: int
+    issue_date: date
+    due_date: date
+    debtor_name: str
+    debtor_key: str
+    fingerprint: str
+    reasons: tuple[Reason, ...] = field(default=())
+
+    @property
+    def eligible(self) -> bool:
+        return not self.reasons
+
+    @property
+    def codes(self) -> list[str]:
+        return [reason.code.value for reason in self.reasons]
+
+
+@dataclass
+class _Evidence:
+    """Everything the rules read for one merchant's receivables, loaded in a few queries."""
+
+    merchant: Merchant
+    today: date
+    invoices: dict[str, Invoice]
+    receivables: dict[str, Receivable]
+    orders: dict[str, Order]
+    delivered: set[str]
+    returned: set[str]
+    held: set[str]
+    fingerprints_held: set[str]
+    earlier_twins: set[str]
+    facilities: dict[str, Facility]
+    blacklisted: bool
+    debtor_exposure: dict[tuple[str, str], int]
+    own_commitment: int
+
+
+def verdicts(
+    merchant: Merchant,
+    today: date,
+    refs: Sequence[str] | None = None,
+    *,
+    holder: Advance | None = None,
+) -> list[Verdict]:
+    """Verdicts for the merchant's receivables (all of them, or those invoice ``refs``).
+
+    With ``holder``, the verdicts are re-checked for that advance: its own holds, commitment and
+    debtor exposure do not count against it. Refs the merchant has no invoice for are left out;
+    the caller reports them.
+    """
+    evidence = _evidence_load(merchant, today, refs, holder)
+    # An invoice without its receivable row is mid-rebuild (rebuild_projections replaces both
+    # in one transaction, so only a reader inside it could see that); it is not judged.
+    return [
+        _judge(evidence, invoice)
+        for invoice in evidence.invoices.values()
+        if invoice.ref in evidence.receivables
+    ]
+
+
+def _evidence_load(
+    merchant: Merchant, today: date, refs: Sequence[str] | None, holder: Advance | None
+) -> _Evidence:
+    invoice_qs = Invoice.objects.filter(merchant=merchant).order_by("due_date", "ref")
+    if refs is not None:
+        invoice_qs = invoice_qs.filter(ref__in=list(refs))
+    invoices = {invoice.ref: invoice for invoice in invoice_qs}
+    order_refs = {invoice.order_ref for invoice in invoices.values()}
+    receivables = {
+        r.ref: r for r in Receivable.objects.filter(merchant=merchant, ref__in=list(invoices))
+    }
+    shipments = Shipment.objects.filter(merchant=merchant, order_ref__in=order_refs)
+    delivered, returned = set(), set()
+    for order_ref, delivered_at, returned_at in shipments.values_list(
+        "order_ref", "delivered_at", "returned_at"
+    ):
+        if delivered_at is not None:
+            delivered.add(order_ref)
+        if returned_at is not None:
+            returned.add(order_ref)
+    fingerprints = {r.fingerprint for r in receivables.values()}
+    live = Assignment.objects.filter(status__in=Assignment.LIVE).exclude(advance=holder)
+    return _Evidence(
+        merchant=merchant,
+        today=today,
+        invoices=invoices,
+        receivables=receivables,
+        orders={o.ref: o for o in Order.objects.filter(merchant=merchant, ref__in=order_refs)},
+        delivered=delivered,
+        returned=returned,
+        held=set(
+            live.filter(merchant=merchant, invoice_ref__in=list(invoices)).values_list(
+                "invoice_ref", flat=True
+            )
+        ),
+        fingerprints_held=set(
+            live.filter(fingerprint__in=fingerprints).values_list("fingerprint", flat=True)
+        ),
+        earlier_twins=_refs_with_earlier_twin(receivables.values(), fingerprints),
+        facilities={f.currency: f for f in Facility.objects.filter(merchant=merchant, active=True)},
+        blacklisted=Blacklisting.objects.filter(merchant=merchant, lifted_at__isnull=True).exists(),
+        debtor_exposure=debtor_exposure(merchant, excluding=holder),
+        own_commitment=holder.advance_minor if holder is not None else 0,
+    )
+
+
+def _refs_with_earlier_twin(receivables: Iterable[Receivable], fingerprints: set[str]) -> set[str]:
+    """Refs whose invoice reached Chainfin before under another ref, merchant or marketplace.
+
+    The first arrival keeps its chance; every later twin is a duplicate until an officer
+    looks at it. Arrival order is the order entries were written.
+    """
+    first_entry: dict[str, int] = {}
+    for fingerprint, entry_id in Receivable.objects.filter(
+        fingerprint__in=fingerprints
+    ).values_list("fingerprint", "entry_id"):
+        first_entry[fingerprint] = min(entry_id, first_entry.get(fingerprint, entry_id))
+    return {r.ref for r in receivables if first_entry[r.fingerprint] != r.entry_id}
+
+
+def debtor_exposure(
+    merchant: Merchant, *, excluding: Advance | None = None
+) -> dict[tuple[str, str], int]:
+    """Advance amounts live against each (currency, debtor key) for the merchant."""
+    exposure: dict[tuple[str, str], int] = defaultdict(int)
+    rows = (
+        Assignment.objects.filter(merchant=merchant, status__in=Assignment.LIVE)
+        .exclude(advance=excluding)
+        .values(
+            "advance__currency",
+            "debtor__kind",
+            "debtor__marketplace__code",
+            "debtor__tax_id",
+            "debtor__name",
+        )
+        .annotate(total=Sum("advance_minor"))
+    )
+    for row in rows:
+        exposure[(row["advance__currency"], debtor_key_of(row))] += row["total"]
+    return exposure
+
+
+def debtor_key_of(row: dict[str, str]) -> str:
+    if row["debtor__kind"] == "marketplace":
+        return f"marketplace:{row['debtor__marketplace__code']}"
+    return business_debtor_key(row["debtor__tax_id"], row["debtor__name"])
+
+
+def business_debtor_key(tax_id: str, name: str) -> str:
+    return f"business:{tax_id}" if tax_id else f"business-name:{name.casefold()}"
+
+
+def _judge(evidence: _Evidence, invoice: Invoice) -> Verdict:
+    receivable = evidence.receivables[invoice.ref]
+    reasons = [
+        *_three_flows(evidence, invoice),
+        *_terms(evidence, invoice),
+        *_merchant_standing(evidence.merchant, evidence.blacklisted),
+        *_holders(evidence, invoice, receivable),
+    ]
+    return Verdict(
+        ref=invoice.ref,
+        order_ref=invoice.order_ref,
+        currency=invoice.currency,
+        face_minor=invoice.amount_minor - invoice.credited_minor,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        debtor_name=invoice.debtor_name,
+        debtor_key=receivable.debtor_key,
+        fingerprint=receivable.fingerprint,
+        reasons=tuple(reasons),
+    )
+
+
+def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
+    order = evidence.orders.get(invoice.order_ref)
+    if order is None:
+        yield Reason(Code.NO_ORDER, f"No order '{invoice.order_ref}' in the ledger.")
+    elif order.status == Order.Status.CANCELLED:
+        yield Reason(Code.ORDER_CANCELLED, f"Order '{order.ref}' was cancelled.")
+    if order is not None and order.currency != invoice.currency:
+        yield Reason(
+            Code.CURRENCY_MISMATCH,
+            f"The invoice is in {invoice.currency}, its order in {order.currency}.",
+        )
+    elif order is not None and invoice.amount_minor > order.amount_minor:
+        yield Reason(
+            Code.AMOUNT_EXCEEDS_ORDER,
+            f"Invoiced {_money(invoice.amount_minor, invoice.currency)} exceeds the order's "
+            f"{_money(order.amount_minor, order.currency)}.",
+        )
+    if invoice.order_ref not in evidence.delivered:
+        yield Reason(Code.NO_DELIVERY, "No delivery of the order is in the ledger.")
+    if invoice.order_ref in evidence.returned:
+        yield Reason(Code.RETURNED, "Goods of the order were returned.")
+    if invoice.credited_minor:
+        yield Reason(
+            Code.CREDITED,
+            f"Credit notes of {_money(invoice.credited_minor, invoice.currency)} were issued.",
+        )
+
+
+def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
+    facility = evidence.facilities.get(invoice.currency)
+    if facility is None:
+        yield Reason(Code.NO_FACILITY, f"No active {invoice.currency} facility.")
+        return
+    days = (invoice.due_date - evidence.today).days
+    if days < 0:
+        yield Reason(Code.PAST_DUE, f"Was due on {invoice.due_date:%Y-%m-%d}.")
+    elif days < max(facility.min_days_to_due, 1):
+        yield Reason(
+            Code.TOO_CLOSE_TO_DUE,
+            f"Due in {days} days; the facility finances {facility.min_days_to_due} days or more.",
+        )
+    if days > facility.max_tenor_days:
+        yield Reason(
+            Code.TENOR_TOO_LONG,
+            f"Due in {days} days; the facility's tenor is {facility.max_tenor_days} days.",
+        )
+    face = invoice.amount_minor - invoice.credited_minor
+    advance = advance_amount(face, facility.advance_rate_bp) if face > 0 else 0
+    room = facility.limit_minor - facility.committed_minor + evidence.own_commitment
+    if advance > room:
+        yield Reason(
+            Code.FACILITY_LIMIT,
+            f"Would advance {_money(advance, invoice.currency)}; the facility has "
+            f"{_money(room, invoice.currency)} left.",
+        )
+    debtor_key = evidence.receivables[invoice.ref].debtor_key
+    exposure = evidence.debtor_exposure.get((invoice.currency, debtor_key), 0)
+    debtor_room = debtor_cap(facility) - exposure
+    if advance > debtor_room:
+        yield Reason(
+            Code.DEBTOR_LIMIT,
+            f"{invoice.debtor_name} already accounts for as much as one debtor may "
+            f"({_money(max(debtor_room, 0), invoice.currency)} left).",
+        )
+
+
+def debtor_cap(facility: Facility) -> int:
+    return facility.limit_minor * facility.debtor_cap_bp // 10_000
+
+
+def _merchant_standing(merchant: Merchant, blacklisted: bool) -> Iterable[Reason]:
+    if merchant.status != Merchant.Status.ACTIVE:
+        yield Reason(Code.MERCHANT_INACTIVE, f"The merchant is {merchant.status}.")
+    if merchant.kyc_status != Merchant.KycStatus.VERIFIED:
+        yield Reason(Code.KYC_NOT_VERIFIED, f"KYC is {merchant.kyc_status}, not verified.")
+    if blacklisted:
+        yield Reason(Code.BLACKLISTED, "No new advances until an officer lifts the blacklisting.")
+
+
+def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> Iterable[Reason]:
+    if invoice.ref in evidence.held or receivable.fingerprint in evidence.fingerprints_held:
+        yield Reason(Code.ALREADY_ASSIGNED, "Another advance holds this invoice.")
+    if invoice.ref in evidence.earlier_twins:
+        yield Reason(
+            Code.DUPLICATE_INVOICE,
+            "The same invoice (number, supplier, amount and date) reached Chainfin before.",
+        )
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{format_minor_units(minor, currency)} {currency}"

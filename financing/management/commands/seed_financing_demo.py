@@ -1,0 +1,80 @@
+"""Demo financing on top of seed_demo's evidence: facilities and advances in every state.
+
+Goes through the same services officers and merchants use, so the demo's books, chains and
+notices are the real thing. Runs once; later runs say so and change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from financing.eligibility import verdicts
+from financing.models import Advance, Facility
+from financing.services import advance_approve, advance_request, facility_open
+from ledger.money import format_minor_units
+from merchants.models import Merchant
+
+TERMS: dict[str, Any] = {
+    "limit_minor": 5_000_000,  # 50,000.00
+    "advance_rate_bp": 8000,
+    "annual_rate_bp": 1800,
+    "day_count": "ACT/360",
+    "max_tenor_days": 120,
+    "min_days_to_due": 7,
+    "debtor_cap_bp": 8000,
+    "checker_threshold_minor": 150_000,  # advances above 1,500.00 need a second officer
+}
+
+
+class Command(BaseCommand):
+    help = "Open demo facilities and request, approve and disburse demo advances, once."
+
+    def handle(self, *args: object, **options: object) -> None:
+        if Facility.objects.exists():
+            self.stdout.write("Demo financing is already loaded; not loaded again.")
+            return
+        try:
+            officer = User.objects.get(username="officer")
+            senior = User.objects.get(username="senior")
+        except User.DoesNotExist:
+            raise CommandError("Run seed_demo first: it creates the officers.") from None
+        now = timezone.now()
+        with transaction.atomic():
+            merchants = Merchant.objects.filter(kyc_status=Merchant.KycStatus.VERIFIED)
+            for merchant in merchants.order_by("pk"):
+                facility_open(
+                    merchant=merchant,
+                    currency="EUR",
+                    officer=senior,
+                    reason="Demo onboarding",
+                    now=now,
+                    terms=TERMS,
+                )
+                self._advances(merchant, officer, now)
+
+    def _advances(self, merchant: Merchant, officer: User, now: Any) -> None:
+        eligible = [v.ref for v in verdicts(merchant, now.date()) if v.eligible]
+        plans = [("disbursed", eligible[:1]), ("awaiting", eligible[1:4]), ("queue", eligible[4:6])]
+        for plan, refs in plans:
+            if not refs:
+                continue
+            advance = advance_request(
+                merchant=merchant, refs=refs, request_key=f"demo-{plan}", now=now
+            )
+            if plan != "queue":
+                advance = advance_approve(advance=advance, officer=officer, now=now)
+            self.stdout.write(
+                f"  {merchant.legal_name}: advance {advance.ref} of "
+                f"{format_minor_units(advance.advance_minor, advance.currency)} "
+                f"{advance.currency} on {len(refs)} invoices, {self._state(advance)}"
+            )
+        self.stdout.write(f"  {merchant.legal_name}: {len(eligible)} receivables were eligible")
+
+    @staticmethod
+    def _state(advance: Advance) -> str:
+        return advance.get_status_display().lower()

@@ -1,0 +1,381 @@
+"""Receivables, facilities, advances and their assignments, blacklisting and notices.
+
+The invariants that protect money live here as constraints: one live assignment per receivable
+and per invoice fingerprint (double financing), a facility's commitments within its limit, one
+active blacklisting per merchant. Services check the same rules first to explain a refusal;
+the database is what makes them hold under concurrency.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from financing.pricing import DayCount
+from ledger.models import Entry
+from merchants.models import Debtor, Marketplace, Merchant
+
+
+def new_advance_ref() -> str:
+    return "adv_" + secrets.token_hex(8)
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class Receivable(models.Model):
+    """An issued invoice as financing sees it: a projection, rebuilt from the chain like the rest.
+
+    Face amount, dates and debtor are read from the invoice projection; this row adds what
+    financing needs indexed: the invoice's fingerprint across merchants and marketplaces.
+    Assignments point at ``(merchant, ref)``, never at this row, so a rebuild can replace it.
+    """
+
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    ref = models.CharField(max_length=128, help_text="The invoice's ref.")
+    source = models.CharField(max_length=64)
+    entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="+", db_index=False)
+    fingerprint = models.CharField(max_length=64)
+    debtor_key = models.CharField(
+        max_length=120, help_text="Who owes it: 'marketplace:<code>' or 'business:<tax id>'."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "ref"], name="receivable_ref_unique")
+        ]
+        indexes = [models.Index(fields=["fingerprint"], name="receivable_fingerprint_idx")]
+
+    def __str__(self) -> str:
+        return f"receivable {self.ref}"
+
+
+class Facility(models.Model):
+    """A credit line for one merchant in one currency. Rates are basis points (1800 = 18%)."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="facilities")
+    currency = models.CharField(max_length=3)
+    limit_minor = models.BigIntegerField()
+    committed_minor = models.BigIntegerField(
+        default=0, help_text="Advance amounts requested, approved or outstanding."
+    )
+    advance_rate_bp = models.PositiveIntegerField(help_text="Share of face value advanced.")
+    annual_rate_bp = models.PositiveIntegerField(help_text="Annual discount rate.")
+    day_count = models.CharField(max_length=8, choices=DayCount.choices, default=DayCount.ACT_360)
+    max_tenor_days = models.PositiveIntegerField(default=120)
+    min_days_to_due = models.PositiveIntegerField(
+        default=7, help_text="A receivable due sooner than this (at least 1 day) is not financed."
+    )
+    debtor_cap_bp = models.PositiveIntegerField(
+        default=5000, help_text="Most of the limit one debtor may account for."
+    )
+    late_fee_rate_bp = models.PositiveIntegerField(default=2400)
+    blacklist_after_days = models.PositiveIntegerField(default=30)
+    checker_threshold_minor = models.BigIntegerField(
+        default=500_000, help_text="Advances above this need a second officer to authorize."
+    )
+    active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, help_text="Raised by every change.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "facilities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "currency"],
+                condition=Q(active=True),
+                name="facility_one_active_per_currency",
+            ),
+            models.CheckConstraint(condition=Q(limit_minor__gte=0), name="facility_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(committed_minor__gte=0, committed_minor__lte=F("limit_minor")),
+                name="facility_commitments_within_limit",
+            ),
+            models.CheckConstraint(
+                condition=Q(advance_rate_bp__gt=0, advance_rate_bp__lte=10_000),
+                name="facility_advance_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(annual_rate_bp__lte=100_000, late_fee_rate_bp__lte=100_000),
+                name="facility_rates_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(debtor_cap_bp__gt=0, debtor_cap_bp__lte=10_000),
+                name="facility_debtor_cap_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_tenor_days__gte=1, min_days_to_due__gte=1),
+                name="facility_days_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(day_count__in=DayCount.values), name="facility_day_count_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant.legal_name} {self.currency} facility"
+
+
+class FacilityChange(models.Model):
+    """The audit trail of a facility: who changed what, from what, to what, and why."""
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="changes")
+    officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    changed_at = models.DateTimeField()
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"change of {self.facility} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class Advance(models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved, awaiting authorization"
+        REJECTED = "rejected", "Rejected"
+        DISBURSED = "disbursed", "Disbursed"
+        OVERDUE = "overdue", "Overdue"
+        REPAID = "repaid", "Repaid"
+
+    OPEN = (Status.REQUESTED, Status.APPROVED)
+    OUTSTANDING = (Status.DISBURSED, Status.OVERDUE)
+
+    ref = models.CharField(max_length=40, unique=True, default=new_advance_ref, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="advances")
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="advances")
+    currency = models.CharField(max_length=3)
+    face_minor = models.BigIntegerField()
+    advance_minor = models.BigIntegerField()
+    fee_minor = models.BigIntegerField()
+    reserve_minor = models.BigIntegerField()
+    days = models.PositiveIntegerField()
+    due_date = models.DateField()
+    apr = models.DecimalField(max_digits=9, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
+    risk_score = models.PositiveSmallIntegerField()
+    risk_factors = models.JSONField(default=list)
+    requested_at = models.DateTimeField()
+    request_key = models.CharField(
+        max_length=255, help_text="The merchant's idempotency key for the request."
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the terms the approval binds."
+    )
+    authorized_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    disbursed_at = models.DateTimeField(null=True, blank=True)
+    late_fee_minor = models.BigIntegerField(default=0)
+    late_fee_accrued_to = models.DateField(null=True, blank=True)
+    repaid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        permissions = [
+            ("approve_advance", "Can approve or reject advances (maker)"),
+            ("authorize_advance", "Can authorize disbursement of approved advances (checker)"),
+            ("manage_blacklist", "Can blacklist merchants and lift blacklistings"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "request_key"], name="advance_request_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    face_minor__gt=0,
+                    advance_minor__gt=0,
+                    advance_minor__lte=F("face_minor"),
+                    fee_minor__gte=0,
+                    fee_minor__lt=F("advance_minor"),
+                    reserve_minor=F("face_minor") - F("advance_minor"),
+                    late_fee_minor__gte=0,
+                ),
+                name="advance_amounts_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["requested", "approved", "rejected"])
+                | Q(disbursed_at__isnull=False),
+                name="advance_disbursed_has_time",
+            ),
+            # Maker-checker in the database too: the checker is never the maker.
+            models.CheckConstraint(
+                condition=Q(authorized_by__isnull=True) | ~Q(authorized_by=F("approved_by")),
+                name="advance_checker_not_maker",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "requested",
+                        "approved",
+                        "rejected",
+                        "disbursed",
+                        "overdue",
+                        "repaid",
+                    ]
+                ),
+                name="advance_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "due_date"], name="advance_status_due_idx")]
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+class Assignment(models.Model):
+    """A receivable held by an advance: from the request on, assigned to the bank once disbursed.
+
+    The two partial unique indexes make double financing impossible in the database: one live
+    assignment per receivable, and one per invoice fingerprint (the same invoice spelled
+    differently or sent through another marketplace).
+    """
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held by a request"
+        ASSIGNED = "assigned", "Assigned to the bank"
+        RELEASED = "released", "Released"
+        SETTLED = "settled", "Settled"
+
+    LIVE = (Status.HELD, Status.ASSIGNED)
+
+    advance = models.ForeignKey(Advance, on_delete=models.PROTECT, related_name="assignments")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    invoice_ref = models.CharField(max_length=128)
+    fingerprint = models.CharField(max_length=64)
+    debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="assignments")
+    face_minor = models.BigIntegerField()
+    advance_minor = models.BigIntegerField()
+    due_date = models.DateField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.HELD)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "invoice_ref"],
+                condition=Q(status__in=["held", "assigned"]),
+                name="assignment_one_live_per_receivable",
+            ),
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=Q(status__in=["held", "assigned"]),
+                name="assignment_one_live_per_fingerprint",
+            ),
+            models.UniqueConstraint(
+                fields=["advance", "invoice_ref"], name="assignment_once_per_advance"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    face_minor__gt=0, advance_minor__gt=0, advance_minor__lte=F("face_minor")
+                ),
+                name="assignment_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["held", "assigned", "released", "settled"]),
+                name="assignment_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["debtor", "status"], name="assignment_debtor_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_ref} → {self.advance.ref}"
+
+
+class Blacklisting(models.Model):
+    """No new advances for the merchant while active; only an officer lifts it, with a reason."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="blacklistings")
+    reason = models.TextField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when the overdue sweep blacklisted the merchant.",
+    )
+    advance = models.ForeignKey(
+        Advance, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant"],
+                condition=Q(lifted_at__isnull=True),
+                name="blacklisting_one_active_per_merchant",
+            ),
+            models.CheckConstraint(
+                condition=Q(lifted_at__isnull=True)
+                | (Q(lifted_by__isnull=False) & ~Q(lift_reason="")),
+                name="blacklisting_lift_needs_officer_and_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant} blacklisted {self.created_at:%Y-%m-%d}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a marketplace wants notices of assignment, and the secret they are signed with."""
+
+    marketplace = models.OneToOneField(
+        Marketplace, on_delete=models.PROTECT, related_name="webhook_endpoint"
+    )
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, default=new_webhook_secret)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.marketplace.code} → {self.url}"
+
+
+class AssignmentNotice(models.Model):
+    """A notice of assignment for one marketplace: the outbox row its webhook delivers."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (retries exhausted)"
+
+    advance = models.ForeignKey(Advance, on_delete=models.PROTECT, related_name="notices")
+    marketplace = models.ForeignKey(Marketplace, on_delete=models.PROTECT, related_name="+")
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["advance", "marketplace"], name="notice_once_per_marketplace"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"notice {self.advance.ref} → {self.marketplace.code}"

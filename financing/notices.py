@@ -1,0 +1,127 @@
+"""Notices of assignment: telling a marketplace that the bank now owns receivables it will pay.
+
+A notice is an outbox row written in the disbursement's transaction; a Celery task delivers it
+after commit as a signed webhook (the API's own signature scheme, with the endpoint's secret)
+and retries with backoff until the marketplace acknowledges it with a 2xx.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.api.signing import sign
+from financing.models import Advance, AssignmentNotice, Receivable, WebhookEndpoint
+from ledger.money import format_minor_units
+from merchants.models import Marketplace, MarketplaceMerchant
+
+
+class DeliveryFailed(Exception):
+    """A transient failure (network, timeout, 5xx, 408, 429): worth another attempt."""
+
+
+def notice_payload(advance: Advance, marketplace: Marketplace) -> dict[str, Any]:
+    seller_id = (
+        MarketplaceMerchant.objects.filter(marketplace=marketplace, merchant=advance.merchant)
+        .values_list("seller_id", flat=True)
+        .first()
+    )
+    return {
+        "type": "notice_of_assignment",
+        "advance": advance.ref,
+        "merchant": seller_id,
+        "assignee": settings.CHAINFIN_BANK_NAME,
+        "pay_to": {
+            "account_holder": settings.CHAINFIN_BANK_NAME,
+            "iban": settings.CHAINFIN_COLLECTION_IBAN,
+            "bic": settings.CHAINFIN_COLLECTION_BIC,
+            "reference": advance.ref,
+        },
+        "receivables": [
+            {
+                "invoice_ref": a.invoice_ref,
+                "currency": advance.currency,
+                "amount": format_minor_units(a.face_minor, advance.currency),
+                "due_date": a.due_date.isoformat(),
+            }
+            for a in advance.assignments.order_by("id")
+            if _sent_by(a.invoice_ref, advance, marketplace)
+        ],
+    }
+
+
+def _sent_by(invoice_ref: str, advance: Advance, marketplace: Marketplace) -> bool:
+    return Receivable.objects.filter(
+        merchant_id=advance.merchant_id, ref=invoice_ref, source=marketplace.code
+    ).exists()
+
+
+def notices_deliver_later(notice: AssignmentNotice) -> None:
+    from financing.tasks import notice_deliver
+
+    transaction.on_commit(lambda: notice_deliver.delay(notice.pk))
+
+
+def notice_deliver(notice_id: int) -> None:
+    """Deliver one notice once; a transient failure raises ``DeliveryFailed`` to be retried.
+
+    A marketplace's definite refusal (4xx other than 408/429) or a missing endpoint is recorded
+    on the notice for an officer to see, and not retried.
+    """
+    notice = AssignmentNotice.objects.select_related("marketplace").get(pk=notice_id)
+    if notice.status == AssignmentNotice.Status.DELIVERED:
+        return
+    endpoint = WebhookEndpoint.objects.filter(marketplace=notice.marketplace, active=True).first()
+    if endpoint is None:
+        _record(notice, error="The marketplace has no active webhook endpoint.")
+        return
+    body = json.dumps(notice.payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    url = urlsplit(endpoint.url)
+    path = url.path + (f"?{url.query}" if url.query else "")
+    headers = {
+        "Content-Type": "application/json",
+        "Chainfin-Timestamp": timestamp,
+        "Chainfin-Signature": sign(endpoint.secret, timestamp, "POST", path or "/", body),
+        "Idempotency-Key": f"notice:{notice.advance_id}:{notice.marketplace_id}",
+    }
+    try:
+        response = requests.post(
+            endpoint.url,
+            data=body,
+            headers=headers,
+            timeout=settings.FINANCING_WEBHOOK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        _record(notice, error=f"{type(exc).__name__}: {exc}")
+        raise DeliveryFailed(str(exc)) from exc
+    if 200 <= response.status_code < 300:
+        _record(notice, delivered=True)
+    elif response.status_code >= 500 or response.status_code in (408, 429):
+        _record(notice, error=f"HTTP {response.status_code}")
+        raise DeliveryFailed(f"HTTP {response.status_code}")
+    else:
+        _record(notice, error=f"HTTP {response.status_code}: refused by the marketplace")
+
+
+def notice_give_up(notice_id: int, error: str) -> None:
+    AssignmentNotice.objects.filter(pk=notice_id).exclude(
+        status=AssignmentNotice.Status.DELIVERED
+    ).update(status=AssignmentNotice.Status.FAILED, last_error=error)
+
+
+def _record(notice: AssignmentNotice, *, delivered: bool = False, error: str = "") -> None:
+    notice.attempts += 1
+    notice.last_error = error[:2000]
+    if delivered:
+        notice.status = AssignmentNotice.Status.DELIVERED
+        notice.delivered_at = timezone.now()
+    notice.save(update_fields=["attempts", "last_error", "status", "delivered_at"])

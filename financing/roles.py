@@ -1,0 +1,50 @@
+"""The bank's staff roles, as Django groups with exactly the permissions each role needs.
+
+* officer: reviews advances (maker: approve, reject), manages facilities and the blacklist.
+* senior officer: an officer who may also authorize disbursement (checker).
+* auditor: reads everything, changes nothing.
+
+Synced after every migrate, so a new model's view permission reaches the auditor at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+ROLE_APPS = ("financing", "books", "ledger", "merchants")
+OFFICER = "officer"
+SENIOR_OFFICER = "senior officer"
+AUDITOR = "auditor"
+_OFFICER_ACTS = [
+    ("financing", "approve_advance"),
+    ("financing", "manage_blacklist"),
+    ("financing", "add_facility"),
+    ("financing", "change_facility"),
+    ("financing", "add_webhookendpoint"),
+    ("financing", "change_webhookendpoint"),
+]
+
+
+def officer_groups_sync(**kwargs: Any) -> None:
+    views = Permission.objects.filter(
+        content_type__app_label__in=ROLE_APPS, codename__startswith="view_"
+    )
+    acts = Permission.objects.none()
+    for app_label, codename in _OFFICER_ACTS:
+        acts |= Permission.objects.filter(
+            Q(content_type__app_label=app_label) & Q(codename=codename)
+        )
+    authorize = Permission.objects.filter(
+        content_type__app_label="financing", codename="authorize_advance"
+    )
+    grants = {
+        AUDITOR: views,
+        OFFICER: views | acts,
+        SENIOR_OFFICER: views | acts | authorize,
+    }
+    for name, permissions in grants.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(permissions)

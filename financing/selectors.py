@@ -1,0 +1,465 @@
+"""Reads for the bank's officers: an advance under review with its evidence, and exposure.
+
+The officers' tenant is the bank, so these read across merchants; nothing here writes. Every
+"verified" mark is recomputed from the stored bytes on each read, never taken from a column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.db.models import BinaryField, Count, Func, IntegerField, Q, Sum, Value
+from django.db.models.expressions import Combinable
+
+from financing.eligibility import Verdict, verdicts
+from financing.models import Advance, Assignment, AssignmentNotice, Facility
+from ledger.canonical import GENESIS_PREV, canonical_json
+from ledger.events import format_timestamp
+from ledger.models import Chain, Entry, Invoice, Shipment
+from merchants.models import Merchant
+
+ORDER_TYPES = ("order.placed", "order.cancelled")
+SHIPMENT_TYPES = ("shipment.dispatched", "shipment.delivered", "shipment.returned")
+CREDIT_NOTE = "invoice.credited"
+ADVANCE_TYPES = ("advance.disbursed", "advance.overdue", "advance.repaid")
+
+
+class _BytesPosition(Func):
+    """Where ``needle`` starts inside a binary column (1-based), 0 when it does not occur.
+
+    Lets the database pick out the few credit notes naming an invoice instead of shipping
+    every credit note's body to Python; the match is then confirmed on the parsed body.
+    """
+
+    output_field = IntegerField()
+
+    def __init__(self, haystack: Combinable | str, needle: bytes) -> None:
+        super().__init__(haystack, Value(needle, output_field=BinaryField()))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        haystack, needle = self.get_source_expressions()
+        swapped = self.copy()
+        swapped.set_source_expressions([needle, haystack])
+        return Func.as_sql(
+            swapped, compiler, connection, template="position(%(expressions)s)", arg_joiner=" IN "
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="instr", **extra)
+
+
+# Evidence --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceEntry:
+    """One entry of a merchant's chain, as read, with the result of checking it just now."""
+
+    seq: int
+    type: str
+    ref: str
+    source: str
+    occurred_at: datetime
+    hash: str
+    problem: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return not self.problem
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:16]
+
+
+@dataclass(frozen=True)
+class ReceivableTrail:
+    """A receivable held by an advance and the chain entries that prove it."""
+
+    assignment: Assignment
+    invoice: Invoice | None
+    entries: tuple[EvidenceEntry, ...]
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.entries) and all(entry.verified for entry in self.entries)
+
+    @property
+    def order_ref(self) -> str:
+        return self.invoice.order_ref if self.invoice is not None else ""
+
+
+@dataclass(frozen=True)
+class AdvanceReview:
+    """Everything an officer reads before deciding on an advance."""
+
+    advance: Advance
+    trails: tuple[ReceivableTrail, ...]
+    advance_entries: tuple[EvidenceEntry, ...]
+    verdicts: tuple[Verdict, ...]
+    missing_refs: tuple[str, ...]
+    notices: tuple[AssignmentNotice, ...]
+
+    @property
+    def evidence_verified(self) -> bool:
+        return all(trail.verified for trail in self.trails) and all(
+            entry.verified for entry in self.advance_entries
+        )
+
+    @property
+    def eligible(self) -> bool:
+        return not self.missing_refs and all(v.eligible for v in self.verdicts)
+
+
+def advance_review(*, advance: Advance, today: date) -> AdvanceReview:
+    """Read an advance for review: evidence trails, checked entries, live verdicts, notices."""
+    refs = list(advance.assignments.order_by("id").values_list("invoice_ref", flat=True))
+    judged = {v.ref: v for v in verdicts(advance.merchant, today, refs, holder=advance)}
+    trails, advance_entries = evidence_trails(advance=advance)
+    return AdvanceReview(
+        advance=advance,
+        trails=trails,
+        advance_entries=advance_entries,
+        verdicts=tuple(judged[ref] for ref in refs if ref in judged),
+        missing_refs=tuple(ref for ref in refs if ref not in judged),
+        notices=tuple(
+            advance.notices.select_related("marketplace").order_by("marketplace__code", "id")
+        ),
+    )
+
+
+def evidence_trails(
+    *, advance: Advance
+) -> tuple[tuple[ReceivableTrail, ...], tuple[EvidenceEntry, ...]]:
+    """The chain entries behind each receivable of ``advance``, and those of the advance itself.
+
+    Per receivable: its order (placed, cancelled), its invoice, every shipment of the order
+    (dispatched, delivered, returned), every credit note naming the invoice and its assignment
+    to the bank. Each entry is verified on the spot (see ``entries_verify``).
+    """
+    merchant_id = advance.merchant_id
+    assignments = list(advance.assignments.select_related("debtor").order_by("id"))
+    invoice_refs = [a.invoice_ref for a in assignments]
+    invoices = {
+        i.ref: i for i in Invoice.objects.filter(merchant_id=merchant_id, ref__in=invoice_refs)
+    }
+    order_refs = {i.order_ref for i in invoices.values()}
+    shipments: dict[str, set[str]] = defaultdict(set)
+    for order_ref, ref in Shipment.objects.filter(
+        merchant_id=merchant_id, order_ref__in=order_refs
+    ).values_list("order_ref", "ref"):
+        shipments[order_ref].add(ref)
+    assigned_refs = {f"{ref}@{advance.ref}": ref for ref in invoice_refs}
+
+    wanted = (
+        Q(type__in=ORDER_TYPES, external_ref__in=order_refs)
+        | Q(type="invoice.issued", external_ref__in=invoice_refs)
+        | Q(
+            type__in=SHIPMENT_TYPES,
+            external_ref__in={ref for refs in shipments.values() for ref in refs},
+        )
+        | Q(type="receivable.assigned", external_ref__in=list(assigned_refs))
+        | Q(type__in=ADVANCE_TYPES, external_ref=advance.ref)
+        | Q(type__in=ADVANCE_TYPES, external_ref__startswith=f"{advance.ref}:")
+    )
+    entries = list(_entries_matching(merchant_id, wanted, invoice_refs))
+    checked = {entry.seq: entry for entry in entries_verify(merchant_id=merchant_id, rows=entries)}
+
+    def trail_of(assignment: Assignment) -> ReceivableTrail:
+        ref = assignment.invoice_ref
+        invoice = invoices.get(ref)
+        order_ref = invoice.order_ref if invoice is not None else None
+        mine = [
+            checked[row.seq]
+            for row in entries
+            if (row.type in ORDER_TYPES and row.external_ref == order_ref)
+            or (row.type == "invoice.issued" and row.external_ref == ref)
+            or (
+                row.type in SHIPMENT_TYPES
+                and order_ref is not None
+                and row.external_ref in shipments[order_ref]
+            )
+            or (row.type == CREDIT_NOTE and _credited_invoice(row) == ref)
+            or (row.type == "receivable.assigned" and assigned_refs.get(row.external_ref) == ref)
+        ]
+        return ReceivableTrail(assignment=assignment, invoice=invoice, entries=tuple(mine))
+
+    own = tuple(checked[row.seq] for row in entries if row.type in ADVANCE_TYPES)
+    return tuple(trail_of(a) for a in assignments), own
+
+
+def _entries_matching(merchant_id: int, wanted: Q, invoice_refs: Sequence[str]) -> list[Entry]:
+    chain = Entry.objects.filter(chain_id=merchant_id)
+    found = {entry.seq: entry for entry in chain.filter(wanted)}
+    if invoice_refs:
+        # A credit note's ref is its own number; the invoice it credits is named in its data,
+        # which canonical JSON spells exactly one way: "invoice_ref":"<ref>".
+        needles = Q()
+        notes = chain.filter(type=CREDIT_NOTE)
+        for n, ref in enumerate(invoice_refs):
+            needle = b'"invoice_ref":' + canonical_json(ref)
+            notes = notes.annotate(**{f"names_{n}": _BytesPosition("body", needle)})
+            needles |= Q(**{f"names_{n}__gt": 0})
+        for entry in notes.filter(needles):
+            if _credited_invoice(entry) in invoice_refs:
+                found[entry.seq] = entry
+    return [found[seq] for seq in sorted(found)]
+
+
+def _credited_invoice(entry: Entry) -> str | None:
+    try:
+        envelope = orjson.loads(bytes(entry.body))
+        ref = envelope["data"]["invoice_ref"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return ref if isinstance(ref, str) else None
+
+
+def entries_verify(*, merchant_id: int, rows: Sequence[Entry]) -> list[EvidenceEntry]:
+    """Check each entry of one merchant's chain against its stored bytes and its neighbours.
+
+    An entry is verified when its body hashes to its hash, the body says what the columns
+    shown say (chain, seq, prev, type, source, ref, time), the entry before it has the hash it
+    names, and the entry after it (or the chain head) names its hash. A neighbour's own body is
+    its own row's concern, so an altered entry is blamed alone. Anything else is reported in
+    one sentence; the first problem found is the one shown.
+    """
+    if not rows:
+        return []
+    head = Chain.objects.filter(merchant_id=merchant_id).values_list(
+        "merchant__public_id", "head_seq", "head_hash"
+    )
+    public_id, head_seq, head_hash = head.first() or ("", 0, GENESIS_PREV)
+    neighbours = {row.seq + step for row in rows for step in (-1, 1)} - {row.seq for row in rows}
+    by_seq = {row.seq: row for row in rows}
+    by_seq.update(
+        (row.seq, row) for row in Entry.objects.filter(chain_id=merchant_id, seq__in=neighbours)
+    )
+    return [
+        EvidenceEntry(
+            seq=row.seq,
+            type=row.type,
+            ref=row.external_ref,
+            source=row.source,
+            occurred_at=row.occurred_at,
+            hash=row.hash,
+            problem=_problem(row, public_id, by_seq, head_seq, head_hash),
+        )
+        for row in rows
+    ]
+
+
+def _envelope(entry: Entry) -> dict[str, Any] | None:
+    try:
+        envelope = orjson.loads(bytes(entry.body))
+    except orjson.JSONDecodeError:
+        return None
+    return envelope if isinstance(envelope, dict) else None
+
+
+def _sha256(entry: Entry) -> str:
+    return hashlib.sha256(bytes(entry.body)).hexdigest()
+
+
+def _problem(
+    row: Entry, public_id: str, by_seq: dict[int, Entry], head_seq: int, head_hash: str
+) -> str:
+    if _sha256(row) != row.hash:
+        return "The stored body does not hash to the stored hash: the body was altered."
+    envelope = _envelope(row)
+    if envelope is None:
+        return "The stored body is not a JSON object."
+    if envelope.get("chain") != public_id or envelope.get("seq") != row.seq:
+        return (
+            f"The body belongs at chain {envelope.get('chain')!r} seq {envelope.get('seq')!r}, "
+            f"not where it is stored."
+        )
+    if envelope.get("prev") != row.prev_hash:
+        return "The stored previous hash differs from the one inside the body."
+    shown = (row.type, row.source, row.external_ref, format_timestamp(row.occurred_at))
+    inside = tuple(envelope.get(key) for key in ("type", "source", "ref", "occurred_at"))
+    if shown != inside:
+        return "The columns shown differ from the body that was hashed."
+    if row.seq == 1:
+        if row.prev_hash != GENESIS_PREV:
+            return "The first entry does not start from the genesis hash."
+    else:
+        before = by_seq.get(row.seq - 1)
+        if before is None:
+            return f"Entry {row.seq - 1} is missing: nothing links this entry to the chain."
+        if before.hash != row.prev_hash:
+            return (
+                f"Entry {row.seq - 1} no longer has the hash this entry names: the link is broken."
+            )
+    after = by_seq.get(row.seq + 1)
+    if after is not None:
+        after_envelope = _envelope(after) or {}
+        if after.prev_hash != row.hash or after_envelope.get("prev") != row.hash:
+            return f"Entry {row.seq + 1} names another predecessor: this entry was replaced."
+    elif row.seq < head_seq:
+        return f"Entry {row.seq + 1} is missing."
+    elif row.seq == head_seq and head_hash != row.hash:
+        return "The chain head names another hash: this entry was replaced."
+    return ""
+
+
+# Exposure --------------------------------------------------------------------------------------
+
+
+def _percent(part: int, whole: int) -> Decimal | None:
+    return (Decimal(part) * 100 / whole).quantize(Decimal("0.1")) if whole else None
+
+
+@dataclass(frozen=True)
+class MerchantExposure:
+    merchant_id: int
+    merchant_name: str
+    public_id: str
+    currency: str
+    outstanding_minor: int
+    outstanding_count: int
+    late_fees_minor: int
+    committed_minor: int
+    limit_minor: int
+
+    @property
+    def utilisation(self) -> Decimal | None:
+        """Committed (requested, approved and outstanding) as a share of the active limit."""
+        return _percent(self.committed_minor, self.limit_minor)
+
+
+@dataclass(frozen=True)
+class DebtorExposure:
+    debtor_id: int
+    name: str
+    kind: str
+    currency: str
+    advance_minor: int
+    face_minor: int
+    receivables: int
+    merchants: int
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    outstanding_minor: int = 0
+    committed_minor: int = 0
+    limit_minor: int = 0
+    debtor_advance_minor: int = 0
+
+    @property
+    def utilisation(self) -> Decimal | None:
+        return _percent(self.committed_minor, self.limit_minor)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    merchants: tuple[MerchantExposure, ...]
+    debtors: tuple[DebtorExposure, ...]
+    totals: tuple[CurrencyTotal, ...] = field(default=())
+
+
+def exposure_by_merchant() -> list[MerchantExposure]:
+    """Per merchant and currency: outstanding advances, commitments, limit and utilisation.
+
+    Outstanding means disbursed or overdue; committed is the facilities' running commitment
+    (requested, approved and outstanding); the limit is the active facility's.
+    """
+    rows: dict[tuple[int, str], dict[str, Any]] = defaultdict(
+        lambda: {"outstanding": 0, "count": 0, "late": 0, "committed": 0, "limit": 0}
+    )
+    for row in (
+        Advance.objects.filter(status__in=Advance.OUTSTANDING)
+        .values("merchant_id", "currency")
+        .annotate(total=Sum("advance_minor"), count=Count("id"), late=Sum("late_fee_minor"))
+    ):
+        key = (row["merchant_id"], row["currency"])
+        rows[key].update(outstanding=row["total"], count=row["count"], late=row["late"])
+    for row in Facility.objects.values("merchant_id", "currency").annotate(
+        committed=Sum("committed_minor"), limit=Sum("limit_minor", filter=Q(active=True))
+    ):
+        if not row["committed"] and row["limit"] is None:
+            continue  # a closed, empty line: nothing to show
+        key = (row["merchant_id"], row["currency"])
+        rows[key].update(committed=row["committed"] or 0, limit=row["limit"] or 0)
+    names = _merchant_names(merchant_id for merchant_id, _ in rows)
+    exposures = [
+        MerchantExposure(
+            merchant_id=merchant_id,
+            merchant_name=names[merchant_id][0],
+            public_id=names[merchant_id][1],
+            currency=currency,
+            outstanding_minor=row["outstanding"],
+            outstanding_count=row["count"],
+            late_fees_minor=row["late"],
+            committed_minor=row["committed"],
+            limit_minor=row["limit"],
+        )
+        for (merchant_id, currency), row in rows.items()
+    ]
+    return sorted(exposures, key=lambda e: (e.currency, -e.outstanding_minor, e.merchant_name))
+
+
+def _merchant_names(ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    return {
+        pk: (name, public_id)
+        for pk, name, public_id in Merchant.objects.filter(pk__in=set(ids)).values_list(
+            "pk", "legal_name", "public_id"
+        )
+    }
+
+
+def exposure_by_debtor() -> list[DebtorExposure]:
+    """Per debtor and currency: advance amounts of live assignments (held or assigned)."""
+    rows = (
+        Assignment.objects.filter(status__in=Assignment.LIVE)
+        .values("debtor_id", "debtor__name", "debtor__kind", "advance__currency")
+        .annotate(
+            advance=Sum("advance_minor"),
+            face=Sum("face_minor"),
+            receivables=Count("id"),
+            merchants=Count("merchant_id", distinct=True),
+        )
+    )
+    exposures = [
+        DebtorExposure(
+            debtor_id=row["debtor_id"],
+            name=row["debtor__name"],
+            kind=row["debtor__kind"],
+            currency=row["advance__currency"],
+            advance_minor=row["advance"],
+            face_minor=row["face"],
+            receivables=row["receivables"],
+            merchants=row["merchants"],
+        )
+        for row in rows
+    ]
+    return sorted(exposures, key=lambda e: (e.currency, -e.advance_minor, e.name))
+
+
+def exposure_read() -> Exposure:
+    """Exposure by merchant and by debtor, with totals per currency."""
+    merchants = exposure_by_merchant()
+    debtors = exposure_by_debtor()
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for m in merchants:
+        totals[m.currency]["outstanding_minor"] += m.outstanding_minor
+        totals[m.currency]["committed_minor"] += m.committed_minor
+        totals[m.currency]["limit_minor"] += m.limit_minor
+    for d in debtors:
+        totals[d.currency]["debtor_advance_minor"] += d.advance_minor
+    return Exposure(
+        merchants=tuple(merchants),
+        debtors=tuple(debtors),
+        totals=tuple(
+            CurrencyTotal(currency=currency, **sums) for currency, sums in sorted(totals.items())
+        ),
+    )

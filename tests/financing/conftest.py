@@ -1,0 +1,257 @@
+"""Financing fixtures: real trade evidence on real chains, facilities, and officers by role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from financing.models import Facility
+from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
+from financing.services import facility_open
+from ledger.events import event_parse, format_timestamp
+from ledger.services import NewEntry, entries_append
+from merchants.models import Marketplace, Merchant
+
+TODAY = date(2026, 11, 1)
+_serial = count(1)
+
+
+@dataclass
+class Trade:
+    """Writes a merchant's evidence through the same services the API uses."""
+
+    merchant: Merchant
+    source: str
+    now: datetime
+    today: date = TODAY  # due dates are written relative to this day
+    written: list[str] = field(default_factory=list)
+
+    def append(self, type_: str, ref: str, data: dict[str, Any], days_ago: int = 20) -> None:
+        raw = {
+            "type": type_,
+            "ref": ref,
+            "occurred_at": format_timestamp(self.now - timedelta(days=days_ago)),
+            "data": data,
+        }
+        entries_append(
+            source=self.source,
+            entries=[NewEntry(self.merchant.pk, event_parse(raw))],
+            now=self.now,
+        )
+        self.written.append(ref)
+
+    def order(self, ref: str, amount: str = "1000.00", currency: str = "EUR") -> None:
+        self.append("order.placed", ref, {"currency": currency, "amount": amount}, days_ago=30)
+
+    def invoice(
+        self,
+        ref: str,
+        order_ref: str,
+        amount: str = "1000.00",
+        currency: str = "EUR",
+        due_in_days: int = 45,
+        issue_date: date | None = None,
+        debtor: dict[str, str] | None = None,
+    ) -> None:
+        issued = issue_date or self.today - timedelta(days=15)
+        self.append(
+            "invoice.issued",
+            ref,
+            {
+                "currency": currency,
+                "amount": amount,
+                "order_ref": order_ref,
+                "issue_date": issued.isoformat(),
+                "due_date": (self.today + timedelta(days=due_in_days)).isoformat(),
+                "debtor": debtor or {"kind": "marketplace", "name": "Acme Marketplace"},
+            },
+            days_ago=15,
+        )
+
+    def delivered(self, order_ref: str, shipment_ref: str | None = None) -> None:
+        ref = shipment_ref or f"SHP-{order_ref}"
+        self.append("shipment.dispatched", ref, {"order_ref": order_ref}, days_ago=25)
+        self.append("shipment.delivered", ref, {"order_ref": order_ref}, days_ago=22)
+
+    def returned(self, order_ref: str, shipment_ref: str | None = None) -> None:
+        ref = shipment_ref or f"SHP-{order_ref}"
+        self.append("shipment.returned", ref, {"order_ref": order_ref}, days_ago=10)
+
+    def credited(self, invoice_ref: str, amount: str = "10.00", currency: str = "EUR") -> None:
+        self.append(
+            "invoice.credited",
+            f"CN-{invoice_ref}-{next(_serial)}",
+            {
+                "currency": currency,
+                "amount": amount,
+                "invoice_ref": invoice_ref,
+                "issue_date": (self.today - timedelta(days=5)).isoformat(),
+            },
+            days_ago=5,
+        )
+
+    def cancelled(self, order_ref: str) -> None:
+        self.append("order.cancelled", order_ref, {}, days_ago=8)
+
+    def fundable(self, n: int, amount: str = "1000.00", due_in_days: int = 45) -> list[str]:
+        """``n`` invoices with order, invoice and delivery in the ledger: eligible receivables."""
+        refs = []
+        for _ in range(n):
+            k = next(_serial)
+            self.order(f"ORD-{k}", amount)
+            self.invoice(f"INV-{k}", f"ORD-{k}", amount, due_in_days=due_in_days)
+            self.delivered(f"ORD-{k}")
+            refs.append(f"INV-{k}")
+        return refs
+
+
+@pytest.fixture
+def today() -> date:
+    return TODAY
+
+
+@pytest.fixture
+def trade_for(marketplace: Marketplace, now: datetime) -> Callable[[Merchant], Trade]:
+    def make(merchant: Merchant, source: str | None = None) -> Trade:
+        return Trade(merchant=merchant, source=source or marketplace.code, now=now)
+
+    return make
+
+
+@pytest.fixture
+def verified_merchant(make_merchant: Callable[..., Merchant]) -> Merchant:
+    merchant = make_merchant()
+    merchant.kyc_status = Merchant.KycStatus.VERIFIED
+    merchant.save(update_fields=["kyc_status"])
+    return merchant
+
+
+@pytest.fixture
+def trade(verified_merchant: Merchant, trade_for: Callable[[Merchant], Trade]) -> Trade:
+    return trade_for(verified_merchant)
+
+
+def staff(username: str, *groups: str) -> User:
+    officer_groups_sync()
+    user = User.objects.create_user(username=username, password="x", is_staff=True)
+    user.groups.set(Group.objects.filter(name__in=groups))
+    return User.objects.get(pk=user.pk)  # a fresh object: permission caches start empty
+
+
+@pytest.fixture
+def officer(db: None) -> User:
+    return staff(f"officer{next(_serial)}", OFFICER)
+
+
+@pytest.fixture
+def senior(db: None) -> User:
+    return staff(f"senior{next(_serial)}", SENIOR_OFFICER)
+
+
+@pytest.fixture
+def senior_two(db: None) -> User:
+    return staff(f"senior{next(_serial)}", SENIOR_OFFICER)
+
+
+@pytest.fixture
+def auditor(db: None) -> User:
+    return staff(f"auditor{next(_serial)}", AUDITOR)
+
+
+DEFAULT_TERMS: dict[str, Any] = {
+    "limit_minor": 10_000_000,
+    "advance_rate_bp": 8000,
+    "annual_rate_bp": 1800,
+    "max_tenor_days": 120,
+    "min_days_to_due": 7,
+    "debtor_cap_bp": 10_000,
+    "checker_threshold_minor": 500_000,
+}
+
+
+@pytest.fixture
+def open_facility(senior: User, now: datetime) -> Callable[..., Facility]:
+    def make(merchant: Merchant, currency: str = "EUR", **terms: Any) -> Facility:
+        return facility_open(
+            merchant=merchant,
+            currency=currency,
+            officer=senior,
+            reason="Onboarding",
+            now=now,
+            terms=DEFAULT_TERMS | terms,
+        )
+
+    return make
+
+
+@pytest.fixture
+def facility(trade: Trade, open_facility: Callable[..., Facility]) -> Facility:
+    return open_facility(trade.merchant)
+
+
+# --- Helpers for the refusal tests: what the database holds, and which constraint refused -----
+
+
+def db_counts() -> dict[str, int]:
+    """Row counts of everything a financing action may write, to prove a refusal wrote nothing."""
+    from financing.books.models import JournalEntry, Posting
+    from financing.models import (
+        Advance,
+        Assignment,
+        AssignmentNotice,
+        Blacklisting,
+        FacilityChange,
+    )
+    from ledger.models import Entry
+
+    models = (
+        Advance,
+        Assignment,
+        AssignmentNotice,
+        Blacklisting,
+        Facility,
+        FacilityChange,
+        Entry,
+        JournalEntry,
+        Posting,
+    )
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def constraint_of(exc: BaseException) -> str | None:
+    """The name of the PostgreSQL constraint behind an IntegrityError, as psycopg reports it."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+# --- Notices enqueued after commit, recorded instead of sent to a broker -----------------------
+
+
+class NoticeTaskRecorder:
+    """Stands in for ``financing.tasks.notice_deliver``: ``delay`` records, sends nothing.
+
+    ``notices_deliver_later`` imports the task when its ``on_commit`` callback runs, so the
+    product's own after-commit path calls this; transactional tests then leave no stray
+    messages on the shared broker for some later worker to pick up.
+    """
+
+    def __init__(self) -> None:
+        self.notice_ids: list[int] = []
+
+    def delay(self, notice_id: int, *args: Any, **kwargs: Any) -> None:
+        self.notice_ids.append(notice_id)
+
+
+@pytest.fixture
+def notices_enqueued(monkeypatch: pytest.MonkeyPatch) -> NoticeTaskRecorder:
+    import financing.tasks
+
+    recorder = NoticeTaskRecorder()
+    monkeypatch.setattr(financing.tasks, "notice_deliver", recorder)
+    return recorder

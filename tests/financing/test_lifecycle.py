@@ -1,0 +1,98 @@
+"""An advance from request to disbursement: quote, hold, maker-checker, journal, chain, notice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from financing.books.models import Account, JournalEntry
+from financing.exceptions import AdvanceRefused
+from financing.models import Advance, Assignment, AssignmentNotice, Facility
+from financing.services import advance_approve, advance_authorize, advance_quote, advance_request
+from ledger.models import Entry
+from tests.financing.conftest import TODAY, Trade
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_quote_prices_each_receivable_to_its_due_date(trade: Trade, facility: Facility) -> None:
+    [ref] = trade.fundable(1, amount="10000.00", due_in_days=7)
+
+    quote = advance_quote(merchant=trade.merchant, refs=[ref], today=TODAY)
+
+    assert quote.total("face_minor") == 1_000_000
+    assert quote.total("advance_minor") == 800_000  # 80 %
+    assert quote.total("fee_minor") == 2_800  # 8,000.00 x 18 % x 7 / 360
+    assert quote.total("reserve_minor") == 200_000
+    assert quote.days == 7
+
+
+def test_a_small_advance_disburses_on_approval(
+    trade: Trade,
+    facility: Facility,
+    officer: User,
+    now: datetime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refs = trade.fundable(2, amount="1000.00")
+
+    advance = advance_request(merchant=trade.merchant, refs=refs, request_key="k1", now=now)
+    assert advance.status == Advance.Status.REQUESTED
+    assert set(advance.assignments.values_list("status", flat=True)) == {"held"}
+    facility.refresh_from_db()
+    assert facility.committed_minor == advance.advance_minor == 160_000
+
+    approved = advance_approve(advance=advance, officer=officer, now=now)
+
+    assert approved.status == Advance.Status.DISBURSED
+    assert set(approved.assignments.values_list("status", flat=True)) == {"assigned"}
+    entry = JournalEntry.objects.get(key=f"disburse:{advance.ref}")
+    assert sorted(p.amount_minor for p in entry.postings.all()) == sorted(
+        [200_000, -(160_000 - approved.fee_minor), -approved.fee_minor, -40_000]
+    )
+    chain = Entry.objects.filter(chain_id=trade.merchant.pk, source="chainfin")
+    assert sorted(chain.values_list("type", flat=True)) == [
+        "advance.disbursed",
+        "receivable.assigned",
+        "receivable.assigned",
+    ]
+    assert AssignmentNotice.objects.filter(advance=advance).count() == 1
+    call_command("verify_books")
+    call_command("verify_ledger")
+    assert "intact" in capsys.readouterr().out.lower()
+
+
+def test_a_large_advance_waits_for_a_second_officer(
+    trade: Trade,
+    open_facility,  # type: ignore[no-untyped-def]
+    officer: User,
+    senior: User,
+    now: datetime,
+) -> None:
+    open_facility(trade.merchant, checker_threshold_minor=100_000)
+    refs = trade.fundable(1, amount="5000.00")
+    advance = advance_request(merchant=trade.merchant, refs=refs, request_key="big", now=now)
+
+    approved = advance_approve(advance=advance, officer=officer, now=now)
+    assert approved.status == Advance.Status.APPROVED
+    assert not Account.objects.filter(code__startswith="advances_receivable").exists()
+
+    disbursed = advance_authorize(advance=advance, officer=senior, now=now)
+    assert disbursed.status == Advance.Status.DISBURSED
+    assert disbursed.authorized_by == senior
+
+
+def test_a_held_receivable_cannot_be_requested_again(
+    trade: Trade, facility: Facility, now: datetime
+) -> None:
+    refs = trade.fundable(1)
+    advance_request(merchant=trade.merchant, refs=refs, request_key="a", now=now)
+
+    with pytest.raises(AdvanceRefused) as refused:
+        advance_request(merchant=trade.merchant, refs=refs, request_key="b", now=now)
+
+    assert [code for code, _ in refused.value.reasons[refs[0]]] == ["ALREADY_ASSIGNED"]
+    assert Assignment.objects.count() == 1

@@ -1,0 +1,32 @@
+"""manage.py seed_financing_demo: facilities and advances in every state, through the services."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from financing.models import Advance, Assignment, Facility
+from merchants.models import Merchant
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_the_demo_has_advances_in_every_state_and_balanced_books() -> None:
+    call_command("seed_demo", stdout=StringIO())
+
+    call_command("seed_financing_demo", stdout=StringIO())
+
+    verified = Merchant.objects.filter(kyc_status=Merchant.KycStatus.VERIFIED)
+    assert Facility.objects.count() == verified.count() >= 2
+    statuses = set(Advance.objects.values_list("status", flat=True))
+    assert statuses == {"requested", "approved", "disbursed"}
+    assert set(Assignment.objects.values_list("status", flat=True)) == {"held", "assigned"}
+    call_command("verify_books", stdout=StringIO())  # raises SystemExit(1) on a broken book
+    call_command("verify_ledger", stdout=StringIO())
+
+    again = StringIO()
+    call_command("seed_financing_demo", stdout=again)
+    assert "already loaded" in again.getvalue()
+    assert Advance.objects.count() == 6
