@@ -66,6 +66,7 @@ demo: install
 bench: install
 	$(BIN)/python -m tests.bench.ledger_bench
 	$(BIN)/python -m tests.bench.api_bench
+	$(BIN)/python -m tests.bench.books_bench
 
 clean:
 	rm -rf .demo $(SMOKE_DB)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
@@ -216,3 +219,45 @@ def staff_client(
 ) -> Client:
     """A superuser signed in to the admin with password and TOTP code; what admin_client was."""
     return officer_client_factory(make_staff_user(superuser=True))
+
+
+# --- Real Celery workers, for the tests that are about the worker --------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def celery_worker(queue: str, broker_url: str, **env: str) -> Iterator[list[str]]:
+    """A real worker (solo pool, its own queue) on the test database, stopped on exit.
+
+    Yields a list that holds the worker's output once it has stopped, to show on failure.
+    """
+    db = connection.settings_dict
+    environment = (
+        os.environ
+        | env
+        | {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": broker_url,
+        }
+    )
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+    command += ["-Q", queue, "--without-heartbeat", "--without-mingle", "--without-gossip"]
+    worker = subprocess.Popen(
+        [*command, "--loglevel=WARNING"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output: list[str] = []
+    try:
+        yield output
+    finally:
+        worker.terminate()
+        try:
+            output.append(worker.communicate(timeout=30)[0].decode())
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output.append(worker.communicate()[0].decode())

@@ -8,10 +8,7 @@ worker over Redis, and prove the notice is enqueued only once the disbursement c
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,7 +22,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 import financing.tasks
 from config.api.signing import signature_verify
@@ -34,7 +31,7 @@ from financing.notices import DeliveryFailed, notice_deliver
 from financing.services import advance_approve, advance_request
 from merchants.models import Marketplace, MarketplaceMerchant
 from merchants.services import marketplace_create
-from tests.conftest import NOW
+from tests.conftest import NOW, celery_worker
 from tests.financing.conftest import TODAY, NoticeTaskRecorder, Trade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -413,48 +410,18 @@ class OnQueue:
 def worker_queue(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real Celery worker (solo pool, own queue) on the test database; stopped afterwards."""
     queue = f"test-notices-{uuid.uuid4().hex[:8]}"
-    db = connection.settings_dict
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CELERY_BROKER_URL": redis_url,
+    worker_env = {
         "FINANCING_WEBHOOK_TIMEOUT_SECONDS": "5",
         "FINANCING_WEBHOOK_MAX_RETRIES": "3",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    monkeypatch.setattr(financing.tasks, "notice_deliver", OnQueue(queue))
-    try:
-        yield queue
-    finally:
-        worker.terminate()
+    with celery_worker(queue, redis_url, **worker_env) as output:
+        monkeypatch.setattr(financing.tasks, "notice_deliver", OnQueue(queue))
         try:
-            output = worker.communicate(timeout=30)[0].decode()
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output = worker.communicate()[0].decode()
-        print(output)  # shown by pytest when the test failed
+            yield queue
+        finally:
+            print(output)  # shown by pytest when the test failed
 
 
 @pytest.mark.postgres

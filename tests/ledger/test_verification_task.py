@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +12,7 @@ from django.db import connection
 from ledger.models import LedgerVerification
 from ledger.services import entry_append, ledger_verification_run
 from ledger.tasks import ledger_verify
-from tests.conftest import order_placed
+from tests.conftest import celery_worker, order_placed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,35 +50,7 @@ def test_verification_run_records_the_break(appended, merchant, now) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_runs_the_task(appended, redis_url) -> None:
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    settings = connection.settings_dict
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/"
-        f"{settings['NAME']}",
-        "CELERY_BROKER_URL": redis_url,
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with celery_worker(queue, redis_url) as output:
         ledger_verify.apply_async(queue=queue)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -91,8 +60,5 @@ def test_real_worker_runs_the_task(appended, redis_url) -> None:
             time.sleep(0.2)
         else:
             pytest.fail("the worker did not finish the verification within 60 s")
-    finally:
-        worker.terminate()
-        output = worker.communicate(timeout=30)[0].decode()
     assert run.outcome == LedgerVerification.Outcome.INTACT, output
     assert run.entries_checked == 5
