@@ -359,7 +359,7 @@ class AssignmentNotice(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed (retries exhausted)"
+        FAILED = "failed", "Failed (refused, or retries exhausted)"
 
     advance = models.ForeignKey(Advance, on_delete=models.PROTECT, related_name="notices")
     marketplace = models.ForeignKey(Marketplace, on_delete=models.PROTECT, related_name="+")

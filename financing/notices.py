@@ -72,8 +72,8 @@ def notices_deliver_later(notice: AssignmentNotice) -> None:
 def notice_deliver(notice_id: int) -> None:
     """Deliver one notice once; a transient failure raises ``DeliveryFailed`` to be retried.
 
-    A marketplace's definite refusal (4xx other than 408/429) or a missing endpoint is recorded
-    on the notice for an officer to see, and not retried.
+    A marketplace's definite refusal (4xx other than 408/429) fails the notice; a missing
+    endpoint leaves it pending (one may be configured later). Neither is retried.
     """
     notice = AssignmentNotice.objects.select_related("marketplace").get(pk=notice_id)
     if notice.status == AssignmentNotice.Status.DELIVERED:
@@ -109,7 +109,9 @@ def notice_deliver(notice_id: int) -> None:
         _record(notice, error=f"HTTP {response.status_code}")
         raise DeliveryFailed(f"HTTP {response.status_code}")
     else:
-        _record(notice, error=f"HTTP {response.status_code}: refused by the marketplace")
+        _record(
+            notice, error=f"HTTP {response.status_code}: refused by the marketplace", failed=True
+        )
 
 
 def notice_give_up(notice_id: int, error: str) -> None:
@@ -118,10 +120,14 @@ def notice_give_up(notice_id: int, error: str) -> None:
     ).update(status=AssignmentNotice.Status.FAILED, last_error=error)
 
 
-def _record(notice: AssignmentNotice, *, delivered: bool = False, error: str = "") -> None:
+def _record(
+    notice: AssignmentNotice, *, delivered: bool = False, failed: bool = False, error: str = ""
+) -> None:
     notice.attempts += 1
     notice.last_error = error[:2000]
     if delivered:
         notice.status = AssignmentNotice.Status.DELIVERED
         notice.delivered_at = timezone.now()
+    elif failed:  # a definite refusal: an officer must talk to the marketplace
+        notice.status = AssignmentNotice.Status.FAILED
     notice.save(update_fields=["attempts", "last_error", "status", "delivered_at"])

@@ -291,7 +291,7 @@ def test_a_refusal_is_recorded_and_not_retried(
 
     assert len(receiver.requests) == 1
     notice.refresh_from_db()
-    assert notice.status != AssignmentNotice.Status.DELIVERED
+    assert notice.status == AssignmentNotice.Status.FAILED
     assert notice.attempts == 1
     assert notice.last_error == f"HTTP {status}: refused by the marketplace"
 
