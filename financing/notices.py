@@ -33,6 +33,14 @@ def notice_payload(advance: Advance, marketplace: Marketplace) -> dict[str, Any]
         .values_list("seller_id", flat=True)
         .first()
     )
+    # Each marketplace hears of the receivables it sent, not of another's.
+    sent = set(
+        Receivable.objects.filter(
+            merchant_id=advance.merchant_id,
+            source=marketplace.code,
+            ref__in=advance.assignments.values("invoice_ref"),
+        ).values_list("ref", flat=True)
+    )
     return {
         "type": "notice_of_assignment",
         "advance": advance.ref,
@@ -52,15 +60,9 @@ def notice_payload(advance: Advance, marketplace: Marketplace) -> dict[str, Any]
                 "due_date": a.due_date.isoformat(),
             }
             for a in advance.assignments.order_by("id")
-            if _sent_by(a.invoice_ref, advance, marketplace)
+            if a.invoice_ref in sent
         ],
     }
-
-
-def _sent_by(invoice_ref: str, advance: Advance, marketplace: Marketplace) -> bool:
-    return Receivable.objects.filter(
-        merchant_id=advance.merchant_id, ref=invoice_ref, source=marketplace.code
-    ).exists()
 
 
 def notices_deliver_later(notice: AssignmentNotice) -> None:

@@ -1,11 +1,13 @@
-"""Books throughput: journal transfers with their chain entry, against raw-SQL baselines.
+"""Books throughput: journal transfers and disbursements with their chain entries, vs raw SQL.
 
     .venv/bin/python -m tests.bench.books_bench [--repeat N] [--quick]
 
 Drops and recreates the database named by BENCH_DATABASE_URL (default
-postgres://postgres@127.0.0.1:5432/chainfin_bench_books), migrates it, creates merchants, the
-bank's cash account and one advances-receivable account per merchant, then measures in one
-process, for every figure in FIGURES, the figure and its baselines:
+postgres://postgres@127.0.0.1:5432/chainfin_bench_books), migrates it, creates merchants (KYC
+verified), the bank's cash account and one advances-receivable account per merchant, an EUR
+facility per merchant (opened with ``facility_open`` by a staff superuser; a limit and a checker
+threshold far above what the run advances, so approval disburses at once) with its chart of
+accounts, then measures in one process, for every figure in FIGURES, the figure and its baselines:
 
 1. journal transfers: one transaction each, doing what a repayment does to the books: build the
    ``advance.repaid`` system event, ``journal_post`` a balanced two-posting entry under an
@@ -17,15 +19,32 @@ process, for every figure in FIGURES, the figure and its baselines:
    with no event validation, lock, balance, idempotency look-up or hash:
    a. one INSERT per table (3 statements), as plain raw SQL writes them: the target's baseline;
    b. all three INSERTs in one statement (data-modifying CTEs): the floor, shown for reference.
+2. advances disbursed: ``advance_approve`` of a requested advance on one receivable, below the
+   facility's checker threshold, so that it disburses in the same transaction: the evidence is
+   re-checked and the advance repriced, the assignment goes held -> assigned, a journal entry of
+   four postings is posted, ``advance.disbursed`` and ``receivable.assigned`` are appended to the
+   merchant's chain and the notice of assignment is written to the outbox; round-robin over the
+   merchants. Not timed, before each run: the receivables' evidence (order, invoice due in 45
+   days, shipment dispatched and delivered) is appended through ``entries_append`` as the
+   marketplace, and each advance is requested with ``advance_request``.
+   The notice's delivery is enqueued after commit; for the run, ``financing.tasks.notice_deliver``
+   is replaced by a stand-in whose ``delay`` only counts (no broker is needed, nothing is sent;
+   the bench creates no webhook endpoint either), and the count must equal the disbursements;
+   baseline a: the same rows written by raw SQL with no checks, one transaction per disbursement:
+   the advance's and its assignment's changes as two UPDATEs of clones of their tables (their
+   rows as they stood when requested are copied in first, untimed), then one INSERT each of the
+   journal entry, its postings, the chain entries and the notice, into clones as in 1
+   (6 statements).
 
 Each figure is the median of the repetitions; measured and baseline runs alternate inside every
 repetition so that noise on a shared machine hits all of them. The targets are printed, not
 asserted; the exit status is non-zero only when ``books_verify`` or ``ledger_verify`` finds a
-problem at the end.
+problem at the end (a disbursement run that does not disburse every advance stops the run).
 
-Adding a figure (say "advances disbursed/s"): write a ``run`` and its baselines, each taking the
-``Bench``, a number of operations and a tag, and returning the seconds the operations took, and
-append a ``Measured`` to FIGURES; the loop, the medians, the ratios and the table come for free.
+Adding a figure: write a ``run`` and its baselines, each taking the ``Bench``, a number of
+operations and a tag, and returning the seconds the operations took (setup they need goes before
+the clock starts), give it a ``Load`` in ``Sizes``, and append a ``Measured`` to FIGURES; the
+loop, the medians, the ratios and the table come for free.
 """
 
 from __future__ import annotations
@@ -33,8 +52,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import count
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -52,15 +73,33 @@ from tests.bench._setup import (
 )
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.backends.utils import CursorWrapper
+
     from financing.books.models import Account
+    from financing.models import Advance
+    from ledger.events import ValidEvent
+    from merchants.models import Merchant
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench_books"
-# From the issue: at least 1,000 transfers/s, and at least 40% of the raw insert rate.
+# From the issue: at least 1,000 transfers/s, and at least 40% of the raw insert rate. The issue
+# sets no target for disbursements: that figure and its ratio are printed, not judged.
 TARGET_TRANSFER_RATE = 1_000
 TARGET_RATIO = 0.40
 
 SOURCE = "chainfin"
 REPAYMENT_MINOR = 1234  # 12.34 EUR, the amount in the event's data
+MARKETPLACE = "bench"  # the merchants' marketplace: it sends their trade evidence
+INVOICE_AMOUNT = "1000.00"  # EUR; at the facility's 80% an advance of 800.00, fee and reserve
+FACILITY_TERMS: dict[str, Any] = {
+    "limit_minor": 10_000_000_000,  # 100 million EUR: no run comes near it
+    "advance_rate_bp": 8000,
+    "annual_rate_bp": 1800,
+    "max_tenor_days": 120,
+    "min_days_to_due": 7,
+    "debtor_cap_bp": 10_000,  # every receivable is owed by the one marketplace
+    "checker_threshold_minor": 10_000_000_000,  # approval disburses: no second officer
+}
 _STARTED = perf_counter()  # reading a clock is the only thing importing this module does
 
 ENTRY_COLUMNS = (
@@ -77,12 +116,16 @@ ENTRY_COLUMNS = (
     "hash",
     "body",
 )
-# Baseline clones of the tables a transfer writes, named after the tables they copy.
+# Baseline clones of the tables a transfer or a disbursement writes, named after what they copy.
 CLONES = {
     "books_journalentry": "bench_journalentry_baseline",
     "books_posting": "bench_posting_baseline",
     "ledger_entry": "bench_entry_baseline",
+    "financing_advance": "bench_advance_baseline",
+    "financing_assignment": "bench_assignment_baseline",
+    "financing_assignmentnotice": "bench_notice_baseline",
 }
+POSTING_COLUMNS = ("entry_id", "account_id", "amount_minor", "currency")
 # Baseline a: one INSERT per table, the postings in one multi-row INSERT.
 _BASELINE_ENTRY = (
     f'INSERT INTO {CLONES["books_journalentry"]} ("key", memo, posted_at, fingerprint)'
@@ -114,14 +157,22 @@ def _elapsed() -> str:
 
 
 @dataclass(frozen=True)
+class Load:
+    operations: int  # per repetition, for the figure and for each baseline
+    warm_up: int  # once before the first repetition, not measured
+
+
+@dataclass(frozen=True)
 class Sizes:
     merchants: int
-    transfers: int  # per repetition and figure
-    warm_up: int
+    transfers: Load
+    # A disbursement is some 40 queries, and its receivable and request take as long again to
+    # set up (untimed): fewer of them keep the full run within 3 minutes.
+    disbursements: Load
 
 
-FULL = Sizes(merchants=200, transfers=2_000, warm_up=400)
-QUICK = Sizes(merchants=20, transfers=300, warm_up=100)
+FULL = Sizes(merchants=200, transfers=Load(2_000, 400), disbursements=Load(250, 50))
+QUICK = Sizes(merchants=20, transfers=Load(300, 100), disbursements=Load(60, 20))
 
 
 @dataclass
@@ -129,18 +180,27 @@ class Bench:
     """What the figures share: merchants, their accounts, and counters that keep keys unique."""
 
     merchant_ids: list[int]
+    merchants: dict[int, Merchant]
+    officer: User
     cash: Account
     receivables: dict[int, Account]
     refs: count[int] = field(default_factory=lambda: count(1))
     # (journal key, chain idempotency key) of every transfer so far, for the baseline to copy.
     written: list[tuple[str, str]] = field(default_factory=list)
     baseline_serial: count[int] = field(default_factory=lambda: count(1))
+    invoices: count[int] = field(default_factory=lambda: count(1))
+    # Ids of every advance disbursed so far, for the baseline to copy.
+    disbursed: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Baseline:
-    label: str
+    label: str  # "<name>: <what it does>"
     run: Callable[[Bench, int, str], float]
+
+    @property
+    def name(self) -> str:
+        return self.label.split(":")[0]
 
 
 @dataclass(frozen=True)
@@ -152,10 +212,11 @@ class Measured:
 
     label: str
     unit: str
+    load: Callable[[Sizes], Load]
     run: Callable[[Bench, int, str], float]
     baselines: tuple[Baseline, ...]
-    target_rate: float
-    target_ratio: float
+    target_rate: float | None  # None: no target, the figure is printed and not judged
+    target_ratio: float | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,24 +235,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = _bench_create(sizes.merchants)
     _clones_create()
     for measured in FIGURES:
-        measured.run(bench, sizes.warm_up, "warm")
+        warm_up = measured.load(sizes).warm_up
+        measured.run(bench, warm_up, "warm")
         for baseline in measured.baselines:
-            baseline.run(bench, sizes.warm_up, f"warm-{baseline.label}")
+            baseline.run(bench, warm_up, f"warm-{baseline.name}")
+    per_figure = ", ".join(
+        f"{m.load(sizes).operations:,} for figure {m.label.split()[0]}" for m in FIGURES
+    )
     print(
-        f"\nsizes       per repetition and figure {sizes.transfers:,} operations, round-robin over"
+        f"\nsizes       operations per repetition {per_figure}, round-robin over"
         f" {sizes.merchants} merchants, one transaction each; {args.repeat} repetitions,"
-        " measured and baselines alternating"
+        f" measured and baselines alternating {_elapsed()}"
     )
 
     rows: list[Row] = []
     for measured in FIGURES:
         figure = Figure(measured.label, measured.unit)
         baselines = [Figure(f"  baseline {b.label}", measured.unit) for b in measured.baselines]
+        number = measured.load(sizes).operations
         for rep in range(1, args.repeat + 1):
-            figure.samples.append(sizes.transfers / measured.run(bench, sizes.transfers, f"r{rep}"))
+            figure.samples.append(number / measured.run(bench, number, f"r{rep}"))
             for baseline, samples in zip(measured.baselines, baselines, strict=True):
-                seconds = baseline.run(bench, sizes.transfers, f"r{rep}-{baseline.label}")
-                samples.samples.append(sizes.transfers / seconds)
+                seconds = baseline.run(bench, number, f"r{rep}-{baseline.name}")
+                samples.samples.append(number / seconds)
             against = ", ".join(f"{b.samples[-1]:,.0f}" for b in baselines)
             print(
                 f"repetition {rep}/{args.repeat}: {measured.label} {figure.samples[-1]:,.0f}"
@@ -214,7 +280,7 @@ def _bench_create(merchants: int) -> Bench:
     from financing.books.services import account_open
     from merchants.models import Merchant
 
-    merchant_ids = merchants_create(merchants)
+    merchant_ids = merchants_create(merchants, code=MARKETPLACE)
     public_ids = dict(Merchant.objects.filter(pk__in=merchant_ids).values_list("pk", "public_id"))
     cash = account_open(code="cash:EUR", name="Cash at bank", kind="asset", currency="EUR")
     receivables = {
@@ -227,7 +293,49 @@ def _bench_create(merchants: int) -> Bench:
         )
         for merchant_id in merchant_ids
     }
-    return Bench(merchant_ids, cash, receivables)
+    officer, by_id = _facilities_open(merchant_ids)
+    return Bench(
+        merchant_ids=merchant_ids,
+        merchants=by_id,
+        officer=officer,
+        cash=cash,
+        receivables=receivables,
+    )
+
+
+def _facilities_open(merchant_ids: list[int]) -> tuple[User, dict[int, Merchant]]:
+    """Verify the merchants' KYC, open their EUR facilities and charts; return the officer."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from financing.accounts import Chart
+    from financing.services import facility_open
+    from merchants.models import Merchant
+
+    # No service verifies KYC (an officer does it in the admin); the test fixtures set it too.
+    Merchant.objects.filter(pk__in=merchant_ids).update(kyc_status=Merchant.KycStatus.VERIFIED)
+    officer = User.objects.create_superuser("bench-officer", email="", password=None)
+    now = timezone.now()
+    merchants = Merchant.objects.in_bulk(merchant_ids)
+    for merchant in merchants.values():
+        facility_open(
+            merchant=merchant,
+            currency="EUR",
+            officer=officer,
+            reason="Bench onboarding",
+            now=now,
+            terms=FACILITY_TERMS,
+        )
+        # Opened at the first disbursement otherwise, inside the first repetitions' clock.
+        chart = Chart(merchant, "EUR")
+        for account_open in (
+            chart.advances_receivable,
+            chart.reserve_payable,
+            chart.bank_funding,
+            chart.fee_income,
+        ):
+            account_open()
+    return officer, merchants
 
 
 def _clones_create() -> None:
@@ -340,23 +448,355 @@ def _written(keys: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
 def _baseline_params(bench: Bench, row: tuple[Any, ...], tag: str) -> list[Any]:
     """``row`` with fresh keys, seqs and hashes, so the clones' unique indexes accept it."""
     key, memo, posted_at, fingerprint, debit, debit_minor, credit, credit_minor = row[:8]
-    chain_id, _seq, type_, source, ref, idem, request, occurred, recorded, _, _, body = row[8:]
+    return [
+        *(f"{key}#{tag}", memo, posted_at, fingerprint),
+        *(debit, debit_minor, credit, credit_minor),
+        *_chain_values(bench, row[8:], tag),
+    ]
+
+
+def _chain_values(bench: Bench, entry: Sequence[Any], tag: str) -> list[Any]:
+    """A ledger entry's ENTRY_COLUMNS with a fresh seq, hashes and key, for the entry clone."""
+    chain_id, _seq, type_, source, ref, idem, request, occurred, recorded, _, _, body = entry
     n = next(bench.baseline_serial)
     prev = hashlib.sha256(f"prev:{n}".encode()).hexdigest()
     hash_ = hashlib.sha256(f"hash:{n}".encode()).hexdigest()
     seq = n + 1  # above 1, so a non-genesis prev_hash satisfies entry_genesis_iff_first
     return [
-        *(f"{key}#{tag}", memo, posted_at, fingerprint),
-        *(debit, debit_minor, credit, credit_minor),
         *(chain_id, seq, type_, source, ref, f"{idem}#{tag}", request, occurred, recorded),
         *(prev, hash_, bytes(body)),
     ]
+
+
+# --- 2. advances disbursed --------------------------------------------------------------------
+
+
+def _disbursements(bench: Bench, number: int, tag: str) -> float:
+    """``number`` advances approved below the checker threshold: each one disbursed in its tx."""
+    from django.utils import timezone
+
+    from financing.models import Advance
+    from financing.services import advance_approve
+
+    advances = _advances_request(bench, number)
+    with _notices_not_sent() as notices:
+        started = perf_counter()
+        for advance in advances:
+            advance_approve(advance=advance, officer=bench.officer, now=timezone.now())
+        seconds = perf_counter() - started
+    ids = [advance.pk for advance in advances]
+    disbursed = Advance.objects.filter(pk__in=ids, status=Advance.Status.DISBURSED).count()
+    if disbursed != number or notices.enqueued != number:
+        # Approved-but-not-disbursed advances would make this a figure of something else.
+        raise RuntimeError(
+            f"{tag}: {disbursed} of {number} advances disbursed and {notices.enqueued} notices"
+            " enqueued; the figure would not measure disbursements"
+        )
+    bench.disbursed += ids
+    return seconds
+
+
+def _advances_request(bench: Bench, number: int) -> list[Advance]:
+    """``number`` fundable receivables, one per advance request, round-robin over merchants."""
+    from django.utils import timezone
+
+    from financing.services import advance_request
+    from ledger.services import NewEntry, entries_append
+
+    now = timezone.now()
+    merchants = len(bench.merchant_ids)
+    plan = [(bench.merchant_ids[i % merchants], next(bench.invoices)) for i in range(number)]
+    evidence: dict[int, list[NewEntry]] = {}
+    for merchant_id, serial in plan:
+        events = _receivable_evidence(serial, now)
+        evidence.setdefault(merchant_id, []).extend(NewEntry(merchant_id, e) for e in events)
+    for entries in evidence.values():  # as the marketplace sends it: one batch per merchant
+        entries_append(source=MARKETPLACE, entries=entries, now=now)
+    return [
+        advance_request(
+            merchant=bench.merchants[merchant_id],
+            refs=[f"INV-{serial}"],
+            request_key=f"bench-{serial}",
+            now=now,
+        )
+        for merchant_id, serial in plan
+    ]
+
+
+def _receivable_evidence(serial: int, now: datetime) -> list[ValidEvent]:
+    """Order, invoice (due in 45 days) and a delivered shipment: what makes a receivable fundable.
+
+    As ``tests/financing/conftest.py``'s ``Trade.fundable`` writes it.
+    """
+    from ledger.events import event_parse, format_timestamp
+
+    order, invoice, shipment = f"ORD-{serial}", f"INV-{serial}", f"SHP-{serial}"
+    today = now.date()
+    invoiced = {
+        "currency": "EUR",
+        "amount": INVOICE_AMOUNT,
+        "order_ref": order,
+        "issue_date": (today - timedelta(days=15)).isoformat(),
+        "due_date": (today + timedelta(days=45)).isoformat(),
+        "debtor": {"kind": "marketplace", "name": "Bench Marketplace"},
+    }
+    events = [
+        ("order.placed", order, {"currency": "EUR", "amount": INVOICE_AMOUNT}, 30),
+        ("invoice.issued", invoice, invoiced, 15),
+        ("shipment.dispatched", shipment, {"order_ref": order}, 25),
+        ("shipment.delivered", shipment, {"order_ref": order}, 22),
+    ]
+    return [
+        event_parse(
+            {
+                "type": type_,
+                "ref": ref,
+                "occurred_at": format_timestamp(now - timedelta(days=days_ago)),
+                "data": data,
+            }
+        )
+        for type_, ref, data, days_ago in events
+    ]
+
+
+class _NoticeTaskStandIn:
+    """Stands in for ``financing.tasks.notice_deliver``: ``delay`` counts, sends nothing."""
+
+    def __init__(self) -> None:
+        self.enqueued = 0
+
+    def delay(self, notice_id: int, *args: Any, **kwargs: Any) -> None:
+        self.enqueued += 1
+
+
+@contextmanager
+def _notices_not_sent() -> Iterator[_NoticeTaskStandIn]:
+    """No broker for the run: ``notices_deliver_later`` finds the stand-in after each commit."""
+    import financing.tasks
+
+    task = financing.tasks.notice_deliver
+    stand_in = _NoticeTaskStandIn()
+    financing.tasks.notice_deliver = stand_in  # type: ignore[assignment]
+    try:
+        yield stand_in
+    finally:
+        financing.tasks.notice_deliver = task
+
+
+@dataclass(frozen=True)
+class _RawDisbursement:
+    """One disbursement's statements and parameters for the baseline, built before the clock."""
+
+    advance: list[Any]  # the UPDATE's parameters, the clone row's id last
+    advance_id: int
+    journal_entry: list[Any]
+    postings_sql: str
+    postings: list[tuple[Any, ...]]  # (account_id, amount_minor, currency); entry_id comes later
+    chain_sql: str
+    chain: list[Any]
+    notice: list[Any]
+
+
+# The columns disbursement changes on the advance (``save()`` writes them all; these differ).
+_DISBURSED_COLUMNS = (
+    "status",
+    "approved_by_id",
+    "approved_at",
+    "approval_hash",
+    "decision_note",
+    "decided_at",
+    "disbursed_at",
+)
+_BASELINE_ADVANCE = (
+    f"UPDATE {CLONES['financing_advance']}"
+    f" SET {', '.join(f'{column} = %s' for column in _DISBURSED_COLUMNS)} WHERE id = %s"
+)
+_BASELINE_ASSIGN = (
+    f"UPDATE {CLONES['financing_assignment']} SET status = 'assigned'"
+    " WHERE advance_id = %s AND status = 'held'"
+)
+_NOTICE_COLUMNS = (
+    "advance_id",
+    "marketplace_id",
+    "payload",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
+_BASELINE_NOTICE = (
+    f"INSERT INTO {CLONES['financing_assignmentnotice']} ({', '.join(_NOTICE_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(_NOTICE_COLUMNS))})"
+)
+
+
+def _disbursements_raw(bench: Bench, number: int, tag: str) -> float:
+    """The rows of the last ``number`` disbursements again, by raw SQL with no checks."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        with transaction.atomic():  # setup: the advances as requested, into the clones
+            plans = _raw_disbursements(cursor, bench, bench.disbursed[-number:], tag)
+        started = perf_counter()
+        for plan in plans:
+            with transaction.atomic():
+                cursor.execute(_BASELINE_ADVANCE, plan.advance)
+                cursor.execute(_BASELINE_ASSIGN, [plan.advance_id])
+                cursor.execute(_BASELINE_ENTRY, plan.journal_entry)
+                (entry_id,) = cursor.fetchone()
+                legs = [value for leg in plan.postings for value in (entry_id, *leg)]
+                cursor.execute(plan.postings_sql, legs)
+                cursor.execute(plan.chain_sql, plan.chain)
+                cursor.execute(_BASELINE_NOTICE, plan.notice)
+        return perf_counter() - started
+
+
+def _raw_disbursements(
+    cursor: CursorWrapper, bench: Bench, advance_ids: list[int], tag: str
+) -> list[_RawDisbursement]:
+    """Read what disbursing ``advance_ids`` wrote, and put each advance back as it was requested.
+
+    The copies get fresh refs, keys, fingerprints, seqs and hashes (suffixed or derived from
+    ``tag``), so the clones' unique indexes accept them next to earlier runs' copies.
+    """
+    from django.conf import settings
+
+    advances = _dicts(cursor, "SELECT * FROM financing_advance WHERE id = ANY(%s)", [advance_ids])
+    refs = {advance["id"]: advance["ref"] for advance in advances}
+    assignments: dict[int, list[dict[str, Any]]] = {}
+    for row in _dicts(
+        cursor,
+        "SELECT * FROM financing_assignment WHERE advance_id = ANY(%s) ORDER BY id",
+        [advance_ids],
+    ):
+        assignments.setdefault(row["advance_id"], []).append(row)
+    journal = {
+        row["key"]: row
+        for row in _dicts(
+            cursor,
+            'SELECT id, "key", memo, posted_at, fingerprint FROM books_journalentry'
+            ' WHERE "key" = ANY(%s)',
+            [[f"disburse:{ref}" for ref in refs.values()]],
+        )
+    }
+    postings: dict[int, list[tuple[Any, ...]]] = {}
+    cursor.execute(
+        "SELECT entry_id, account_id, amount_minor, currency FROM books_posting"
+        " WHERE entry_id = ANY(%s) ORDER BY id",
+        [[row["id"] for row in journal.values()]],
+    )
+    for entry_id, *posting in cursor.fetchall():
+        postings.setdefault(entry_id, []).append(tuple(posting))
+    chain_keys = {  # NewEntry's default idempotency key: "<merchant id>:<type>:<ref>"
+        advance["id"]: [
+            f"{advance['merchant_id']}:advance.disbursed:{advance['ref']}",
+            *(
+                f"{advance['merchant_id']}:receivable.assigned:{a['invoice_ref']}@{advance['ref']}"
+                for a in assignments[advance["id"]]
+            ),
+        ]
+        for advance in advances
+    }
+    cursor.execute(
+        f"SELECT {', '.join(ENTRY_COLUMNS)} FROM ledger_entry"
+        " WHERE source = %s AND idempotency_key = ANY(%s)",
+        [settings.LEDGER_SYSTEM_SOURCE, [key for keys in chain_keys.values() for key in keys]],
+    )
+    chain = {row[5]: row for row in cursor.fetchall()}
+    notices = {
+        row["advance_id"]: row
+        for row in _dicts(
+            cursor,
+            f"SELECT {', '.join(_NOTICE_COLUMNS)} FROM financing_assignmentnotice"
+            " WHERE advance_id = ANY(%s)",
+            [advance_ids],
+        )
+    }
+    by_id = {advance["id"]: advance for advance in advances}
+    plans = []
+    for advance_id in advance_ids:
+        advance = by_id[advance_id]
+        clone_id = _requested_copy(cursor, advance, assignments[advance_id], tag)
+        entry = journal[f"disburse:{advance['ref']}"]
+        entries = [chain[key] for key in chain_keys[advance_id]]
+        notice = notices[advance_id]
+        plans.append(
+            _RawDisbursement(
+                advance=[*(advance[column] for column in _DISBURSED_COLUMNS), clone_id],
+                advance_id=clone_id,
+                journal_entry=[
+                    f"{entry['key']}#{tag}",
+                    entry["memo"],
+                    entry["posted_at"],
+                    entry["fingerprint"],
+                ],
+                postings_sql=_insert_sql(
+                    CLONES["books_posting"], POSTING_COLUMNS, len(postings[entry["id"]])
+                ),
+                postings=postings[entry["id"]],
+                chain_sql=_insert_sql(CLONES["ledger_entry"], ENTRY_COLUMNS, len(entries)),
+                chain=[v for row in entries for v in _chain_values(bench, row, tag)],
+                notice=[clone_id, *(notice[column] for column in _NOTICE_COLUMNS[1:])],
+            )
+        )
+    return plans
+
+
+def _requested_copy(
+    cursor: CursorWrapper, advance: dict[str, Any], assignments: list[dict[str, Any]], tag: str
+) -> int:
+    """Insert the advance and its assignments into the clones as they were before approval."""
+    requested = {column: value for column, value in advance.items() if column != "id"} | {
+        "ref": f"{advance['ref']}#{tag}",
+        "request_key": f"{advance['request_key']}#{tag}",
+        "status": "requested",
+        "approved_by_id": None,
+        "approved_at": None,
+        "approval_hash": "",
+        "decision_note": "",
+        "decided_at": None,
+        "disbursed_at": None,
+    }
+    cursor.execute(
+        _insert_sql(CLONES["financing_advance"], list(requested), 1) + " RETURNING id",
+        list(requested.values()),
+    )
+    (clone_id,) = cursor.fetchone()
+    held = [
+        {column: value for column, value in row.items() if column != "id"}
+        | {
+            "advance_id": clone_id,
+            "invoice_ref": f"{row['invoice_ref']}#{tag}",
+            "fingerprint": hashlib.sha256(f"{row['fingerprint']}#{tag}".encode()).hexdigest(),
+            "status": "held",
+        }
+        for row in assignments
+    ]
+    cursor.execute(
+        _insert_sql(CLONES["financing_assignment"], list(held[0]), len(held)),
+        [value for row in held for value in row.values()],
+    )
+    return clone_id
+
+
+def _dicts(cursor: CursorWrapper, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cursor.execute(sql, params)
+    names = [column.name for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
+    """A multi-row INSERT of ``rows`` rows into ``table``; columns are ours, never input."""
+    one = f"({', '.join(['%s'] * len(columns))})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"
 
 
 FIGURES: list[Measured] = [
     Measured(
         label="1 journal transfers (journal_post + entry_append, 1 tx each)",
         unit="transfers/s",
+        load=lambda sizes: sizes.transfers,
         run=_transfers,
         baselines=(
             Baseline("a: raw SQL, 1 INSERT per table", _transfers_raw),
@@ -365,25 +805,39 @@ FIGURES: list[Measured] = [
         target_rate=TARGET_TRANSFER_RATE,
         target_ratio=TARGET_RATIO,
     ),
+    Measured(
+        label="2 advances disbursed (advance_approve below the checker threshold, 1 tx each)",
+        unit="advances/s",
+        load=lambda sizes: sizes.disbursements,
+        run=_disbursements,
+        baselines=(Baseline("a: raw SQL, 2 UPDATEs + 1 INSERT per table", _disbursements_raw),),
+        target_rate=None,
+        target_ratio=None,
+    ),
 ]
 
 
 def _rows(measured: Measured, figure: Figure, baselines: list[Figure]) -> list[Row]:
-    rows = [
-        figure_row(
-            figure,
-            target=f">= {measured.target_rate:,.0f} {measured.unit}",
-            verdict=verdict(figure.median, measured.target_rate),
-        )
-    ]
+    if measured.target_rate is None:
+        rows = [figure_row(figure, target="(no target set)")]
+    else:
+        rows = [
+            figure_row(
+                figure,
+                target=f">= {measured.target_rate:,.0f} {measured.unit}",
+                verdict=verdict(figure.median, measured.target_rate),
+            )
+        ]
     for index, (meta, baseline) in enumerate(zip(measured.baselines, baselines, strict=True)):
-        name = meta.label.split(":")[0]
+        name = meta.name
         ratio = figure.median / baseline.median
         pairs = zip(figure.samples, baseline.samples, strict=True)
         each = " ".join(f"{m / b:.0%}" for m, b in pairs)
-        if index == 0:  # the target's baseline
+        if index == 0 and measured.target_ratio is not None:  # the target's baseline
             target = f">= {measured.target_ratio:.0%} of baseline {name}"
             judged = verdict(ratio, measured.target_ratio)
+        elif index == 0:
+            target, judged = "(no target set)", ""
         else:
             target, judged = "(for reference)", ""
         rows += [
