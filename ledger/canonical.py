@@ -24,6 +24,8 @@ class CanonicalizationError(ValueError):
 
 def _fast_path_ok(value: Any) -> bool:
     """True when orjson's sorted output is RFC 8785 for ``value``; raises for unencodable values."""
+    if type(value) is dict:  # first and by exact type: every event is a nest of these
+        return _object_ok(value)
     if isinstance(value, str) or value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
@@ -35,18 +37,24 @@ def _fast_path_ok(value: Any) -> bool:
     if isinstance(value, list | tuple):
         ok = True
         for item in value:  # every item, even after a False: each must be checked for floats
-            ok = _fast_path_ok(item) and ok
+            if type(item) is not str:  # a string is always fine: spare the call
+                ok = _fast_path_ok(item) and ok
         return ok
     if isinstance(value, dict):
-        ok = True
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise CanonicalizationError("Object keys must be strings.")
-            # UTF-8 and UTF-16 orders disagree only between U+E000..U+FFFF and astral planes.
-            ok = ok and key.isascii()
-            ok = _fast_path_ok(item) and ok
-        return ok
+        return _object_ok(value)
     raise CanonicalizationError(f"{type(value).__name__} is not a JSON value.")
+
+
+def _object_ok(value: dict[Any, Any]) -> bool:
+    ok = True
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise CanonicalizationError("Object keys must be strings.")
+        # UTF-8 and UTF-16 orders disagree only between U+E000..U+FFFF and astral planes.
+        ok = ok and key.isascii()
+        if type(item) is not str:  # a string is always fine: spare the call
+            ok = _fast_path_ok(item) and ok
+    return ok
 
 
 def canonical_json(value: Any) -> bytes:

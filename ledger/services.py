@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -196,7 +197,8 @@ def _next_entry(
         "recorded_at": now_text,
     }
     body = canonical_json_embedding(envelope, data=event.data_json)
-    entry = Entry(
+    entry = _entry(
+        id=None,
         chain_id=chain.merchant_id,
         seq=seq,
         type=event.type,
@@ -212,6 +214,16 @@ def _next_entry(
     )
     chain.head_seq, chain.head_hash = seq, entry.hash
     return entry
+
+
+# Every field of Entry, in the order Model.__init__ takes them positionally.
+_ENTRY_FIELDS = itemgetter(*(field.attname for field in Entry._meta.concrete_fields))
+
+
+def _entry(**values: Any) -> Entry:
+    """``Entry(**values)`` with every field given, at half the cost: Django's positional path
+    skips the per-field keyword lookups, and this runs once per appended event."""
+    return Entry(*_ENTRY_FIELDS(values))
 
 
 def _receipt(public_id: str, entry: Entry) -> Receipt:

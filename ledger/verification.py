@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from ledger.canonical import GENESIS_PREV
 from ledger.models import Chain
 
 _PAGE = 5000
+_CHUNK = 500
 _COLUMNS = "SELECT chain_id, seq, prev_hash, hash, body, type, source, external_ref"
 _PAGE_OF_ALL = (
     _COLUMNS + " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) ORDER BY chain_id, seq LIMIT %s"
@@ -67,33 +69,50 @@ def ledger_verify(
     appends go on while it runs, and ``on_progress`` may write where others can see it.
     """
     heads = _chain_heads(merchant_id)
-    chains, checked = len(heads), 0
-    for chain_id, rows in groupby(_stream(merchant_id), key=itemgetter(0)):
+    chains = len(heads)
+    with closing(_stream(merchant_id)) as entries:  # stops the reading however this returns
+        checked, problem = _entries_verify(entries, heads, on_progress)
+    if problem is not None:
+        return VerificationResult(chains, checked, problem)
+    for chain_id, empty in heads.items():  # chains without a single entry
+        if (problem := _head_problem(chain_id, empty, 0, GENESIS_PREV)) is not None:
+            return VerificationResult(chains, checked, problem)
+    return VerificationResult(chains, checked, None)
+
+
+def _entries_verify(
+    entries: Iterator[tuple[Any, ...]],
+    heads: dict[int, _Head],
+    on_progress: Callable[[int], None] | None,
+) -> tuple[int, ChainBreak | None]:
+    """Check the chains of ``entries`` against ``heads``, popping each chain's head as it is
+    reached; return how many entries proved intact and the first break, if any."""
+    checked, sha256 = 0, hashlib.sha256
+    for chain_id, rows in groupby(entries, key=itemgetter(0)):
         head = heads.pop(chain_id, None)
         if head is None:
-            orphan = ChainBreak(str(chain_id), 1, "entries of a chain that has no head row")
-            return VerificationResult(chains, checked, orphan)
+            return checked, ChainBreak(str(chain_id), 1, "entries of a chain that has no head row")
         expected_seq, expected_prev = 1, GENESIS_PREV
         for _, seq, prev, stored, body, type_, source, ref in rows:
-            body = bytes(body)
-            if not _entry_intact(head, expected_seq, expected_prev, seq, prev, stored, body,
-                                 type_, source, ref):  # fmt: skip
+            # The common case inline: this runs once per entry of the ledger, and a call with
+            # ten arguments cost as much as the hashing. _entry_problem explains the rest.
+            if (
+                seq != expected_seq
+                or prev != expected_prev
+                or sha256(body).hexdigest() != stored
+                or _envelope(body) != (seq, prev, head.public_id, type_, source, ref)
+            ):
                 reason = _entry_problem(
                     head, expected_seq, expected_prev, seq, prev, stored, body, type_, source, ref
                 )
-                return VerificationResult(
-                    chains, checked, ChainBreak(head.public_id, expected_seq, reason)
-                )
+                return checked, ChainBreak(head.public_id, expected_seq, reason)
             expected_seq, expected_prev = seq + 1, stored
             checked += 1
             if on_progress is not None and checked % _PROGRESS_EVERY == 0:
                 on_progress(checked)
         if (problem := _head_problem(chain_id, head, expected_seq - 1, expected_prev)) is not None:
-            return VerificationResult(chains, checked, problem)
-    for chain_id, empty in heads.items():  # chains without a single entry
-        if (problem := _head_problem(chain_id, empty, 0, GENESIS_PREV)) is not None:
-            return VerificationResult(chains, checked, problem)
-    return VerificationResult(chains, checked, None)
+            return checked, problem
+    return checked, None
 
 
 def _chain_heads(merchant_id: int | None) -> dict[int, _Head]:
@@ -108,7 +127,7 @@ def _chain_heads(merchant_id: int | None) -> dict[int, _Head]:
     }
 
 
-def _stream(merchant_id: int | None) -> Iterator[tuple[Any, ...]]:
+def _stream(merchant_id: int | None) -> Generator[tuple[Any, ...], None, None]:
     """Every entry in (chain, seq) order, a page at a time.
 
     Keyset pages rather than one server-side cursor: outside a transaction PostgreSQL would
@@ -116,54 +135,66 @@ def _stream(merchant_id: int | None) -> Iterator[tuple[Any, ...]]:
     short statement that holds nothing between pages.
     """
     sql = _PAGE_OF_ONE if merchant_id else _PAGE_OF_ALL
+    scope = [merchant_id] if merchant_id else []
     after: tuple[int, int] = (0, 0)
-    with _raw_cursor() as cursor:
+    with _page_reader() as read:
         while True:
-            scope = [merchant_id] if merchant_id else []
-            cursor.execute(sql, [*after, *scope, _PAGE])
-            rows = cursor.fetchall()
-            yield from rows
-            if len(rows) < _PAGE:
+            count, row = 0, None
+            for row in read(sql, [*after, *scope, _PAGE]):
+                count += 1
+                yield row
+            if row is None or count < _PAGE:
                 return
-            after = (rows[-1][0], rows[-1][1])
+            after = (row[0], row[1])
 
 
-def _raw_cursor() -> Any:
-    """A driver cursor; on PostgreSQL a binary one, so bytea arrives as bytes, not hex text."""
-    connection.ensure_connection()
-    if connection.vendor == "postgresql":
-        return connection.connection.cursor(binary=True)
-    return connection.cursor()
+_Reader = Callable[[str, list[Any]], Iterable[tuple[Any, ...]]]
 
 
-def _entry_intact(
-    head: _Head,
-    expected_seq: int,
-    expected_prev: str,
-    seq: int,
-    prev: str,
-    stored: str,
-    body: bytes,
-    type_: str,
-    source: str,
-    ref: str,
-) -> bool:
-    """The common case in one expression; ``_entry_problem`` explains any other."""
-    if seq != expected_seq or prev != expected_prev:
-        return False
-    if hashlib.sha256(body).hexdigest() != stored:
-        return False
+@contextmanager
+def _page_reader() -> Iterator[_Reader]:
+    """How pages are read; on PostgreSQL by a binary cursor, so bytea arrives as bytes.
+
+    Outside a transaction the rows stream over a connection of their own while the caller
+    checks them: the database reads ahead as Python hashes, and the caller's statements
+    (progress, a fresh head) run on the default connection meanwhile. Inside a transaction
+    only the default connection sees its rows, so each page is read whole before it is used.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield lambda sql, params: _fetched(cursor, sql, params)
+        return
+    if not connection.get_autocommit():  # in a transaction
+        with connection.connection.cursor(binary=True) as cursor:
+            yield lambda sql, params: list(cursor.stream(sql, params, size=_CHUNK))
+        return
+    own = connections[DEFAULT_DB_ALIAS].copy()
+    try:
+        own.ensure_connection()
+        with own.connection.cursor(binary=True) as cursor:
+            yield lambda sql, params: cursor.stream(sql, params, size=_CHUNK)
+    finally:
+        own.close()
+
+
+def _fetched(cursor: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    cursor.execute(sql, params)
+    return list(cursor.fetchall())
+
+
+def _envelope(body: bytes) -> tuple[Any, ...] | None:
+    """What the body says of itself: (seq, prev, chain, type, source, ref); None if not JSON."""
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
-    return bool(
-        envelope.get("seq") == seq
-        and envelope.get("prev") == expected_prev
-        and envelope.get("chain") == head.public_id
-        and envelope.get("type") == type_
-        and envelope.get("source") == source
-        and envelope.get("ref") == ref
+        return None
+    return (
+        envelope.get("seq"),
+        envelope.get("prev"),
+        envelope.get("chain"),
+        envelope.get("type"),
+        envelope.get("source"),
+        envelope.get("ref"),
     )
 
 

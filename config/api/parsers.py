@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import IO, Any
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
 MAX_DEPTH = 32
+_CONTAINERS = frozenset((dict, list))
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
+    result = dict(pairs)  # in C; only a dict shorter than the pairs means a key repeated
+    if len(result) == len(pairs):
+        return result
+    result = {}
+    for key, value in pairs:  # find the first repeated key, to name it
         if key in result:
             raise ParseError(f"Duplicate key {key!r}: the meaning of the document is ambiguous.")
         result[key] = value
@@ -26,14 +29,18 @@ def _refuse_constant(name: str) -> None:
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth, iteratively, so a hostile document cannot exhaust the stack here."""
-    deepest, stack = 0, [(value, 1)]
+    """Nesting depth, iteratively, so a hostile document cannot exhaust the stack here.
+
+    Decoded JSON holds no containers but dicts and lists: testing the exact type, not an ABC,
+    keeps this walk at a fraction of the decoding's cost instead of twice it.
+    """
+    deepest, stack = 0, [(value, 1)] if type(value) in _CONTAINERS else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, Mapping | list):
-            deepest = max(deepest, depth)
-            children = item.values() if isinstance(item, Mapping) else item
-            stack.extend((child, depth + 1) for child in children)
+        deepest = max(deepest, depth)
+        for child in item.values() if type(item) is dict else item:
+            if type(child) in _CONTAINERS:
+                stack.append((child, depth + 1))
     return deepest
 
 
