@@ -20,6 +20,23 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench"
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
 
 
+# The ledger_entry columns a raw-SQL baseline writes: every column but the id.
+ENTRY_COLUMNS = (
+    "chain_id",
+    "seq",
+    "type",
+    "source",
+    "external_ref",
+    "idempotency_key",
+    "request_hash",
+    "occurred_at",
+    "recorded_at",
+    "prev_hash",
+    "hash",
+    "body",
+)
+
+
 class BenchRefused(SystemExit):
     """The benchmark will not run here; the message says why."""
 

@@ -61,6 +61,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from tests.bench._setup import (
+    ENTRY_COLUMNS,
     Figure,
     Row,
     bench_database_url,
@@ -102,20 +103,6 @@ FACILITY_TERMS: dict[str, Any] = {
 }
 _STARTED = perf_counter()  # reading a clock is the only thing importing this module does
 
-ENTRY_COLUMNS = (
-    "chain_id",
-    "seq",
-    "type",
-    "source",
-    "external_ref",
-    "idempotency_key",
-    "request_hash",
-    "occurred_at",
-    "recorded_at",
-    "prev_hash",
-    "hash",
-    "body",
-)
 # Baseline clones of the tables a transfer or a disbursement writes, named after what they copy.
 CLONES = {
     "books_journalentry": "bench_journalentry_baseline",

@@ -35,6 +35,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from tests.bench._setup import (
+    ENTRY_COLUMNS,
     Figure,
     Row,
     bench_database_url,
@@ -61,20 +62,6 @@ SOURCE = "bench"
 TOP_UP_WORKERS = 2
 FORK = multiprocessing.get_context("fork")
 BASELINE_TABLE = "bench_entry_baseline"
-ENTRY_COLUMNS = (
-    "chain_id",
-    "seq",
-    "type",
-    "source",
-    "external_ref",
-    "idempotency_key",
-    "request_hash",
-    "occurred_at",
-    "recorded_at",
-    "prev_hash",
-    "hash",
-    "body",
-)
 # Share of each event type in the generated stream, out of ten. Types whose projector updates an
 # earlier row (order.cancelled, shipment.delivered/returned, invoice.credited) are left out so the
 # events can be appended in any order and to any merchant.
