@@ -271,8 +271,11 @@ def _limits_check(quote: AdvanceQuote, holder: Advance | None) -> None:
     by_debtor: dict[str, list[PricedReceivable]] = defaultdict(list)
     for item in quote.items:
         by_debtor[item.verdict.debtor_key].append(item)
+    shared = {key: items for key, items in by_debtor.items() if len(items) > 1}
+    if not shared:  # each debtor has one item, which its verdict already measured
+        return
     exposure = debtor_exposure(facility.merchant, excluding=holder)
-    for key, items in by_debtor.items():
+    for key, items in shared.items():
         debtor_room = debtor_cap(facility) - exposure.get((currency, key), 0)
         if sum(i.quote.advance_minor for i in items) > debtor_room:
             raise AdvanceRefused(

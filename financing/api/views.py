@@ -27,7 +27,7 @@ from financing.models import Advance
 from financing.services import MAX_RECEIVABLES_PER_ADVANCE, AdvanceQuote, advance_quote
 from financing.services import advance_request as advance_request_service
 from ledger.api.idempotency import idempotent
-from ledger.api.views import json_response
+from ledger.api.views import int_query_param, json_response
 from ledger.exceptions import EventInvalid, FieldError
 from ledger.money import format_minor_units
 from merchants.models import Merchant
@@ -197,15 +197,6 @@ class AdvanceDetailApi(_MerchantApi):
         return json_response(advance_json(advance))
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise EventInvalid([FieldError(f"/{name}", f"Must be an integer from {low} to {high:,}.")])
-    return int(raw)
-
-
 def _verdict_json(verdict: Verdict, assignment: str | None) -> dict[str, Any]:
     return {
         "ref": verdict.ref,
@@ -229,7 +220,7 @@ class ReceivableListApi(_SignedApi):
     @extend_schema(**schema.RECEIVABLES_GET)
     def get(self, request: Request) -> HttpResponse:
         principal = api_principal(request)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        limit = int_query_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         after = request.query_params.get("after", "")
         if principal.merchant is not None:
             return self._merchant_view(principal.merchant, after, limit, timezone.now().date())

@@ -174,7 +174,7 @@ def _entry(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_query_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -187,8 +187,8 @@ class EntryListApi(MarketplaceApi):
     @extend_schema(**schema.ENTRIES_GET)
     def get(self, request: Request, seller_id: str) -> HttpResponse:
         merchant = self.merchant(request, seller_id)
-        after_seq = _int_param(request, "after_seq", 0, 0, 2**62)
-        limit = _int_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after_seq = int_query_param(request, "after_seq", 0, 0, 2**62)
+        limit = int_query_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         entries = entries_page(merchant=merchant, after_seq=after_seq, limit=limit)
         next_after = entries[-1].seq if len(entries) == limit else None
         return json_response(
