@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 MANAGE := $(BIN)/python manage.py
 DEMO_ADDR ?= 127.0.0.1:8000
+DEMO_DIR ?= .demo
+export CHAINFIN_DEMO_DIR := $(abspath $(DEMO_DIR))
 SMOKE_DB := /tmp/chainfin-smoke-$(shell id -u).sqlite3
 
 .DEFAULT_GOAL := help
@@ -41,7 +43,7 @@ test-sqlite: install
 	DATABASE_URL=sqlite:///$(SMOKE_DB) $(BIN)/pytest -m sqlite_smoke -p no:cacheprovider
 
 demo: install
-	@mkdir -p .demo
+	@mkdir -p $(DEMO_DIR)
 	$(MANAGE) migrate --noinput -v0
 	$(MANAGE) seed_demo
 	$(MANAGE) seed_financing_demo
@@ -55,13 +57,9 @@ demo: install
 	@echo "  Merchant users      merchant1, merchant2, merchant3 / chainfin-demo"
 	@echo "  Marketplace API     http://$(DEMO_ADDR)/api/docs/   (key: $(MANAGE) create_api_key acme)"
 	@echo "  Demo seller ids     acme: A3F9K2QZ7, A7M2R8XD4   nordmarkt: NM-004417"
-	@echo "  Worker and beat logs: .demo/worker.log, .demo/beat.log   (Ctrl-C stops all three)"
+	@echo "  Worker and beat logs: $(DEMO_DIR)/worker.log, $(DEMO_DIR)/beat.log   (Ctrl-C stops all three)"
 	@echo
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker --pool=solo --loglevel=INFO --logfile=.demo/worker.log & \
-	$(BIN)/celery -A config beat --loglevel=INFO --schedule=.demo/celerybeat-schedule \
-		--logfile=.demo/beat.log & \
-	$(MANAGE) runserver $(DEMO_ADDR) --noreload
+	@$(BIN)/python -m config.demo --addr $(DEMO_ADDR) --dir $(DEMO_DIR)
 
 bench: install
 	$(BIN)/python -m tests.bench.ledger_bench
@@ -69,4 +67,4 @@ bench: install
 	$(BIN)/python -m tests.bench.books_bench
 
 clean:
-	rm -rf .demo $(SMOKE_DB)
+	rm -rf $(DEMO_DIR) $(SMOKE_DB)

@@ -6,7 +6,10 @@ DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and Redis.
 import os
 from pathlib import Path
 
-DEMO_DIR = Path(__file__).resolve().parent.parent.parent / ".demo"
+# CHAINFIN_DEMO_DIR (set by `make demo DEMO_DIR=…`) lets a second demo, or a test, run beside.
+DEMO_DIR = Path(
+    os.environ.get("CHAINFIN_DEMO_DIR") or Path(__file__).resolve().parent.parent.parent / ".demo"
+)
 os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-insecure-key-never-use-in-production")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")

@@ -1,0 +1,110 @@
+"""Run the demo's web server, Celery worker and beat together; one Ctrl-C stops all three.
+
+``make demo`` calls ``python -m config.demo``. On a terminal this process takes the foreground
+itself (its own process group), so Ctrl-C reaches the three servers and this supervisor once,
+and never ``make``: make would otherwise report "Interrupt" and exit 130. Each server shuts
+down on its own SIGINT; whatever is still running after a grace period is terminated, then
+killed, so nothing outlives the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+GRACE_SECONDS = 10.0
+
+
+def _commands(addr: str, demo_dir: Path) -> list[list[str]]:
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "config"]
+    return [
+        [*celery, "worker", "--pool=solo", "--loglevel=INFO", f"--logfile={demo_dir}/worker.log"],
+        [
+            *celery,
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={demo_dir}/celerybeat-schedule",
+            f"--logfile={demo_dir}/beat.log",
+        ],
+        [python, "manage.py", "runserver", addr, "--noreload"],
+    ]
+
+
+@contextlib.contextmanager
+def _foreground() -> Iterator[None]:
+    """Make this process group the terminal's foreground group, and give it back afterwards."""
+    if not os.isatty(sys.stdin.fileno()):
+        yield
+        return
+    tty = sys.stdin.fileno()
+    previous = os.tcgetpgrp(tty)
+    # A background group that touches the terminal gets SIGTTOU; we hand it over on purpose.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    os.setpgid(0, 0)
+    os.tcsetpgrp(tty, os.getpgrp())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(tty, previous)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for the children to finish their shutdown; terminate, then kill, stragglers."""
+    deadline = time.monotonic() + GRACE_SECONDS
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        for child in children:
+            if sig is not None and child.poll() is None:
+                child.send_signal(sig)
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        if all(child.poll() is not None for child in children):
+            return
+        deadline = time.monotonic() + GRACE_SECONDS
+
+
+def run(addr: str, demo_dir: Path) -> int:
+    """Start the three servers and wait; return 0 after an interrupt, 1 if one died on its own."""
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with _foreground():
+        # Our own interpreter and fixed arguments; nothing here comes from outside.
+        children = [subprocess.Popen(cmd) for cmd in _commands(addr, demo_dir)]  # noqa: S603
+        while not received and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        if not received:
+            print("chainfin demo: a server stopped; stopping the others.", file=sys.stderr)
+        # Ctrl-C on the terminal reached the whole group already; a second SIGINT would make
+        # the worker abandon its tasks. Any other way of stopping, we pass on once.
+        from_terminal = received[:1] == [signal.SIGINT] and os.isatty(sys.stdin.fileno())
+        for child in children:
+            if child.poll() is None and not from_terminal:
+                child.send_signal(signal.SIGINT)
+        _stop(children)
+    return 0 if received else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--addr", default="127.0.0.1:8000")
+    parser.add_argument("--dir", type=Path, default=Path(".demo"))
+    args = parser.parse_args()
+    sys.exit(run(args.addr, args.dir))
+
+
+if __name__ == "__main__":
+    main()
