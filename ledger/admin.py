@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 from django.contrib import admin, messages
@@ -16,34 +16,22 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from ledger.models import Chain, Entry, Invoice, LedgerVerification, Order, Payout, Shipment
 from ledger.tasks import ledger_verify
 
 _M = TypeVar("_M", bound=Model)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin[_M]):
-    """Evidence and read models are written by services only; the admin looks, never touches."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-
 @admin.register(Chain)
-class ChainAdmin(ReadOnlyAdmin[Chain]):
+class ChainAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Chain]):
     list_display = ["merchant", "head_seq", "head_hash"]
     search_fields = ["merchant__public_id", "merchant__legal_name"]
     list_select_related = ["merchant"]
 
 
 @admin.register(Entry)
-class EntryAdmin(ReadOnlyAdmin[Entry]):
+class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Entry]):
     list_display = ["chain", "seq", "type", "external_ref", "source", "occurred_at", "short_hash"]
     list_filter = ["type", "source"]
     search_fields = ["external_ref", "hash", "chain__merchant__public_id"]
@@ -62,7 +50,7 @@ class EntryAdmin(ReadOnlyAdmin[Entry]):
         return format_html("<pre>{}</pre>", pretty.decode())
 
 
-class ProjectionAdmin(ReadOnlyAdmin[_M]):
+class ProjectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[_M]):
     list_select_related = ["merchant"]
     search_fields = ["ref", "merchant__public_id", "merchant__legal_name"]
 
@@ -100,7 +88,7 @@ class PayoutAdmin(ProjectionAdmin[Payout]):
 
 
 @admin.register(LedgerVerification)
-class LedgerVerificationAdmin(ReadOnlyAdmin[LedgerVerification]):
+class LedgerVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerVerification]):
     list_display = [
         "started_at",
         "finished_at",

@@ -114,6 +114,20 @@ class Money:
     def __str__(self) -> str:
         return f"{format_minor_units(self.minor, self.currency)} {self.currency}"
 
+    @classmethod
+    def display(cls, minor: int | None, currency: str) -> str:
+        """Show a stored amount to a person: "1234.50 EUR", or "—" when there is none.
+
+        A stored currency this module does not know (a code since withdrawn from ISO 4217) shows
+        its minor units as stored, so that one odd row does not break a whole page.
+        """
+        if minor is None:
+            return "—"
+        try:
+            return str(cls(minor, currency))
+        except MoneyError:
+            return f"{minor} (minor units) {currency}"
+
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)
         return Money(self.minor + other.minor, self.currency)

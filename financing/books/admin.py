@@ -5,35 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model
 from django.http import HttpRequest
 
+from config.admin_mixins import ReadOnlyAdminMixin
 from financing.books.models import Account, JournalEntry, Posting
-from ledger.money import MoneyError, format_minor_units
-
-
-def _money(minor: int, currency: str) -> str:
-    try:
-        return f"{format_minor_units(minor, currency)} {currency}"
-    except MoneyError:  # a currency the money module does not know: show what is stored
-        return f"{minor} (minor units) {currency}"
-
-
-class _ReadOnly:
-    """No add, change or delete: balances and entries move only through journal_post."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
+from ledger.money import Money
 
 
 @admin.register(Account)
-class AccountAdmin(_ReadOnly, admin.ModelAdmin[Account]):
+class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Account]):
     list_display = ["code", "name", "kind", "currency", "balance", "merchant", "created_at"]
     list_filter = ["kind", "currency"]
     search_fields = ["code", "name", "merchant__public_id", "merchant__legal_name"]
@@ -43,10 +23,10 @@ class AccountAdmin(_ReadOnly, admin.ModelAdmin[Account]):
 
     @admin.display(description="balance (debit positive)", ordering="balance_minor")
     def balance(self, account: Account) -> str:
-        return _money(account.balance_minor, account.currency)
+        return Money.display(account.balance_minor, account.currency)
 
 
-class PostingInline(_ReadOnly, admin.TabularInline[Posting, JournalEntry]):
+class PostingInline(ReadOnlyAdminMixin, admin.TabularInline[Posting, JournalEntry]):
     model = Posting
     fields = ["account", "amount"]
     readonly_fields = ["account", "amount"]
@@ -58,11 +38,11 @@ class PostingInline(_ReadOnly, admin.TabularInline[Posting, JournalEntry]):
 
     @admin.display(description="amount (debit positive)")
     def amount(self, posting: Posting) -> str:
-        return _money(posting.amount_minor, posting.currency)
+        return Money.display(posting.amount_minor, posting.currency)
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(_ReadOnly, admin.ModelAdmin[JournalEntry]):
+class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalEntry]):
     list_display = ["key", "memo", "posted_at"]
     search_fields = ["key", "memo"]
     ordering = ["-id"]

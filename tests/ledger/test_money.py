@@ -184,6 +184,23 @@ def test_money_renders_with_its_currency() -> None:
     assert str(Money.parse("150000", "JPY")) == "150000 JPY"
 
 
+@pytest.mark.parametrize(
+    ("minor", "currency", "shown"),
+    [
+        (123_456, "EUR", "1234.56 EUR"),
+        (-123_456, "EUR", "-1234.56 EUR"),
+        (0, "EUR", "0.00 EUR"),
+        (150_000, "JPY", "150000 JPY"),
+        (None, "EUR", "—"),
+        (1250, "XAU", "1250 (minor units) XAU"),  # stored, but not money this module knows
+    ],
+)
+def test_money_display_is_str_of_money_with_a_fallback(
+    minor: int | None, currency: str, shown: str
+) -> None:
+    assert Money.display(minor, currency) == shown
+
+
 currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
 
 

@@ -1,0 +1,9 @@
+"""The bank officers' financing admin: review queue, maker-checker, facilities, blacklist, exposure.
+
+One module per concern; importing them here registers every admin when Django autodiscovers
+``financing.admin``. No form saves a financing row: see ``financing.admin.writes``.
+"""
+
+from financing.admin import advances, blacklist, facilities, notices, receivables
+
+__all__ = ["advances", "blacklist", "facilities", "notices", "receivables"]

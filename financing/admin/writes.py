@@ -1,0 +1,77 @@
+"""What the financing admins that write share: the officer acting, and a refusal that stays put.
+
+No financing admin form saves a row itself. Every change goes through ``financing.services``
+with the signed-in officer, and the service checks the officer's permission again: a button is
+shown only to those who may press it, but a refusal from the service is what stops everyone
+else, and it is shown as an admin message, never as an error page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from financing.admin.formatting import refusal
+from financing.exceptions import FinancingError
+
+_M = TypeVar("_M", bound=Model)
+_REFUSED = "_financing_admin_refused"
+
+
+def officer_of(request: HttpRequest) -> User:
+    """The signed-in officer, whom every service call names."""
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied
+    return user
+
+
+class ServiceSaveAdmin(admin.ModelAdmin[_M]):
+    """An add/change form whose ``save_model`` hands the cleaned data to a service.
+
+    When the service refuses, the officer reads its sentence back on the form, and the admin
+    neither logs nor announces a save that did not happen.
+    """
+
+    def save_through(self, request: HttpRequest, obj: _M, write: Callable[[], _M]) -> bool:
+        """Save by one service call; ``obj`` becomes the saved row. False when it refused."""
+        try:
+            saved = write()
+        except FinancingError as exc:
+            setattr(request, _REFUSED, True)
+            self.message_user(request, refusal(exc), messages.ERROR)
+            return False
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+        return True
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass  # nothing related is edited here; what goes with the row is the service's
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if not getattr(request, _REFUSED, False):
+            return super().log_addition(request, obj, message)
+        return None
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if not getattr(request, _REFUSED, False):
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_add(
+        self, request: HttpRequest, obj: _M, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        if getattr(request, _REFUSED, False):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: _M) -> HttpResponse:
+        if getattr(request, _REFUSED, False):
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
