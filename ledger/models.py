@@ -234,9 +234,11 @@ class LedgerVerification(models.Model):
 class IdempotentRequest(models.Model):
     """A POST seen under an Idempotency-Key, and the response it got (Stripe's semantics).
 
-    The row is claimed (``in_flight``) before the work starts, in its own transaction, so a
-    concurrent duplicate sees it and gets 409; the response is stored in the same transaction
-    as the work's effect, so a replay can never describe an effect that did not happen.
+    The response is stored in the same transaction as the work's effect, so a replay can never
+    describe an effect that did not happen. While the work runs, a concurrent duplicate gets 409:
+    on PostgreSQL because the first holds an advisory lock that ends with its transaction (no
+    row until then), elsewhere because the row was claimed (``in_flight``, ``claimed_at``) in a
+    transaction of its own first (config/api/idempotency.py).
     """
 
     class State(models.TextChoices):

@@ -4,8 +4,11 @@ Marketplace keys and merchant keys (merchants.models.ApiKey) authenticate the sa
 kind an endpoint takes is its permission class's business (config/api/permissions.py). Every
 request carries ``Authorization: Bearer <api_key>``. Every POST also carries
 ``Chainfin-Timestamp`` (unix seconds, within 300 s of our clock), ``Chainfin-Signature``
-(config/api/signing.py) and ``Idempotency-Key``. A signature is accepted once: a replay within
-the timestamp window is refused.
+(config/api/signing.py) and ``Idempotency-Key``. A signature is accepted once: within the
+timestamp window, a request carrying a spent signature is refused, unless it is the exact
+repeat (same Idempotency-Key, method, path and body) of a request whose response is stored; that
+one gets the stored response and runs nothing (config/api/idempotency.py). So every POST view
+must answer through ``idempotent``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from django.db.models import Model
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from config.api.idempotency import replay_only_mark
 from config.api.problems import ApiProblem
 from config.api.signing import signature_verify
 from config.api.throttling import cache_add
@@ -154,17 +158,17 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         # Closing a merchant ends its keys without anyone having to revoke them one by one.
         if api_key.merchant is not None and api_key.merchant.status == Merchant.Status.CLOSED:
             raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            self._check_signature(request, api_key)
         principal = ApiPrincipal(
             api_key_id=api_key.pk, marketplace=api_key.marketplace, merchant=api_key.merchant
         )
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            self._check_signature(request, api_key, principal)
         return principal, api_key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="chainfin"'
 
-    def _check_signature(self, request: Request, api_key: ApiKey) -> None:
+    def _check_signature(self, request: Request, api_key: ApiKey, principal: ApiPrincipal) -> None:
         timestamp = request.headers.get("Chainfin-Timestamp", "")
         signature = request.headers.get("Chainfin-Signature", "")
         if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
@@ -183,8 +187,11 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         if matched is None:
             raise _unauthorized("invalid_signature", "The signature does not match the request.")
         # Accepted once: the cache keeps it past the timestamp window, after which the
-        # timestamp check refuses it anyway.
-        if not cache_add(f"sig:{api_key.pk}:{matched}", 1, 2 * TIMESTAMP_TOLERANCE_SECONDS):
+        # timestamp check refuses it anyway. A client retrying within the same second sends the
+        # same bytes, and the signature then covers the same method, path and body: when that
+        # request's response is stored under the same key, the retry may only fetch it.
+        spent = not cache_add(f"sig:{api_key.pk}:{matched}", 1, 2 * TIMESTAMP_TOLERANCE_SECONDS)
+        if spent and not replay_only_mark(request, scope=principal.scope):
             raise _unauthorized("replayed_signature", "This signature was already used.")
 
 

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
+from config.api.idempotency import idempotent
 from config.api.parsers import StrictJSONParser
 from config.api.permissions import IsAnyApiKey, IsMerchantKey, api_principal, calling_merchant
 from config.api.problems import ApiProblem
@@ -26,7 +27,6 @@ from financing.exceptions import AdvanceRefused, RequestKeyReused
 from financing.models import Advance
 from financing.services import MAX_RECEIVABLES_PER_ADVANCE, AdvanceQuote, advance_quote
 from financing.services import advance_request as advance_request_service
-from ledger.api.idempotency import idempotent
 from ledger.api.views import int_query_param, json_response
 from ledger.exceptions import EventInvalid, FieldError
 from ledger.money import format_minor_units

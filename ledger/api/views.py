@@ -16,12 +16,12 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
+from config.api.idempotency import idempotent
 from config.api.parsers import JSONLDParser, RawTextXMLParser, RawXMLParser, StrictJSONParser
 from config.api.permissions import IsMarketplaceKey, api_principal, calling_marketplace
 from config.api.problems import ApiProblem
 from config.api.throttling import CredentialRateThrottle
 from ledger.api import schema
-from ledger.api.idempotency import idempotent
 from ledger.events import ValidEvent, event_parse, format_timestamp
 from ledger.exceptions import EventConflict, EventInvalid, FieldError
 from ledger.formats.epcis import epcis_parse

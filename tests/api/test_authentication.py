@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -14,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from config.api.signing import sign
-from ledger.models import Entry
+from ledger.models import Entry, IdempotentRequest
 from merchants.models import ApiKey
 from merchants.services import api_key_issue, api_key_revoke
 from tests.api.conftest import SignedClient, order_event, seller_id
@@ -83,19 +84,84 @@ def test_bad_signatures_are_401(api, merchant, change, code) -> None:
     assert Entry.objects.count() == 0
 
 
-def test_a_signature_is_accepted_once(api, merchant) -> None:
-    raw = json.dumps({"events": [order_event(merchant)]}).encode()
+def _signed_headers(api: SignedClient, raw: bytes, key: str | None) -> dict[str, str]:
     stamp = str(int(time.time()))
     headers = {
         "HTTP_AUTHORIZATION": f"Bearer {api.key}",
         "HTTP_CHAINFIN_TIMESTAMP": stamp,
         "HTTP_CHAINFIN_SIGNATURE": sign(api.secret, stamp, "POST", EVENTS, raw),
-        "HTTP_IDEMPOTENCY_KEY": "once",
     }
-    first = api.http.generic("POST", EVENTS, raw, content_type="application/json", **headers)
-    replay = api.http.generic("POST", EVENTS, raw, content_type="application/json", **headers)
+    if key is not None:
+        headers["HTTP_IDEMPOTENCY_KEY"] = key
+    return headers
+
+
+def _send(api: SignedClient, raw: bytes, headers: dict[str, str]):
+    return api.http.generic("POST", EVENTS, raw, content_type="application/json", **headers)
+
+
+def test_an_exact_repeat_of_a_stored_request_gets_the_stored_response(api, merchant) -> None:
+    """A client retrying within the same second sends the same bytes, signature included."""
+    raw = json.dumps({"events": [order_event(merchant)]}).encode()
+    headers = _signed_headers(api, raw, "once")
+    first = _send(api, raw, headers)
+    repeat = _send(api, raw, headers)
     assert first.status_code == 201
+    assert (repeat.status_code, repeat.content) == (201, first.content)
+    assert repeat["Idempotent-Replayed"] == "true"
+    assert Entry.objects.count() == 1
+
+
+def _another_key(api, merchant, raw, headers):
+    assert _send(api, raw, headers).status_code == 201
+    return headers | {"HTTP_IDEMPOTENCY_KEY": "another"}
+
+
+def _no_key(api, merchant, raw, headers):
+    assert _send(api, raw, headers).status_code == 201
+    return {name: value for name, value in headers.items() if name != "HTTP_IDEMPOTENCY_KEY"}
+
+
+def _first_refused(api, merchant, raw, headers):
+    raw_bad = json.dumps({"events": [order_event(merchant, amount="1.001")]}).encode()
+    headers = _signed_headers(api, raw_bad, "k")
+    assert _send(api, raw_bad, headers).status_code == 422  # refused, so nothing stored
+    return headers, raw_bad
+
+
+def _first_in_flight(api, merchant, raw, headers):
+    fingerprint = hashlib.sha256(f"POST {EVENTS}\n".encode() + raw).hexdigest()
+    IdempotentRequest.objects.create(
+        scope=f"marketplace:{api.marketplace.pk}",
+        key="k",
+        fingerprint=fingerprint,
+        claimed_at=timezone.now(),
+    )
+    assert _send(api, raw, headers).status_code == 409
+    return headers
+
+
+def _key_stored_for_another_body(api, merchant, raw, headers):
+    other = json.dumps({"events": [order_event(merchant, "ORD-2")]}).encode()
+    assert _send(api, other, _signed_headers(api, other, "k")).status_code == 201
+    assert _send(api, raw, headers).status_code == 422  # idempotency_key_reused
+    return headers
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [_another_key, _no_key, _first_refused, _first_in_flight, _key_stored_for_another_body],
+    ids=["another-key", "no-key", "first-refused", "first-in-flight", "key-stored-for-another"],
+)
+def test_a_spent_signature_with_any_other_effect_is_refused(api, merchant, setup) -> None:
+    raw = json.dumps({"events": [order_event(merchant)]}).encode()
+    headers = _signed_headers(api, raw, "k")
+    prepared = setup(api, merchant, raw, headers)
+    headers, raw = prepared if isinstance(prepared, tuple) else (prepared, raw)
+    entries = Entry.objects.count()
+    replay = _send(api, raw, headers)
     assert replay.status_code == 401 and _code(replay) == "replayed_signature"
+    assert Entry.objects.count() == entries
 
 
 def test_rate_limit_is_per_credential_and_atomic(api, merchant, settings) -> None:

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
 from config.api.authentication import ApiPrincipal, SignedApiKeyAuthentication
+from config.api.idempotency import idempotent
 from config.api.permissions import (
     IsAnyApiKey,
     IsMarketplaceKey,
@@ -35,7 +36,6 @@ from config.api.permissions import (
 from config.api.problems import ApiProblem
 from config.api.signing import sign
 from config.api.throttling import CredentialRateThrottle
-from ledger.api.idempotency import idempotent
 from ledger.api.views import json_response
 from ledger.models import Entry, IdempotentRequest
 from merchants.models import ApiKey, Marketplace, Merchant
