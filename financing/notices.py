@@ -54,9 +54,10 @@ def notice_payload(advance: Advance, marketplace: Marketplace) -> dict[str, Any]
         },
         "receivables": [
             {
-                "invoice_ref": a.invoice_ref,
+                # Named as in GET /receivables: one vocabulary for a receivable, however told.
+                "ref": a.invoice_ref,
                 "currency": advance.currency,
-                "amount": format_minor_units(a.face_minor, advance.currency),
+                "face": format_minor_units(a.face_minor, advance.currency),
                 "due_date": a.due_date.isoformat(),
             }
             for a in advance.assignments.order_by("id")

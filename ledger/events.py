@@ -29,11 +29,23 @@ from ledger.exceptions import EventInvalid, FieldError
 from ledger.money import CURRENCY_EXPONENTS, MoneyError, format_minor_units, parse_minor_units
 
 # C0 and C1 controls, DEL, lone surrogates and the Unicode non-characters have no place in
-# evidence a human will read; the surrogates cannot even be encoded as UTF-8.
-FORBIDDEN_CHARS = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-    "\u202a-\u202e\u2066-\u2069]"  # and bidi overrides, which make text read other than it is
+# evidence a human will read; the surrogates cannot even be encoded as UTF-8 (nor a NUL stored
+# in PostgreSQL text).
+_FORBIDDEN_RANGES = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0xD800, 0xDFFF),
+    (0xFDD0, 0xFDEF),
+    (0xFFFE, 0xFFFF),
+    (0x202A, 0x202E),  # and bidi overrides, which make text read other than it is
+    (0x2066, 0x2069),
 )
+_FORBIDDEN_CLASS = "".join(rf"\u{low:04x}-\u{high:04x}" for low, high in _FORBIDDEN_RANGES)
+FORBIDDEN_CHARS = re.compile(f"[{_FORBIDDEN_CLASS}]")
+# The rules of every text field below as a regular expression that Python and ECMA-262 read
+# alike, for the API schema: not blank, no forbidden character, no whitespace at either end.
+TEXT_PATTERN = rf"^[^\s{_FORBIDDEN_CLASS}](?:[^{_FORBIDDEN_CLASS}]*[^\s{_FORBIDDEN_CLASS}])?$"
+REF_MAX_LENGTH = 128
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
@@ -122,7 +134,7 @@ def _timestamp(value: object) -> datetime:
     return in_utc
 
 
-Ref = Annotated[str, _text(128)]
+Ref = Annotated[str, _text(REF_MAX_LENGTH)]
 Name = Annotated[str, _text(200)]
 Reason = Annotated[str, _text(500)]
 TaxId = Annotated[str, _text(40)]

@@ -31,6 +31,13 @@ def merchants_by_seller_id(
     return {link.seller_id: link.merchant for link in links}
 
 
+def seller_id_of(*, marketplace: Marketplace, merchant: Merchant) -> str:
+    """The seller id ``merchant`` goes by at ``marketplace``, which must be linked to it."""
+    return MarketplaceMerchant.objects.values_list("seller_id", flat=True).get(
+        marketplace=marketplace, merchant=merchant
+    )
+
+
 def merchant_for_tax_ids(*, marketplace: Marketplace, tax_ids: Iterable[str]) -> Merchant | None:
     """The merchant linked to ``marketplace`` whose normalised tax id is one of ``tax_ids``."""
     normalised: Func = Upper(F("tax_id"))

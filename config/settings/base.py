@@ -120,6 +120,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# The base class of each app's domain errors: the exception handler answers each by its code
+# (config.api.problems.DOMAIN_PROBLEMS). Named here so the API plumbing imports no app above it.
+API_DOMAIN_ERRORS = (
+    "ledger.exceptions.LedgerError",
+    "financing.exceptions.FinancingError",
+    "merchants.exceptions.PartyError",
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chainfin marketplace API",
     "DESCRIPTION": (

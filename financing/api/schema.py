@@ -1,43 +1,60 @@
-"""OpenAPI descriptions of the financing API (drf-spectacular): shapes, errors, examples."""
+"""The financing API's payloads (drf-spectacular): shapes, errors, examples.
+
+A request body is described once: the serializer the schema shows is the one the view
+validates with (``config.api.inputs.body_parse``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from ledger.api.schema import PROBLEM, SIGNED_HEADERS, problem
+from config.api.inputs import BodySerializer, RefListField
+from config.api.schema import (
+    INVALID_QUERY,
+    LIMIT,
+    PROBLEM,
+    RATE_LIMITED,
+    SIGNED_HEADERS,
+    TOO_LARGE,
+    UNAUTHENTICATED,
+    UNSIGNED,
+    WRONG_CONTENT_TYPE,
+    problem,
+    ref_parameter,
+)
+from financing.services import MAX_RECEIVABLES_PER_ADVANCE
 
 MONEY_HELP = 'Decimal string in the currency\'s minor-unit precision, e.g. "1234.50".'
 
 _MERCHANT_KEY = problem("A marketplace key: these operations take merchant keys.")
-_AUTH = problem("Bad key, timestamp more than 300 s off, bad or reused signature.")
-_LIMITED = problem("Rate limit reached; see Retry-After.")
 _WRITE_ERRORS = {
     (400, PROBLEM): problem("Malformed JSON body or no Idempotency-Key."),
-    (401, PROBLEM): _AUTH,
+    (401, PROBLEM): UNSIGNED,
     (403, PROBLEM): _MERCHANT_KEY,
     (404, PROBLEM): problem("A named invoice is not one of yours (pointer per invoice)."),
     (409, PROBLEM): problem("The same Idempotency-Key is in flight."),
-    (413, PROBLEM): problem("Body too large."),
-    (415, PROBLEM): problem("Wrong Content-Type."),
+    (413, PROBLEM): TOO_LARGE,
+    (415, PROBLEM): WRONG_CONTENT_TYPE,
     (422, PROBLEM): problem(
         "advance_refused: each invoice that cannot be financed, with its reason codes "
         "(NO_DELIVERY, RETURNED, CREDITED, AMOUNT_EXCEEDS_ORDER, TOO_CLOSE_TO_DUE, DEBTOR_LIMIT, "
         "ALREADY_ASSIGNED, DUPLICATE_INVOICE, …); or an invalid body; or Idempotency-Key reused."
     ),
-    (429, PROBLEM): _LIMITED,
+    (429, PROBLEM): RATE_LIMITED,
 }
 
 
-class ReceivableRefsSerializer(serializers.Serializer[Any]):
-    receivables = serializers.ListField(
-        child=serializers.CharField(max_length=128),
-        min_length=1,
-        max_length=100,
-        help_text="Invoice refs (as sent in invoice.issued) of the calling merchant.",
+class ReceivableRefsSerializer(BodySerializer):
+    """The body of a quote and of an advance request: the invoices to finance."""
+
+    shape = '{"receivables": ["<invoice ref>", ...]}'
+    receivables = RefListField(
+        max_length=MAX_RECEIVABLES_PER_ADVANCE,
+        noun="invoice refs",
+        help_text="Invoice refs (as sent in invoice.issued) of the calling merchant, each once.",
     )
 
 
@@ -102,7 +119,7 @@ class ReasonSerializer(serializers.Serializer[Any]):
 class ReceivableSerializer(serializers.Serializer[Any]):
     """A merchant key's view: every receivable with its live verdict."""
 
-    ref = serializers.CharField()
+    ref = serializers.CharField(help_text="The invoice ref.")
     order_ref = serializers.CharField()
     currency = serializers.CharField()
     face = serializers.CharField(help_text=MONEY_HELP)
@@ -125,20 +142,23 @@ class AssignedReceivableSerializer(serializers.Serializer[Any]):
 
     cursor = serializers.CharField()
     merchant = serializers.CharField(help_text="Your seller id.")
-    invoice_ref = serializers.CharField()
+    ref = serializers.CharField(help_text="The invoice ref.")
     currency = serializers.CharField()
-    amount = serializers.CharField(help_text=MONEY_HELP)
+    face = serializers.CharField(help_text=MONEY_HELP)
     due_date = serializers.DateField()
-    advance = serializers.CharField()
+    advance = serializers.CharField(help_text="The ref of the advance that bought it.")
     assignee = serializers.CharField()
     pay_to = PayToSerializer()
 
 
 class ReceivablePageSerializer(serializers.Serializer[Any]):
-    receivables = serializers.ListField(
-        child=serializers.DictField(),
-        help_text="ReceivableSerializer rows for a merchant key, "
-        "AssignedReceivableSerializer rows for a marketplace key.",
+    receivables = PolymorphicProxySerializer(
+        component_name="ReceivableRow",
+        serializers=[ReceivableSerializer, AssignedReceivableSerializer],
+        resource_type_field_name=None,
+        many=True,
+        help_text="Receivable rows for a merchant key, AssignedReceivable rows for a "
+        "marketplace key; a receivable's fields have the same names in both.",
     )
     next_after = serializers.CharField(allow_null=True)
 
@@ -162,16 +182,14 @@ ADVANCE_POST: dict[str, Any] = {
     "examples": [OpenApiExample("Two invoices", value=_EXAMPLE_REFS, request_only=True)],
 }
 _READ_ERRORS = {
-    (401, PROBLEM): problem("Missing, unknown or revoked API key."),
-    (422, PROBLEM): problem("Invalid query parameters."),
-    (429, PROBLEM): _LIMITED,
+    (401, PROBLEM): UNAUTHENTICATED,
+    (422, PROBLEM): INVALID_QUERY,
+    (429, PROBLEM): RATE_LIMITED,
 }
 ADVANCE_GET: dict[str, Any] = {
     "operation_id": "advance_detail",
     "summary": "One of your advances, with its status and receivables",
-    "parameters": [
-        OpenApiParameter("ref", OpenApiTypes.STR, OpenApiParameter.PATH, description="adv_…")
-    ],
+    "parameters": [ref_parameter("ref", "adv_…", OpenApiParameter.PATH)],
     "responses": {
         200: AdvanceSerializer,
         (403, PROBLEM): _MERCHANT_KEY,
@@ -183,8 +201,8 @@ RECEIVABLES_GET: dict[str, Any] = {
     "operation_id": "receivables_list",
     "summary": "Merchant key: your receivables and verdicts. Marketplace key: what to pay the bank",
     "parameters": [
-        OpenApiParameter("after", OpenApiTypes.STR, description="next_after of the last page."),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 1,000; default 100."),
+        ref_parameter("after", "next_after of the previous page (absent: from the start)."),
+        LIMIT,
     ],
     "responses": {200: ReceivablePageSerializer, **_READ_ERRORS},
 }

@@ -41,7 +41,7 @@ def advance_of(merchant: Merchant, ref: str) -> Advance | None:
 
 
 def assigned_receivables_for(
-    marketplace: Marketplace, *, after: str, limit: int
+    marketplace: Marketplace, *, after: int, limit: int
 ) -> list[dict[str, Any]]:
     """Receivables this marketplace sent that the bank now owns: whom to pay, how much, where.
 
@@ -58,8 +58,8 @@ def assigned_receivables_for(
         .select_related("advance")
         .order_by("id")
     )
-    if after.isdigit():
-        assignments = assignments.filter(id__gt=int(after))
+    if after:
+        assignments = assignments.filter(id__gt=after)
     return [_assigned_json(a, seller_ids[a.merchant_id]) for a in assignments[:limit]]
 
 
@@ -68,9 +68,9 @@ def _assigned_json(assignment: Assignment, seller_id: str) -> dict[str, Any]:
     return {
         "cursor": str(assignment.pk),
         "merchant": seller_id,
-        "invoice_ref": assignment.invoice_ref,
+        "ref": assignment.invoice_ref,
         "currency": currency,
-        "amount": format_minor_units(assignment.face_minor, currency),
+        "face": format_minor_units(assignment.face_minor, currency),
         "due_date": assignment.due_date.isoformat(),
         "advance": assignment.advance.ref,
         "assignee": settings.CHAINFIN_BANK_NAME,

@@ -17,23 +17,27 @@ from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
 from config.api.idempotency import idempotent
+from config.api.inputs import (
+    MAX_CURSOR,
+    body_parse,
+    int_query_param,
+    page_limit,
+    ref_query_param,
+    ref_refusal,
+)
 from config.api.parsers import StrictJSONParser
 from config.api.permissions import IsAnyApiKey, IsMerchantKey, api_principal, calling_merchant
 from config.api.problems import ApiProblem
+from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
 from financing.api import schema, selectors
 from financing.eligibility import Verdict, verdicts
-from financing.exceptions import AdvanceRefused, RequestKeyReused
 from financing.models import Advance
-from financing.services import MAX_RECEIVABLES_PER_ADVANCE, AdvanceQuote, advance_quote
+from financing.services import AdvanceQuote, advance_quote
 from financing.services import advance_request as advance_request_service
-from ledger.api.views import int_query_param, json_response
-from ledger.exceptions import EventInvalid, FieldError
+from ledger.exceptions import FieldError
 from ledger.money import format_minor_units
 from merchants.models import Merchant
-
-MAX_PAGE = 1000
-DEFAULT_PAGE = 100
 
 
 class _SignedApi(APIView):
@@ -46,48 +50,29 @@ class _MerchantApi(_SignedApi):
     permission_classes = [IsMerchantKey]
 
 
-def _refs(data: Any, merchant: Merchant) -> list[str]:
-    """The invoice refs a body names, each one checked to be the merchant's own."""
-    if not isinstance(data, dict) or set(data) != {"receivables"}:
-        raise EventInvalid([FieldError("", 'The body must be {"receivables": ["<ref>", ...]}.')])
-    refs = data["receivables"]
-    if (
-        not isinstance(refs, list)
-        or not 1 <= len(refs) <= MAX_RECEIVABLES_PER_ADVANCE
-        or not all(isinstance(ref, str) and 1 <= len(ref) <= 128 for ref in refs)
-    ):
-        raise EventInvalid(
-            [
-                FieldError(
-                    "/receivables",
-                    f"Must be a list of 1 to {MAX_RECEIVABLES_PER_ADVANCE} invoice refs.",
-                )
-            ]
-        )
-    duplicates = [i for i, ref in enumerate(refs) if ref in refs[:i]]
-    if duplicates:
-        raise EventInvalid([FieldError(f"/receivables/{i}", "Named twice.") for i in duplicates])
-    known = selectors.invoice_refs_of(merchant, refs)
-    unknown = [i for i, ref in enumerate(refs) if ref not in known]
-    if unknown:
-        raise ApiProblem(
-            404,
-            "invoice_not_found",
-            "No such invoice.",
-            errors=[FieldError(f"/receivables/{i}", "No invoice of yours.") for i in unknown],
-        )
-    return refs
+class _ReceivablesBodyApi(_MerchantApi):
+    """Takes ``{"receivables": [...]}``; an ``AdvanceRefused`` names invoices by ref, and the
+    exception handler points each at its place in that list."""
 
+    reasons_at = "/receivables"
 
-def _refused(exc: AdvanceRefused, refs: list[str]) -> ApiProblem:
-    errors = [
-        FieldError(f"/receivables/{refs.index(ref)}", f"{code}: {message}")
-        for ref, reasons in exc.reasons.items()
-        for code, message in reasons
-    ]
-    return ApiProblem(
-        422, "advance_refused", exc.message, errors=errors or [FieldError("", exc.message)]
-    )
+    def refs(self, request: Request, merchant: Merchant) -> list[str]:
+        """The invoice refs the body names, each checked to be the merchant's own.
+
+        :raises ValidationError: the body is not ReceivableRefsSerializer (422).
+        :raises ApiProblem: 404 invoice_not_found, pointing at each ref that is not theirs.
+        """
+        refs: list[str] = body_parse(schema.ReceivableRefsSerializer, request.data)["receivables"]
+        known = selectors.invoice_refs_of(merchant, refs)
+        unknown = [i for i, ref in enumerate(refs) if ref not in known]
+        if unknown:
+            raise ApiProblem(
+                404,
+                "invoice_not_found",
+                "No such invoice.",
+                errors=[FieldError(f"/receivables/{i}", "No invoice of yours.") for i in unknown],
+            )
+        return refs
 
 
 def _money(minor: int, currency: str) -> str:
@@ -153,22 +138,19 @@ def advance_json(advance: Advance) -> dict[str, Any]:
     }
 
 
-class AdvanceQuoteApi(_MerchantApi):
+class AdvanceQuoteApi(_ReceivablesBodyApi):
     @extend_schema(**schema.QUOTE_POST)
     def post(self, request: Request) -> HttpResponse:
         merchant, scope = calling_merchant(request), api_principal(request).scope
         return idempotent(request, scope, lambda: self._quote(request, merchant))
 
     def _quote(self, request: Request, merchant: Merchant) -> HttpResponse:
-        refs = _refs(request.data, merchant)
-        try:
-            quote = advance_quote(merchant=merchant, refs=refs, today=timezone.now().date())
-        except AdvanceRefused as exc:
-            raise _refused(exc, refs) from None
+        refs = self.refs(request, merchant)
+        quote = advance_quote(merchant=merchant, refs=refs, today=timezone.now().date())
         return json_response(_quote_json(quote))
 
 
-class AdvanceCreateApi(_MerchantApi):
+class AdvanceCreateApi(_ReceivablesBodyApi):
     @extend_schema(**schema.ADVANCE_POST)
     def post(self, request: Request) -> HttpResponse:
         merchant, scope = calling_merchant(request), api_principal(request).scope
@@ -176,22 +158,19 @@ class AdvanceCreateApi(_MerchantApi):
         return idempotent(request, scope, lambda: self._request(request, merchant, key))
 
     def _request(self, request: Request, merchant: Merchant, key: str) -> HttpResponse:
-        refs = _refs(request.data, merchant)
-        try:
-            advance = advance_request_service(
-                merchant=merchant, refs=refs, request_key=key, now=timezone.now()
-            )
-        except AdvanceRefused as exc:
-            raise _refused(exc, refs) from None
-        except RequestKeyReused as exc:
-            raise ApiProblem(422, exc.code, exc.message) from None
+        refs = self.refs(request, merchant)
+        advance = advance_request_service(
+            merchant=merchant, refs=refs, request_key=key, now=timezone.now()
+        )
         return json_response(advance_json(advance), status=201)
 
 
 class AdvanceDetailApi(_MerchantApi):
     @extend_schema(**schema.ADVANCE_GET)
     def get(self, request: Request, ref: str) -> HttpResponse:
-        advance = selectors.advance_of(calling_merchant(request), ref)
+        merchant = calling_merchant(request)
+        # A path segment that could not be a ref names nothing: 404, as an unknown one.
+        advance = selectors.advance_of(merchant, ref) if ref_refusal(ref) is None else None
         if advance is None:
             raise ApiProblem(404, "advance_not_found", "No such advance.")
         return json_response(advance_json(advance))
@@ -220,12 +199,15 @@ class ReceivableListApi(_SignedApi):
     @extend_schema(**schema.RECEIVABLES_GET)
     def get(self, request: Request) -> HttpResponse:
         principal = api_principal(request)
-        limit = int_query_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
-        after = request.query_params.get("after", "")
+        limit = page_limit(request)
         if principal.merchant is not None:
+            after = ref_query_param(request, "after")  # the last invoice ref of the last page
             return self._merchant_view(principal.merchant, after, limit, timezone.now().date())
         assert principal.marketplace is not None
-        rows = selectors.assigned_receivables_for(principal.marketplace, after=after, limit=limit)
+        after_id = int_query_param(request, "after", 0, 0, MAX_CURSOR)  # the last row's cursor
+        rows = selectors.assigned_receivables_for(
+            principal.marketplace, after=after_id, limit=limit
+        )
         return json_response(
             {"receivables": rows, "next_after": rows[-1]["cursor"] if len(rows) == limit else None}
         )

@@ -1,6 +1,7 @@
 """OpenAPI descriptions of the marketplace API (drf-spectacular): shapes, errors, examples.
 
-The serializers here document; validation happens in ledger.events, which the docs mirror.
+Events are validated by ledger.events (pydantic, the fast path); what this schema states about
+them is read from there: the event types, the ref rules, the batch limit.
 """
 
 from __future__ import annotations
@@ -8,45 +9,61 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 
+from config.api.inputs import RefField
+from config.api.schema import (
+    INVALID_QUERY,
+    LIMIT,
+    PROBLEM,
+    RATE_LIMITED,
+    SIGNED_HEADERS,
+    TOO_LARGE,
+    UNAUTHENTICATED,
+    UNSIGNED,
+    WRONG_CONTENT_TYPE,
+    cursor_parameter,
+    problem,
+)
 from ledger.events import EVENT_SCHEMAS
 
 HEX64 = r"^[0-9a-f]{64}$"
-PROBLEM = "application/problem+json"
+MAX_EVENTS = 1000
+SELLER_ID_HELP = "Your seller id for the merchant, as in every request."
+MERCHANT_ID_HELP = "Chainfin's id of the merchant (mer_…): the same whichever marketplace asks."
 
 
-class ProblemFieldSerializer(serializers.Serializer[Any]):
-    pointer = serializers.CharField(help_text="RFC 6901 JSON pointer into the request.")
-    detail = serializers.CharField()
-
-
-class ProblemSerializer(serializers.Serializer[Any]):
-    type = serializers.URLField()
-    title = serializers.CharField()
-    status = serializers.IntegerField()
-    code = serializers.CharField(help_text="Machine-readable reason, e.g. validation_error.")
-    detail = serializers.CharField(required=False)
-    errors = ProblemFieldSerializer(many=True, required=False)  # type: ignore[assignment]
+def _data_fields() -> str:
+    """Each event type's data fields, read from its model in ledger.events ("?" optional)."""
+    lines = [
+        f"`{name}`: "
+        + ", ".join(
+            f"{field}{'' if info.is_required() else '?'}"
+            for field, info in model.model_fields.items()
+        )
+        for name, model in sorted(EVENT_SCHEMAS.items())
+    ]
+    return "Fields of the event type (amounts are decimal strings):\n\n" + "\n".join(
+        f"- {line}" for line in lines
+    )
 
 
 class EventInSerializer(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=sorted(EVENT_SCHEMAS))
     merchant = serializers.CharField(help_text="Your seller id for the merchant.")
-    ref = serializers.CharField(max_length=128, help_text="Order, invoice, shipment or payout id.")
+    ref = RefField(help_text="Order, invoice, shipment or payout id.")
     occurred_at = serializers.DateTimeField(help_text="RFC 3339 with an offset.")
-    data = serializers.DictField(  # type: ignore[assignment]
-        help_text="Fields of the event type; see the README table."
-    )
+    data = serializers.DictField(help_text=_data_fields())  # type: ignore[assignment]
 
 
 class EventBatchInSerializer(serializers.Serializer[Any]):
-    events = EventInSerializer(many=True, min_length=1, max_length=1000)  # type: ignore[call-arg]
+    events = serializers.ListField(child=EventInSerializer(), min_length=1, max_length=MAX_EVENTS)
 
 
 class ReceiptSerializer(serializers.Serializer[Any]):
-    merchant = serializers.CharField(help_text="Chainfin's public merchant id.")
+    merchant = serializers.CharField(help_text=SELLER_ID_HELP)
+    merchant_id = serializers.CharField(help_text=MERCHANT_ID_HELP)
     seq = serializers.IntegerField(min_value=1)
     hash = serializers.RegexField(HEX64)
     ref = serializers.CharField()
@@ -67,7 +84,8 @@ class EpcisReceiptsSerializer(ReceiptsSerializer):
 
 
 class ChainHeadSerializer(serializers.Serializer[Any]):
-    merchant = serializers.CharField()
+    merchant = serializers.CharField(help_text=SELLER_ID_HELP)
+    merchant_id = serializers.CharField(help_text=MERCHANT_ID_HELP)
     seq = serializers.IntegerField(min_value=0)
     hash = serializers.RegexField(HEX64)
     count = serializers.IntegerField(min_value=0)
@@ -90,62 +108,33 @@ class EntryPageSerializer(serializers.Serializer[Any]):
     next_after_seq = serializers.IntegerField(allow_null=True)
 
 
-def problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ProblemSerializer, description=description)
-
-
 _WRONG_KEY = problem("A merchant key: these operations take marketplace keys (credential_scope).")
 _READ_ERRORS = {
-    (401, PROBLEM): problem("Missing, unknown or revoked API key."),
+    (401, PROBLEM): UNAUTHENTICATED,
     (403, PROBLEM): _WRONG_KEY,
     (404, PROBLEM): problem(
         "No such merchant among yours (other marketplaces' merchants do not exist)."
     ),
-    (422, PROBLEM): problem("Invalid query parameters."),
-    (429, PROBLEM): problem("Rate limit reached; see Retry-After."),
+    (422, PROBLEM): INVALID_QUERY,
+    (429, PROBLEM): RATE_LIMITED,
 }
 _WRITE_ERRORS = {
     (400, PROBLEM): problem(
         "Malformed body (not JSON/XML, duplicate keys, nesting) or no Idempotency-Key."
     ),
-    (401, PROBLEM): problem("Bad key, timestamp more than 300 s off, bad or reused signature."),
+    (401, PROBLEM): UNSIGNED,
     (403, PROBLEM): _WRONG_KEY,
     (404, PROBLEM): problem("A named merchant is not one of yours."),
     (409, PROBLEM): problem(
         "The event contradicts the chain, or the same Idempotency-Key is in flight."
     ),
-    (413, PROBLEM): problem("Body too large."),
-    (415, PROBLEM): problem("Wrong Content-Type."),
+    (413, PROBLEM): TOO_LARGE,
+    (415, PROBLEM): WRONG_CONTENT_TYPE,
     (422, PROBLEM): problem(
         "Invalid fields (each with a JSON pointer), or Idempotency-Key reused."
     ),
-    (429, PROBLEM): problem("Rate limit reached; see Retry-After."),
+    (429, PROBLEM): RATE_LIMITED,
 }
-SIGNED_HEADERS = [
-    OpenApiParameter(
-        "Chainfin-Timestamp",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        required=True,
-        description="Unix seconds; must be within 300 s of Chainfin's clock.",
-    ),
-    OpenApiParameter(
-        "Chainfin-Signature",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        required=True,
-        description='v1=<hex HMAC-SHA256(signing_secret, "<ts>.<METHOD>.<path?query>.'
-        '<hex SHA-256 of body>")>. Each signature is accepted once.',
-    ),
-    OpenApiParameter(
-        "Idempotency-Key",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        required=True,
-        description="1-255 printable ASCII characters. A retry with the same key and body gets "
-        "the first response replayed; another body gets 422; while the first runs, 409.",
-    ),
-]
 _SELLER = OpenApiParameter(
     "seller_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Your seller id."
 )
@@ -167,7 +156,8 @@ _EXAMPLE_EVENT = {
 _EXAMPLE_RECEIPTS = {
     "receipts": [
         {
-            "merchant": "mer_3f2a9c0d1e4b5a6f",
+            "merchant": "A3F9K2QZ7",
+            "merchant_id": "mer_3f2a9c0d1e4b5a6f",
             "seq": 42,
             "hash": "5c7c1e6c52cfe4a820397abd84d2c551b62d08a195bb58898d85c82aa67d2853",
             "ref": "INV-2026-00042",
@@ -178,7 +168,7 @@ _EXAMPLE_RECEIPTS = {
 
 EVENTS_POST: dict[str, Any] = {
     "operation_id": "events_create",
-    "summary": "Append a batch of 1-1,000 events, all or nothing",
+    "summary": f"Append a batch of 1-{MAX_EVENTS:,} events, all or nothing",
     "request": EventBatchInSerializer,
     "parameters": SIGNED_HEADERS,
     "responses": {201: ReceiptsSerializer, **_WRITE_ERRORS},
@@ -198,7 +188,8 @@ CHAIN_GET: dict[str, Any] = {
         OpenApiExample(
             "Head",
             value={
-                "merchant": "mer_3f2a9c0d1e4b5a6f",
+                "merchant": "A3F9K2QZ7",
+                "merchant_id": "mer_3f2a9c0d1e4b5a6f",
                 "seq": 42,
                 "count": 42,
                 "hash": _EXAMPLE_RECEIPTS["receipts"][0]["hash"],
@@ -212,8 +203,8 @@ ENTRIES_GET: dict[str, Any] = {
     "summary": "A merchant's entries after a seq (cursor paging)",
     "parameters": [
         _SELLER,
-        OpenApiParameter("after_seq", OpenApiTypes.INT, description="Entries after this seq (0)."),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1-1,000 (100)."),
+        cursor_parameter("after_seq", "Entries after this seq (0 when absent)."),
+        LIMIT,
     ],
     "responses": {200: EntryPageSerializer, **_READ_ERRORS},
 }
@@ -243,7 +234,12 @@ EPCIS_POST: dict[str, Any] = {
         "application/ld+json": OpenApiTypes.OBJECT,
     },
     "parameters": [
-        OpenApiParameter("merchant", OpenApiTypes.STR, required=True, description="Seller id."),
+        OpenApiParameter(
+            "merchant",
+            {"type": "string", "minLength": 1},
+            required=True,
+            description="Your seller id for the merchant whose events these are.",
+        ),
         *SIGNED_HEADERS,
     ],
     "responses": {201: EpcisReceiptsSerializer, **_WRITE_ERRORS},

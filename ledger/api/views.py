@@ -17,9 +17,11 @@ from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
 from config.api.idempotency import idempotent
+from config.api.inputs import MAX_CURSOR, int_query_param, page_limit
 from config.api.parsers import JSONLDParser, RawTextXMLParser, RawXMLParser, StrictJSONParser
 from config.api.permissions import IsMarketplaceKey, api_principal, calling_marketplace
-from config.api.problems import ApiProblem
+from config.api.problems import ApiProblem, RequestInvalid
+from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
 from ledger.api import schema
 from ledger.events import ValidEvent, event_parse, format_timestamp
@@ -33,18 +35,13 @@ from ledger.selectors import (
     entry_at,
     merchant_for_tax_ids,
     merchants_by_seller_id,
+    seller_id_of,
 )
 from ledger.services import NewEntry, Receipt, entries_append
 from merchants.models import Marketplace, Merchant
 
-MAX_EVENTS = 1000
-MAX_PAGE = 1000
-DEFAULT_PAGE = 100
+MAX_EVENTS = schema.MAX_EVENTS
 MAX_XML_BYTES = 1_048_576
-
-
-def json_response(data: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
 
 
 def _not_found(what: str, pointer: str = "") -> ApiProblem:
@@ -66,26 +63,39 @@ class MarketplaceApi(APIView):
         return merchant[seller_id]
 
 
-def _receipts(receipts: Sequence[Receipt]) -> list[dict[str, Any]]:
+def _receipts(receipts: Sequence[Receipt], seller_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Each receipt names the merchant twice: as the marketplace does (its seller id, which
+    ``seller_ids[i]`` holds for receipt ``i``) and as the chain does (Chainfin's mer_… id)."""
     return [
-        {"merchant": r.merchant, "seq": r.seq, "hash": r.hash, "ref": r.ref, "type": r.type}
-        for r in receipts
+        {
+            "merchant": seller_id,
+            "merchant_id": r.merchant,
+            "seq": r.seq,
+            "hash": r.hash,
+            "ref": r.ref,
+            "type": r.type,
+        }
+        for r, seller_id in zip(receipts, seller_ids, strict=True)
     ]
 
 
 def _append(
-    marketplace: Marketplace, entries: list[NewEntry], pointers: Sequence[str]
+    marketplace: Marketplace,
+    entries: list[NewEntry],
+    pointers: Sequence[str],
+    seller_ids: Sequence[str],
 ) -> HttpResponse:
     """Append and answer 201 with receipts; errors point into the request, not the batch.
 
     ``pointers[i]`` locates entry ``i`` in the request body ("/events/3", "" for a whole
-    document), so a refusal names the field the sender wrote.
+    document), so a refusal names the field the sender wrote; ``seller_ids[i]`` is the seller
+    id its merchant goes by at ``marketplace``.
     """
     try:
         receipts = entries_append(source=marketplace.code, entries=entries, now=timezone.now())
     except (EventInvalid, EventConflict) as exc:
         raise exc.relocated(pointers) from None
-    return json_response({"receipts": _receipts(receipts)}, status=201)
+    return json_response({"receipts": _receipts(receipts, seller_ids)}, status=201)
 
 
 class EventBatchCreateApi(MarketplaceApi):
@@ -102,7 +112,7 @@ class EventBatchCreateApi(MarketplaceApi):
             if isinstance(raw, dict) and isinstance(raw.get("merchant"), str)
         }
         merchants = merchants_by_seller_id(marketplace=marketplace, seller_ids=seller_ids)
-        entries, errors = [], []
+        entries, named, errors = [], [], []
         for index, raw in enumerate(raw_events):
             try:
                 merchant, event = _one_event(raw, merchants)
@@ -113,17 +123,18 @@ class EventBatchCreateApi(MarketplaceApi):
                 problem.errors = [FieldError(f"/events/{index}/merchant", problem.title)]
                 raise problem from None
             entries.append(NewEntry(merchant_id=merchant.pk, event=event))
+            named.append(raw["merchant"])
         if errors:
             raise EventInvalid(errors)
-        return _append(marketplace, entries, [f"/events/{i}" for i in range(len(entries))])
+        return _append(marketplace, entries, [f"/events/{i}" for i in range(len(entries))], named)
 
 
 def _event_list(data: Any) -> list[Any]:
     if not isinstance(data, dict) or set(data) != {"events"}:
-        raise EventInvalid([FieldError("", 'The body must be {"events": [...]}.')])
+        raise RequestInvalid([FieldError("", 'The body must be {"events": [...]}.')])
     events = data["events"]
     if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
-        raise EventInvalid(
+        raise RequestInvalid(
             [FieldError("/events", f"Must be a list of 1 to {MAX_EVENTS:,} events.")]
         )
     return events
@@ -152,7 +163,8 @@ class ChainHeadApi(MarketplaceApi):
         head = chain_head(merchant=merchant)
         return json_response(
             {
-                "merchant": merchant.public_id,
+                "merchant": seller_id,
+                "merchant_id": merchant.public_id,
                 "seq": head.head_seq,
                 "hash": head.head_hash,
                 "count": head.head_seq,
@@ -174,21 +186,12 @@ def _entry(entry: Entry) -> dict[str, Any]:
     }
 
 
-def int_query_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise EventInvalid([FieldError(f"/{name}", f"Must be an integer from {low} to {high:,}.")])
-    return int(raw)
-
-
 class EntryListApi(MarketplaceApi):
     @extend_schema(**schema.ENTRIES_GET)
     def get(self, request: Request, seller_id: str) -> HttpResponse:
         merchant = self.merchant(request, seller_id)
-        after_seq = int_query_param(request, "after_seq", 0, 0, 2**62)
-        limit = int_query_param(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+        after_seq = int_query_param(request, "after_seq", 0, 0, MAX_CURSOR)
+        limit = page_limit(request)
         entries = entries_page(merchant=merchant, after_seq=after_seq, limit=limit)
         next_after = entries[-1].seq if len(entries) == limit else None
         return json_response(
@@ -227,7 +230,9 @@ class UblInvoiceCreateApi(MarketplaceApi):
                 "None of the supplier party's identifiers is the tax id of a merchant of yours.",
             )
         event = event_parse(document.event)
-        return _append(marketplace, [NewEntry(merchant_id=merchant.pk, event=event)], [""])
+        seller_id = seller_id_of(marketplace=marketplace, merchant=merchant)
+        entry = NewEntry(merchant_id=merchant.pk, event=event)
+        return _append(marketplace, [entry], [""], [seller_id])
 
 
 class EpcisCreateApi(MarketplaceApi):
@@ -241,7 +246,7 @@ class EpcisCreateApi(MarketplaceApi):
     def _create(self, request: Request, marketplace: Marketplace) -> HttpResponse:
         seller_id = request.query_params.get("merchant", "")
         if not seller_id:
-            raise EventInvalid(
+            raise RequestInvalid(
                 [FieldError("/merchant", "Name the merchant: ?merchant=<seller id>.")]
             )
         merchant = self.merchant(request, seller_id)
@@ -257,6 +262,7 @@ class EpcisCreateApi(MarketplaceApi):
         entries = [
             NewEntry(merchant_id=merchant.pk, event=event_parse(e.event)) for e in result.events
         ]
-        response = _append(marketplace, entries, [e.pointer for e in result.events])
+        pointers = [e.pointer for e in result.events]
+        response = _append(marketplace, entries, pointers, [seller_id] * len(entries))
         body = orjson.loads(response.content) | {"ignored": ignored}
         return json_response(body, status=201)

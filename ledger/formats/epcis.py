@@ -113,6 +113,8 @@ class EpcisResult:
 class EpcisRejected(LedgerError):
     """The document is not EPCIS Chainfin can read, or one of its shipment events is malformed."""
 
+    code = "epcis_rejected"
+
     def __init__(self, code: str, message: str, pointer: str) -> None:
         self.code = code
         self.message = message

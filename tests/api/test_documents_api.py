@@ -36,7 +36,8 @@ def test_ubl_invoice_and_its_credit_note(api, swedish_supplier) -> None:
     )
     assert issued.status_code == 201, issued.content
     receipt = issued.json()["receipts"][0]
-    assert (receipt["merchant"], receipt["type"], receipt["ref"]) == (
+    assert (receipt["merchant"], receipt["merchant_id"], receipt["type"], receipt["ref"]) == (
+        seller_id(swedish_supplier),
         swedish_supplier.public_id,
         "invoice.issued",
         "2018133",

@@ -33,10 +33,10 @@ def test_batch_gets_receipts_in_input_order(api, merchant, make_merchant) -> Non
     response = api.post(EVENTS, {"events": events})
     assert response.status_code == 201, response.content
     receipts = response.json()["receipts"]
-    assert [(r["merchant"], r["seq"], r["ref"], r["type"]) for r in receipts] == [
-        (merchant.public_id, 1, "ORD-1", "order.placed"),
-        (other.public_id, 1, "ORD-9", "order.placed"),
-        (merchant.public_id, 2, "INV-1", "invoice.issued"),
+    assert [(r["merchant"], r["merchant_id"], r["seq"], r["ref"], r["type"]) for r in receipts] == [
+        (seller_id(merchant), merchant.public_id, 1, "ORD-1", "order.placed"),
+        (seller_id(other), other.public_id, 1, "ORD-9", "order.placed"),
+        (seller_id(merchant), merchant.public_id, 2, "INV-1", "invoice.issued"),
     ]
     stored = Entry.objects.get(chain=merchant.pk, seq=2)
     assert receipts[2]["hash"] == stored.hash
@@ -233,7 +233,12 @@ class TestReads:
         api.post(EVENTS, {"events": [order_event(merchant, f"O-{n}") for n in range(5)]})
         base = f"/api/v1/merchants/{seller_id(merchant)}"
         head = api.get(f"{base}/chain").json()
-        assert (head["seq"], head["count"], head["merchant"]) == (5, 5, merchant.public_id)
+        assert (head["seq"], head["count"], head["merchant"], head["merchant_id"]) == (
+            5,
+            5,
+            seller_id(merchant),
+            merchant.public_id,
+        )
         page = api.get(f"{base}/entries?after_seq=1&limit=2").json()
         assert [e["seq"] for e in page["entries"]] == [2, 3]
         assert page["next_after_seq"] == 3

@@ -34,9 +34,9 @@ from config.api.permissions import (
     calling_merchant,
 )
 from config.api.problems import ApiProblem
+from config.api.responses import json_response
 from config.api.signing import sign
 from config.api.throttling import CredentialRateThrottle
-from ledger.api.views import json_response
 from ledger.models import Entry, IdempotentRequest
 from merchants.models import ApiKey, Marketplace, Merchant
 from merchants.services import api_key_revoke

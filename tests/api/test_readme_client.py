@@ -62,7 +62,8 @@ def test_python_reference_client(live_server, demo_merchant, monkeypatch, capsys
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     receipts = namespace["receipts"]
-    assert receipts["receipts"][0]["merchant"] == demo_merchant.public_id
+    assert receipts["receipts"][0]["merchant"] == "A3F9K2QZ7"  # the seller id it was sent as
+    assert receipts["receipts"][0]["merchant_id"] == demo_merchant.public_id
     assert str(receipts) in capsys.readouterr().out
     assert Entry.objects.filter(external_ref="ORD-1001").exists()
 

@@ -1,9 +1,10 @@
-"""The OpenAPI schema covers the routed API, and the docs page works without the internet."""
+"""The OpenAPI schema covers the routed API and states its limits; the docs page works offline."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -14,6 +15,12 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+
+from config.api.inputs import DEFAULT_PAGE, MAX_CURSOR, MAX_PAGE, REF_SCHEMA, ref_refusal
+from financing.services import MAX_RECEIVABLES_PER_ADVANCE
+from ledger.api.views import MAX_EVENTS
+from ledger.events import REF_MAX_LENGTH
+from tests.api.conftest import merchant_signed_client, signed_client
 
 API_PREFIX = "/api/v1/"
 SIGNED_HEADERS = {"Chainfin-Timestamp", "Chainfin-Signature", "Idempotency-Key"}
@@ -181,3 +188,96 @@ def test_events_post_has_valid_examples(schema) -> None:
     created = operation["responses"]["201"]["content"]["application/json"]
     for example in created.get("examples", {}).values():
         jsonschema.validate(example["value"], {**created["schema"], **components})
+
+
+def _parameter(schema: dict[str, Any], path: str, method: str, name: str) -> dict[str, Any]:
+    operation = schema["paths"][path][method]
+    [parameter] = [p for p in operation.get("parameters", []) if p["name"] == name]
+    return parameter
+
+
+def _component(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = schema["components"]["schemas"][name]
+    return found
+
+
+def test_the_schema_states_the_limits_the_server_enforces(schema) -> None:
+    """So a client generated from the schema never sends what is refused; the tests below
+    hold the server to the same numbers."""
+    limits = [
+        (path, p["schema"])
+        for path, method, operation in _operations(schema)
+        for p in operation.get("parameters", [])
+        if p["name"] == "limit"
+    ]
+    assert {path for path, _ in limits} == {
+        "/api/v1/merchants/{seller_id}/entries",
+        "/api/v1/receivables",
+    }
+    for path, limit in limits:
+        assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, MAX_PAGE), path
+        assert limit["default"] == DEFAULT_PAGE
+    after_seq = _parameter(schema, "/api/v1/merchants/{seller_id}/entries", "get", "after_seq")
+    assert (after_seq["schema"]["minimum"], after_seq["schema"]["maximum"]) == (0, MAX_CURSOR)
+
+    events = _component(schema, "EventBatchInRequest")["properties"]["events"]
+    assert (events["minItems"], events["maxItems"]) == (1, MAX_EVENTS)
+    assert _component(schema, "EventInRequest")["properties"]["ref"].items() >= REF_SCHEMA.items()
+
+    receivables = _component(schema, "ReceivableRefsRequest")["properties"]["receivables"]
+    assert (receivables["minItems"], receivables["maxItems"]) == (1, MAX_RECEIVABLES_PER_ADVANCE)
+    assert receivables["items"] == REF_SCHEMA
+    assert REF_SCHEMA["maxLength"] == REF_MAX_LENGTH and REF_SCHEMA["minLength"] == 1
+    after = _parameter(schema, "/api/v1/receivables", "get", "after")
+    assert after["schema"] == REF_SCHEMA
+
+    epcis_merchant = _parameter(schema, "/api/v1/logistics/epcis", "post", "merchant")
+    assert epcis_merchant["required"] is True
+    assert epcis_merchant["schema"]["minLength"] == 1
+
+    for path, method, _ in _operations(schema):
+        if method != "post":
+            continue
+        key = _parameter(schema, path, "post", "Idempotency-Key")["schema"]
+        assert (key["minLength"], key["maxLength"]) == (1, 255), path
+        assert re.fullmatch(key["pattern"], "~ !") and not re.fullmatch(key["pattern"], "é")
+        stamp = _parameter(schema, path, "post", "Chainfin-Timestamp")["schema"]
+        assert re.fullmatch(stamp["pattern"], "1767225600"), path
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["INV-1", "a", "a b", "INV/2026/7", "Ü-7", "x" * 128, "", " a", "a ", "\t", "a\x00b",
+     "a\x1fb", "a\x7f", "a\x85", "a\u202eb", "a\u2066", "\ufdd0", "a\uffff", "\ud800"],
+)  # fmt: skip
+def test_the_ref_pattern_is_the_servers_ref_rule(value: str) -> None:
+    """The pattern clients read and the rule the server applies (ledger.events.Ref) agree."""
+    by_pattern = re.fullmatch(REF_SCHEMA["pattern"], value) is not None
+    by_server = ref_refusal(value) is None
+
+    assert by_pattern == by_server
+
+
+@pytest.mark.django_db
+def test_the_server_enforces_the_stated_limits(merchant) -> None:
+    api = signed_client(merchant.links.get().marketplace)
+    entries = f"/api/v1/merchants/{merchant.links.get().seller_id}/entries"
+    for limit, status in ((0, 422), (1, 200), (MAX_PAGE, 200), (MAX_PAGE + 1, 422)):
+        for path in (entries, "/api/v1/receivables"):
+            assert api.get(f"{path}?limit={limit}").status_code == status, (path, limit)
+    keys = (("k" * 255, 422), ("k" * 256, 400), ("k\u00e9", 400))
+    for age, (key, status) in enumerate(keys):
+        # 422: the key is accepted and the (empty) body refused; 400: the key is refused.
+        # Signed a second apart: the same body signed in the same second is a replay.
+        stamp = int(time.time()) - age
+        response = api.post("/api/v1/events", {"events": []}, idempotency_key=key, timestamp=stamp)
+        assert response.status_code == status, (key, response.content)
+    too_many = {"events": [{}] * (MAX_EVENTS + 1)}
+    assert api.post("/api/v1/events", too_many).status_code == 422
+    assert api.post("/api/v1/logistics/epcis", {}).status_code == 422  # no ?merchant=
+
+    as_merchant = merchant_signed_client(merchant)
+    too_many_refs = {"receivables": [f"INV-{n}" for n in range(MAX_RECEIVABLES_PER_ADVANCE + 1)]}
+    assert as_merchant.post("/api/v1/advances/quote", too_many_refs).status_code == 422
+    too_long = {"receivables": ["x" * (REF_MAX_LENGTH + 1)]}
+    assert as_merchant.post("/api/v1/advances/quote", too_long).status_code == 422

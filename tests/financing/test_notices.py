@@ -176,8 +176,7 @@ def test_a_notice_arrives_signed_with_the_payload(
             "reference": advance.ref,
         },
         "receivables": [
-            {"invoice_ref": ref, "currency": "EUR", "amount": "1000.00", "due_date": due}
-            for ref in refs
+            {"ref": ref, "currency": "EUR", "face": "1000.00", "due_date": due} for ref in refs
         ],
     }
     assert payload == notice.payload
@@ -231,7 +230,7 @@ def test_each_marketplace_hears_of_its_own_receivables_under_its_own_secret(
         received = by_path[path]
         assert received.signed_by(hooks[mkt].secret)
         body = json.loads(received.body)
-        assert [r["invoice_ref"] for r in body["receivables"]] == refs
+        assert [r["ref"] for r in body["receivables"]] == refs
     assert json.loads(by_path["/nord"].body)["merchant"] == "NM-1"
     assert not by_path["/nord"].signed_by(hooks[marketplace].secret)
 
