@@ -44,16 +44,9 @@ from financing.models import (
 )
 from financing.risk import grade_of
 from financing.selectors import ReceivableTrail, advance_review, exposure_read
-from financing.services import (
-    FACILITY_TERMS,
-    advance_approve,
-    advance_authorize,
-    advance_reject,
-    blacklist_add,
-    blacklist_lift,
-    facility_change,
-    facility_open,
-)
+from financing.services.blacklist import blacklist_add, blacklist_lift
+from financing.services.decisions import advance_approve, advance_authorize, advance_reject
+from financing.services.facilities import FACILITY_TERMS, facility_change, facility_open
 from ledger.money import MoneyError, currency_exponent, format_minor_units, parse_minor_units
 from merchants.models import Merchant
 

@@ -24,8 +24,8 @@ from financing.api import schema, selectors
 from financing.eligibility import Verdict, verdicts
 from financing.exceptions import AdvanceRefused, RequestKeyReused
 from financing.models import Advance
-from financing.services import MAX_RECEIVABLES_PER_ADVANCE, AdvanceQuote, advance_quote
-from financing.services import advance_request as advance_request_service
+from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE, AdvanceQuote, advance_quote
+from financing.services.requests import advance_request as advance_request_service
 from ledger.api.idempotency import idempotent
 from ledger.api.views import int_query_param, json_response
 from ledger.exceptions import EventInvalid, FieldError

@@ -33,13 +33,10 @@ from financing.models import (
     WebhookEndpoint,
 )
 from financing.risk import grade_of
-from financing.services import (
-    advance_approve,
-    advance_reject,
-    advance_request,
-    blacklist_add,
-    facility_change,
-)
+from financing.services.blacklist import blacklist_add
+from financing.services.decisions import advance_approve, advance_reject
+from financing.services.facilities import facility_change
+from financing.services.requests import advance_request
 from ledger.models import Entry
 from ledger.money import format_minor_units
 from merchants.models import Marketplace, Merchant
