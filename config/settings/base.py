@@ -172,7 +172,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 60 * 60,
     },
     "overdue-sweep-daily": {
-        "task": "financing.tasks.overdue_sweep",
+        "task": "financing.tasks.overdue_sweep_run",
         "schedule": 24 * 60 * 60,
     },
 }

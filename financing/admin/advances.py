@@ -31,7 +31,7 @@ from financing.exceptions import FinancingError
 from financing.models import Advance, Facility
 from financing.risk import grade_of
 from financing.selectors import ReceivableTrail, advance_review, exposure_read
-from financing.services import advance_approve, advance_authorize, advance_reject
+from financing.services.decisions import advance_approve, advance_authorize, advance_reject
 from ledger.money import Money
 from merchants.models import Merchant
 

@@ -20,7 +20,7 @@ from financing.admin.formatting import refusal
 from financing.admin.writes import officer_of
 from financing.exceptions import FinancingError
 from financing.models import Blacklisting
-from financing.services import blacklist_add, blacklist_lift
+from financing.services.blacklist import blacklist_add, blacklist_lift
 from merchants.models import Merchant
 
 

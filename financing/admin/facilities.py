@@ -23,7 +23,7 @@ from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import MONEY_TERMS, diff_html, percent_of_bp
 from financing.admin.writes import ServiceSaveAdmin, officer_of
 from financing.models import Facility, FacilityChange
-from financing.services import FACILITY_TERMS, facility_change, facility_open
+from financing.services.facilities import FACILITY_TERMS, facility_change, facility_open
 from ledger.money import Money, MoneyError, currency_exponent, format_minor_units, parse_minor_units
 
 

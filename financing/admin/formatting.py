@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from financing.exceptions import AdvanceRefused, FinancingError
-from financing.services import FACILITY_TERMS
+from financing.services.facilities import FACILITY_TERMS
 from ledger.money import Money
 
 MONEY_TERMS = ("limit_minor", "checker_threshold_minor")

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.writes import ServiceSaveAdmin, officer_of
 from financing.models import AssignmentNotice, WebhookEndpoint
-from financing.services import webhook_endpoint_change, webhook_endpoint_create
+from financing.services.webhooks import webhook_endpoint_change, webhook_endpoint_create
 
 
 @admin.register(WebhookEndpoint)

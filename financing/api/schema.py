@@ -25,7 +25,7 @@ from config.api.schema import (
     problem,
     ref_parameter,
 )
-from financing.services import MAX_RECEIVABLES_PER_ADVANCE
+from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE
 
 MONEY_HELP = 'Decimal string in the currency\'s minor-unit precision, e.g. "1234.50".'
 

@@ -33,8 +33,8 @@ from config.api.throttling import CredentialRateThrottle
 from financing.api import schema, selectors
 from financing.eligibility import Verdict, verdicts
 from financing.models import Advance
-from financing.services import AdvanceQuote, advance_quote
-from financing.services import advance_request as advance_request_service
+from financing.services.requests import AdvanceQuote, advance_quote
+from financing.services.requests import advance_request as advance_request_service
 from ledger.exceptions import FieldError
 from ledger.money import format_minor_units
 from merchants.models import Merchant

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from config.api.inputs import DEFAULT_PAGE, MAX_CURSOR, MAX_PAGE, REF_SCHEMA, ref_refusal
-from financing.services import MAX_RECEIVABLES_PER_ADVANCE
+from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE
 from ledger.api.views import MAX_EVENTS
 from ledger.events import REF_MAX_LENGTH
 from tests.api.conftest import merchant_signed_client, signed_client

@@ -42,7 +42,9 @@ from config.api.permissions import IsMarketplaceKey, IsMerchantKey
 from config.api.signing import sign
 from financing.models import Advance
 from financing.roles import SENIOR_OFFICER
-from financing.services import advance_approve, advance_request, facility_open
+from financing.services.decisions import advance_approve
+from financing.services.facilities import facility_open
+from financing.services.requests import advance_request
 from merchants.models import Merchant
 from merchants.services import api_key_issue, marketplace_create, merchant_onboard
 from tests.api.conftest import SignedClient, signed_client

@@ -27,7 +27,7 @@ accounts, then measures in one process, for every figure in FIGURES, the figure 
    merchants. Not timed, before each run: the receivables' evidence (order, invoice due in 45
    days, shipment dispatched and delivered) is appended through ``entries_append`` as the
    marketplace, and each advance is requested with ``advance_request``.
-   The notice's delivery is enqueued after commit; for the run, ``financing.tasks.notice_deliver``
+   The notice's delivery is enqueued after commit; for the run, ``financing.tasks.notice_send``
    is replaced by a stand-in whose ``delay`` only counts (no broker is needed, nothing is sent;
    the bench creates no webhook endpoint either), and the count must equal the disbursements;
    baseline a: the same rows written by raw SQL with no checks, one transaction per disbursement:
@@ -296,7 +296,7 @@ def _facilities_open(merchant_ids: list[int]) -> tuple[User, dict[int, Merchant]
     from django.utils import timezone
 
     from financing.accounts import Chart
-    from financing.services import facility_open
+    from financing.services.facilities import facility_open
     from merchants.models import Merchant
 
     # No service verifies KYC (an officer does it in the admin); the test fixtures set it too.
@@ -463,7 +463,7 @@ def _disbursements(bench: Bench, number: int, tag: str) -> float:
     from django.utils import timezone
 
     from financing.models import Advance
-    from financing.services import advance_approve
+    from financing.services.decisions import advance_approve
 
     advances = _advances_request(bench, number)
     with _notices_not_sent() as notices:
@@ -487,7 +487,7 @@ def _advances_request(bench: Bench, number: int) -> list[Advance]:
     """``number`` fundable receivables, one per advance request, round-robin over merchants."""
     from django.utils import timezone
 
-    from financing.services import advance_request
+    from financing.services.requests import advance_request
     from ledger.services import NewEntry, entries_append
 
     now = timezone.now()
@@ -547,7 +547,7 @@ def _receivable_evidence(serial: int, now: datetime) -> list[ValidEvent]:
 
 
 class _NoticeTaskStandIn:
-    """Stands in for ``financing.tasks.notice_deliver``: ``delay`` counts, sends nothing."""
+    """Stands in for ``financing.tasks.notice_send``: ``delay`` counts, sends nothing."""
 
     def __init__(self) -> None:
         self.enqueued = 0
@@ -558,16 +558,16 @@ class _NoticeTaskStandIn:
 
 @contextmanager
 def _notices_not_sent() -> Iterator[_NoticeTaskStandIn]:
-    """No broker for the run: ``notices_deliver_later`` finds the stand-in after each commit."""
+    """No broker for the run: the disbursement finds the stand-in after each commit."""
     import financing.tasks
 
-    task = financing.tasks.notice_deliver
+    task = financing.tasks.notice_send
     stand_in = _NoticeTaskStandIn()
-    financing.tasks.notice_deliver = stand_in  # type: ignore[assignment]
+    financing.tasks.notice_send = stand_in  # type: ignore[assignment]
     try:
         yield stand_in
     finally:
-        financing.tasks.notice_deliver = task
+        financing.tasks.notice_send = task
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 
 from financing.models import Facility
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
-from financing.services import facility_open
+from financing.services.facilities import facility_open
 from ledger.events import event_parse, format_timestamp
 from ledger.services import NewEntry, entries_append
 from merchants.models import Marketplace, Merchant
@@ -234,9 +234,9 @@ def constraint_of(exc: BaseException) -> str | None:
 
 
 class NoticeTaskRecorder:
-    """Stands in for ``financing.tasks.notice_deliver``: ``delay`` records, sends nothing.
+    """Stands in for ``financing.tasks.notice_send``: ``delay`` records, sends nothing.
 
-    ``notices_deliver_later`` imports the task when its ``on_commit`` callback runs, so the
+    The disbursement looks the task up when its ``on_commit`` callback runs, so the
     product's own after-commit path calls this; transactional tests then leave no stray
     messages on the shared broker for some later worker to pick up.
     """
@@ -253,5 +253,5 @@ def notices_enqueued(monkeypatch: pytest.MonkeyPatch) -> NoticeTaskRecorder:
     import financing.tasks
 
     recorder = NoticeTaskRecorder()
-    monkeypatch.setattr(financing.tasks, "notice_deliver", recorder)
+    monkeypatch.setattr(financing.tasks, "notice_send", recorder)
     return recorder

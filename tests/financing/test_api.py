@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from financing.models import Advance, Assignment, Facility
-from financing.services import advance_approve
+from financing.services.decisions import advance_approve
 from merchants.models import Marketplace, Merchant
 from merchants.services import marketplace_create
 from tests.api.conftest import SignedClient, merchant_signed_client, signed_client

@@ -21,7 +21,8 @@ from django.db import IntegrityError, transaction
 from financing.eligibility import Verdict, verdicts
 from financing.exceptions import AdvanceRefused
 from financing.models import Advance, Assignment, Facility
-from financing.services import advance_approve, advance_reject, advance_request
+from financing.services.decisions import advance_approve, advance_reject
+from financing.services.requests import advance_request
 from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Merchant
 from merchants.services import marketplace_create
 from tests.financing.conftest import TODAY, Trade, constraint_of, db_counts

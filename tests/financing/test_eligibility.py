@@ -19,12 +19,8 @@ from django.contrib.auth.models import User
 from financing.eligibility import Code, Verdict, verdicts
 from financing.exceptions import AdvanceRefused, FacilityInvalid
 from financing.models import Facility
-from financing.services import (
-    MAX_RECEIVABLES_PER_ADVANCE,
-    advance_quote,
-    advance_request,
-    blacklist_add,
-)
+from financing.services.blacklist import blacklist_add
+from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE, advance_quote, advance_request
 from merchants.models import MarketplaceMerchant, Merchant
 from merchants.services import marketplace_create
 from tests.financing.conftest import TODAY, Trade, db_counts

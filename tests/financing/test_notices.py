@@ -17,18 +17,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections, transaction
+from django.db.models import F
 
 import financing.tasks
 from config.api.signing import signature_verify
 from financing.models import Advance, AssignmentNotice, Facility, WebhookEndpoint
 from financing.notices import DeliveryFailed, notice_deliver
-from financing.services import advance_approve, advance_request
+from financing.services.decisions import advance_approve
+from financing.services.requests import advance_request
 from merchants.models import Marketplace, MarketplaceMerchant
 from merchants.services import marketplace_create
 from tests.conftest import NOW, celery_worker
@@ -154,7 +157,7 @@ def test_a_notice_arrives_signed_with_the_payload(
     advance, refs = requested
     notice = disburse(advance, officer)
 
-    notice_deliver(notice.pk)
+    notice_deliver(notice_id=notice.pk, now=NOW)
 
     [received] = receiver.requests
     assert (received.method, received.path) == ("POST", HOOK_PATH)
@@ -189,7 +192,8 @@ def test_a_notice_arrives_signed_with_the_payload(
     assert (notice.attempts, notice.last_error) == (1, "")
     assert notice.delivered_at is not None
 
-    notice_deliver(notice.pk)  # a redelivered task: the marketplace hears it once
+    # a redelivered task: the marketplace hears it once
+    notice_deliver(notice_id=notice.pk, now=NOW)
 
     assert len(receiver.requests) == 1
     notice.refresh_from_db()
@@ -222,7 +226,7 @@ def test_each_marketplace_hears_of_its_own_receivables_under_its_own_secret(
     advance_approve(advance=advance, officer=officer, now=NOW)
 
     for notice in AssignmentNotice.objects.filter(advance=advance):
-        notice_deliver(notice.pk)
+        notice_deliver(notice_id=notice.pk, now=NOW)
 
     by_path = {r.path: r for r in receiver.requests}
     assert set(by_path) == {"/acme", "/nord"}
@@ -248,7 +252,7 @@ def test_a_transient_failure_is_raised_for_a_retry(
     receiver.statuses = [status]
 
     with pytest.raises(DeliveryFailed):
-        notice_deliver(notice.pk)
+        notice_deliver(notice_id=notice.pk, now=NOW)
 
     assert len(receiver.requests) == 1
     notice.refresh_from_db()
@@ -266,7 +270,7 @@ def test_an_unreachable_endpoint_is_raised_for_a_retry(
     notice = disburse(requested[0], officer)
 
     with pytest.raises(DeliveryFailed):
-        notice_deliver(notice.pk)
+        notice_deliver(notice_id=notice.pk, now=NOW)
 
     notice.refresh_from_db()
     assert notice.status == AssignmentNotice.Status.PENDING
@@ -286,7 +290,7 @@ def test_a_refusal_is_recorded_and_not_retried(
     notice = disburse(requested[0], officer)
     receiver.statuses = [status]
 
-    notice_deliver(notice.pk)  # returns: nothing for Celery to retry
+    notice_deliver(notice_id=notice.pk, now=NOW)  # returns: nothing for Celery to retry
 
     assert len(receiver.requests) == 1
     notice.refresh_from_db()
@@ -308,7 +312,7 @@ def test_without_an_active_endpoint_the_notice_says_so(
         WebhookEndpoint.objects.create(marketplace=marketplace, url=receiver.url(), active=active)
     notice = disburse(requested[0], officer)
 
-    notice_deliver(notice.pk)
+    notice_deliver(notice_id=notice.pk, now=NOW)
 
     assert receiver.requests == []
     notice.refresh_from_db()
@@ -322,6 +326,28 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.mark.django_db
+def test_attempts_are_counted_in_the_database_so_a_concurrent_attempt_is_kept(
+    requested: tuple[Advance, list[str]],
+    officer: User,
+    endpoint: WebhookEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notice = disburse(requested[0], officer)
+
+    def post(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        # A redelivered task's attempt lands while this one waits for the marketplace.
+        AssignmentNotice.objects.filter(pk=notice.pk).update(attempts=F("attempts") + 1)
+        return SimpleNamespace(status_code=200)
+
+    monkeypatch.setattr("financing.notices.requests.post", post)
+
+    notice_deliver(notice_id=notice.pk, now=NOW)
+
+    notice.refresh_from_db()
+    assert (notice.status, notice.attempts) == (AssignmentNotice.Status.DELIVERED, 2)
 
 
 # --- After commit, and only then ---------------------------------------------------------------
@@ -355,7 +381,7 @@ def test_a_notice_is_enqueued_once_the_disbursement_committed(
     requested: tuple[Advance, list[str]], officer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = VisibilityProbe()
-    monkeypatch.setattr(financing.tasks, "notice_deliver", probe)
+    monkeypatch.setattr(financing.tasks, "notice_send", probe)
 
     notice = disburse(requested[0], officer)
 
@@ -394,15 +420,15 @@ def test_a_rolled_back_disbursement_enqueues_nothing(
 
 
 class OnQueue:
-    """``notice_deliver`` sent to this test's own queue, so no other worker or test's leftover
+    """``notice_send`` sent to this test's own queue, so no other worker or test's leftover
     message meets it on the shared broker. Celery's retry republishes to the same queue."""
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        self.task = financing.tasks.notice_deliver
+        self.task = financing.tasks.notice_send
 
     def delay(self, notice_id: int) -> None:
-        self.task.apply_async((notice_id,), queue=self.queue)
+        self.task.apply_async(kwargs={"notice_id": notice_id}, queue=self.queue)
 
 
 @pytest.fixture
@@ -416,7 +442,7 @@ def worker_queue(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
         "no_proxy": "127.0.0.1,localhost",
     }
     with celery_worker(queue, redis_url, **worker_env) as output:
-        monkeypatch.setattr(financing.tasks, "notice_deliver", OnQueue(queue))
+        monkeypatch.setattr(financing.tasks, "notice_send", OnQueue(queue))
         try:
             yield queue
         finally:

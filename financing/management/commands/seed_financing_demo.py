@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from financing.eligibility import verdicts
 from financing.models import Advance, Facility
-from financing.services import advance_approve, advance_request, facility_open
+from financing.services.decisions import advance_approve
+from financing.services.facilities import facility_open
+from financing.services.requests import advance_request
 from ledger.money import format_minor_units
 from merchants.models import Merchant
 

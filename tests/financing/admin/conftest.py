@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from financing.models import Advance, Facility
-from financing.services import advance_request
+from financing.services.requests import advance_request
 from ledger.money import format_minor_units
 from merchants.models import Marketplace, Merchant
 from tests.financing.conftest import Trade

@@ -20,7 +20,8 @@ from financing.models import (
     Receivable,
     WebhookEndpoint,
 )
-from financing.services import advance_approve, blacklist_add
+from financing.services.blacklist import blacklist_add
+from financing.services.decisions import advance_approve
 from merchants.models import Marketplace
 from tests.financing.admin.conftest import SignIn, _facility_form, _request, _url
 from tests.financing.conftest import Trade

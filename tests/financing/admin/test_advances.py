@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from financing.models import Advance, AssignmentNotice, Facility
 from financing.risk import grade_of
-from financing.services import advance_approve, advance_reject
+from financing.services.decisions import advance_approve, advance_reject
 from ledger.models import Entry
 from ledger.money import format_minor_units
 from tests.financing.admin.conftest import (

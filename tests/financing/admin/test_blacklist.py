@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from financing.models import Blacklisting
-from financing.services import blacklist_add
+from financing.services.blacklist import blacklist_add
 from merchants.models import Merchant
 from tests.financing.admin.conftest import SignIn, _messages
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from financing.models import Facility, FacilityChange
-from financing.services import facility_change
+from financing.services.facilities import facility_change
 from merchants.models import Merchant
 from tests.financing.admin.conftest import SignIn, _facility_form, _messages, _request
 from tests.financing.conftest import Trade

@@ -25,13 +25,9 @@ from financing.exceptions import (
     WrongState,
 )
 from financing.models import Advance, Assignment, Facility
-from financing.services import (
-    advance_approve,
-    advance_authorize,
-    advance_reject,
-    advance_request,
-    facility_change,
-)
+from financing.services.decisions import advance_approve, advance_authorize, advance_reject
+from financing.services.facilities import facility_change
+from financing.services.requests import advance_request
 from ledger.models import Entry
 from tests.financing.conftest import Trade, constraint_of, db_counts
 

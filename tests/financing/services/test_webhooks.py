@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 
 from financing.exceptions import NotPermitted, WrongState
 from financing.models import WebhookEndpoint
-from financing.services import webhook_endpoint_change, webhook_endpoint_create
+from financing.services.webhooks import webhook_endpoint_change, webhook_endpoint_create
 from merchants.models import Marketplace
 
 pytestmark = pytest.mark.django_db

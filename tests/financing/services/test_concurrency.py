@@ -24,12 +24,14 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, connections
 from django.db.models import F, Sum
 
-from financing import services
+from financing import locks
 from financing.books.models import JournalEntry
 from financing.exceptions import AdvanceRefused, ApprovalVoid, WrongState
 from financing.models import Advance, Assignment, AssignmentNotice, Facility
 from financing.roles import SENIOR_OFFICER
-from financing.services import advance_approve, advance_authorize, advance_request
+from financing.services import requests
+from financing.services.decisions import advance_approve, advance_authorize
+from financing.services.requests import advance_request
 from ledger.models import Entry
 from merchants.models import Merchant
 from tests.conftest import NOW
@@ -84,7 +86,7 @@ def assert_only(results: Sequence[Any], *allowed: type) -> None:
 
 
 class QuoteSpy:
-    """Wraps ``services._quote`` for new requests: counts the threads inside it at once, counts
+    """Wraps ``requests._quote`` for new requests: counts the threads inside it at once, counts
     the requests that passed every check, and, given a barrier, holds each request after its
     checks until all have checked, so no request can see another's hold (the lock must be off
     for that barrier ever to open: with it, the second request waits for the first's commit).
@@ -120,27 +122,27 @@ class QuoteSpy:
 def spy_on_quotes(
     monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier | None = None
 ) -> QuoteSpy:
-    spy = QuoteSpy(services._quote, barrier)
-    monkeypatch.setattr(services, "_quote", spy)
+    spy = QuoteSpy(requests._quote, barrier)
+    monkeypatch.setattr(requests, "_quote", spy)
     return spy
 
 
 def spy_on_races(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """Record the constraint behind every refusal that came from the database, not the checks."""
     constraints: list[str | None] = []
-    real = services._race_refusal
+    real = requests._race_refusal
 
     def race_refusal(exc: IntegrityError) -> AdvanceRefused:
         constraints.append(constraint_of(exc))
         return real(exc)
 
-    monkeypatch.setattr(services, "_race_refusal", race_refusal)
+    monkeypatch.setattr(requests, "_race_refusal", race_refusal)
     return constraints
 
 
 def lock_off(monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative control: requests no longer queue on the facility row."""
-    monkeypatch.setattr(services, "facility_lock", lambda merchant, currency: None)
+    monkeypatch.setattr(locks, "facility_lock", lambda merchant, currency: None)
 
 
 def request_call(merchant: Merchant, refs: Sequence[str], key: str) -> Callable[[], Advance]:

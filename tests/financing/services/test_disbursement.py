@@ -1,4 +1,5 @@
-"""An advance from request to disbursement: quote, hold, maker-checker, journal, chain, notice."""
+"""Disbursement, reached two ways: on the maker's approval below the facility's checker
+threshold, on the checker's authorization above it. Journal, chain, notice."""
 
 from __future__ import annotations
 
@@ -9,25 +10,15 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from financing.books.models import Account, JournalEntry
-from financing.exceptions import AdvanceRefused
-from financing.models import Advance, Assignment, AssignmentNotice, Facility
-from financing.services import advance_approve, advance_authorize, advance_quote, advance_request
+from financing.exceptions import WrongState
+from financing.models import Advance, AssignmentNotice, Facility
+from financing.services.decisions import advance_approve, advance_authorize
+from financing.services.disbursement import advance_disburse
+from financing.services.requests import advance_request
 from ledger.models import Entry
-from tests.financing.conftest import TODAY, Trade
+from tests.financing.conftest import Trade
 
 pytestmark = pytest.mark.django_db
-
-
-def test_a_quote_prices_each_receivable_to_its_due_date(trade: Trade, facility: Facility) -> None:
-    [ref] = trade.fundable(1, amount="10000.00", due_in_days=7)
-
-    quote = advance_quote(merchant=trade.merchant, refs=[ref], today=TODAY)
-
-    assert quote.total("face_minor") == 1_000_000
-    assert quote.total("advance_minor") == 800_000  # 80 %
-    assert quote.total("fee_minor") == 2_800  # 8,000.00 x 18 % x 7 / 360
-    assert quote.total("reserve_minor") == 200_000
-    assert quote.days == 7
 
 
 def test_a_small_advance_disburses_on_approval(
@@ -85,14 +76,16 @@ def test_a_large_advance_waits_for_a_second_officer(
     assert disbursed.authorized_by == senior
 
 
-def test_a_held_receivable_cannot_be_requested_again(
+def test_only_an_approved_advance_is_disbursed(
     trade: Trade, facility: Facility, now: datetime
 ) -> None:
-    refs = trade.fundable(1)
-    advance_request(merchant=trade.merchant, refs=refs, request_key="a", now=now)
+    refs = trade.fundable(1, amount="1000.00")
+    advance = advance_request(merchant=trade.merchant, refs=refs, request_key="k", now=now)
 
-    with pytest.raises(AdvanceRefused) as refused:
-        advance_request(merchant=trade.merchant, refs=refs, request_key="b", now=now)
+    with pytest.raises(WrongState, match="not approved"):
+        advance_disburse(advance=advance, now=now)
 
-    assert [code for code, _ in refused.value.reasons[refs[0]]] == ["ALREADY_ASSIGNED"]
-    assert Assignment.objects.count() == 1
+    advance.refresh_from_db()
+    assert advance.status == Advance.Status.REQUESTED
+    assert not JournalEntry.objects.exists()
+    assert not AssignmentNotice.objects.exists()

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 
 from financing.exceptions import FacilityInvalid, NotPermitted
 from financing.models import Facility, FacilityChange
-from financing.services import FACILITY_TERMS, advance_request, facility_change, facility_open
+from financing.services.facilities import FACILITY_TERMS, facility_change, facility_open
+from financing.services.requests import advance_request
 from tests.financing.conftest import DEFAULT_TERMS, Trade, constraint_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from financing import tasks
@@ -23,16 +22,13 @@ from financing.exceptions import AdvanceRefused, NotPermitted, WrongState
 from financing.models import Advance, Blacklisting, Facility
 from financing.pricing import DayCount, late_fee
 from financing.risk import risk_assess
-from financing.services import (
-    advance_approve,
-    advance_request,
-    blacklist_add,
-    blacklist_lift,
-    facility_change,
-    overdue_sweep,
-)
+from financing.services.blacklist import blacklist_lift
+from financing.services.decisions import advance_approve
+from financing.services.facilities import facility_change
+from financing.services.overdue import overdue_sweep
+from financing.services.requests import advance_request
 from ledger.models import Entry
-from tests.financing.conftest import TODAY, Trade, constraint_of, db_counts
+from tests.financing.conftest import TODAY, Trade, db_counts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -250,27 +246,6 @@ def test_a_lifted_blacklisting_is_not_reimposed_by_the_next_sweep(
     assert not Blacklisting.objects.filter(lifted_at__isnull=True).exists()
 
 
-def test_the_database_allows_one_active_blacklisting_per_merchant(
-    trade: Trade, officer: User, now: datetime
-) -> None:
-    merchant = trade.merchant
-    first = blacklist_add(merchant=merchant, officer=officer, reason="Fraud alert", now=now)
-
-    with pytest.raises(IntegrityError) as refused, transaction.atomic():
-        Blacklisting.objects.create(merchant=merchant, reason="Again", created_at=now)
-    assert constraint_of(refused.value) == "blacklisting_one_active_per_merchant"
-    with pytest.raises(WrongState, match="already blacklisted"):
-        blacklist_add(merchant=merchant, officer=officer, reason="Again", now=now)
-    # A lift without officer or reason is refused by the database as well.
-    with pytest.raises(IntegrityError) as unlifted, transaction.atomic():
-        Blacklisting.objects.filter(pk=first.pk).update(lifted_at=now)
-    assert constraint_of(unlifted.value) == "blacklisting_lift_needs_officer_and_reason"
-
-    blacklist_lift(blacklisting=first, officer=officer, reason="Cleared", now=now)
-    blacklist_add(merchant=merchant, officer=officer, reason="New alert", now=now)
-    assert Blacklisting.objects.filter(merchant=merchant).count() == 2
-
-
 # The whole story, verified ---------------------------------------------------------------------
 
 
@@ -310,7 +285,7 @@ def test_the_celery_task_runs_the_sweep_as_of_now(
     if today <= DUE:
         pytest.skip(f"the real clock ({today}) is before the advance's due date {DUE}")
 
-    touched = tasks.overdue_sweep()
+    touched = tasks.overdue_sweep_run()
 
     days = (timezone.now().date() - DUE).days
     overdue = fresh(advance)
@@ -318,4 +293,4 @@ def test_the_celery_task_runs_the_sweep_as_of_now(
     assert overdue.status == Advance.Status.OVERDUE
     assert overdue.late_fee_minor == late_fee(ADVANCE, 2400, days, DayCount.ACT_360)
     assert overdue.late_fee_accrued_to == timezone.now().date()
-    assert tasks.overdue_sweep() == 0  # the same day again: nothing
+    assert tasks.overdue_sweep_run() == 0  # the same day again: nothing

@@ -1,0 +1,35 @@
+"""Row locks of financing, taken in one order so use cases never deadlock on each other.
+
+A request locks its facility before it writes anything; a decision locks its advance together
+with the advance's facility (one joined ``SELECT … FOR UPDATE``); the books' accounts and the
+merchant's chain come after, through ``journal_post`` and ``entries_append``.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from financing.models import Advance, Facility
+from merchants.models import Merchant
+
+
+def facility_qs_for_update() -> QuerySet[Facility]:
+    """Facilities locked FOR UPDATE, in id order, once the caller filters and evaluates them."""
+    return Facility.objects.select_for_update().order_by("pk")
+
+
+def facility_lock(*, merchant: Merchant, currency: str | None) -> None:
+    """Lock the merchant's facilities in ``currency``; must run in a transaction.
+
+    Requests against one credit line then see each other's holds and commitments.
+    """
+    list(facility_qs_for_update().filter(merchant=merchant, currency=currency))
+
+
+def advance_qs_for_update() -> QuerySet[Advance]:
+    """Advances locked FOR UPDATE, in id order, once the caller filters and evaluates them.
+
+    Rows joined with ``select_related`` are locked too: a decision holds the advance and its
+    facility at once, so a facility change waits for it (and the other way round).
+    """
+    return Advance.objects.select_for_update().order_by("pk")

@@ -1,0 +1,170 @@
+"""Maker-checker: an officer approves (the maker), a second officer authorizes above the
+checker threshold (the checker), or an officer rejects. What was approved is bound by a hash."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import F
+
+from financing.exceptions import AdvanceRefused, ApprovalVoid, MakerCheckerViolation, WrongState
+from financing.locks import advance_qs_for_update
+from financing.models import Advance, Assignment, Facility
+from financing.services._shared import approval_void, officer_require
+from financing.services.disbursement import advance_disburse
+from financing.services.requests import AdvanceQuote, advance_requote
+from ledger.canonical import canonical_json
+from ledger.models import Invoice
+
+
+def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str = "") -> Advance:
+    """The maker's decision. Binds a hash of what was approved; small advances disburse at once.
+
+    :raises NotPermitted: the officer may not approve.
+    :raises WrongState: the advance is not awaiting approval.
+    :raises AdvanceRefused: the evidence changed since the request (the reasons say how).
+    """
+    officer_require(officer, "financing.approve_advance")
+    with transaction.atomic():
+        locked = _advance_locked(advance, Advance.Status.REQUESTED)
+        _reprice(locked, advance_requote(advance=locked, today=now.date()))
+        locked.approved_by = officer
+        locked.approved_at = now
+        locked.approval_hash = terms_hash(locked)
+        locked.decision_note = note
+        if locked.advance_minor <= locked.facility.checker_threshold_minor:
+            advance_disburse(advance=locked, now=now)
+        else:
+            locked.status = Advance.Status.APPROVED
+            locked.save()
+    return locked
+
+
+def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Advance:
+    """The checker's decision: a second officer releases the money.
+
+    :raises NotPermitted: the officer may not authorize.
+    :raises WrongState: the advance is not approved and awaiting authorization.
+    :raises MakerCheckerViolation: the approving officer tries to authorize too.
+    :raises ApprovalVoid: what was approved changed; the advance is back in the review queue.
+    """
+    officer_require(officer, "financing.authorize_advance")
+    void_reason = ""
+    with transaction.atomic():
+        locked = _advance_locked(advance, Advance.Status.APPROVED)
+        if locked.approved_by_id == officer.pk:
+            raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
+        try:
+            advance_requote(advance=locked, today=now.date())
+            if terms_hash(locked) != locked.approval_hash:
+                raise ApprovalVoid("The advance or its terms changed after approval.")
+        except (AdvanceRefused, ApprovalVoid) as exc:
+            void_reason = _explained(exc)
+            approval_void(locked, void_reason)
+        else:
+            locked.authorized_by = officer
+            advance_disburse(advance=locked, now=now)
+    if void_reason:  # raised after commit, so the voiding itself is kept
+        raise ApprovalVoid(f"Approval void: {void_reason} It needs a fresh approval.")
+    return locked
+
+
+def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str) -> Advance:
+    """Turn a request down, with a note the merchant reads; its holds and room are released.
+
+    :raises NotPermitted: the officer may not decide on advances.
+    :raises WrongState: no note, or the advance is no longer open.
+    """
+    officer_require(officer, "financing.approve_advance")
+    if not note.strip():
+        raise WrongState("Say why the advance is rejected; the merchant will read it.")
+    with transaction.atomic():
+        locked = _advance_locked(advance, *Advance.OPEN)
+        locked.status = Advance.Status.REJECTED
+        locked.decided_at = now
+        locked.decision_note = note
+        locked.save()
+        _holds_release(locked)
+    return locked
+
+
+def terms_hash(advance: Advance) -> str:
+    """SHA-256 of everything an approval binds: the advance's terms, its facility's terms (by
+    version) and each receivable's evidence as it stands. Any change gives another hash."""
+    items = advance.assignments.order_by("id").values_list(
+        "invoice_ref", "fingerprint", "face_minor", "advance_minor", "due_date"
+    )
+    faces = dict(
+        Invoice.objects.filter(merchant_id=advance.merchant_id, ref__in=[i[0] for i in items])
+        .annotate(face=F("amount_minor") - F("credited_minor"))
+        .values_list("ref", "face")
+    )
+    terms = {
+        "advance": advance.ref,
+        "merchant": advance.merchant_id,
+        "facility": [advance.facility_id, advance.facility.version],
+        "currency": advance.currency,
+        "amounts": [
+            advance.face_minor,
+            advance.advance_minor,
+            advance.fee_minor,
+            advance.reserve_minor,
+        ],
+        "days": advance.days,
+        "due_date": advance.due_date.isoformat(),
+        "apr": str(advance.apr),
+        "items": [
+            [ref, fp, face, adv, due.isoformat(), faces.get(ref)]
+            for ref, fp, face, adv, due in items
+        ],
+    }
+    return hashlib.sha256(canonical_json(terms)).hexdigest()
+
+
+def _advance_locked(advance: Advance, *statuses: str) -> Advance:
+    locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
+    if locked.status not in statuses:
+        raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
+    return locked
+
+
+def _explained(exc: AdvanceRefused | ApprovalVoid) -> str:
+    if isinstance(exc, ApprovalVoid) or not exc.reasons:
+        return exc.message
+    per_ref = "; ".join(
+        f"{ref}: {', '.join(code for code, _ in pairs)}" for ref, pairs in exc.reasons.items()
+    )
+    return f"{exc.message} ({per_ref})"
+
+
+def _reprice(advance: Advance, quote: AdvanceQuote) -> None:
+    """Approval prices the advance as of today, under the facility's terms as they stand now.
+
+    The approval hash then binds this price: from here on, any change voids the approval.
+    """
+    delta = quote.total("advance_minor") - advance.advance_minor
+    if delta:  # a changed advance rate; the facility's CHECK still caps the commitment
+        Facility.objects.filter(pk=advance.facility_id).update(
+            committed_minor=F("committed_minor") + delta
+        )
+    advance.face_minor = quote.total("face_minor")
+    advance.advance_minor = quote.total("advance_minor")
+    advance.fee_minor = quote.total("fee_minor")
+    advance.reserve_minor = quote.total("reserve_minor")
+    advance.days, advance.due_date, advance.apr = quote.days, quote.due_date, quote.apr
+    for item in quote.items:
+        advance.assignments.filter(invoice_ref=item.verdict.ref).update(
+            face_minor=item.quote.face_minor, advance_minor=item.quote.advance_minor
+        )
+
+
+def _holds_release(advance: Advance) -> None:
+    advance.assignments.filter(status=Assignment.Status.HELD).update(
+        status=Assignment.Status.RELEASED
+    )
+    Facility.objects.filter(pk=advance.facility_id).update(
+        committed_minor=F("committed_minor") - advance.advance_minor
+    )

@@ -1,0 +1,125 @@
+"""Disbursement: the money leaves the bank, the receivables become the bank's, the chain and the
+marketplaces hear of it. Reached from the maker's approval below the checker threshold and from
+the checker's authorization above it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from financing import accounts, tasks
+from financing.books.services import Leg, journal_post
+from financing.exceptions import WrongState
+from financing.models import Advance, Assignment, AssignmentNotice, Receivable
+from financing.notices import notice_payload
+from ledger.events import system_event
+from ledger.money import format_minor_units
+from ledger.services import NewEntry, entries_append
+from merchants.models import Marketplace
+
+
+def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
+    """Pay out an approved advance: assign its receivables, post the journal, extend the chain
+    and write a notice for each marketplace, to be sent once the transaction commits.
+
+    The caller decided it: it holds the advance's lock (``financing.locks``) in its transaction
+    and has set the approval (and the authorization, above the threshold) on ``advance``, which
+    this saves with the disbursement. Money moves in the caller's transaction, or in one of its
+    own when there is none.
+
+    :raises WrongState: the advance is not approved and open, or a receivable left it.
+    """
+    if advance.status not in Advance.OPEN or advance.approved_by_id is None:
+        raise WrongState(f"Advance {advance.ref} is not approved for disbursement.")
+    with transaction.atomic(savepoint=False):
+        advance.status = Advance.Status.DISBURSED
+        advance.disbursed_at = now
+        advance.decided_at = now
+        advance.save()
+        assigned = advance.assignments.filter(status=Assignment.Status.HELD).update(
+            status=Assignment.Status.ASSIGNED
+        )
+        if assigned != advance.assignments.count():
+            raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")
+        book = accounts.Chart(advance.merchant, advance.currency)
+        journal_post(
+            key=f"disburse:{advance.ref}",
+            memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
+            legs=_nonzero(
+                Leg(book.advances_receivable(), advance.face_minor),
+                Leg(book.bank_funding(), -(advance.advance_minor - advance.fee_minor)),
+                Leg(book.fee_income(), -advance.fee_minor),
+                Leg(book.reserve_payable(), -advance.reserve_minor),
+            ),
+            now=now,
+        )
+        _chain_disbursement(advance, now)
+        _notices_create(advance, now)
+    return advance
+
+
+def _nonzero(*legs: Leg) -> list[Leg]:
+    return [leg for leg in legs if leg.amount_minor]
+
+
+def _chain_disbursement(advance: Advance, now: datetime) -> None:
+    assignments = list(advance.assignments.order_by("id"))
+    money = {"currency": advance.currency}
+    disbursed = system_event(
+        "advance.disbursed",
+        advance.ref,
+        now,
+        {
+            **money,
+            "amount": format_minor_units(advance.advance_minor, advance.currency),
+            "advance_ref": advance.ref,
+            "fee": format_minor_units(advance.fee_minor, advance.currency),
+            "reserve": format_minor_units(advance.reserve_minor, advance.currency),
+            "due_date": advance.due_date.isoformat(),
+            "invoice_refs": [a.invoice_ref for a in assignments],
+        },
+    )
+    assigned = [
+        system_event(
+            "receivable.assigned",
+            f"{a.invoice_ref}@{advance.ref}",
+            now,
+            {
+                **money,
+                "amount": format_minor_units(a.face_minor, advance.currency),
+                "invoice_ref": a.invoice_ref,
+                "advance_ref": advance.ref,
+                "assignee": accounts.ASSIGNEE_NAME,
+            },
+        )
+        for a in assignments
+    ]
+    entries_append(
+        source=settings.LEDGER_SYSTEM_SOURCE,
+        entries=[
+            NewEntry(merchant_id=advance.merchant_id, event=e) for e in (disbursed, *assigned)
+        ],
+        now=now,
+    )
+
+
+def _notices_create(advance: Advance, now: datetime) -> None:
+    sources = Receivable.objects.filter(
+        merchant_id=advance.merchant_id,
+        ref__in=advance.assignments.values_list("invoice_ref", flat=True),
+    ).values_list("source", flat=True)
+    for marketplace in Marketplace.objects.filter(code__in=set(sources)):
+        notice = AssignmentNotice.objects.create(
+            advance=advance,
+            marketplace=marketplace,
+            payload=notice_payload(advance, marketplace),
+            created_at=now,
+        )
+        _notice_send_on_commit(notice.pk)
+
+
+def _notice_send_on_commit(notice_id: int) -> None:
+    # After commit only: a worker must find the notice, and a rolled-back disbursement sends none.
+    transaction.on_commit(lambda: tasks.notice_send.delay(notice_id=notice_id))
