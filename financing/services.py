@@ -33,7 +33,6 @@ from financing.exceptions import (
     RequestKeyReused,
     WrongState,
 )
-from financing.fingerprint import tax_id_normalise
 from financing.models import (
     Advance,
     Assignment,
@@ -51,6 +50,7 @@ from ledger.events import system_event
 from ledger.models import Invoice
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
+from merchants.identifiers import tax_id_normalise
 from merchants.models import Debtor, Marketplace, Merchant
 
 logger = logging.getLogger(__name__)
