@@ -22,7 +22,7 @@ from django.db.models import Sum
 from financing.models import Advance, Assignment, Blacklisting, Facility, Receivable
 from financing.pricing import advance_amount
 from ledger.models import Invoice, Order, Shipment
-from ledger.money import format_minor_units
+from ledger.money import Money
 from merchants.models import Merchant
 
 
@@ -248,8 +248,8 @@ def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
     elif order is not None and invoice.amount_minor > order.amount_minor:
         yield Reason(
             Code.AMOUNT_EXCEEDS_ORDER,
-            f"Invoiced {_money(invoice.amount_minor, invoice.currency)} exceeds the order's "
-            f"{_money(order.amount_minor, order.currency)}.",
+            f"Invoiced {Money(invoice.amount_minor, invoice.currency)} exceeds the order's "
+            f"{Money(order.amount_minor, order.currency)}.",
         )
     if invoice.order_ref not in evidence.delivered:
         yield Reason(Code.NO_DELIVERY, "No delivery of the order is in the ledger.")
@@ -258,7 +258,7 @@ def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
     if invoice.credited_minor:
         yield Reason(
             Code.CREDITED,
-            f"Credit notes of {_money(invoice.credited_minor, invoice.currency)} were issued.",
+            f"Credit notes of {Money(invoice.credited_minor, invoice.currency)} were issued.",
         )
 
 
@@ -286,8 +286,8 @@ def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
     if advance > room:
         yield Reason(
             Code.FACILITY_LIMIT,
-            f"Would advance {_money(advance, invoice.currency)}; the facility has "
-            f"{_money(room, invoice.currency)} left.",
+            f"Would advance {Money(advance, invoice.currency)}; the facility has "
+            f"{Money(room, invoice.currency)} left.",
         )
     debtor_key = evidence.receivables[invoice.ref].debtor_key
     exposure = evidence.debtor_exposure.get((invoice.currency, debtor_key), 0)
@@ -296,7 +296,7 @@ def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
         yield Reason(
             Code.DEBTOR_LIMIT,
             f"{invoice.debtor_name} already accounts for as much as one debtor may "
-            f"({_money(max(debtor_room, 0), invoice.currency)} left).",
+            f"({Money(max(debtor_room, 0), invoice.currency)} left).",
         )
 
 
@@ -321,7 +321,3 @@ def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> I
             Code.DUPLICATE_INVOICE,
             "The same invoice (number, supplier, amount and date) reached Chainfin before.",
         )
-
-
-def _money(minor: int, currency: str) -> str:
-    return f"{format_minor_units(minor, currency)} {currency}"

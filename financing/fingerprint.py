@@ -2,9 +2,9 @@
 
 A bank must never finance one invoice twice, even when it arrives through a second marketplace
 or with a cosmetic variant of its number ("INV-001", "inv 001", "ＩＮＶ－００１", "ІNV-001" with
-a Cyrillic І). The fingerprint is a SHA-256 over the normalised supplier tax id and invoice
-number plus currency, amount and issue date; a unique index on live assignments per fingerprint
-does the refusing.
+a Cyrillic І). The fingerprint is a SHA-256 over the normalised supplier tax id (the one tax-id
+normaliser, merchants.identifiers) and invoice number plus currency, amount and issue date; a
+unique index on live assignments per fingerprint does the refusing.
 
 What is deliberately *not* merged in invoice numbers:
 
@@ -16,16 +16,13 @@ What is deliberately *not* merged in invoice numbers:
   dropped everywhere else, and between digits collapse to one "-".
 - Accents and other marks: "é" stays "é".
 
-The look-alike table is explicit and small (Greek and Cyrillic letters that pass for Latin ones,
-dotless i), not Unicode's full TR39 skeleton, which merges 0/O and 1/l/I.
-
-Stability: stored fingerprints are compared with new ones, so any change to the normalisation or
-the encoding below changes every fingerprint. Bump :data:`FINGERPRINT_SCHEME` and recompute the
-stored ones when that happens. NFKC and case folding are stable for assigned characters across
-Unicode versions; characters assigned later may normalise differently once Python knows them.
+Stability: stored fingerprints are compared with new ones, so a change to the normalisation
+(here or in merchants.identifiers) or to the encoding below must recompute the stored ones it
+changes (as financing migration 0002 did when bare national tax ids got their country), and
+bump :data:`FINGERPRINT_SCHEME` when it changes them all.
 """
 
-# ruff: noqa: RUF001, RUF002, RUF003 -- look-alike characters are this module's subject.
+# ruff: noqa: RUF002 -- look-alike characters are this module's subject.
 from __future__ import annotations
 
 import hashlib
@@ -35,27 +32,9 @@ from datetime import date, datetime
 
 from ledger.canonical import canonical_json
 from ledger.money import MAX_MINOR_UNITS, currency_exponent
+from merchants.identifiers import identifier_fold, tax_id_normalise
 
 FINGERPRINT_SCHEME = "chainfin.invoice-fingerprint.v1"
-
-# Keys are lower case: the table is applied after case folding, so both cases of a letter map
-# to the same Latin letter. Where only one case looks Latin (Greek Ν/ν look like N/v, Η/η like
-# H/n), the pair follows the capital: lower-case ν is not caught, but "ΝΗ-1" and "νη-1" stay
-# equal, which a case-insensitive fingerprint owes to genuinely Greek invoice numbers.
-_LOOK_ALIKES = {
-    # Cyrillic
-    "а": "a", "в": "b", "ԁ": "d", "е": "e", "һ": "h", "н": "h", "і": "i", "ӏ": "i", "ј": "j",
-    "к": "k", "м": "m", "о": "o", "р": "p", "ԛ": "q", "ѕ": "s", "т": "t", "ԝ": "w", "х": "x",
-    "у": "y", "ү": "y", "с": "c",
-    # Greek
-    "α": "a", "β": "b", "ε": "e", "η": "h", "ι": "i", "ϳ": "j", "κ": "k", "μ": "m",
-    "ν": "n", "ο": "o", "ρ": "p", "τ": "t", "χ": "x", "υ": "y", "ζ": "z",
-    # (Lunate sigma ϲ would belong here, but NFKC makes it σ before the table sees it.)
-    # Latin letters NFKC keeps apart: dotless i and j, and the Turkish dotted İ, which case
-    # folds to "i" plus a combining dot.
-    "ı": "i", "ȷ": "j", "i̇": "i",
-}  # fmt: skip
-_LOOK_ALIKE_RE = re.compile("|".join(map(re.escape, sorted(_LOOK_ALIKES, key=len, reverse=True))))
 
 # Besides whitespace, Unicode dashes (category Pd), controls and invisible format characters
 # (zero-width space, soft hyphen, bidi marks: category Cc/Cf).
@@ -63,16 +42,6 @@ _SEPARATORS = frozenset("\u2212/._#:\\\u2215\u2044\u29f8\u00b7\u2027\u2219\u30fb
 _DIGIT_RUN = re.compile(r"[0-9]+")
 # A run of separators between two digits keeps one marker, so "1-1" stays apart from "11".
 _BETWEEN_DIGITS = re.compile(r"(?<=[0-9]) +(?=[0-9])")
-
-
-def _fold(text: str) -> str:
-    """Case fold, map look-alikes to Latin, NFKC, and decimal digits of any script to ASCII."""
-    # Decomposed first, so an accented look-alike maps by its base letter (Cyrillic ё → ë) and
-    # the result recomposes like the Latin spelling would.
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    text = _LOOK_ALIKE_RE.sub(lambda match: _LOOK_ALIKES[match[0]], text)
-    text = unicodedata.normalize("NFKC", text)
-    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
 
 def _is_separator(ch: str) -> bool:
@@ -93,30 +62,17 @@ def invoice_number_normalise(number: str) -> str:
     """
     if not isinstance(number, str):
         raise ValueError(f"An invoice number must be a string, not {type(number).__name__}.")
-    spaced = "".join(" " if _is_separator(ch) else ch for ch in _fold(number))
+    spaced = "".join(" " if _is_separator(ch) else ch for ch in identifier_fold(number))
     unpadded = _DIGIT_RUN.sub(lambda match: match[0].lstrip("0") or "0", spaced)
     joined = _BETWEEN_DIGITS.sub("-", unpadded).replace(" ", "")
     # Dropping a separator can bring a letter and a following combining mark together.
     return unicodedata.normalize("NFKC", joined)
 
 
-def tax_id_normalise(tax_id: str) -> str:
-    """Return a tax id as upper-case letters and digits only: "de 123.456-789" → "DE123456789".
-
-    NFKC, look-alike letters to Latin and digits of every script to ASCII as for invoice
-    numbers, then everything that is not a letter or digit is dropped. Leading zeros are kept:
-    tax ids have fixed lengths. An empty or separator-only tax id gives "".
-
-    :raises ValueError: ``tax_id`` is not a string.
-    """
-    if not isinstance(tax_id, str):
-        raise ValueError(f"A tax id must be a string, not {type(tax_id).__name__}.")
-    return "".join(ch for ch in _fold(tax_id).upper() if ch.isalnum())
-
-
 def invoice_fingerprint(
     *,
     supplier_tax_id: str,
+    supplier_country: str = "",
     invoice_number: str,
     currency: str,
     amount_minor: int,
@@ -125,9 +81,11 @@ def invoice_fingerprint(
     """Return the hex SHA-256 identifying one invoice across marketplaces and spellings.
 
     The hash covers the RFC 8785 canonical JSON of the scheme name and the normalised parts, so
-    no two different tuples share an encoding. A tax id or number that normalises to "" is
-    still fingerprinted: it can only collide with another such invoice of the same supplier,
-    amount, currency and date, and refusing that as a duplicate is the safe side for a bank.
+    no two different tuples share an encoding. ``supplier_country`` qualifies a bare national
+    tax id, as in supplier matching: "300000001" with "DE" is "DE300000001". A tax id or number
+    that normalises to "" is still fingerprinted: it can only collide with another such invoice
+    of the same supplier, amount, currency and date, and refusing that as a duplicate is the
+    safe side for a bank.
 
     :raises MoneyError: ``currency`` is not an ISO 4217 code (a ValueError).
     :raises ValueError: non-string texts; an amount that is not a positive integer below
@@ -144,7 +102,7 @@ def invoice_fingerprint(
     body = canonical_json(
         {
             "scheme": FINGERPRINT_SCHEME,
-            "supplier_tax_id": tax_id_normalise(supplier_tax_id),
+            "supplier_tax_id": tax_id_normalise(supplier_tax_id, country=supplier_country),
             "invoice_number": invoice_number_normalise(invoice_number),
             "currency": currency,
             "amount_minor": amount_minor,

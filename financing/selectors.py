@@ -6,7 +6,6 @@ The officers' tenant is the bank, so these read across merchants; nothing here w
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ from django.db.models.expressions import Combinable
 from financing.eligibility import Verdict, verdicts
 from financing.models import Advance, Assignment, AssignmentNotice, Facility
 from ledger.canonical import GENESIS_PREV, canonical_json
-from ledger.events import format_timestamp
 from ledger.models import Chain, Entry, Invoice, Shipment
+from ledger.verification import entries_verify, entry_row
 from merchants.models import Merchant
 
 ORDER_TYPES = ("order.placed", "order.cancelled")
@@ -142,7 +141,7 @@ def evidence_trails(
 
     Per receivable: its order (placed, cancelled), its invoice, every shipment of the order
     (dispatched, delivered, returned), every credit note naming the invoice and its assignment
-    to the bank. Each entry is verified on the spot (see ``entries_verify``).
+    to the bank. Each entry is verified on the spot (see ``_entries_checked``).
     """
     merchant_id = advance.merchant_id
     assignments = list(advance.assignments.select_related("debtor").order_by("id"))
@@ -170,7 +169,9 @@ def evidence_trails(
         | Q(type__in=ADVANCE_TYPES, external_ref__startswith=f"{advance.ref}:")
     )
     entries = list(_entries_matching(merchant_id, wanted, invoice_refs))
-    checked = {entry.seq: entry for entry in entries_verify(merchant_id=merchant_id, rows=entries)}
+    checked = {
+        entry.seq: entry for entry in _entries_checked(merchant_id=merchant_id, rows=entries)
+    }
 
     def trail_of(assignment: Assignment) -> ReceivableTrail:
         ref = assignment.invoice_ref
@@ -222,15 +223,10 @@ def _credited_invoice(entry: Entry) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
-def entries_verify(*, merchant_id: int, rows: Sequence[Entry]) -> list[EvidenceEntry]:
-    """Check each entry of one merchant's chain against its stored bytes and its neighbours.
-
-    An entry is verified when its body hashes to its hash, the body says what the columns
-    shown say (chain, seq, prev, type, source, ref, time), the entry before it has the hash it
-    names, and the entry after it (or the chain head) names its hash. A neighbour's own body is
-    its own row's concern, so an altered entry is blamed alone. Anything else is reported in
-    one sentence; the first problem found is the one shown.
-    """
+def _entries_checked(*, merchant_id: int, rows: Sequence[Entry]) -> list[EvidenceEntry]:
+    """Check each entry of one merchant's chain with the ledger's verifier, between its stored
+    neighbours (or the chain head): its own bytes, the entry before naming it, the entry after
+    naming it. One sentence per problem; the first problem found is the one shown."""
     if not rows:
         return []
     head = Chain.objects.filter(merchant_id=merchant_id).values_list(
@@ -242,6 +238,18 @@ def entries_verify(*, merchant_id: int, rows: Sequence[Entry]) -> list[EvidenceE
     by_seq.update(
         (row.seq, row) for row in Entry.objects.filter(chain_id=merchant_id, seq__in=neighbours)
     )
+
+    def problem(row: Entry) -> str:
+        before, after = by_seq.get(row.seq - 1), by_seq.get(row.seq + 1)
+        [found] = entries_verify(
+            chain=public_id,
+            rows=[entry_row(row)],
+            predecessor=(before.seq, before.hash) if before is not None else None,
+            successor=entry_row(after) if after is not None else None,
+            head=(head_seq, head_hash),
+        )
+        return found
+
     return [
         EvidenceEntry(
             seq=row.seq,
@@ -250,64 +258,10 @@ def entries_verify(*, merchant_id: int, rows: Sequence[Entry]) -> list[EvidenceE
             source=row.source,
             occurred_at=row.occurred_at,
             hash=row.hash,
-            problem=_problem(row, public_id, by_seq, head_seq, head_hash),
+            problem=problem(row),
         )
         for row in rows
     ]
-
-
-def _envelope(entry: Entry) -> dict[str, Any] | None:
-    try:
-        envelope = orjson.loads(bytes(entry.body))
-    except orjson.JSONDecodeError:
-        return None
-    return envelope if isinstance(envelope, dict) else None
-
-
-def _sha256(entry: Entry) -> str:
-    return hashlib.sha256(bytes(entry.body)).hexdigest()
-
-
-def _problem(
-    row: Entry, public_id: str, by_seq: dict[int, Entry], head_seq: int, head_hash: str
-) -> str:
-    if _sha256(row) != row.hash:
-        return "The stored body does not hash to the stored hash: the body was altered."
-    envelope = _envelope(row)
-    if envelope is None:
-        return "The stored body is not a JSON object."
-    if envelope.get("chain") != public_id or envelope.get("seq") != row.seq:
-        return (
-            f"The body belongs at chain {envelope.get('chain')!r} seq {envelope.get('seq')!r}, "
-            f"not where it is stored."
-        )
-    if envelope.get("prev") != row.prev_hash:
-        return "The stored previous hash differs from the one inside the body."
-    shown = (row.type, row.source, row.external_ref, format_timestamp(row.occurred_at))
-    inside = tuple(envelope.get(key) for key in ("type", "source", "ref", "occurred_at"))
-    if shown != inside:
-        return "The columns shown differ from the body that was hashed."
-    if row.seq == 1:
-        if row.prev_hash != GENESIS_PREV:
-            return "The first entry does not start from the genesis hash."
-    else:
-        before = by_seq.get(row.seq - 1)
-        if before is None:
-            return f"Entry {row.seq - 1} is missing: nothing links this entry to the chain."
-        if before.hash != row.prev_hash:
-            return (
-                f"Entry {row.seq - 1} no longer has the hash this entry names: the link is broken."
-            )
-    after = by_seq.get(row.seq + 1)
-    if after is not None:
-        after_envelope = _envelope(after) or {}
-        if after.prev_hash != row.hash or after_envelope.get("prev") != row.hash:
-            return f"Entry {row.seq + 1} names another predecessor: this entry was replaced."
-    elif row.seq < head_seq:
-        return f"Entry {row.seq + 1} is missing."
-    elif row.seq == head_seq and head_hash != row.hash:
-        return "The chain head names another hash: this entry was replaced."
-    return ""
 
 
 # Exposure --------------------------------------------------------------------------------------

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import F, Func, Value
-from django.db.models.functions import Replace, Upper
-
 from ledger.models import Chain, Entry
+from merchants.identifiers import tax_id_is_national, tax_id_normalise
 from merchants.models import Marketplace, MarketplaceMerchant, Merchant
-
-_SEPARATORS = " .-_/"
 
 
 def merchants_by_seller_id(
@@ -39,21 +35,27 @@ def seller_id_of(*, marketplace: Marketplace, merchant: Merchant) -> str:
 
 
 def merchant_for_tax_ids(*, marketplace: Marketplace, tax_ids: Iterable[str]) -> Merchant | None:
-    """The merchant linked to ``marketplace`` whose normalised tax id is one of ``tax_ids``."""
-    normalised: Func = Upper(F("tax_id"))
-    for separator in _SEPARATORS:
-        normalised = Replace(normalised, Value(separator), Value(""))
-    return (
-        Merchant.objects.filter(links__marketplace=marketplace)
-        .annotate(tax_id_normalised=normalised)
-        .filter(tax_id_normalised__in=set(tax_ids))
-        .first()
-    )
+    """The merchant linked to ``marketplace`` whose tax id is one of ``tax_ids``, however spelled.
 
-
-def normalised_identifier(value: str) -> str:
-    """Upper case without spaces, dots or dashes: 'de 123.456-789' and 'DE123456789' match."""
-    return "".join(ch for ch in value.upper() if ch not in _SEPARATORS)
+    Both sides go through the one normaliser (merchants.identifiers); a bare national number
+    among ``tax_ids`` is the merchant's own only when qualified with the merchant's country.
+    """
+    wanted = {tax_id_normalise(tax_id) for tax_id in tax_ids} - {""}
+    if not wanted:
+        return None
+    mine = Merchant.objects.filter(links__marketplace=marketplace)
+    national = {tax_id for tax_id in wanted if tax_id_is_national(tax_id)}
+    candidates = set(wanted)
+    if national:
+        countries = mine.order_by().values_list("country", flat=True).distinct()
+        candidates |= {tax_id_normalise(n, country=c) for n in national for c in countries}
+    for merchant in mine.filter(tax_id_normalised__in=candidates):
+        # A bare number matched through another merchant's country is not this one's.
+        if merchant.tax_id_normalised in {
+            tax_id_normalise(tax_id, country=merchant.country) for tax_id in wanted
+        }:
+            return merchant
+    return None
 
 
 def chain_head(*, merchant: Merchant) -> Chain:

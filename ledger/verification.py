@@ -1,12 +1,17 @@
-"""Chain verification: recompute every hash and link from the stored bytes, in constant memory."""
+"""Chain verification: recompute every hash and link from the stored bytes, in constant memory.
+
+``entries_verify`` is the one check of a run of entries; ``ledger_verify`` streams whole chains
+through it, and the officers' evidence trail (financing.selectors) checks single entries with it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from itertools import groupby
+from datetime import UTC
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -14,16 +19,22 @@ import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from ledger.canonical import GENESIS_PREV
-from ledger.models import Chain
+from ledger.events import format_timestamp
+from ledger.models import Chain, Entry
 
 _PAGE = 5000
 _CHUNK = 500
-_COLUMNS = "SELECT chain_id, seq, prev_hash, hash, body, type, source, external_ref"
-_PAGE_OF_ALL = (
-    _COLUMNS + " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) ORDER BY chain_id, seq LIMIT %s"
-)
+# A row of a run to verify: (chain_id, seq, prev_hash, hash, body, type, source, external_ref,
+# occurred_at spelled as entry bodies spell it, by ledger.events.format_timestamp).
+EntryRow = tuple[int, int, str, str, bytes, str, str, str, str]
+_COLUMNS = "SELECT chain_id, seq, prev_hash, hash, body, type, source, external_ref, "
+# PostgreSQL spells occurred_at the bodies' way, so the verifier compares two strings: decoding
+# a timestamp and formatting it in Python would cost a fifth of the hashing. A test holds the
+# two spellings equal.
+OCCURRED_AT_SPELLED = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_PAGE_OF_ALL = " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) ORDER BY chain_id, seq LIMIT %s"
 _PAGE_OF_ONE = (
-    _COLUMNS + " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) AND chain_id = %s"
+    " FROM ledger_entry WHERE (chain_id, seq) > (%s, %s) AND chain_id = %s"
     " ORDER BY chain_id, seq LIMIT %s"
 )
 _PROGRESS_EVERY = 50_000
@@ -71,7 +82,7 @@ def ledger_verify(
     heads = _chain_heads(merchant_id)
     chains = len(heads)
     with closing(_stream(merchant_id)) as entries:  # stops the reading however this returns
-        checked, problem = _entries_verify(entries, heads, on_progress)
+        checked, problem = _chains_verify(entries, heads, on_progress)
     if problem is not None:
         return VerificationResult(chains, checked, problem)
     for chain_id, empty in heads.items():  # chains without a single entry
@@ -80,39 +91,110 @@ def ledger_verify(
     return VerificationResult(chains, checked, None)
 
 
-def _entries_verify(
-    entries: Iterator[tuple[Any, ...]],
+def _chains_verify(
+    entries: Iterator[EntryRow],
     heads: dict[int, _Head],
     on_progress: Callable[[int], None] | None,
 ) -> tuple[int, ChainBreak | None]:
     """Check the chains of ``entries`` against ``heads``, popping each chain's head as it is
     reached; return how many entries proved intact and the first break, if any."""
-    checked, sha256 = 0, hashlib.sha256
+    checked = 0
     for chain_id, rows in groupby(entries, key=itemgetter(0)):
         head = heads.pop(chain_id, None)
         if head is None:
             return checked, ChainBreak(str(chain_id), 1, "entries of a chain that has no head row")
-        expected_seq, expected_prev = 1, GENESIS_PREV
-        for _, seq, prev, stored, body, type_, source, ref in rows:
-            # The common case inline: this runs once per entry of the ledger, and a call with
-            # ten arguments cost as much as the hashing. _entry_problem explains the rest.
-            if (
-                seq != expected_seq
-                or prev != expected_prev
-                or sha256(body).hexdigest() != stored
-                or _envelope(body) != (seq, prev, head.public_id, type_, source, ref)
-            ):
-                reason = _entry_problem(
-                    head, expected_seq, expected_prev, seq, prev, stored, body, type_, source, ref
-                )
-                return checked, ChainBreak(head.public_id, expected_seq, reason)
-            expected_seq, expected_prev = seq + 1, stored
-            checked += 1
-            if on_progress is not None and checked % _PROGRESS_EVERY == 0:
+        last: tuple[int, str] = (0, GENESIS_PREV)
+        while run := list(islice(rows, _CHUNK)):
+            problems = entries_verify(chain=head.public_id, rows=run, predecessor=last)
+            if any(problems):
+                index = next(n for n, problem in enumerate(problems) if problem)
+                # The break is where the next seq was due: at a gap, the first seq missing.
+                at = run[index - 1][1] + 1 if index else last[0] + 1
+                return checked + index, ChainBreak(head.public_id, at, problems[index])
+            before, checked = checked, checked + len(run)
+            if on_progress is not None and checked // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
                 on_progress(checked)
-        if (problem := _head_problem(chain_id, head, expected_seq - 1, expected_prev)) is not None:
+            _, last_seq, _, last_hash, *_ = run[-1]
+            last = (last_seq, last_hash)
+        if (problem := _head_problem(chain_id, head, *last)) is not None:
             return checked, problem
     return checked, None
+
+
+def entry_row(entry: Entry) -> EntryRow:
+    """``entry`` as :func:`entries_verify` reads it."""
+    return (
+        entry.chain_id,
+        entry.seq,
+        entry.prev_hash,
+        entry.hash,
+        bytes(entry.body),
+        entry.type,
+        entry.source,
+        entry.external_ref,
+        format_timestamp(entry.occurred_at),
+    )
+
+
+def entries_verify(
+    *,
+    chain: str,
+    rows: Sequence[EntryRow],
+    predecessor: tuple[int, str] | None = (0, GENESIS_PREV),
+    successor: EntryRow | None = None,
+    head: tuple[int, str] | None = None,
+) -> list[str]:
+    """Check a run of one chain's entries against their stored bytes and against each other.
+
+    ``rows`` are entries of the chain whose public id is ``chain``, in seq order, as
+    :func:`entry_row` makes them (``EntryRow``). Each row must hash to
+    its stored hash, say in its body what its columns say (chain, seq, prev, type, source,
+    ref, occurred_at) and follow the row before it: the next seq, naming that row's hash as
+    its prev. The first row follows ``predecessor``, the (seq, hash) of the stored entry before
+    the run: ``(0, GENESIS_PREV)`` at the start of a chain, None when that entry is not stored.
+    The last row must be named by ``successor``, the stored entry after the run, if given;
+    else by ``head``, the chain head's (seq, hash), if given. A row's neighbours are read for
+    their stored hash and prev only: their own bytes are their own rows' concern, so an altered
+    entry is blamed alone.
+
+    Returns one problem per row, "" for a row that verifies; where several apply, the first
+    found is the one given. A gap is reported on the row after it.
+    """
+    problems = [""] * len(rows)
+    if not rows:
+        return problems
+    sha256, start = hashlib.sha256, 0
+    _, first_seq, _, first_hash, *_ = rows[0]
+    if predecessor is None and first_seq > 1:
+        # What is missing comes first; the rest of the run is judged from this row on.
+        problems[0] = f"entry missing: seq {first_seq - 1} is not stored"
+        predecessor, start = (first_seq, first_hash), 1
+    expected_seq, expected_prev = (
+        (predecessor[0] + 1, predecessor[1]) if predecessor else (1, GENESIS_PREV)
+    )
+    for index, (_, seq, prev, stored, body, type_, source, ref, occurred) in enumerate(
+        rows[start:] if start else rows, start
+    ):
+        # The common case inline: this runs once per entry of the ledger, and a call per entry
+        # cost as much as the hashing. _entry_problem explains the rest.
+        if (
+            seq != expected_seq
+            or prev != expected_prev
+            or sha256(body).hexdigest() != stored
+            or _envelope(body) != (seq, prev, chain, type_, source, ref, occurred)
+        ):
+            problems[index] = _entry_problem(chain, expected_seq, expected_prev, rows[index])
+        expected_seq, expected_prev = seq + 1, stored
+    if problems[-1]:
+        return problems
+    _, last_seq, _, last_hash, *_ = rows[-1]
+    if successor is not None:
+        _, next_seq, next_prev, _, next_body, *_ = successor
+        if next_prev != last_hash or _said_prev(next_body) != last_hash:
+            problems[-1] = f"entry {next_seq} names another predecessor (this entry was replaced)"
+    elif head is not None:
+        problems[-1] = _head_mismatch(last_seq, last_hash, *head)
+    return problems
 
 
 def _chain_heads(merchant_id: int | None) -> dict[int, _Head]:
@@ -127,7 +209,7 @@ def _chain_heads(merchant_id: int | None) -> dict[int, _Head]:
     }
 
 
-def _stream(merchant_id: int | None) -> Generator[tuple[Any, ...], None, None]:
+def _stream(merchant_id: int | None) -> Generator[EntryRow, None, None]:
     """Every entry in (chain, seq) order, a page at a time.
 
     Keyset pages rather than one server-side cursor: outside a transaction PostgreSQL would
@@ -148,7 +230,8 @@ def _stream(merchant_id: int | None) -> Generator[tuple[Any, ...], None, None]:
             after = (row[0], row[1])
 
 
-_Reader = Callable[[str, list[Any]], Iterable[tuple[Any, ...]]]
+# Reads the rows of "SELECT <the row's columns>" + the FROM ... clause given.
+_Reader = Callable[[str, list[Any]], Iterable[EntryRow]]
 
 
 @contextmanager
@@ -164,52 +247,57 @@ def _page_reader() -> Iterator[_Reader]:
         with connection.cursor() as cursor:
             yield lambda sql, params: _fetched(cursor, sql, params)
         return
+    select = _COLUMNS + OCCURRED_AT_SPELLED
     if not connection.get_autocommit():  # in a transaction
         with connection.connection.cursor(binary=True) as cursor:
-            yield lambda sql, params: list(cursor.stream(sql, params, size=_CHUNK))
+            yield lambda sql, params: list(cursor.stream(select + sql, params, size=_CHUNK))
         return
     own = connections[DEFAULT_DB_ALIAS].copy()
     try:
         own.ensure_connection()
         with own.connection.cursor(binary=True) as cursor:
-            yield lambda sql, params: cursor.stream(sql, params, size=_CHUNK)
+            yield lambda sql, params: cursor.stream(select + sql, params, size=_CHUNK)
     finally:
         own.close()
 
 
-def _fetched(cursor: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    cursor.execute(sql, params)
-    return list(cursor.fetchall())
+def _fetched(cursor: Any, sql: str, params: list[Any]) -> list[EntryRow]:
+    cursor.execute(_COLUMNS + "occurred_at" + sql, params)
+    # SQLite hands timestamps back naive; they are stored in UTC.
+    return [
+        (*row[:-1], format_timestamp(row[-1].replace(tzinfo=row[-1].tzinfo or UTC)))
+        for row in cursor.fetchall()
+    ]
 
 
 def _envelope(body: bytes) -> tuple[Any, ...] | None:
-    """What the body says of itself: (seq, prev, chain, type, source, ref); None if not JSON."""
+    """What the body says of itself: (seq, prev, chain, type, source, ref, occurred_at); None
+    if it is not a JSON object."""
     try:
         envelope = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return (
+            envelope.get("seq"),
+            envelope.get("prev"),
+            envelope.get("chain"),
+            envelope.get("type"),
+            envelope.get("source"),
+            envelope.get("ref"),
+            envelope.get("occurred_at"),
+        )
+    except (orjson.JSONDecodeError, AttributeError):
         return None
-    return (
-        envelope.get("seq"),
-        envelope.get("prev"),
-        envelope.get("chain"),
-        envelope.get("type"),
-        envelope.get("source"),
-        envelope.get("ref"),
-    )
 
 
-def _entry_problem(
-    head: _Head,
-    expected_seq: int,
-    expected_prev: str,
-    seq: int,
-    prev: str,
-    stored: str,
-    body: bytes,
-    type_: str,
-    source: str,
-    ref: str,
-) -> str:
+def _said_prev(body: bytes) -> Any:
+    try:
+        return orjson.loads(body).get("prev")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+
+
+def _entry_problem(chain: str, expected_seq: int, expected_prev: str, row: EntryRow) -> str:
+    """Why ``row`` does not verify, in one phrase; the first problem found."""
+    _, seq, prev, stored, body, *_columns = row
     if seq != expected_seq:
         return f"entry missing: the next entry stored is seq {seq}"
     if hashlib.sha256(body).hexdigest() != stored:
@@ -218,34 +306,41 @@ def _entry_problem(
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError:
         return "body is not JSON"
+    if not isinstance(envelope, dict):
+        return "body is not a JSON object"
     if envelope.get("seq") != seq:
         return f"body says seq {envelope.get('seq')} but the entry is stored at seq {seq}"
-    if envelope.get("chain") != head.public_id:
+    if envelope.get("chain") != chain:
         return f"body belongs to chain {envelope.get('chain')!r}"
     if envelope.get("prev") != expected_prev or prev != expected_prev:
-        return "prev link broken: it does not name the previous entry's hash"
-    if (envelope.get("type"), envelope.get("source"), envelope.get("ref")) != (type_, source, ref):
-        return "queryable columns differ from the body"
-    return "entry does not verify"  # unreachable while _entry_intact and this agree
+        return "the link is broken: it does not name the previous entry's hash"
+    # What is left to differ: type, source, ref or occurred_at.
+    return "queryable columns differ from the body"
+
+
+def _head_mismatch(last_seq: int, last_hash: str, head_seq: int, head_hash: str) -> str:
+    """How the chain head disagrees with the last entry stored, "" if it does not."""
+    if head_seq > last_seq:
+        return f"entry missing: the chain head is seq {head_seq}"
+    if head_seq < last_seq:
+        return f"entry beyond the chain head (head is seq {head_seq})"
+    if head_hash != last_hash:
+        return "the chain head names another hash (this entry or the head was altered)"
+    return ""
 
 
 def _head_problem(chain_id: int, head: _Head, last_seq: int, last_hash: str) -> ChainBreak | None:
     """Compare the last verified entry with the chain head read before streaming began."""
-    if head.head_seq == last_seq and head.head_hash == last_hash:
+    problem = _head_mismatch(last_seq, last_hash, head.head_seq, head.head_hash)
+    if not problem:
         return None
     if head.head_seq > last_seq:
-        return ChainBreak(
-            head.public_id, last_seq + 1, f"entry missing: the chain head is seq {head.head_seq}"
-        )
+        return ChainBreak(head.public_id, last_seq + 1, problem)
     if head.head_seq == last_seq:
-        return ChainBreak(head.public_id, last_seq, "the chain head hash is not this entry's hash")
+        return ChainBreak(head.public_id, last_seq, problem)
     # More entries than the head we read first: appends may have committed meanwhile, so only
     # a head that is still behind the entries means they were put there behind its back.
     fresh_seq = Chain.objects.filter(pk=chain_id).values_list("head_seq", flat=True).first()
     if fresh_seq is not None and fresh_seq >= last_seq:
         return None
-    return ChainBreak(
-        head.public_id,
-        head.head_seq + 1,
-        f"entry beyond the chain head (head is seq {head.head_seq})",
-    )
+    return ChainBreak(head.public_id, head.head_seq + 1, problem)

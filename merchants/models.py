@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from merchants.identifiers import tax_id_normalise
 
 
 def new_merchant_public_id() -> str:
@@ -43,6 +46,9 @@ class Merchant(models.Model):
     legal_name = models.CharField(max_length=200)
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. DE.")
     tax_id = models.CharField(max_length=40, help_text="VAT or other tax identifier.")
+    # tax_id_normalise(tax_id, country=country), kept by save(): supplier matching compares
+    # this column, so the database never needs a second copy of the normalisation.
+    tax_id_normalised = models.TextField(editable=False, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     kyc_status = models.CharField(
         max_length=16, choices=KycStatus.choices, default=KycStatus.PENDING
@@ -64,9 +70,21 @@ class Merchant(models.Model):
                 condition=Q(country__regex=r"^[A-Z]{2}$"), name="merchant_country_iso"
             ),
         ]
+        indexes = [
+            models.Index(fields=["tax_id_normalised"], name="merchant_tax_id_normalised_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.legal_name} ({self.public_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Derived here rather than in a service because every write of tax_id or country, the
+        # admin's included, goes through save(); no code updates either with QuerySet.update().
+        self.tax_id_normalised = tax_id_normalise(self.tax_id, country=self.country)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"tax_id", "country"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "tax_id_normalised"}
+        super().save(*args, **kwargs)
 
 
 class MarketplaceMerchant(models.Model):

@@ -10,22 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
-from django.db.models import QuerySet
-
-from financing.books.models import Account
 
 # The accounts of an array of ids, locked in ascending id order: a row is locked as it leaves
 # the sort. journal_post embeds it as the first part of its one statement.
 ACCOUNTS_FOR_UPDATE = (
     "SELECT id, currency FROM books_account WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE"
 )
-
-
-def account_qs_for_update(account_ids: Iterable[int]) -> QuerySet[Account]:
-    """Accounts of ``account_ids`` locked FOR UPDATE in ascending id order."""
-    return (
-        Account.objects.select_for_update().filter(pk__in=sorted(set(account_ids))).order_by("pk")
-    )
 
 
 def accounts_lock(account_ids: Iterable[int]) -> dict[int, str]:

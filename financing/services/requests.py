@@ -15,13 +15,13 @@ from django.db.models import F
 from financing import locks
 from financing.eligibility import Verdict, debtor_cap, debtor_exposure, verdicts
 from financing.exceptions import AdvanceRefused, RequestKeyReused
-from financing.fingerprint import tax_id_normalise
 from financing.models import Advance, Assignment, Facility, Receivable
 from financing.pricing import DayCount, Quote, apr_equivalent, quote_price
 from financing.risk import risk_assess
 from financing.services._shared import constraint_name
 from ledger.models import Invoice
 from ledger.money import Money
+from merchants.identifiers import tax_id_normalise
 from merchants.models import Debtor, Marketplace, Merchant
 
 MAX_RECEIVABLES_PER_ADVANCE = 100

@@ -28,6 +28,7 @@ from defusedxml import ElementTree as safe_et
 from ledger.events import FORBIDDEN_CHARS, event_parse
 from ledger.exceptions import EventInvalid, FieldError, LedgerError
 from ledger.money import CURRENCY_EXPONENTS, format_minor_units
+from merchants.identifiers import tax_id_normalise
 
 MAX_BYTES = 1_048_576
 REASON_MAX_LENGTH = 500  # the event schema's limit for a reason
@@ -48,7 +49,6 @@ _UBL_TIME = re.compile(
     r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]{1,9})?"
     r"(?P<offset>Z|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))?"
 )
-_IDENTIFIER_NOISE = re.compile(r"[\s.\-]")
 _DIGIT = re.compile(r"[0-9]")
 # Peppol's placeholder for "there is no buyer order" (rule PEPPOL-EN16931-R003 and friends).
 _NO_ORDER = "NA"
@@ -267,11 +267,13 @@ def _clean(text: str) -> str:
 
 
 def _normalised_id(value: str) -> str | None:
+    # The tax-id normaliser for every identifier: supplier matching compares them with
+    # merchants' tax ids, and a payee with the supplier's own ids. A bare national number stays
+    # bare here; matching qualifies it with each candidate merchant's country.
+    normalised = tax_id_normalise(value)
     # Free text in an identifier slot (Sweden's "Godkänd för F-skatt" in a PartyTaxScheme) has
     # no digit; letting it through would make every Swedish supplier share an "identifier".
-    if not _DIGIT.search(value):
-        return None
-    return _IDENTIFIER_NOISE.sub("", value).upper() or None
+    return normalised if _DIGIT.search(normalised) else None
 
 
 def _party_ids(party: _Node) -> frozenset[str]:

@@ -11,14 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from financing.fingerprint import (
-    _LOOK_ALIKES,
-    FINGERPRINT_SCHEME,
-    invoice_fingerprint,
-    invoice_number_normalise,
-    tax_id_normalise,
-)
+from financing.fingerprint import FINGERPRINT_SCHEME, invoice_fingerprint, invoice_number_normalise
 from ledger.money import MAX_MINOR_UNITS, MoneyError
+from merchants.identifiers import _LOOK_ALIKES, tax_id_normalise
 
 INVOICE = {
     "supplier_tax_id": "DE123456789",

@@ -67,6 +67,20 @@ def test_one_changed_byte_is_named(chain, capsys) -> None:
     assert f"merchant {chain.public_id} seq 4: body does not hash" in output
 
 
+def test_a_changed_column_copy_is_named(chain, capsys) -> None:
+    """The queryable columns are copies of the body, occurred_at included: the body wins."""
+    _as_superuser(
+        (
+            "UPDATE ledger_entry SET occurred_at = occurred_at - interval '1 day'"
+            " WHERE chain_id = %s AND seq = 5",
+            [chain.pk],
+        )
+    )
+    code, output = _verify(capsys)
+    assert code == 1
+    assert f"merchant {chain.public_id} seq 5: queryable columns differ from the body" in output
+
+
 def test_deleted_entry_is_named(chain, capsys) -> None:
     _as_superuser(
         (
@@ -111,8 +125,8 @@ def test_forged_entry_is_named(chain, capsys) -> None:
         (
             "INSERT INTO ledger_entry (chain_id, seq, type, source, external_ref, idempotency_key,"
             " request_hash, occurred_at, recorded_at, prev_hash, hash, body)"
-            " VALUES (%s, 11, 'payout.settled', %s, 'FORGED', 'forged', %s, now(), now(),"
-            " %s, %s, %s)",
+            " VALUES (%s, 11, 'payout.settled', %s, 'FORGED', 'forged', %s,"
+            " '2026-10-02T00:00:00Z', '2026-10-02T00:00:00Z', %s, %s, %s)",
             [chain.pk, last.source, "0" * 64, last.hash, hashlib.sha256(body).hexdigest(), body],
         )
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
+from ledger.selectors import merchants_by_seller_id
 from merchants.models import Debtor, MarketplaceMerchant, Membership, Merchant
-from merchants.selectors import merchant_for_seller_id
 from merchants.services import marketplace_create, merchant_onboard
 
 
@@ -27,9 +27,11 @@ def test_seller_id_is_unique_per_marketplace(marketplace, merchant, make_merchan
     _refused(lambda: make_merchant(seller_id=seller_id))
     other = marketplace_create(code="other", name="Other")
     twin = make_merchant(marketplace=other, seller_id=seller_id)  # another marketplace: fine
-    assert merchant_for_seller_id(marketplace=other, seller_id=seller_id) == twin
-    assert merchant_for_seller_id(marketplace=marketplace, seller_id=seller_id) == merchant
-    assert merchant_for_seller_id(marketplace=marketplace, seller_id="nobody") is None
+    assert merchants_by_seller_id(marketplace=other, seller_ids=[seller_id]) == {seller_id: twin}
+    assert merchants_by_seller_id(marketplace=marketplace, seller_ids=[seller_id]) == {
+        seller_id: merchant
+    }
+    assert merchants_by_seller_id(marketplace=marketplace, seller_ids=["nobody"]) == {}
 
 
 @pytest.mark.django_db
