@@ -92,8 +92,8 @@ def test_curl_snippet(live_server, demo_merchant) -> None:
     body, status = result.stdout.rstrip("\n").rsplit("\n", 1)
     assert status == "201", result.stdout
     receipts = json.loads(body)["receipts"]
-    assert [(r["merchant"], r["ref"], r["seq"]) for r in receipts] == [
-        (demo_merchant.public_id, "ORD-1002", 1)
+    assert [(r["merchant"], r["merchant_id"], r["ref"], r["seq"]) for r in receipts] == [
+        ("A3F9K2QZ7", demo_merchant.public_id, "ORD-1002", 1)
     ]
     assert Entry.objects.filter(external_ref="ORD-1002").exists()
 
@@ -117,9 +117,7 @@ def _named_paths() -> list[str]:
 
 def _exists(path: str) -> bool:
     target = REPO_ROOT / path
-    # A module named by its file is still there when it became a package.
-    package = target.with_suffix("") / "__init__.py" if target.suffix == ".py" else None
-    return target.exists() or (package is not None and package.exists())
+    return target.exists()
 
 
 def test_the_readme_names_only_files_a_clone_has() -> None:
