@@ -12,6 +12,7 @@ from merchants.models import Merchant
 
 _KINDS = ["facility_open", "facility_change", "debtor_limit", "blacklist_lift", "duplicate_clear"]
 
+
 class RiskChange(models.Model):
     """Four-eyes: a change that moves risk, proposed by one officer, applied when a different
     senior officer confirms it. The row is the audit of both decisions.
@@ -74,9 +75,7 @@ class RiskChange(models.Model):
                 name="riskchange_decision_consistent",
             ),
             models.CheckConstraint(condition=~Q(reason=""), name="riskchange_reason_given"),
-            models.CheckConstraint(
-                condition=Q(kind__in=_KINDS), name="riskchange_kind_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=_KINDS), name="riskchange_kind_valid"),
         ]
 
     def __str__(self) -> str:

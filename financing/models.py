@@ -411,4 +411,3 @@ class AssignmentNotice(models.Model):
 
     def __str__(self) -> str:
         return f"notice {self.advance.ref} → {self.marketplace.code}"
-

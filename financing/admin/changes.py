@@ -245,4 +245,3 @@ class DebtorLimitAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[DebtorLimit]):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, FORM_TEMPLATE, context)
-

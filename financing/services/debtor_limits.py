@@ -96,4 +96,3 @@ def debtor_limit_apply(*, change: RiskChange, now: datetime) -> DebtorLimit:
     limit.version += 1
     limit.save()
     return limit
-

@@ -179,7 +179,9 @@ def advances_requote_on_terms_change(*, facility: Facility, why: str) -> None:
             advance.save(update_fields=["decision_note"])
 
 
-def _audit(facility: Facility, change: RiskChange, *, before: dict[str, Any], now: datetime) -> None:
+def _audit(
+    facility: Facility, change: RiskChange, *, before: dict[str, Any], now: datetime
+) -> None:
     FacilityChange.objects.create(
         facility=facility,
         officer=change.proposed_by,

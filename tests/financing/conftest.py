@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
-from financing.models import Facility, RiskChange
+from financing.models import Blacklisting, Facility, RiskChange
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
+from financing.services.blacklist import blacklist_lift_propose
+from financing.services.debtor_limits import debtor_limit_propose
 from financing.services.facilities import facility_change_propose, facility_open_propose
 from financing.services.proposals import change_confirm
 from ledger.events import event_parse, format_timestamp
@@ -195,6 +197,33 @@ def facility_terms_set(
         now,
     )
     return Facility.objects.get(pk=facility.pk)
+
+
+def debtor_limit_set(
+    debtor_key: str, limit_minor: int, now: datetime, currency: str = "EUR"
+) -> None:
+    """Set a bank-wide debtor limit the only way there is: proposed, then confirmed."""
+    change = debtor_limit_propose(
+        currency=currency,
+        debtor_key=debtor_key,
+        debtor_name=debtor_key.split(":")[-1],
+        limit_minor=limit_minor,
+        officer=staff(f"officer{next(_serial)}", OFFICER),
+        reason="Concentration",
+        now=now,
+    )
+    four_eyes(change, now)
+
+
+def blacklist_lifted(
+    blacklisting: Blacklisting, officer: User, reason: str, now: datetime
+) -> Blacklisting:
+    """Lift a blacklisting the only way there is: ``officer`` proposes, a senior confirms."""
+    change = blacklist_lift_propose(
+        blacklisting=blacklisting, officer=officer, reason=reason, now=now
+    )
+    four_eyes(change, now)
+    return Blacklisting.objects.get(pk=blacklisting.pk)
 
 
 @pytest.fixture
