@@ -32,8 +32,8 @@ def duplicate_clear_propose(
         clearance of it is pending already.
     """
     officer_require(officer, "financing.approve_advance")
-    [verdict] = verdicts(receivable.merchant, now.date(), [receivable.ref]) or [None]
-    if verdict is None or Code.DUPLICATE_INVOICE not in {r.code for r in verdict.reasons}:
+    judged = verdicts(receivable.merchant, now.date(), [receivable.ref])
+    if not any(Code.DUPLICATE_INVOICE in {r.code for r in v.reasons} for v in judged):
         raise WrongState(f"Receivable {receivable.ref} is not flagged as a duplicate.")
     return proposal_record(
         kind=RiskChange.Kind.DUPLICATE_CLEAR,
