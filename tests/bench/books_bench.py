@@ -6,8 +6,9 @@ Drops and recreates the database named by BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/chainfin_bench_books), migrates it, creates merchants (KYC
 verified), the bank's cash account and one advances-receivable account per merchant, an EUR
 facility per merchant (proposed and confirmed by two staff superusers, four-eyes; a limit and a
-checker threshold far above what the run advances, so approval disburses at once) with its chart
-of accounts, then measures in one process, for every figure in FIGURES, the figure and its baselines:
+checker threshold far above what the run advances, so approval disburses at once) with its
+chart of accounts, then measures in one process, for every figure in FIGURES, the figure and its
+baselines:
 
 1. journal transfers: one transaction each, doing what a repayment does to the books: build the
    ``advance.repaid`` system event, ``journal_post`` a balanced two-posting entry under an

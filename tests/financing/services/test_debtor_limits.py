@@ -38,10 +38,9 @@ def test_a_buyer_without_a_tax_id_is_one_debtor_however_its_name_is_spelled(
     trade: Trade, open_facility: Callable[..., Any], now: datetime
 ) -> None:
     open_facility(trade.merchant)
-    spellings = ["ACME GmbH", "Acme G.m.b.H.", "ａｃｍｅ  gmbh", "AСME GmbH"]  # noqa: RUF001
+    spellings = ["ACME GmbH", "Acme G.m.b.H.", "ａｃｍｅ  gmbh", "AСME GmbH"]
     refs = [
-        _fundable(trade, f"INV-{i}", {**ACME_DE, "name": name})
-        for i, name in enumerate(spellings)
+        _fundable(trade, f"INV-{i}", {**ACME_DE, "name": name}) for i, name in enumerate(spellings)
     ]
     elsewhere = _fundable(trade, "INV-FR", {**ACME_DE, "country": "FR"})
 
@@ -96,9 +95,7 @@ def test_approval_and_authorization_recheck_the_bank_limit(
     other = _verified(make_merchant)
     open_facility(trade.merchant, checker_threshold_minor=10_000)  # every advance needs a checker
     open_facility(other)
-    big = advance_request(
-        merchant=trade.merchant, refs=trade.fundable(1), request_key="a", now=now
-    )
+    big = advance_request(merchant=trade.merchant, refs=trade.fundable(1), request_key="a", now=now)
     approved = advance_approve(advance=big, officer=officer, now=now)
     small = advance_request(
         merchant=other, refs=trade_for(other).fundable(1), request_key="b", now=now
@@ -133,7 +130,7 @@ def _two_requests(
     now: datetime,
 ) -> list[Advance]:
     advances = []
-    for n in range(2):
+    for _ in range(2):
         merchant = _verified(make_merchant)
         open_facility(merchant)
         refs = trade_for(merchant).fundable(1)

@@ -68,9 +68,13 @@ def test_a_false_duplicate_is_cleared_by_two_officers_and_shows_on_the_receivabl
     assert _codes(twin) == []
     clearance = DuplicateClearance.objects.get()
     assert (clearance.invoice_ref, clearance.entry_id) == ("inv 1", twin.entry_id)
-    page = officer_client_factory(auditor).get(  # type: ignore[operator]
-        reverse("admin:financing_receivable_change", args=[twin.pk])
-    ).content.decode()
+    page = (
+        officer_client_factory(auditor)
+        .get(  # type: ignore[operator]
+            reverse("admin:financing_receivable_change", args=[twin.pk])
+        )
+        .content.decode()
+    )
     assert "Different goods, confirmed by phone" in page
     assert f"confirmed by {senior.get_username()}" in page
     with pytest.raises(IntegrityError), transaction.atomic():
