@@ -19,10 +19,19 @@ from enum import StrEnum
 
 from django.db.models import Sum
 
-from financing.models import Advance, Assignment, Blacklisting, Facility, Receivable
+from financing.models import (
+    Advance,
+    Assignment,
+    Blacklisting,
+    DebtorLimit,
+    DuplicateClearance,
+    Facility,
+    Receivable,
+)
 from financing.pricing import advance_amount
 from ledger.models import Invoice, Order, Shipment
 from ledger.money import Money
+from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
 
 
@@ -43,6 +52,7 @@ class Code(StrEnum):
     BLACKLISTED = "BLACKLISTED"
     FACILITY_LIMIT = "FACILITY_LIMIT"
     DEBTOR_LIMIT = "DEBTOR_LIMIT"
+    BANK_DEBTOR_LIMIT = "BANK_DEBTOR_LIMIT"
     ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
     DUPLICATE_INVOICE = "DUPLICATE_INVOICE"
 
@@ -94,6 +104,8 @@ class _Evidence:
     facilities: dict[str, Facility]
     blacklisted: bool
     debtor_exposure: dict[tuple[str, str], int]
+    bank_room: dict[tuple[str, str], int]
+    cleared: set[str]
     own_commitment: int
 
 
@@ -162,6 +174,21 @@ def _evidence_load(
         facilities={f.currency: f for f in Facility.objects.filter(merchant=merchant, active=True)},
         blacklisted=Blacklisting.objects.filter(merchant=merchant, lifted_at__isnull=True).exists(),
         debtor_exposure=debtor_exposure(merchant, excluding=holder),
+        bank_room=bank_debtor_room(
+            {
+                (i.currency, receivables[i.ref].debtor_key)
+                for i in invoices.values()
+                if i.ref in receivables
+            },
+            excluding=holder,
+        ),
+        cleared={
+            ref
+            for ref, entry_id in DuplicateClearance.objects.filter(
+                merchant=merchant, invoice_ref__in=list(invoices)
+            ).values_list("invoice_ref", "entry_id")
+            if ref in receivables and receivables[ref].entry_id == entry_id
+        },
         own_commitment=holder.advance_minor if holder is not None else 0,
     )
 
@@ -188,28 +215,59 @@ def debtor_exposure(
     rows = (
         Assignment.objects.filter(merchant=merchant, status__in=Assignment.LIVE)
         .exclude(advance=excluding)
-        .values(
-            "advance__currency",
-            "debtor__kind",
-            "debtor__marketplace__code",
-            "debtor__tax_id",
-            "debtor__name",
-        )
+        .values_list("advance__currency", "debtor_key")
         .annotate(total=Sum("advance_minor"))
     )
-    for row in rows:
-        exposure[(row["advance__currency"], debtor_key_of(row))] += row["total"]
+    for currency, key, total in rows:
+        exposure[(currency, key)] += total
     return exposure
 
 
-def debtor_key_of(row: dict[str, str]) -> str:
-    if row["debtor__kind"] == "marketplace":
-        return f"marketplace:{row['debtor__marketplace__code']}"
-    return business_debtor_key(row["debtor__tax_id"], row["debtor__name"])
+# What counts against a bank-wide debtor limit: advances an officer approved or the bank paid.
+# A request alone reserves nothing bank-wide; approvals lock the limit rows and re-check.
+BANK_EXPOSED = (Advance.Status.APPROVED, Advance.Status.DISBURSED, Advance.Status.OVERDUE)
 
 
-def business_debtor_key(tax_id: str, name: str) -> str:
-    return f"business:{tax_id}" if tax_id else f"business-name:{name.casefold()}"
+def bank_debtor_room(
+    debtors: Iterable[tuple[str, str]], *, excluding: Advance | None = None
+) -> dict[tuple[str, str], int]:
+    """Room left under the bank-wide limit of each (currency, debtor key) that has one.
+
+    Debtors without a limit are left out. Exposure is across all merchants: advances approved
+    or outstanding against the debtor, less ``excluding``'s own.
+    """
+    wanted = set(debtors)
+    limits = {
+        (limit.currency, limit.debtor_key): limit.limit_minor
+        for limit in DebtorLimit.objects.filter(debtor_key__in={k for _, k in wanted})
+        if (limit.currency, limit.debtor_key) in wanted
+    }
+    if not limits:
+        return {}
+    rows = (
+        Assignment.objects.filter(
+            debtor_key__in={k for _, k in limits},
+            status__in=Assignment.LIVE,
+            advance__status__in=BANK_EXPOSED,
+        )
+        .exclude(advance=excluding)
+        .values_list("advance__currency", "debtor_key")
+        .annotate(total=Sum("advance_minor"))
+    )
+    exposure = {(currency, key): total for currency, key, total in rows}
+    return {debtor: limit - exposure.get(debtor, 0) for debtor, limit in limits.items()}
+
+
+def business_debtor_key(tax_id: str, name: str, country: str) -> str:
+    """The key of a business buyer: its tax id, or else its folded name and its country.
+
+    Never the name alone: "ACME GmbH" and "Acme G.m.b.H." are one buyer, and an Acme in
+    France is not the Acme in Germany.
+    """
+    normalised = tax_id_normalise(tax_id)
+    if normalised:
+        return f"business:{normalised}"
+    return f"business-name:{country.strip().upper()}:{party_name_normalise(name)}"
 
 
 def _judge(evidence: _Evidence, invoice: Invoice) -> Verdict:
@@ -298,6 +356,14 @@ def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
             f"{invoice.debtor_name} already accounts for as much as one debtor may "
             f"({Money(max(debtor_room, 0), invoice.currency)} left).",
         )
+    bank_room = evidence.bank_room.get((invoice.currency, debtor_key))
+    if bank_room is not None and advance > bank_room:
+        yield Reason(
+            Code.BANK_DEBTOR_LIMIT,
+            f"The bank's limit on {invoice.debtor_name} leaves "
+            f"{Money(max(bank_room, 0), invoice.currency)}; this would advance "
+            f"{Money(advance, invoice.currency)}.",
+        )
 
 
 def debtor_cap(facility: Facility) -> int:
@@ -316,7 +382,7 @@ def _merchant_standing(merchant: Merchant, blacklisted: bool) -> Iterable[Reason
 def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> Iterable[Reason]:
     if invoice.ref in evidence.held or receivable.fingerprint in evidence.fingerprints_held:
         yield Reason(Code.ALREADY_ASSIGNED, "Another advance holds this invoice.")
-    if invoice.ref in evidence.earlier_twins:
+    if invoice.ref in evidence.earlier_twins and invoice.ref not in evidence.cleared:
         yield Reason(
             Code.DUPLICATE_INVOICE,
             "The same invoice (number, supplier, amount and date) reached Chainfin before.",

@@ -1,15 +1,16 @@
 """Row locks of financing, taken in one order so use cases never deadlock on each other.
 
 A request locks its facility before it writes anything; a decision locks its advance together
-with the advance's facility (one joined ``SELECT … FOR UPDATE``); the books' accounts and the
-merchant's chain come after, through ``journal_post`` and ``entries_append``.
+with the advance's facility (one joined ``SELECT … FOR UPDATE``), then the bank-wide limits of
+the advance's debtors (in id order); the books' accounts and the merchant's chain come after,
+through ``journal_post`` and ``entries_append``.
 """
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from financing.models import Advance, Facility
+from financing.models import Advance, DebtorLimit, Facility
 from merchants.models import Merchant
 
 
@@ -33,3 +34,18 @@ def advance_qs_for_update() -> QuerySet[Advance]:
     facility at once, so a facility change waits for it (and the other way round).
     """
     return Advance.objects.select_for_update().order_by("pk")
+
+
+def debtor_limit_qs_for_update() -> QuerySet[DebtorLimit]:
+    """Bank-wide debtor limits locked FOR UPDATE, in id order, once evaluated."""
+    return DebtorLimit.objects.select_for_update().order_by("pk")
+
+
+def debtor_limits_lock(*, advance: Advance) -> None:
+    """Lock the bank-wide limits of ``advance``'s debtors; must run in a transaction.
+
+    Approvals of different merchants against one debtor then re-check its room one after the
+    other, each seeing what the other approved; id order keeps two of them from deadlocking.
+    """
+    keys = set(advance.assignments.values_list("debtor_key", flat=True))
+    list(debtor_limit_qs_for_update().filter(currency=advance.currency, debtor_key__in=keys))

@@ -14,9 +14,24 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from financing.controls import DebtorLimit, DuplicateClearance, RiskChange
 from financing.pricing import DayCount
 from ledger.models import Entry
 from merchants.models import Debtor, Marketplace, Merchant
+
+__all__ = [  # the controls' models, importable from here like the rest
+    "Advance",
+    "Assignment",
+    "AssignmentNotice",
+    "Blacklisting",
+    "DebtorLimit",
+    "DuplicateClearance",
+    "Facility",
+    "FacilityChange",
+    "Receivable",
+    "RiskChange",
+    "WebhookEndpoint",
+]
 
 
 def new_advance_ref() -> str:
@@ -43,7 +58,9 @@ class Receivable(models.Model):
     entry = models.ForeignKey(Entry, on_delete=models.PROTECT, related_name="+", db_index=False)
     fingerprint = models.CharField(max_length=64)
     debtor_key = models.CharField(
-        max_length=120, help_text="Who owes it: 'marketplace:<code>' or 'business:<tax id>'."
+        max_length=160,
+        help_text="Who owes it: 'marketplace:<code>', 'business:<tax id>' or "
+        "'business-name:<country>:<normalised name>'.",
     )
 
     class Meta:
@@ -131,6 +148,14 @@ class FacilityChange(models.Model):
     before = models.JSONField(default=dict)
     after = models.JSONField(default=dict)
     reason = models.TextField()
+    proposal = models.ForeignKey(
+        RiskChange,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The confirmed proposal this change carried out (empty before four-eyes).",
+    )
 
     class Meta:
         ordering = ["-changed_at", "-id"]
@@ -260,6 +285,7 @@ class Assignment(models.Model):
     invoice_ref = models.CharField(max_length=128)
     fingerprint = models.CharField(max_length=64)
     debtor = models.ForeignKey(Debtor, on_delete=models.PROTECT, related_name="assignments")
+    debtor_key = models.CharField(max_length=160, help_text="The receivable's debtor key.")
     face_minor = models.BigIntegerField()
     advance_minor = models.BigIntegerField()
     due_date = models.DateField()
@@ -291,7 +317,10 @@ class Assignment(models.Model):
                 name="assignment_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["debtor", "status"], name="assignment_debtor_idx")]
+        indexes = [
+            models.Index(fields=["debtor", "status"], name="assignment_debtor_idx"),
+            models.Index(fields=["debtor_key", "status"], name="assignment_debtor_key_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.invoice_ref} → {self.advance.ref}"
@@ -319,6 +348,9 @@ class Blacklisting(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     lift_reason = models.TextField(blank=True)
+    lift_change = models.ForeignKey(
+        RiskChange, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -11,7 +11,7 @@ from financing.models import Receivable
 from ledger.models import Entry
 from ledger.money import parse_minor_units
 from ledger.projections.registry import projection_model, row_projector
-from merchants.identifiers import tax_id_is_national, tax_id_normalise
+from merchants.identifiers import tax_id_is_national
 from merchants.models import Merchant
 
 projection_model(Receivable)
@@ -24,7 +24,9 @@ def receivable_from_invoice(*, entry: Entry, data: dict[str, Any]) -> Receivable
     if debtor["kind"] == "marketplace":
         debtor_key = f"marketplace:{entry.source}"
     else:
-        debtor_key = business_debtor_key(tax_id_normalise(debtor.get("tax_id", "")), debtor["name"])
+        debtor_key = business_debtor_key(
+            debtor.get("tax_id", ""), debtor["name"], debtor.get("country", "")
+        )
     return Receivable(
         merchant_id=entry.chain_id,
         ref=entry.external_ref,

@@ -1,7 +1,9 @@
 """The bank's staff roles, as Django groups with exactly the permissions each role needs.
 
-* officer: reviews advances (maker: approve, reject), manages facilities and the blacklist.
-* senior officer: an officer who may also authorize disbursement (checker).
+* officer: reviews advances (maker: approve, reject); proposes facilities and their changes,
+  bank-wide debtor limits, blacklist lifts and duplicate-flag clearances; blacklists.
+* senior officer: an officer who may also authorize disbursement (checker) and confirm or
+  reject what another officer proposed (four-eyes).
 * auditor: reads everything, changes nothing.
 
 Synced after every migrate, so a new model's view permission reaches the auditor at once.
@@ -23,6 +25,7 @@ _OFFICER_ACTS = [
     ("financing", "manage_blacklist"),
     ("financing", "add_facility"),
     ("financing", "change_facility"),
+    ("financing", "change_debtorlimit"),
     ("financing", "add_webhookendpoint"),
     ("financing", "change_webhookendpoint"),
 ]
@@ -38,7 +41,8 @@ def officer_groups_sync(**kwargs: Any) -> None:
             Q(content_type__app_label=app_label) & Q(codename=codename)
         )
     authorize = Permission.objects.filter(
-        content_type__app_label="financing", codename="authorize_advance"
+        content_type__app_label="financing",
+        codename__in=["authorize_advance", "confirm_riskchange"],
     )
     grants = {
         AUDITOR: views,

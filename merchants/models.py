@@ -121,6 +121,12 @@ class Debtor(models.Model):
     name = models.CharField(max_length=200)
     tax_id = models.CharField(max_length=40, blank=True)
     country = models.CharField(max_length=2, blank=True)
+    name_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The name folded (merchants.identifiers.party_name_normalise): with the "
+        "country, what identifies a business buyer without a tax id.",
+    )
     marketplace = models.OneToOneField(
         Marketplace, on_delete=models.PROTECT, null=True, blank=True, related_name="debtor"
     )
@@ -142,6 +148,13 @@ class Debtor(models.Model):
                 fields=["tax_id", "country"],
                 condition=Q(kind="business") & ~Q(tax_id=""),
                 name="debtor_business_tax_id_unique",
+            ),
+            # Without a tax id, the folded name and the country: "ACME GmbH" and "Acme GmbH."
+            # are one buyer, never two rows with a limit each.
+            models.UniqueConstraint(
+                fields=["name_key", "country"],
+                condition=Q(kind="business", tax_id=""),
+                name="debtor_business_name_unique",
             ),
         ]
 

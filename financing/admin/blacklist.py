@@ -1,4 +1,5 @@
-"""The blacklist: who may not request advances, and why; adding and lifting go through services."""
+"""The blacklist: who may not request advances, and why. Adding goes through a service; lifting
+is proposed by one officer and confirmed by a different senior officer (four-eyes)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
-from financing.admin.writes import officer_of
+from financing.admin.writes import PROPOSED, officer_of
 from financing.exceptions import FinancingError
 from financing.models import Blacklisting
-from financing.services.blacklist import blacklist_add, blacklist_lift
+from financing.services.blacklist import blacklist_add, blacklist_lift_propose
 from merchants.models import Merchant
 
 
@@ -35,7 +36,7 @@ class BlacklistForm(forms.Form):
 class LiftForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Why new advances may be requested again.",
+        help_text="Why new advances may be requested again; a senior officer confirms it.",
     )
 
 
@@ -142,7 +143,7 @@ class BlacklistingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Blacklisting]):
         return self._form_page(request, form, title="Blacklist a merchant", action="Blacklist")
 
     def lift_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Lift a blacklisting, with a written reason."""
+        """Propose lifting a blacklisting, with a written reason, for a senior to confirm."""
         blacklisting = self.get_object(request, unquote(object_id))
         if blacklisting is None:
             raise Http404(f"No blacklisting {object_id}.")
@@ -151,7 +152,7 @@ class BlacklistingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Blacklisting]):
         form = LiftForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                blacklist_lift(
+                blacklist_lift_propose(
                     blacklisting=blacklisting,
                     officer=officer_of(request),
                     reason=form.cleaned_data["reason"].strip(),
@@ -160,17 +161,13 @@ class BlacklistingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Blacklisting]):
             except FinancingError as exc:
                 form.add_error(None, refusal(exc))
             else:
-                self.message_user(
-                    request,
-                    f"The blacklisting of {blacklisting.merchant.legal_name} is lifted.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(reverse("admin:financing_blacklisting_changelist"))
+                self.message_user(request, PROPOSED, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
         return self._form_page(
             request,
             form,
-            title=f"Lift the blacklisting of {blacklisting.merchant.legal_name}",
-            action="Lift",
+            title=f"Propose lifting the blacklisting of {blacklisting.merchant.legal_name}",
+            action="Propose the lift",
             blacklisting=blacklisting,
         )
 

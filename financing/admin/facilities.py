@@ -1,7 +1,8 @@
 """Facilities: credit lines and their audit trail.
 
-Opening and changing a line go through ``facility_open`` and ``facility_change``, each with a
-written reason that the service stores beside the change.
+Opening and changing a line are four-eyes: the form proposes (``facility_open_propose``,
+``facility_change_propose``) with a written reason, and the line opens or changes when a
+different senior officer confirms the proposal (``financing.admin.changes``).
 """
 
 from __future__ import annotations
@@ -22,16 +23,21 @@ from django.utils.safestring import SafeString
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import MONEY_TERMS, diff_html, percent_of_bp
 from financing.admin.writes import ServiceSaveAdmin, officer_of
-from financing.models import Facility, FacilityChange
-from financing.services.facilities import FACILITY_TERMS, facility_change, facility_open
+from financing.models import Facility, FacilityChange, RiskChange
+from financing.services.facilities import (
+    FACILITY_TERMS,
+    facility_change_propose,
+    facility_open_propose,
+)
 from ledger.money import Money, MoneyError, currency_exponent, format_minor_units, parse_minor_units
 
 
 class FacilityForm(ModelForm[Facility]):
     """Terms of a credit line; amounts in the facility's currency, rates in basis points.
 
-    The form validates; ``FacilityAdmin.save_model`` hands the result to ``facility_open`` or
-    ``facility_change``, which write the facility and its audit row together.
+    The form validates; ``FacilityAdmin.save_model`` hands the result to
+    ``facility_open_propose`` or ``facility_change_propose``: nothing changes until a different
+    senior officer confirms.
     """
 
     limit_minor = forms.CharField(
@@ -44,7 +50,8 @@ class FacilityForm(ModelForm[Facility]):
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Why the line opens or changes; it stays in the facility's audit trail.",
+        help_text="Why the line opens or changes: the senior officer who confirms reads it, and "
+        "it stays in the facility's audit trail.",
     )
 
     class Meta:
@@ -112,7 +119,7 @@ class FacilityForm(ModelForm[Facility]):
 
 @admin.register(Facility)
 class FacilityAdmin(ServiceSaveAdmin[Facility]):
-    """Credit lines. Opening and changing go through the services, each with a written reason."""
+    """Credit lines. Opening and changing are proposed, with a written reason, for a senior."""
 
     form = FacilityForm
     list_display = [
@@ -164,14 +171,16 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
 
     @admin.display(description="audit trail")
     def audit_trail(self, facility: Facility) -> SafeString:
-        changes = facility.changes.select_related("officer").order_by("-changed_at", "-id")
+        changes = facility.changes.select_related("officer", "proposal__decided_by").order_by(
+            "-changed_at", "-id"
+        )
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     f"{change.changed_at:%Y-%m-%d %H:%M}",
-                    change.officer.get_username(),
+                    _officers(change),
                     change.reason,
                     diff_html(change.before, change.after, facility.currency),
                 )
@@ -179,7 +188,7 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
             ),
         )
         return format_html(
-            '<table class="facility-audit"><thead><tr><th>When</th><th>Officer</th>'
+            '<table class="facility-audit"><thead><tr><th>When</th><th>Officers</th>'
             "<th>Reason</th><th>What changed</th></tr></thead><tbody>{}</tbody></table>",
             rows or format_html('<tr><td colspan="4">No changes recorded.</td></tr>'),
         )
@@ -229,14 +238,14 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
     def save_model(
         self, request: HttpRequest, obj: Facility, form: ModelForm[Facility], change: bool
     ) -> None:
-        """Open or change the line through the services; a refusal returns to the form."""
+        """Propose the opening or the change; a refusal returns to the form."""
         assert isinstance(form, FacilityForm)
         reason = form.cleaned_data["reason"].strip()
         officer, now = officer_of(request), timezone.now()
-        write: Callable[[], Facility]
+        propose: Callable[[], RiskChange]
         if change:
-            write = partial(
-                facility_change,
+            propose = partial(
+                facility_change_propose,
                 facility=obj,
                 officer=officer,
                 reason=reason,
@@ -244,8 +253,8 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
                 changes=form.term_changes,
             )
         else:
-            write = partial(
-                facility_open,
+            propose = partial(
+                facility_open_propose,
                 merchant=form.cleaned_data["merchant"],
                 currency=form.cleaned_data["currency"],
                 officer=officer,
@@ -253,18 +262,30 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
                 now=now,
                 terms={n: form.cleaned_data[n] for n in FACILITY_TERMS if n in form.cleaned_data},
             )
-        self.save_through(request, obj, write)
+        self.propose_through(request, propose)
 
 
 @admin.register(FacilityChange)
 class FacilityChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[FacilityChange]):
-    list_display = ["changed_at", "facility", "officer", "reason", "diff"]
+    list_display = ["changed_at", "facility", "officers", "reason", "diff"]
     list_filter = ["facility__currency"]
-    list_select_related = ["facility__merchant", "officer"]
+    list_select_related = ["facility__merchant", "officer", "proposal__decided_by"]
     search_fields = ["facility__merchant__legal_name", "reason", "officer__username"]
-    fields = ["facility", "officer", "changed_at", "reason", "diff"]
-    readonly_fields = ["diff"]
+    fields = ["facility", "officers", "changed_at", "reason", "diff"]
+    readonly_fields = ["officers", "diff"]
+
+    @admin.display(description="proposed, confirmed by")
+    def officers(self, change: FacilityChange) -> str:
+        return _officers(change)
 
     @admin.display(description="what changed")
     def diff(self, change: FacilityChange) -> SafeString:
         return diff_html(change.before, change.after, change.facility.currency)
+
+
+def _officers(change: FacilityChange) -> str:
+    """Who proposed a change and who confirmed it (changes before four-eyes had one officer)."""
+    proposer = change.officer.get_username()
+    if change.proposal is None or change.proposal.decided_by is None:
+        return proposer
+    return f"{proposer}, confirmed by {change.proposal.decided_by.get_username()}"

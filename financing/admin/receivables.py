@@ -1,25 +1,127 @@
-"""Receivables and their assignments to advances: read-only, written by the services."""
+"""Receivables and their assignments to advances: read-only, written by the services.
+
+A receivable flagged DUPLICATE_INVOICE that is not one can be cleared: an officer proposes it
+with a written reason, a different senior officer confirms (four-eyes), and the clearance shows
+on the receivable.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from financing.models import Assignment, Receivable
+from financing.admin.changes import FORM_TEMPLATE
+from financing.admin.formatting import refusal
+from financing.admin.writes import PROPOSED, officer_of
+from financing.exceptions import FinancingError
+from financing.models import Assignment, DuplicateClearance, Receivable
+from financing.services.duplicates import duplicate_clear_propose
 from ledger.money import Money
+
+
+class ClearDuplicateForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why this is not the invoice it looks like (e.g. another amount or date); "
+        "the senior officer who confirms reads it, and it stays on the receivable.",
+    )
 
 
 @admin.register(Receivable)
 class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
-    list_display = ["ref", "merchant", "source", "debtor_key", "short_fingerprint", "entry"]
+    list_display = [
+        "ref",
+        "merchant",
+        "source",
+        "debtor_key",
+        "short_fingerprint",
+        "duplicate_cleared",
+        "entry",
+    ]
     list_filter = ["source"]
     list_select_related = ["merchant", "entry"]
     search_fields = ["ref", "fingerprint", "merchant__legal_name", "merchant__public_id"]
     show_full_result_count = False
+    readonly_fields = ["duplicate_cleared"]
 
     @admin.display(description="fingerprint")
     def short_fingerprint(self, receivable: Receivable) -> str:
         return receivable.fingerprint[:16] + "…"
+
+    @admin.display(description="duplicate flag")
+    def duplicate_cleared(self, receivable: Receivable) -> str:
+        clearance = (
+            DuplicateClearance.objects.filter(
+                merchant_id=receivable.merchant_id,
+                invoice_ref=receivable.ref,
+                entry_id=receivable.entry_id,
+            )
+            .select_related("proposal__proposed_by", "proposal__decided_by")
+            .first()
+        )
+        if clearance is None:
+            url = reverse("admin:financing_receivable_clear_duplicate", args=[quote(receivable.pk)])
+            return format_html('<a href="{}">Clear a false duplicate…</a>', url)
+        change = clearance.proposal
+        assert change.decided_by is not None  # a clearance exists only once confirmed
+        return (
+            f"Cleared {clearance.cleared_at:%Y-%m-%d %H:%M}: proposed by "
+            f"{change.proposed_by.get_username()}, confirmed by "
+            f"{change.decided_by.get_username()}: {change.reason}"
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/clear-duplicate/",
+                self.admin_site.admin_view(self.clear_duplicate_view),
+                name="financing_receivable_clear_duplicate",
+            )
+        ]
+        return [*own, *super().get_urls()]
+
+    def clear_duplicate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Propose clearing a false DUPLICATE_INVOICE flag, for a senior officer to confirm."""
+        receivable = self.get_object(request, unquote(object_id))
+        if receivable is None:
+            raise Http404(f"No receivable {object_id}.")
+        if not self.has_view_permission(request, receivable):
+            raise PermissionDenied
+        officer = officer_of(request)
+        form = ClearDuplicateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                duplicate_clear_propose(
+                    receivable=receivable,
+                    officer=officer,
+                    reason=form.cleaned_data["reason"].strip(),
+                    now=timezone.now(),
+                )
+            except FinancingError as exc:
+                form.add_error(None, refusal(exc))
+            else:
+                self.message_user(request, PROPOSED, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Clear the duplicate flag of invoice {receivable.ref}",
+            "form_title": "Why it is not a duplicate",
+            "form": form,
+            "actions": [("_propose", "Propose")],
+            "may_act": officer.has_perm("financing.approve_advance"),
+            "cannot_act": "You do not hold the permission to decide on advances.",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, FORM_TEMPLATE, context)
 
 
 @admin.register(Assignment)

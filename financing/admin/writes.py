@@ -16,12 +16,15 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from financing.admin.formatting import refusal
 from financing.exceptions import FinancingError
 
 _M = TypeVar("_M", bound=Model)
 _REFUSED = "_financing_admin_refused"
+_PROPOSED = "_financing_admin_proposed"
+PROPOSED = "Proposed: it takes effect when a different senior officer confirms it."
 
 
 def officer_of(request: HttpRequest) -> User:
@@ -51,16 +54,28 @@ class ServiceSaveAdmin(admin.ModelAdmin[_M]):
         obj.refresh_from_db()
         return True
 
+    def propose_through(self, request: HttpRequest, propose: Callable[[], Any]) -> None:
+        """Record a four-eyes proposal instead of saving: the row stays as it is until a
+        different senior officer confirms, and the officer lands on the pending changes."""
+        try:
+            propose()
+        except FinancingError as exc:
+            setattr(request, _REFUSED, True)
+            self.message_user(request, refusal(exc), messages.ERROR)
+            return
+        setattr(request, _PROPOSED, True)
+        self.message_user(request, PROPOSED, messages.SUCCESS)
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # nothing related is edited here; what goes with the row is the service's
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        if not getattr(request, _REFUSED, False):
+        if not _unsaved(request):
             return super().log_addition(request, obj, message)
         return None
 
     def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        if not getattr(request, _REFUSED, False):
+        if not _unsaved(request):
             return super().log_change(request, obj, message)
         return None
 
@@ -69,9 +84,17 @@ class ServiceSaveAdmin(admin.ModelAdmin[_M]):
     ) -> HttpResponse:
         if getattr(request, _REFUSED, False):
             return HttpResponseRedirect(request.get_full_path())
+        if getattr(request, _PROPOSED, False):
+            return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
         return super().response_add(request, obj, post_url_continue)
 
     def response_change(self, request: HttpRequest, obj: _M) -> HttpResponse:
         if getattr(request, _REFUSED, False):
             return HttpResponseRedirect(request.get_full_path())
+        if getattr(request, _PROPOSED, False):
+            return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
         return super().response_change(request, obj)
+
+
+def _unsaved(request: HttpRequest) -> bool:
+    return getattr(request, _REFUSED, False) or getattr(request, _PROPOSED, False)

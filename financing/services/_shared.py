@@ -1,12 +1,17 @@
-"""Helpers the financing use cases share: the officer check, constraint names, a voided approval."""
+"""Helpers the financing use cases share: the officer check, constraint names, a voided approval,
+and the proposal every four-eyes change starts as."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import User
-from django.db import IntegrityError
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
-from financing.exceptions import NotPermitted
-from financing.models import Advance
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+
+from financing.exceptions import NotPermitted, WrongState
+from financing.models import Advance, RiskChange
 
 
 def officer_require(officer: User, permission: str) -> None:
@@ -34,3 +39,45 @@ def approval_void(advance: Advance, why: str) -> None:
     advance.approval_hash = ""
     advance.decision_note = f"Approval void: {why}"
     advance.save()
+
+
+def proposal_record(
+    *,
+    kind: RiskChange.Kind,
+    target: str,
+    officer: User,
+    reason: str,
+    now: datetime,
+    before: Mapping[str, Any],
+    payload: Mapping[str, Any],
+) -> RiskChange:
+    """Record a proposal for a senior officer; ``<thing>_propose`` checks officer and terms first.
+
+    :raises WrongState: no reason, or a proposal for the same target is already open.
+    """
+    if not reason.strip():
+        raise WrongState("Say why: the senior officer who confirms reads it.")
+    try:
+        with transaction.atomic():
+            return RiskChange.objects.create(
+                kind=kind,
+                target=target,
+                before=dict(before),
+                payload=dict(payload),
+                reason=reason.strip(),
+                proposed_by=officer,
+                proposed_at=now,
+            )
+    except IntegrityError as exc:
+        if "riskchange_one_open_per_target" in constraint_name(exc):
+            raise WrongState(
+                "A change of this is already proposed; a senior officer confirms or rejects "
+                "it first."
+            ) from None
+        raise
+
+
+def proposal_confirmed_require(change: RiskChange, kind: RiskChange.Kind) -> None:
+    """Refuse to apply what is not a confirmed change of ``kind`` (each applier checks)."""
+    if change.kind != kind or change.status != RiskChange.Status.CONFIRMED:
+        raise WrongState("Only a confirmed change applies.")

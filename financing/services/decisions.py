@@ -4,20 +4,21 @@ checker threshold (the checker), or an officer rejects. What was approved is bou
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, Sum
 
 from financing.exceptions import AdvanceRefused, ApprovalVoid, MakerCheckerViolation, WrongState
-from financing.locks import advance_qs_for_update
+from financing.locks import advance_qs_for_update, debtor_limits_lock
 from financing.models import Advance, Assignment, Facility
 from financing.services._shared import approval_void, officer_require
 from financing.services.disbursement import advance_disburse
 from financing.services.requests import AdvanceQuote, advance_requote
 from ledger.canonical import canonical_json
 from ledger.models import Invoice
+from ledger.money import Money
 
 
 def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str = "") -> Advance:
@@ -35,12 +36,46 @@ def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str
         locked.approved_at = now
         locked.approval_hash = terms_hash(locked)
         locked.decision_note = note
-        if locked.advance_minor <= locked.facility.checker_threshold_minor:
+        window_total = advanced_in_window(advance=locked, now=now)
+        if window_total <= locked.facility.checker_threshold_minor:
             advance_disburse(advance=locked, now=now)
         else:
+            if locked.advance_minor <= locked.facility.checker_threshold_minor:
+                locked.decision_note = _window_note(locked, window_total, note)
             locked.status = Advance.Status.APPROVED
             locked.save()
     return locked
+
+
+CHECKER_WINDOW = timedelta(hours=24)
+
+
+def advanced_in_window(*, advance: Advance, now: datetime) -> int:
+    """Return what the merchant asked for in the 24 hours to ``now``, ``advance`` included.
+
+    The checker threshold applies to this total, so splitting one large advance into small
+    ones does not dodge the second officer: every advance of the merchant in the currency that
+    is requested, approved or paid out, requested or disbursed within the window, counts.
+    The caller holds the advance's facility lock, so two approvals of one line count each other.
+    """
+    since = now - CHECKER_WINDOW
+    others = (
+        Advance.objects.filter(merchant_id=advance.merchant_id, currency=advance.currency)
+        .exclude(pk=advance.pk)
+        .exclude(status=Advance.Status.REJECTED)
+        .filter(Q(requested_at__gt=since) | Q(disbursed_at__gt=since))
+        .aggregate(total=Sum("advance_minor"))["total"]
+    )
+    return advance.advance_minor + (others or 0)
+
+
+def _window_note(advance: Advance, total: int, note: str) -> str:
+    why = (
+        f"Needs a second officer: the merchant's advances in 24 hours come to "
+        f"{Money(total, advance.currency)}, above the threshold of "
+        f"{Money(advance.facility.checker_threshold_minor, advance.currency)}."
+    )
+    return f"{note}\n{why}" if note else why
 
 
 def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Advance:
@@ -128,6 +163,9 @@ def _advance_locked(advance: Advance, *statuses: str) -> Advance:
     locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
     if locked.status not in statuses:
         raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
+    # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only
+    # current while its row is held.
+    debtor_limits_lock(advance=locked)
     return locked
 
 

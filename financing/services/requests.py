@@ -13,7 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from financing import locks
-from financing.eligibility import Verdict, debtor_cap, debtor_exposure, verdicts
+from financing.eligibility import (
+    Verdict,
+    bank_debtor_room,
+    debtor_cap,
+    debtor_exposure,
+    verdicts,
+)
 from financing.exceptions import AdvanceRefused, RequestKeyReused
 from financing.models import Advance, Assignment, Facility, Receivable
 from financing.pricing import DayCount, Quote, apr_equivalent, quote_price
@@ -21,7 +27,7 @@ from financing.risk import risk_assess
 from financing.services._shared import constraint_name
 from ledger.models import Invoice
 from ledger.money import Money
-from merchants.identifiers import tax_id_normalise
+from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Debtor, Marketplace, Merchant
 
 MAX_RECEIVABLES_PER_ADVANCE = 100
@@ -152,6 +158,18 @@ def _limits_check(quote: AdvanceQuote, holder: Advance | None) -> None:
     shared = {key: items for key, items in by_debtor.items() if len(items) > 1}
     if not shared:  # each debtor has one item, which its verdict already measured
         return
+    bank_room = bank_debtor_room([(currency, key) for key in shared], excluding=holder)
+    for (_, key), room in bank_room.items():
+        items = shared[key]
+        if sum(i.quote.advance_minor for i in items) > room:
+            raise AdvanceRefused(
+                f"Together these would put more on {items[0].verdict.debtor_name} than the "
+                f"bank's limit leaves ({Money(max(room, 0), currency)} left).",
+                {
+                    i.verdict.ref: [("BANK_DEBTOR_LIMIT", "Over the bank's debtor limit together.")]
+                    for i in items
+                },
+            )
     exposure = debtor_exposure(facility.merchant, excluding=holder)
     for key, items in shared.items():
         debtor_room = debtor_cap(facility) - exposure.get((currency, key), 0)
@@ -242,6 +260,7 @@ def _request(merchant: Merchant, refs: Sequence[str], key: str, now: datetime) -
             invoice_ref=item.verdict.ref,
             fingerprint=item.verdict.fingerprint,
             debtor=_debtor_resolve(invoices[item.verdict.ref], receivables[item.verdict.ref]),
+            debtor_key=item.verdict.debtor_key,
             face_minor=item.quote.face_minor,
             advance_minor=item.quote.advance_minor,
             due_date=item.verdict.due_date,
@@ -272,12 +291,15 @@ def _debtor_resolve(invoice: Invoice, receivable: Receivable) -> Debtor:
             defaults={"name": marketplace.name},
         )
         return debtor
+    # One row per buyer: its tax id, or else its folded name, with its country (the unique
+    # indexes on Debtor hold that under concurrency; get_or_create re-reads the winner's row).
     tax_id = tax_id_normalise(invoice.debtor_tax_id)
-    identity = {"tax_id": tax_id} if tax_id else {"tax_id": "", "name": invoice.debtor_name}
+    name_key = party_name_normalise(invoice.debtor_name)
+    identity = {"tax_id": tax_id} if tax_id else {"tax_id": "", "name_key": name_key}
     debtor, _ = Debtor.objects.get_or_create(
         kind=Debtor.Kind.BUSINESS,
         country=invoice.debtor_country,
         **identity,
-        defaults={"name": invoice.debtor_name},
+        defaults={"name": invoice.debtor_name, "name_key": name_key},
     )
     return debtor

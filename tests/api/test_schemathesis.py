@@ -41,9 +41,10 @@ from werkzeug.test import EnvironBuilder
 from config.api.permissions import IsMarketplaceKey, IsMerchantKey
 from config.api.signing import sign
 from financing.models import Advance
-from financing.roles import SENIOR_OFFICER
+from financing.roles import OFFICER, SENIOR_OFFICER
 from financing.services.decisions import advance_approve
-from financing.services.facilities import facility_open
+from financing.services.facilities import facility_open_propose
+from financing.services.proposals import change_confirm
 from financing.services.requests import advance_request
 from merchants.models import Merchant
 from merchants.services import api_key_issue, marketplace_create, merchant_onboard
@@ -245,14 +246,15 @@ def _financing(merchant: Merchant, source: str) -> dict[str, Any]:
     merchant endpoints quote, request and read, and what a marketplace is told to pay."""
     now = timezone.now()
     senior = staff("fuzz-senior", SENIOR_OFFICER)
-    facility_open(
+    opening = facility_open_propose(
         merchant=merchant,
         currency="EUR",
-        officer=senior,
+        officer=staff("fuzz-officer", OFFICER),
         reason="Fuzz",
         now=now,
         terms=DEFAULT_TERMS,
     )
+    change_confirm(change=opening, officer=senior, now=now)
     trade = Trade(merchant, source, now=now, today=now.date())
     *refs, taken = trade.fundable(4)
     advance = advance_request(merchant=merchant, refs=[taken], request_key="fuzz", now=now)

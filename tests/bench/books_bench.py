@@ -5,9 +5,10 @@
 Drops and recreates the database named by BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/chainfin_bench_books), migrates it, creates merchants (KYC
 verified), the bank's cash account and one advances-receivable account per merchant, an EUR
-facility per merchant (opened with ``facility_open`` by a staff superuser; a limit and a checker
-threshold far above what the run advances, so approval disburses at once) with its chart of
-accounts, then measures in one process, for every figure in FIGURES, the figure and its baselines:
+facility per merchant (proposed and confirmed by two staff superusers, four-eyes; a limit and a
+checker threshold far above what the run advances, so approval disburses at once) with its
+chart of accounts, then measures in one process, for every figure in FIGURES, the figure and its
+baselines:
 
 1. journal transfers: one transaction each, doing what a repayment does to the books: build the
    ``advance.repaid`` system event, ``journal_post`` a balanced two-posting entry under an
@@ -296,23 +297,26 @@ def _facilities_open(merchant_ids: list[int]) -> tuple[User, dict[int, Merchant]
     from django.utils import timezone
 
     from financing.accounts import Chart
-    from financing.services.facilities import facility_open
+    from financing.services.facilities import facility_open_propose
+    from financing.services.proposals import change_confirm
     from merchants.models import Merchant
 
     # No service verifies KYC (an officer does it in the admin); the test fixtures set it too.
     Merchant.objects.filter(pk__in=merchant_ids).update(kyc_status=Merchant.KycStatus.VERIFIED)
     officer = User.objects.create_superuser("bench-officer", email="", password=None)
+    proposer = User.objects.create_superuser("bench-proposer", email="", password=None)
     now = timezone.now()
     merchants = Merchant.objects.in_bulk(merchant_ids)
     for merchant in merchants.values():
-        facility_open(
+        opening = facility_open_propose(
             merchant=merchant,
             currency="EUR",
-            officer=officer,
+            officer=proposer,
             reason="Bench onboarding",
             now=now,
             terms=FACILITY_TERMS,
         )
+        change_confirm(change=opening, officer=officer, now=now)
         # Opened at the first disbursement otherwise, inside the first repetitions' clock.
         chart = Chart(merchant, "EUR")
         for account_open in (

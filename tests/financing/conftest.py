@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 
-from financing.models import Facility
+from financing.models import Blacklisting, Facility, RiskChange
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
-from financing.services.facilities import facility_open
+from financing.services.blacklist import blacklist_lift_propose
+from financing.services.debtor_limits import debtor_limit_propose
+from financing.services.facilities import facility_change_propose, facility_open_propose
+from financing.services.proposals import change_confirm
 from ledger.events import event_parse, format_timestamp
 from ledger.services import NewEntry, entries_append
 from merchants.models import Marketplace, Merchant
@@ -175,17 +178,69 @@ DEFAULT_TERMS: dict[str, Any] = {
 }
 
 
+def four_eyes(change: RiskChange, now: datetime) -> RiskChange:
+    """Confirm ``change`` as a senior officer other than its proposer."""
+    return change_confirm(
+        change=change, officer=staff(f"senior{next(_serial)}", SENIOR_OFFICER), now=now
+    )
+
+
+def facility_terms_set(
+    facility: Facility, now: datetime, reason: str = "Review", **changes: Any
+) -> Facility:
+    """Change ``facility``'s terms the only way there is: proposed, then confirmed."""
+    proposer = staff(f"officer{next(_serial)}", OFFICER)
+    four_eyes(
+        facility_change_propose(
+            facility=facility, officer=proposer, reason=reason, now=now, changes=changes
+        ),
+        now,
+    )
+    return Facility.objects.get(pk=facility.pk)
+
+
+def debtor_limit_set(
+    debtor_key: str, limit_minor: int, now: datetime, currency: str = "EUR"
+) -> None:
+    """Set a bank-wide debtor limit the only way there is: proposed, then confirmed."""
+    change = debtor_limit_propose(
+        currency=currency,
+        debtor_key=debtor_key,
+        debtor_name=debtor_key.split(":")[-1],
+        limit_minor=limit_minor,
+        officer=staff(f"officer{next(_serial)}", OFFICER),
+        reason="Concentration",
+        now=now,
+    )
+    four_eyes(change, now)
+
+
+def blacklist_lifted(
+    blacklisting: Blacklisting, officer: User, reason: str, now: datetime
+) -> Blacklisting:
+    """Lift a blacklisting the only way there is: ``officer`` proposes, a senior confirms."""
+    change = blacklist_lift_propose(
+        blacklisting=blacklisting, officer=officer, reason=reason, now=now
+    )
+    four_eyes(change, now)
+    return Blacklisting.objects.get(pk=blacklisting.pk)
+
+
 @pytest.fixture
 def open_facility(senior: User, now: datetime) -> Callable[..., Facility]:
+    """Open a line: proposed by an officer, confirmed by ``senior``."""
+
     def make(merchant: Merchant, currency: str = "EUR", **terms: Any) -> Facility:
-        return facility_open(
+        change = facility_open_propose(
             merchant=merchant,
             currency=currency,
-            officer=senior,
+            officer=staff(f"officer{next(_serial)}", OFFICER),
             reason="Onboarding",
             now=now,
             terms=DEFAULT_TERMS | terms,
         )
+        change_confirm(change=change, officer=senior, now=now)
+        return Facility.objects.get(merchant=merchant, currency=currency, active=True)
 
     return make
 

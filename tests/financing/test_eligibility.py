@@ -23,7 +23,7 @@ from financing.services.blacklist import blacklist_add
 from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE, advance_quote, advance_request
 from merchants.models import MarketplaceMerchant, Merchant
 from merchants.services import marketplace_create
-from tests.financing.conftest import TODAY, Trade, db_counts
+from tests.financing.conftest import TODAY, Trade, db_counts, debtor_limit_set
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -174,6 +174,13 @@ def _debtor_limit(s: Scene) -> str:
     return s.evidence("2", order="20000.00", invoice="20000.00")
 
 
+def _bank_debtor_limit(s: Scene) -> str:
+    # The bank lends at most 500.00 against the marketplace, whoever the merchant; 800.00 asked.
+    s.facility()
+    debtor_limit_set(f"marketplace:{s.trade.source}", 50_000, s.now)
+    return s.evidence("1")
+
+
 def _already_assigned(s: Scene) -> str:
     s.facility()
     ref = s.evidence("1")
@@ -223,6 +230,7 @@ ROWS = [
     row(Code.BLACKLISTED, _blacklisted),
     row(Code.FACILITY_LIMIT, _facility_limit),
     row(Code.DEBTOR_LIMIT, _debtor_limit),
+    row(Code.BANK_DEBTOR_LIMIT, _bank_debtor_limit),
     row(Code.ALREADY_ASSIGNED, _already_assigned),
     row(Code.DUPLICATE_INVOICE, _duplicate_invoice),
 ]

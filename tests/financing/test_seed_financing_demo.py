@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from financing.models import Advance, Assignment, Facility
+from financing.models import Advance, Assignment, Facility, RiskChange
 from merchants.models import Merchant
 
 
@@ -23,6 +23,12 @@ def test_the_demo_has_advances_in_every_state_and_balanced_books() -> None:
     statuses = set(Advance.objects.values_list("status", flat=True))
     assert statuses == {"requested", "approved", "disbursed"}
     assert set(Assignment.objects.values_list("status", flat=True)) == {"held", "assigned"}
+    # Four-eyes: every opening and one change confirmed by another officer, one change pending.
+    changes = RiskChange.objects.order_by("id")
+    assert [c.status for c in changes.filter(kind="facility_change")] == ["confirmed", "proposed"]
+    assert all(c.proposed_by.username == "officer" for c in changes)
+    assert {c.decided_by.username for c in changes.filter(status="confirmed")} == {"senior"}
+    assert changes.filter(kind="facility_open", status="confirmed").count() == verified.count()
     call_command("verify_books", stdout=StringIO())  # raises SystemExit(1) on a broken book
     call_command("verify_ledger", stdout=StringIO())
 

@@ -1,7 +1,9 @@
 """Demo financing on top of seed_demo's evidence: facilities and advances in every state.
 
 Goes through the same services officers and merchants use, so the demo's books, chains and
-notices are the real thing. Runs once; later runs say so and change nothing.
+notices are the real thing: each facility is proposed by ``officer`` and confirmed by
+``senior`` (four-eyes), one rate change is proposed and confirmed, and one threshold raise waits
+for the senior in *Risk changes*. Runs once; later runs say so and change nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from django.utils import timezone
 from financing.eligibility import verdicts
 from financing.models import Advance, Facility
 from financing.services.decisions import advance_approve
-from financing.services.facilities import facility_open
+from financing.services.facilities import facility_change_propose, facility_open_propose
+from financing.services.proposals import change_confirm
 from financing.services.requests import advance_request
 from ledger.money import format_minor_units
 from merchants.models import Merchant
@@ -48,16 +51,43 @@ class Command(BaseCommand):
         now = timezone.now()
         with transaction.atomic():
             merchants = Merchant.objects.filter(kyc_status=Merchant.KycStatus.VERIFIED)
+            facilities = []
             for merchant in merchants.order_by("pk"):
-                facility_open(
+                opening = facility_open_propose(
                     merchant=merchant,
                     currency="EUR",
-                    officer=senior,
+                    officer=officer,
                     reason="Demo onboarding",
                     now=now,
                     terms=TERMS,
                 )
-                self._advances(merchant, officer, now)
+                change_confirm(change=opening, officer=senior, now=now)
+                facilities.append(Facility.objects.get(merchant=merchant, active=True))
+            self._four_eyes(facilities, officer, senior, now)
+            for facility in facilities:
+                self._advances(facility.merchant, officer, now)
+
+    def _four_eyes(self, facilities: list[Facility], officer: User, senior: User, now: Any) -> None:
+        """One change proposed and confirmed, and one left pending for the senior officer."""
+        review = facility_change_propose(
+            facility=facilities[0],
+            officer=officer,
+            reason="Demo: annual rate review",
+            now=now,
+            changes={"annual_rate_bp": 1650},
+        )
+        change_confirm(change=review, officer=senior, now=now)
+        self.stdout.write(
+            f"  {facilities[0]}: rate change proposed by officer, confirmed by senior"
+        )
+        facility_change_propose(
+            facility=facilities[-1],
+            officer=officer,
+            reason="Demo: busy season, fewer second-officer reviews",
+            now=now,
+            changes={"checker_threshold_minor": 300_000},
+        )
+        self.stdout.write(f"  {facilities[-1]}: threshold raise proposed, awaiting the senior")
 
     def _advances(self, merchant: Merchant, officer: User, now: Any) -> None:
         eligible = [v.ref for v in verdicts(merchant, now.date()) if v.eligible]

@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from financing.models import Blacklisting
+from financing.admin.writes import PROPOSED
+from financing.models import Blacklisting, RiskChange
 from financing.services.blacklist import blacklist_add
 from merchants.models import Merchant
 from tests.financing.admin.conftest import SignIn, _messages
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def test_blacklist_and_lift_through_the_admin(
-    verified_merchant: Merchant, officer: User, auditor: User, sign_in: SignIn
+    verified_merchant: Merchant, officer: User, senior: User, auditor: User, sign_in: SignIn
 ) -> None:
     url = reverse("admin:financing_blacklisting_blacklist")
     refused = sign_in(auditor).post(url, {"merchant": verified_merchant.pk, "reason": "I think so"})
@@ -47,12 +48,23 @@ def test_blacklist_and_lift_through_the_admin(
     assert "Fraud suspected" in client.get(lift).content.decode()
     blank = client.post(lift, {"reason": ""})
     assert "This field is required." in blank.content.decode()
-    lifted = client.post(lift, {"reason": "Cleared by compliance"}, follow=True)
+    proposed = client.post(lift, {"reason": "Cleared by compliance"}, follow=True)
 
-    assert _messages(lifted) == [f"The blacklisting of {verified_merchant.legal_name} is lifted."]
+    # Four-eyes (issue 8): the lift is a proposal until a different senior officer confirms.
+    assert _messages(proposed) == [PROPOSED]
+    blacklisting.refresh_from_db()
+    assert blacklisting.lifted_at is None
+    pending = client.post(lift, {"reason": "Once more"})
+    assert "already proposed" in pending.content.decode()
+    change = RiskChange.objects.get(target=f"blacklisting:{blacklisting.pk}")
+    decide = reverse("admin:financing_riskchange_decide", args=[change.pk])
+    assert "Fraud suspected" in proposed.content.decode()  # the pending list says what it lifts
+    confirmed = sign_in(senior).post(decide, {"note": "", "_confirm": "Confirm"}, follow=True)
+    assert _messages(confirmed) == ["The change is confirmed and applied."]
     blacklisting.refresh_from_db()
     assert blacklisting.lifted_by == officer
     assert blacklisting.lift_reason == "Cleared by compliance"
+    assert blacklisting.lift_change == change
     twice = client.post(lift, {"reason": "Once more"})
     assert "This blacklisting was already lifted." in twice.content.decode()
 

@@ -1,4 +1,8 @@
-"""Facilities opened and changed through the admin, and their audit trail (admin.facilities)."""
+"""Facilities opened and changed through the admin, and their audit trail (admin.facilities).
+
+Since issue 8 both are four-eyes: the form proposes, a different senior officer confirms on the
+proposal's page, and only then does the line open or change.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,16 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from financing.models import Facility, FacilityChange
-from financing.services.facilities import facility_change
+from financing.models import Facility, FacilityChange, RiskChange
 from merchants.models import Merchant
 from tests.financing.admin.conftest import SignIn, _facility_form, _messages, _request
-from tests.financing.conftest import Trade
+from tests.financing.conftest import Trade, facility_terms_set
+
+
+def _confirm(client: object, change: RiskChange) -> object:
+    url = reverse("admin:financing_riskchange_decide", args=[change.pk])
+    return client.post(url, {"note": "", "_confirm": "Confirm"})  # type: ignore[attr-defined]
+
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -22,7 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def test_a_facility_change_through_the_admin_is_audited_with_its_reason(
-    line: Facility, officer: User, sign_in: SignIn
+    line: Facility, officer: User, senior: User, sign_in: SignIn
 ) -> None:
     client = sign_in(officer)
     url = reverse("admin:financing_facility_change", args=[line.pk])
@@ -40,16 +49,31 @@ def test_a_facility_change_through_the_admin_is_audited_with_its_reason(
     )
 
     assert response.status_code == 302
+    assert response["Location"] == reverse("admin:financing_riskchange_changelist")
+    line.refresh_from_db()
+    assert (line.limit_minor, line.version) == (10_000_000, 1)  # proposed, not applied
+    proposal = RiskChange.objects.get(target=f"facility:{line.pk}", status="proposed")
+    pending = client.get(reverse("admin:financing_riskchange_changelist")).content.decode()
+    assert "100000.00 EUR → 150000.00 EUR" in pending
+    assert _confirm(client, proposal).status_code == 200  # the proposer cannot confirm
+    line.refresh_from_db()
+    assert line.version == 1
+
+    confirmed = _confirm(sign_in(senior), proposal)
+
+    assert confirmed.status_code == 302
     line.refresh_from_db()
     assert (line.limit_minor, line.version) == (15_000_000, 2)
     change = line.changes.order_by("-id").first()
     assert change is not None
     assert (change.officer, change.reason) == (officer, "Annual review: turnover up")
+    assert change.proposal is not None and change.proposal.decided_by == senior
     assert (change.before["limit_minor"], change.after["limit_minor"]) == (10_000_000, 15_000_000)
     assert {k for k in change.after if change.after[k] != change.before[k]} == {"limit_minor"}
     page = client.get(url).content.decode()
     assert "Annual review: turnover up" in page
     assert "100000.00 EUR → 150000.00 EUR" in page
+    assert f"confirmed by {senior.get_username()}" in page
 
 
 def test_a_facility_limit_cannot_go_below_its_commitments(
@@ -68,7 +92,7 @@ def test_a_facility_limit_cannot_go_below_its_commitments(
 
 
 def test_a_facility_opens_through_the_admin_with_its_reason(
-    make_merchant: Callable[..., Merchant], officer: User, sign_in: SignIn
+    make_merchant: Callable[..., Merchant], officer: User, senior: User, sign_in: SignIn
 ) -> None:
     merchant = make_merchant()
     client = sign_in(officer)
@@ -93,6 +117,11 @@ def test_a_facility_opens_through_the_admin_with_its_reason(
     response = client.post(reverse("admin:financing_facility_add"), data)
 
     assert response.status_code == 302, response.content.decode()
+    assert not Facility.objects.filter(merchant=merchant).exists()  # proposed only
+    again = client.post(reverse("admin:financing_facility_add"), data, follow=True)
+    assert "already proposed" in " ".join(_messages(again))  # one open proposal per target
+    proposal = RiskChange.objects.get(kind="facility_open", status="proposed")
+    assert _confirm(sign_in(senior), proposal).status_code == 302
     facility = Facility.objects.get(merchant=merchant)
     assert (facility.currency, facility.limit_minor, facility.checker_threshold_minor) == (
         "EUR",
@@ -113,17 +142,10 @@ def test_a_facility_opens_through_the_admin_with_its_reason(
 def test_a_facility_change_the_database_refuses_returns_to_the_form(
     line: Facility,
     officer: User,
-    senior: User,
     open_facility: Callable[..., Facility],
     sign_in: SignIn,
 ) -> None:
-    facility_change(
-        facility=line,
-        officer=senior,
-        reason="Closed",
-        now=timezone.now(),
-        changes={"active": False},
-    )
+    facility_terms_set(line, timezone.now(), reason="Closed", active=False)
     successor = open_facility(line.merchant)
     line.refresh_from_db()
     client = sign_in(officer)

@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 
 from financing.exceptions import WrongState
 from financing.models import Blacklisting
-from financing.services.blacklist import blacklist_add, blacklist_lift
-from tests.financing.conftest import Trade, constraint_of
+from financing.services.blacklist import blacklist_add
+from tests.financing.conftest import Trade, blacklist_lifted, constraint_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -35,6 +35,6 @@ def test_the_database_allows_one_active_blacklisting_per_merchant(
         Blacklisting.objects.filter(pk=first.pk).update(lifted_at=now)
     assert constraint_of(unlifted.value) == "blacklisting_lift_needs_officer_and_reason"
 
-    blacklist_lift(blacklisting=first, officer=officer, reason="Cleared", now=now)
+    blacklist_lifted(first, officer, "Cleared", now)
     blacklist_add(merchant=merchant, officer=officer, reason="New alert", now=now)
     assert Blacklisting.objects.filter(merchant=merchant).count() == 2

@@ -26,10 +26,9 @@ from financing.exceptions import (
 )
 from financing.models import Advance, Assignment, Facility
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
-from financing.services.facilities import facility_change
 from financing.services.requests import advance_request
 from ledger.models import Entry
-from tests.financing.conftest import Trade, constraint_of, db_counts
+from tests.financing.conftest import Trade, constraint_of, db_counts, facility_terms_set
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -136,17 +135,11 @@ def test_an_officer_without_the_checker_permission_cannot_authorize(
 def test_a_facility_change_voids_the_approval_until_approved_afresh(
     approved: Advance, facility: Facility, officer: User, senior: User, now: datetime
 ) -> None:
-    facility_change(
-        facility=facility,
-        officer=senior,
-        reason="Quarterly rate review",
-        now=now,
-        changes={"annual_rate_bp": 2400},
-    )
+    facility_terms_set(facility, now, reason="Quarterly rate review", annual_rate_bp=2400)
 
     voided = assert_approval_cleared(approved)
     assert "Facility terms changed (Quarterly rate review)" in voided.decision_note
-    # facility_change voids at once, so the checker finds nothing approved to authorize.
+    # The confirmed change voids at once, so the checker finds nothing approved to authorize.
     with pytest.raises((ApprovalVoid, WrongState)):
         advance_authorize(advance=approved, officer=senior, now=now)
     assert _fresh(approved).status == Advance.Status.REQUESTED

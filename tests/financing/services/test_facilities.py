@@ -1,5 +1,6 @@
-"""Facilities: opened and changed by officers, audited term by term, held within the database's
-rules (one active line per merchant and currency, commitments within the limit)."""
+"""Facilities: opened and changed under four-eyes (proposed by an officer, applied when a
+different senior officer confirms), audited term by term, held within the database's rules (one
+active line per merchant and currency, commitments within the limit)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ from django.db import IntegrityError, transaction
 
 from financing.exceptions import FacilityInvalid, NotPermitted
 from financing.models import Facility, FacilityChange
-from financing.services.facilities import FACILITY_TERMS, facility_change, facility_open
+from financing.services.facilities import (
+    FACILITY_TERMS,
+    facility_change_propose,
+    facility_open_propose,
+)
 from financing.services.requests import advance_request
-from tests.financing.conftest import DEFAULT_TERMS, Trade, constraint_of
+from tests.financing.conftest import (
+    DEFAULT_TERMS,
+    Trade,
+    constraint_of,
+    facility_terms_set,
+    four_eyes,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -30,7 +41,10 @@ def test_opening_a_facility_is_the_first_entry_of_its_audit_trail(
 ) -> None:
     [change] = facility.changes.all()
 
-    assert (change.officer, change.changed_at, change.reason) == (senior, now, "Onboarding")
+    assert (change.changed_at, change.reason) == (now, "Onboarding")
+    assert change.proposal is not None
+    assert change.officer == change.proposal.proposed_by != senior
+    assert change.proposal.decided_by == senior
     assert change.before == {}
     assert change.after == {name: getattr(facility, name) for name in FACILITY_TERMS}
     assert change.after["annual_rate_bp"] == DEFAULT_TERMS["annual_rate_bp"] == 1800
@@ -43,13 +57,16 @@ def test_a_change_records_before_after_and_why(
 ) -> None:
     later = now + timedelta(days=3)
 
-    changed = facility_change(
+    proposal = facility_change_propose(
         facility=facility,
         officer=officer,
         reason="Annual review",
         now=later,
         changes={"annual_rate_bp": 2400, "max_tenor_days": 90},
     )
+    assert terms_of(facility)["annual_rate_bp"] == 1800  # nothing applies before confirmation
+    four_eyes(proposal, later)
+    changed = Facility.objects.get(pk=facility.pk)
 
     assert changed.version == 2
     assert terms_of(facility)["annual_rate_bp"] == 2400
@@ -69,7 +86,7 @@ def test_a_change_without_a_reason_is_refused(
     before = terms_of(facility)
 
     with pytest.raises(FacilityInvalid, match="Say why"):
-        facility_change(
+        facility_change_propose(
             facility=facility, officer=officer, reason=reason, now=now, changes={"limit_minor": 1}
         )
 
@@ -79,7 +96,7 @@ def test_a_change_without_a_reason_is_refused(
 
 def test_opening_without_a_reason_is_refused(trade: Trade, senior: User, now: datetime) -> None:
     with pytest.raises(FacilityInvalid):
-        facility_open(
+        facility_open_propose(
             merchant=trade.merchant,
             currency="EUR",
             officer=senior,
@@ -100,7 +117,7 @@ def test_the_limit_cannot_fall_below_what_is_committed(
     assert before["committed_minor"] == 80_000
 
     with pytest.raises(FacilityInvalid, match="facility_commitments_within_limit"):
-        facility_change(
+        facility_change_propose(
             facility=facility,
             officer=officer,
             reason="Cut exposure",
@@ -111,13 +128,7 @@ def test_the_limit_cannot_fall_below_what_is_committed(
     assert terms_of(facility) == before
     assert facility.changes.count() == 1
     # Exactly the committed amount is a full line, not a broken one.
-    facility_change(
-        facility=facility,
-        officer=officer,
-        reason="Cut exposure",
-        now=now,
-        changes={"limit_minor": 80_000},
-    )
+    facility_terms_set(facility, now, reason="Cut exposure", limit_minor=80_000)
     assert terms_of(facility)["limit_minor"] == 80_000
 
 
@@ -136,7 +147,9 @@ def test_unknown_terms_are_refused(
     before = terms_of(facility)
 
     with pytest.raises(FacilityInvalid, match=message):
-        facility_change(facility=facility, officer=officer, reason="x", now=now, changes=changes)
+        facility_change_propose(
+            facility=facility, officer=officer, reason="x", now=now, changes=changes
+        )
 
     assert terms_of(facility) == before
     assert facility.changes.count() == 1
@@ -144,7 +157,7 @@ def test_unknown_terms_are_refused(
 
 def test_opening_with_unknown_terms_is_refused(trade: Trade, senior: User, now: datetime) -> None:
     with pytest.raises(FacilityInvalid, match="Unknown facility terms: colour"):
-        facility_open(
+        facility_open_propose(
             merchant=trade.merchant,
             currency="EUR",
             officer=senior,
@@ -173,7 +186,9 @@ def test_terms_out_of_range_are_refused_by_the_database(
     before = terms_of(facility)
 
     with pytest.raises(FacilityInvalid, match=constraint):
-        facility_change(facility=facility, officer=officer, reason="x", now=now, changes=changes)
+        facility_change_propose(
+            facility=facility, officer=officer, reason="x", now=now, changes=changes
+        )
 
     assert terms_of(facility) == before
 
@@ -184,7 +199,7 @@ def test_an_auditor_can_neither_open_nor_change_a_facility(
     before = terms_of(facility)
 
     with pytest.raises(NotPermitted):
-        facility_change(
+        facility_change_propose(
             facility=facility,
             officer=auditor,
             reason="Looks low",
@@ -192,7 +207,7 @@ def test_an_auditor_can_neither_open_nor_change_a_facility(
             changes={"limit_minor": 1},
         )
     with pytest.raises(NotPermitted):
-        facility_open(
+        facility_open_propose(
             merchant=trade.merchant,
             currency="USD",
             officer=auditor,
@@ -225,9 +240,7 @@ def test_one_active_facility_per_merchant_and_currency(
 
     # Another currency is another line; a closed line makes room for a new one.
     open_facility(trade.merchant, "USD")
-    facility_change(
-        facility=facility, officer=senior, reason="Replaced", now=now, changes={"active": False}
-    )
+    facility_terms_set(facility, now, reason="Replaced", active=False)
     replacement = open_facility(trade.merchant, "EUR", limit_minor=20_000_000)
     assert Facility.objects.filter(merchant=trade.merchant, active=True).count() == 2
     assert replacement.pk != facility.pk

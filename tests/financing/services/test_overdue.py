@@ -22,13 +22,12 @@ from financing.exceptions import AdvanceRefused, NotPermitted, WrongState
 from financing.models import Advance, Blacklisting, Facility
 from financing.pricing import DayCount, late_fee
 from financing.risk import risk_assess
-from financing.services.blacklist import blacklist_lift
+from financing.services.blacklist import blacklist_lift_propose
 from financing.services.decisions import advance_approve
-from financing.services.facilities import facility_change
 from financing.services.overdue import overdue_sweep
 from financing.services.requests import advance_request
 from ledger.models import Entry
-from tests.financing.conftest import TODAY, Trade, db_counts
+from tests.financing.conftest import TODAY, Trade, blacklist_lifted, db_counts, facility_terms_set
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -210,15 +209,15 @@ def test_lifting_needs_the_permission_and_a_reason_and_then_requests_work(
     later = past_due(30) + timedelta(hours=1)
 
     with pytest.raises(NotPermitted):
-        blacklist_lift(blacklisting=blacklisting, officer=auditor, reason="Paid", now=later)
+        blacklist_lift_propose(blacklisting=blacklisting, officer=auditor, reason="Paid", now=later)
     for blank in ("", "  "):
         with pytest.raises(WrongState, match="reason"):
-            blacklist_lift(blacklisting=blacklisting, officer=officer, reason=blank, now=later)
+            blacklist_lift_propose(
+                blacklisting=blacklisting, officer=officer, reason=blank, now=later
+            )
     assert Blacklisting.objects.get().lifted_at is None
 
-    lifted = blacklist_lift(
-        blacklisting=blacklisting, officer=officer, reason="Payment plan agreed", now=later
-    )
+    lifted = blacklist_lifted(blacklisting, officer, "Payment plan agreed", later)
 
     assert (lifted.lifted_at, lifted.lifted_by, lifted.lift_reason) == (
         later,
@@ -227,19 +226,16 @@ def test_lifting_needs_the_permission_and_a_reason_and_then_requests_work(
     )
     assert new_request(trade, "after-lift", later).status == Advance.Status.REQUESTED
     with pytest.raises(WrongState, match="already lifted"):
-        blacklist_lift(blacklisting=blacklisting, officer=officer, reason="Again", now=later)
+        blacklist_lift_propose(
+            blacklisting=blacklisting, officer=officer, reason="Again", now=later
+        )
 
 
 def test_a_lifted_blacklisting_is_not_reimposed_by_the_next_sweep(
     advance: Advance, trade: Trade, officer: User
 ) -> None:
     overdue_sweep(now=past_due(30))
-    blacklist_lift(
-        blacklisting=Blacklisting.objects.get(),
-        officer=officer,
-        reason="Payment plan agreed",
-        now=past_due(30),
-    )
+    blacklist_lifted(Blacklisting.objects.get(), officer, "Payment plan agreed", past_due(30))
 
     overdue_sweep(now=past_due(31))
 
@@ -254,11 +250,11 @@ def test_books_and_chains_verify_after_disbursement_late_fees_and_blacklisting(
 ) -> None:
     for days in (1, 1, 2, 5, 30, 31):
         overdue_sweep(now=past_due(days))
-    blacklist_lift(
-        blacklisting=Blacklisting.objects.get(lifted_at__isnull=True),
-        officer=officer,
-        reason="Payment plan agreed",
-        now=past_due(31),
+    blacklist_lifted(
+        Blacklisting.objects.get(lifted_at__isnull=True),
+        officer,
+        "Payment plan agreed",
+        past_due(31),
     )
     assert JournalEntry.objects.filter(key__startswith=f"late:{advance.ref}:").count() == 5
     assert risk_assess(trade.merchant, DUE).factors[-1].value == "1"  # one advance went overdue
@@ -274,12 +270,8 @@ def test_the_celery_task_runs_the_sweep_as_of_now(
     advance: Advance, facility: Facility, senior: User
 ) -> None:
     # Far from a blacklisting, whatever day the suite runs on.
-    facility_change(
-        facility=facility,
-        officer=senior,
-        reason="Test: no blacklisting",
-        now=timezone.now(),
-        changes={"blacklist_after_days": 100_000},
+    facility_terms_set(
+        facility, timezone.now(), reason="Test: no blacklisting", blacklist_after_days=100_000
     )
     today = timezone.now().date()
     if today <= DUE:
