@@ -17,6 +17,7 @@ from typing import Any
 
 from ledger.events import FORBIDDEN_CHARS, event_parse
 from ledger.exceptions import EventInvalid
+from ledger.formats.ubl_parties import party_ids, party_names, tax_id, third_party_payee
 from ledger.formats.ubl_xml import (
     Node,
     Text,
@@ -28,7 +29,6 @@ from ledger.formats.ubl_xml import (
     xml_parse,
 )
 from ledger.money import CURRENCY_EXPONENTS, format_minor_units
-from merchants.identifiers import tax_id_normalise
 
 MAX_BYTES = 1_048_576
 REASON_MAX_LENGTH = 500  # the event schema's limit for a reason
@@ -45,7 +45,6 @@ _UBL_TIME = re.compile(
     r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]{1,9})?"
     r"(?P<offset>Z|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))?"
 )
-_DIGIT = re.compile(r"[0-9]")
 # Peppol's placeholder for "there is no buyer order" (rule PEPPOL-EN16931-R003 and friends).
 _NO_ORDER = "NA"
 
@@ -59,14 +58,21 @@ class UblDocument:
     document: str  # "Invoice" or "CreditNote"
 
 
-def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
+def ubl_parse(
+    document: bytes, *, max_bytes: int = MAX_BYTES, order_ref: str | None = None
+) -> UblDocument:
     """Read one UBL Invoice or CreditNote into an ``invoice.issued`` or ``invoice.credited`` event.
 
     The event has passed ``ledger.events.event_parse``; appending it is the caller's business,
-    as is checking ``supplier_ids`` against the merchant sending it.
+    as is checking ``supplier_ids`` against the merchant sending it. An invoice names its order
+    by its buyer order reference (BT-13), else by the one order its lines reference, else by
+    ``order_ref`` given with the upload; one naming none is recorded without an order (not
+    fundable until an ``invoice.linked`` names it). One payable to a third party is recorded
+    with its ``payee``.
 
     :raises UblRejected: the bytes are not safe, well-formed UTF-8 XML, not a UBL invoice or
-        credit note, or say something Chainfin cannot record as evidence (see ``code``).
+        credit note, or say something Chainfin cannot record as evidence (see ``code``), or
+        name an order other than ``order_ref``.
     """
     if not isinstance(document, bytes):
         raise TypeError(f"ubl_parse takes bytes, not {type(document).__name__}.")
@@ -81,10 +87,7 @@ def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
         )
     doc = Node(root, "/" + kind)
     supplier = doc.find("cac:AccountingSupplierParty/cac:Party")
-    supplier_ids = _party_ids(supplier) if supplier is not None else frozenset()
-    if kind == "Invoice":
-        # First, so an assigned invoice is refused for that reason and not a lesser one.
-        _refuse_third_party_payee(doc, supplier, supplier_ids)
+    supplier_ids = party_ids(supplier) if supplier is not None else frozenset()
     if supplier is None:
         raise _missing(doc, "cac:AccountingSupplierParty/cac:Party", "the supplier (seller)")
     head = _head(doc)
@@ -100,85 +103,9 @@ def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
     elif head.minor < 0:
         event = _credited(doc, head, missing_code="ubl_negative_invoice_without_reference")
     else:
-        event = _issued(doc, head, supplier)
+        event = _issued(doc, head, supplier, supplier_ids, order_ref)
     _event_check(event, head.pointers, doc.path)
     return UblDocument(event=event, supplier_ids=supplier_ids, document=kind)
-
-
-# --- parties ----------------------------------------------------------------------------------
-
-
-def _normalised_id(value: str) -> str | None:
-    # The tax-id normaliser for every identifier: supplier matching compares them with
-    # merchants' tax ids, and a payee with the supplier's own ids. A bare national number stays
-    # bare here; matching qualifies it with each candidate merchant's country.
-    normalised = tax_id_normalise(value)
-    # Free text in an identifier slot (Sweden's "Godkänd för F-skatt" in a PartyTaxScheme) has
-    # no digit; letting it through would make every Swedish supplier share an "identifier".
-    return normalised if _DIGIT.search(normalised) else None
-
-
-def _party_ids(party: Node) -> frozenset[str]:
-    values = [
-        *party.children("cbc:EndpointID"),
-        *(id_ for p in party.children("cac:PartyIdentification") for id_ in p.children("cbc:ID")),
-        *(c for s in party.children("cac:PartyTaxScheme") for c in s.children("cbc:CompanyID")),
-        *(c for e in party.children("cac:PartyLegalEntity") for c in e.children("cbc:CompanyID")),
-    ]
-    found = (_normalised_id(node.element.text or "") for node in values)
-    return frozenset(value for value in found if value)
-
-
-def _party_names(party: Node) -> list[Text]:
-    names = [
-        party.text("cac:PartyLegalEntity/cbc:RegistrationName", unique=False),
-        party.text("cac:PartyName/cbc:Name", unique=False),
-    ]
-    return [Text(clean(n.value), n.pointer) for n in names if n is not None]
-
-
-def _refuse_third_party_payee(
-    doc: Node, supplier: Node | None, supplier_ids: frozenset[str]
-) -> None:
-    """A payee other than the supplier means the receivable was sold or assigned (factoring).
-
-    EN 16931 fills the Payee (BG-10) only when someone other than the seller is to be paid, but
-    some systems repeat the seller there; those are recognised by a shared identifier, or by
-    name when the payee carries no identifier at all.
-    """
-    payee = doc.find("cac:PayeeParty")
-    if payee is None:
-        return
-    payee_ids = _party_ids(payee)
-    if payee_ids & supplier_ids:
-        return
-    payee_names = _party_names(payee)
-    if not payee_ids and supplier is not None:
-        supplier_names = {n.value.casefold() for n in _party_names(supplier)}
-        if any(n.value.casefold() in supplier_names for n in payee_names):
-            return
-    to = shown(payee_names[0].value) if payee_names else "a party other than the supplier"
-    raise UblRejected(
-        "ubl_assigned_to_third_party",
-        f"The invoice is payable to {to}, not to the supplier: the receivable has been assigned"
-        " to a third party (such as a factor), so it cannot be pledged again.",
-        payee.path,
-    )
-
-
-def _tax_id(party: Node) -> Text | None:
-    """The party's VAT identifier, else another tax registration number, else None."""
-    vat: list[Text] = []
-    other: list[Text] = []
-    for scheme in party.children("cac:PartyTaxScheme"):
-        company_id = scheme.text("cbc:CompanyID")
-        if company_id is None or not _DIGIT.search(company_id.value):
-            continue
-        tax_scheme = scheme.text("cac:TaxScheme/cbc:ID")
-        is_vat = tax_scheme is not None and tax_scheme.value.upper() == "VAT"
-        (vat if is_vat else other).append(company_id)
-    first = vat or other
-    return first[0] if first else None
 
 
 # --- the document's head: ref, dates, amount --------------------------------------------------
@@ -310,7 +237,9 @@ def _timestamp(day: date, issue_time: Text | None) -> str:
 # --- the two events ---------------------------------------------------------------------------
 
 
-def _issued(doc: Node, head: _Head, supplier: Node) -> dict[str, Any]:
+def _issued(
+    doc: Node, head: _Head, supplier: Node, supplier_ids: frozenset[str], given: str | None
+) -> dict[str, Any]:
     if head.minor == 0:
         raise UblRejected(
             "ubl_nothing_payable",
@@ -318,16 +247,9 @@ def _issued(doc: Node, head: _Head, supplier: Node) -> dict[str, Any]:
             head.pointers["/data/amount"],
         )
     pointers = head.pointers
-    order_ref = doc.text("cac:OrderReference/cbc:ID")
-    if order_ref is None or order_ref.value.upper() == _NO_ORDER:
-        raise UblRejected(
-            "ubl_missing_order_reference",
-            "The invoice names no buyer order (cac:OrderReference/cbc:ID). Chainfin links every"
-            " invoice to the order it bills, so the order must be on the ledger and the invoice"
-            " must carry its reference.",
-            f"{doc.path}/cac:OrderReference/cbc:ID",
-        )
-    pointers["/data/order_ref"] = order_ref.pointer
+    order_ref = _order_ref(doc, given)
+    if order_ref is not None:
+        pointers["/data/order_ref"] = order_ref.pointer
     due = _due_date(doc)
     pointers["/data/due_date"] = due.pointer
 
@@ -335,7 +257,7 @@ def _issued(doc: Node, head: _Head, supplier: Node) -> dict[str, Any]:
     if customer is None:
         raise _missing(doc, "cac:AccountingCustomerParty/cac:Party", "the buyer")
     pointers["/data/debtor"] = customer.path
-    names = _party_names(customer)
+    names = party_names(customer)
     if not names:
         raise _missing(
             customer,
@@ -344,7 +266,7 @@ def _issued(doc: Node, head: _Head, supplier: Node) -> dict[str, Any]:
         )
     debtor: dict[str, Any] = {"kind": "business", "name": names[0].value}
     pointers["/data/debtor/name"] = names[0].pointer
-    debtor_tax_id = _tax_id(customer)
+    debtor_tax_id = tax_id(customer)
     if debtor_tax_id is not None:
         debtor["tax_id"] = debtor_tax_id.value
         pointers["/data/debtor/tax_id"] = debtor_tax_id.pointer
@@ -356,16 +278,49 @@ def _issued(doc: Node, head: _Head, supplier: Node) -> dict[str, Any]:
     data: dict[str, Any] = {
         "currency": head.currency,
         "amount": format_minor_units(head.minor, head.currency),
-        "order_ref": order_ref.value,
+        **({"order_ref": order_ref.value} if order_ref is not None else {}),
         "issue_date": head.issue_date,
         "due_date": due.value,
         "debtor": debtor,
     }
-    supplier_tax_id = _tax_id(supplier)
+    supplier_tax_id = tax_id(supplier)
     if supplier_tax_id is not None:
         data["supplier_tax_id"] = supplier_tax_id.value
         pointers["/data/supplier_tax_id"] = supplier_tax_id.pointer
+    payee = third_party_payee(doc, supplier, supplier_ids, pointers)
+    if payee is not None:
+        data["payee"] = payee
     return _event("invoice.issued", head, data)
+
+
+def _order_ref(doc: Node, given: str | None) -> Text | None:
+    """The order the invoice bills: BT-13, else the one order its lines name, else ``given``.
+
+    Lines naming several orders link the invoice to none of them: one invoice, one order.
+
+    :raises UblRejected: the document names an order other than ``given``.
+    """
+    stated = doc.text("cac:OrderReference/cbc:ID")
+    if stated is None or stated.value.upper() == _NO_ORDER:
+        on_lines = [
+            text
+            for line in doc.children("cac:InvoiceLine")
+            for reference in line.children("cac:OrderLineReference")
+            if (text := reference.text("cac:OrderReference/cbc:ID")) is not None
+            and text.value.upper() != _NO_ORDER
+        ]
+        distinct = {text.value for text in on_lines}
+        stated = on_lines[0] if len(distinct) == 1 else None
+    if stated is None:
+        return Text(given, "?order_ref") if given is not None else None
+    if given is not None and given != stated.value:
+        raise UblRejected(
+            "ubl_order_reference_conflict",
+            f"The invoice bills order {shown(stated.value)}, not {shown(given)} as the upload"
+            " says; Chainfin records the order the document names, so the two must agree.",
+            stated.pointer,
+        )
+    return stated
 
 
 def _due_date(doc: Node) -> Text:
