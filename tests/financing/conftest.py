@@ -77,7 +77,7 @@ class Trade:
 
     def linked(self, invoice_ref: str, order_ref: str) -> None:
         data = {"invoice_ref": invoice_ref, "order_ref": order_ref}
-        self.append("invoice.linked", f"LINK-{invoice_ref}", data, days_ago=2)
+        self.append("invoice.linked", f"LINK-{invoice_ref}-{next(_serial)}", data, days_ago=2)
 
     def dispatched(self, order_ref: str, shipment_ref: str) -> None:
         self.append("shipment.dispatched", shipment_ref, {"order_ref": order_ref}, days_ago=25)
