@@ -12,6 +12,7 @@ from financing.eligibility import Verdict, verdicts
 from financing.exceptions import AdvanceRefused
 from financing.models import Assignment, Facility
 from financing.order_evidence import OrderInvoice, invoices_beyond_order
+from financing.selectors import evidence_trails
 from financing.services.requests import advance_request
 from ledger.exceptions import EventConflict
 from ledger.models import Invoice
@@ -239,3 +240,23 @@ def test_links_and_payees_rebuild_as_they_were(trade: Trade) -> None:
     assert sorted(Invoice.objects.values_list(*fields)) == before
     seqs = {row[0]: row[2] for row in before}
     assert seqs["INV-X"] > seqs["INV-A"]  # linked after INV-A was issued
+
+
+def test_the_evidence_trail_of_a_linked_invoice_shows_the_link(
+    trade: Trade, facility: Facility, now: datetime
+) -> None:
+    trade.order("ORD-1")
+    trade.delivered("ORD-1")
+    trade.invoice("INV-1", None)
+    trade.linked("INV-1", "ORD-1")
+    advance = advance_request(merchant=trade.merchant, refs=["INV-1"], request_key="k", now=now)
+
+    [trail], _ = evidence_trails(advance=advance)
+
+    assert [e.type for e in trail.entries] == [
+        "order.placed",
+        "shipment.dispatched",
+        "shipment.delivered",
+        "invoice.issued",
+        "invoice.linked",
+    ]
