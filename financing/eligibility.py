@@ -1,9 +1,11 @@
 """Is a receivable fundable? A live verdict from the evidence, with a code per failing rule.
 
-A receivable is eligible only when the three flows agree (an order, an invoice within it, a
-delivery, nothing returned, cancelled or credited since), the facility's terms allow it, the
-merchant may borrow and nobody holds it already. Every rule that fails adds its own reason, so a
-merchant sees everything that stands in the way at once, and an officer sees why.
+A receivable is eligible only when the three flows agree (an order, an invoice within it and,
+with the order's other invoices, within its amount; every shipment of the order delivered,
+nothing returned, cancelled or credited since), the facility's terms allow it, the merchant may
+borrow and nobody holds it already (nor was it assigned to a third party). Every rule that
+fails adds its own reason, so a merchant sees everything that stands in the way at once, and an
+officer sees why.
 
 The checks read committed state; ``services`` re-runs them under the facility's lock before
 anything is held, and the database's constraints decide races.
@@ -28,19 +30,23 @@ from financing.models import (
     Facility,
     Receivable,
 )
+from financing.order_evidence import OrderEvidence, orders_evidence
 from financing.pricing import advance_amount
-from ledger.models import Invoice, Order, Shipment
+from ledger.models import Invoice, Order
 from ledger.money import Money
 from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
 
 
 class Code(StrEnum):
+    NO_ORDER_LINK = "NO_ORDER_LINK"
     NO_ORDER = "NO_ORDER"
     ORDER_CANCELLED = "ORDER_CANCELLED"
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     AMOUNT_EXCEEDS_ORDER = "AMOUNT_EXCEEDS_ORDER"
+    ORDER_OVER_INVOICED = "ORDER_OVER_INVOICED"
     NO_DELIVERY = "NO_DELIVERY"
+    NOT_ALL_DELIVERED = "NOT_ALL_DELIVERED"
     RETURNED = "RETURNED"
     CREDITED = "CREDITED"
     NO_FACILITY = "NO_FACILITY"
@@ -55,6 +61,7 @@ class Code(StrEnum):
     BANK_DEBTOR_LIMIT = "BANK_DEBTOR_LIMIT"
     ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
     DUPLICATE_INVOICE = "DUPLICATE_INVOICE"
+    ASSIGNED_ELSEWHERE = "ASSIGNED_ELSEWHERE"
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,7 @@ class _Evidence:
     today: date
     invoices: dict[str, Invoice]
     receivables: dict[str, Receivable]
-    orders: dict[str, Order]
-    delivered: set[str]
-    returned: set[str]
+    orders: dict[str, OrderEvidence]
     held: set[str]
     fingerprints_held: set[str]
     earlier_twins: set[str]
@@ -139,19 +144,10 @@ def _evidence_load(
     if refs is not None:
         invoice_qs = invoice_qs.filter(ref__in=list(refs))
     invoices = {invoice.ref: invoice for invoice in invoice_qs}
-    order_refs = {invoice.order_ref for invoice in invoices.values()}
+    order_refs = {invoice.order_ref for invoice in invoices.values() if invoice.order_ref}
     receivables = {
         r.ref: r for r in Receivable.objects.filter(merchant=merchant, ref__in=list(invoices))
     }
-    shipments = Shipment.objects.filter(merchant=merchant, order_ref__in=order_refs)
-    delivered, returned = set(), set()
-    for order_ref, delivered_at, returned_at in shipments.values_list(
-        "order_ref", "delivered_at", "returned_at"
-    ):
-        if delivered_at is not None:
-            delivered.add(order_ref)
-        if returned_at is not None:
-            returned.add(order_ref)
     fingerprints = {r.fingerprint for r in receivables.values()}
     live = Assignment.objects.filter(status__in=Assignment.LIVE).exclude(advance=holder)
     return _Evidence(
@@ -159,9 +155,7 @@ def _evidence_load(
         today=today,
         invoices=invoices,
         receivables=receivables,
-        orders={o.ref: o for o in Order.objects.filter(merchant=merchant, ref__in=order_refs)},
-        delivered=delivered,
-        returned=returned,
+        orders=orders_evidence(merchant=merchant, order_refs=order_refs),
         held=set(
             live.filter(merchant=merchant, invoice_ref__in=list(invoices)).values_list(
                 "invoice_ref", flat=True
@@ -293,7 +287,22 @@ def _judge(evidence: _Evidence, invoice: Invoice) -> Verdict:
 
 
 def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
-    order = evidence.orders.get(invoice.order_ref)
+    if not invoice.order_ref:
+        yield Reason(
+            Code.NO_ORDER_LINK,
+            "The invoice names no order; it is fundable once the marketplace links it to one.",
+        )
+    else:
+        yield from _order_flows(evidence.orders[invoice.order_ref], invoice)
+    if invoice.credited_minor:
+        yield Reason(
+            Code.CREDITED,
+            f"Credit notes of {Money(invoice.credited_minor, invoice.currency)} were issued.",
+        )
+
+
+def _order_flows(found: OrderEvidence, invoice: Invoice) -> Iterable[Reason]:
+    order = found.order
     if order is None:
         yield Reason(Code.NO_ORDER, f"No order '{invoice.order_ref}' in the ledger.")
     elif order.status == Order.Status.CANCELLED:
@@ -309,15 +318,39 @@ def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
             f"Invoiced {Money(invoice.amount_minor, invoice.currency)} exceeds the order's "
             f"{Money(order.amount_minor, order.currency)}.",
         )
-    if invoice.order_ref not in evidence.delivered:
-        yield Reason(Code.NO_DELIVERY, "No delivery of the order is in the ledger.")
-    if invoice.order_ref in evidence.returned:
-        yield Reason(Code.RETURNED, "Goods of the order were returned.")
-    if invoice.credited_minor:
+    elif order is not None and invoice.ref in found.excess:
         yield Reason(
-            Code.CREDITED,
-            f"Credit notes of {Money(invoice.credited_minor, invoice.currency)} were issued.",
+            Code.ORDER_OVER_INVOICED,
+            f"Order '{order.ref}' of {Money(order.amount_minor, order.currency)} is invoiced"
+            f" beyond its amount: invoices before this one leave "
+            f"{Money(found.excess[invoice.ref], order.currency)} of it.",
         )
+    if not found.shipped:
+        yield Reason(
+            Code.NO_DELIVERY, f"No shipment of order '{invoice.order_ref}' is in the ledger."
+        )
+    elif not found.delivered and found.in_transit:
+        yield Reason(
+            Code.NO_DELIVERY,
+            f"No shipment of order '{invoice.order_ref}' is delivered yet; in transit: "
+            f"{_listed(found.in_transit)}.",
+        )
+    elif found.in_transit:
+        yield Reason(
+            Code.NOT_ALL_DELIVERED,
+            f"Not every shipment of order '{invoice.order_ref}' is delivered; in transit: "
+            f"{_listed(found.in_transit)}.",
+        )
+    if found.returned:
+        yield Reason(
+            Code.RETURNED,
+            f"Goods of order '{invoice.order_ref}' were returned: {_listed(found.returned)}.",
+        )
+
+
+def _listed(refs: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(refs) - shown} more" if len(refs) > shown else ""
+    return ", ".join(f"'{ref}'" for ref in refs[:shown]) + more
 
 
 def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
@@ -380,6 +413,12 @@ def _merchant_standing(merchant: Merchant, blacklisted: bool) -> Iterable[Reason
 
 
 def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> Iterable[Reason]:
+    if invoice.payee_third_party:
+        to = f" ({invoice.payee_name})" if invoice.payee_name else ""
+        yield Reason(
+            Code.ASSIGNED_ELSEWHERE,
+            f"The invoice is payable to a third party{to}: the receivable was assigned before.",
+        )
     if invoice.ref in evidence.held or receivable.fingerprint in evidence.fingerprints_held:
         yield Reason(Code.ALREADY_ASSIGNED, "Another advance holds this invoice.")
     if invoice.ref in evidence.earlier_twins and invoice.ref not in evidence.cleared:

@@ -27,6 +27,8 @@ from merchants.models import Merchant
 ORDER_TYPES = ("order.placed", "order.cancelled")
 SHIPMENT_TYPES = ("shipment.dispatched", "shipment.delivered", "shipment.returned")
 CREDIT_NOTE = "invoice.credited"
+# Entries naming an invoice in their data rather than by their ref.
+NAMING_INVOICE = (CREDIT_NOTE, "invoice.linked")
 ADVANCE_TYPES = ("advance.disbursed", "advance.overdue", "advance.repaid")
 
 
@@ -140,8 +142,8 @@ def evidence_trails(
     """The chain entries behind each receivable of ``advance``, and those of the advance itself.
 
     Per receivable: its order (placed, cancelled), its invoice, every shipment of the order
-    (dispatched, delivered, returned), every credit note naming the invoice and its assignment
-    to the bank. Each entry is verified on the spot (see ``_entries_checked``).
+    (dispatched, delivered, returned), every credit note and link naming the invoice and its
+    assignment to the bank. Each entry is verified on the spot (see ``_entries_checked``).
     """
     merchant_id = advance.merchant_id
     assignments = list(advance.assignments.select_related("debtor").order_by("id"))
@@ -187,7 +189,7 @@ def evidence_trails(
                 and order_ref is not None
                 and row.external_ref in shipments[order_ref]
             )
-            or (row.type == CREDIT_NOTE and _credited_invoice(row) == ref)
+            or (row.type in NAMING_INVOICE and _credited_invoice(row) == ref)
             or (row.type == "receivable.assigned" and assigned_refs.get(row.external_ref) == ref)
         ]
         return ReceivableTrail(assignment=assignment, invoice=invoice, entries=tuple(mine))
@@ -200,10 +202,10 @@ def _entries_matching(merchant_id: int, wanted: Q, invoice_refs: Sequence[str]) 
     chain = Entry.objects.filter(chain_id=merchant_id)
     found = {entry.seq: entry for entry in chain.filter(wanted)}
     if invoice_refs:
-        # A credit note's ref is its own number; the invoice it credits is named in its data,
-        # which canonical JSON spells exactly one way: "invoice_ref":"<ref>".
+        # A credit note's ref is its own number (a link's is the marketplace's); the invoice is
+        # named in its data, which canonical JSON spells exactly one way: "invoice_ref":"<ref>".
         needles = Q()
-        notes = chain.filter(type=CREDIT_NOTE)
+        notes = chain.filter(type__in=NAMING_INVOICE)
         for n, ref in enumerate(invoice_refs):
             needle = b'"invoice_ref":' + canonical_json(ref)
             notes = notes.annotate(**{f"names_{n}": _BytesPosition("body", needle)})

@@ -184,12 +184,25 @@ class InvoiceDebtor(_Data):
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
 
 
+class InvoicePayee(_Data):
+    """Someone other than the supplier is to be paid (EN 16931 BG-10): the invoice was assigned.
+
+    Its presence is the fact; name and identifier are recorded when the document states them.
+    """
+
+    name: Name | None = None
+    id: Ref | None = None
+
+
 class InvoiceIssued(_Priced):
-    order_ref: Ref
+    # Optional: an invoice without its buyer order is still evidence (Peppol's BT-13 is
+    # optional); it is not fundable until an ``invoice.linked`` names the order.
+    order_ref: Ref | None = None
     issue_date: IsoDate
     due_date: IsoDate
     debtor: InvoiceDebtor
     supplier_tax_id: TaxId | None = None
+    payee: InvoicePayee | None = None
 
     @model_validator(mode="after")
     def _due_after_issue(self) -> InvoiceIssued:
@@ -204,6 +217,13 @@ class InvoiceCredited(_Priced):
     invoice_ref: Ref
     issue_date: IsoDate
     reason: Reason | None = None
+
+
+class InvoiceLinked(_Data):
+    """The marketplace names the order an invoice bills, when the invoice did not say."""
+
+    invoice_ref: Ref
+    order_ref: Ref
 
 
 class ShipmentDispatched(_Data):
@@ -269,6 +289,7 @@ EVENT_SCHEMAS: dict[str, type[_Data]] = {
     "order.cancelled": OrderCancelled,
     "invoice.issued": InvoiceIssued,
     "invoice.credited": InvoiceCredited,
+    "invoice.linked": InvoiceLinked,
     "shipment.dispatched": ShipmentDispatched,
     "shipment.delivered": ShipmentDelivered,
     "shipment.returned": ShipmentReturned,

@@ -132,7 +132,15 @@ class Invoice(_Projection):
         PARTIALLY_CREDITED = "partially_credited", "Partially credited"
         CREDITED = "credited", "Credited"
 
-    order_ref = models.CharField(max_length=128)
+    order_ref = models.CharField(
+        max_length=128, blank=True, help_text="The order it bills; blank until linked."
+    )
+    order_linked_seq = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seq of the entry that linked it to its order: its place among the order's"
+        " invoices.",
+    )
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
     credited_minor = models.BigIntegerField(default=0)
@@ -143,11 +151,25 @@ class Invoice(_Projection):
     debtor_tax_id = models.CharField(max_length=40, blank=True)
     debtor_country = models.CharField(max_length=2, blank=True)
     supplier_tax_id = models.CharField(max_length=40, blank=True)
+    payee_third_party = models.BooleanField(
+        default=False, help_text="Payable to someone other than the supplier: assigned elsewhere."
+    )
+    payee_name = models.CharField(max_length=200, blank=True)
+    payee_id = models.CharField(max_length=128, blank=True)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.ISSUED)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["merchant", "ref"], name="invoice_ref_unique"),
+            models.CheckConstraint(
+                condition=Q(order_ref="", order_linked_seq__isnull=True)
+                | (~Q(order_ref="") & Q(order_linked_seq__gte=1)),
+                name="invoice_order_link_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(payee_third_party=True) | Q(payee_name="", payee_id=""),
+                name="invoice_payee_only_if_third_party",
+            ),
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="invoice_amount_positive"),
             models.CheckConstraint(
                 condition=Q(credited_minor__gte=0, credited_minor__lte=models.F("amount_minor")),
@@ -157,6 +179,7 @@ class Invoice(_Projection):
                 condition=Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
             ),
         ]
+        indexes = [models.Index(fields=["merchant", "order_ref"], name="invoice_order_idx")]
 
     def __str__(self) -> str:
         return f"invoice {self.ref}"

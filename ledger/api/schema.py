@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 
-from config.api.inputs import RefField
+from config.api.inputs import REF_SCHEMA, RefField
 from config.api.schema import (
     INVALID_QUERY,
     LIMIT,
@@ -218,9 +218,21 @@ UBL_POST: dict[str, Any] = {
     "operation_id": "invoices_ubl_create",
     "summary": "Append a UBL 2.1 / Peppol BIS 3 Invoice or CreditNote",
     "description": "The merchant is the one whose tax id matches the supplier party. "
-    "DTDs, entities and external references are refused; at most 1 MiB.",
+    "DTDs, entities and external references are refused; at most 1 MiB. An invoice names its "
+    "order by its buyer order reference (BT-13), else by the one order its lines reference, "
+    "else by `order_ref`; one naming none is recorded but not fundable until an "
+    "`invoice.linked` event names its order. An invoice payable to a third party (a payee "
+    "other than the supplier) is recorded with its `payee` and never financed.",
     "request": {"application/xml": OpenApiTypes.STR, "text/xml": OpenApiTypes.STR},
-    "parameters": SIGNED_HEADERS,
+    "parameters": [
+        OpenApiParameter(
+            "order_ref",
+            REF_SCHEMA,
+            description="The order the invoice bills, for an invoice that names none; one "
+            "naming another order is refused (ubl_order_reference_conflict).",
+        ),
+        *SIGNED_HEADERS,
+    ],
     "responses": {201: ReceiptsSerializer, **_WRITE_ERRORS},
 }
 EPCIS_POST: dict[str, Any] = {

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
 from config.api.idempotency import idempotent
-from config.api.inputs import MAX_CURSOR, int_query_param, page_limit
+from config.api.inputs import MAX_CURSOR, int_query_param, page_limit, ref_query_param
 from config.api.parsers import JSONLDParser, RawTextXMLParser, RawXMLParser, StrictJSONParser
 from config.api.permissions import IsMarketplaceKey, api_principal, calling_marketplace
 from config.api.problems import ApiProblem, RequestInvalid
@@ -220,7 +220,8 @@ class UblInvoiceCreateApi(MarketplaceApi):
     def _create(self, request: Request, marketplace: Marketplace) -> HttpResponse:
         # RawXMLParser hands over bytes; DRF skips the parser (and gives {}) for an empty body.
         raw = request.data if isinstance(request.data, bytes) else b""
-        document = ubl_parse(raw, max_bytes=MAX_XML_BYTES)
+        order_ref = ref_query_param(request, "order_ref") or None
+        document = ubl_parse(raw, max_bytes=MAX_XML_BYTES, order_ref=order_ref)
         merchant = merchant_for_tax_ids(marketplace=marketplace, tax_ids=document.supplier_ids)
         if merchant is None:
             raise ApiProblem(

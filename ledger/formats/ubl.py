@@ -1,11 +1,9 @@
 """UBL 2.1 / Peppol BIS Billing 3 invoices and credit notes, read into one ledger event each.
 
-The document is untrusted bytes from a merchant's accounting system, so parsing is defensive
-first: a size cap before any parsing, UTF-8 only, and defusedxml with every DTD, entity
-declaration and external reference refused (no network, ever). Then only the few elements a
-receivable needs are read; duplicates of an element that must be unique are refused rather than
-resolved, because two parsers picking different copies is how a document says one thing to a
-validator and another to us. Amounts are read exactly, never rounded.
+The document is untrusted bytes from a merchant's accounting system, so ``ubl_xml`` parses it
+defensively first (size cap, UTF-8 only, no DTD, entity or external reference, duplicates of
+unique elements refused). Then only the few elements a receivable needs are read here. Amounts
+are read exactly, never rounded.
 
 Every refusal is a ``UblRejected`` with a ``code`` and a readable path into the document.
 """
@@ -15,33 +13,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NamedTuple
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import (
-    DTDForbidden,
-    EntitiesForbidden,
-    ExternalReferenceForbidden,
-)
-from defusedxml import ElementTree as safe_et
+from typing import Any
 
 from ledger.events import FORBIDDEN_CHARS, event_parse
-from ledger.exceptions import EventInvalid, FieldError, LedgerError
+from ledger.exceptions import EventInvalid
+from ledger.formats.ubl_parties import party_ids, party_names, tax_id, third_party_payee
+from ledger.formats.ubl_xml import (
+    Node,
+    Text,
+    UblRejected,
+    clean,
+    local_name,
+    shown,
+    tag_name,
+    xml_parse,
+)
 from ledger.money import CURRENCY_EXPONENTS, format_minor_units
-from merchants.identifiers import tax_id_normalise
 
 MAX_BYTES = 1_048_576
 REASON_MAX_LENGTH = 500  # the event schema's limit for a reason
 
-_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-_NS = {"cac": _CAC, "cbc": _CBC}
 _ROOTS = {
     "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice": "Invoice",
     "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote": "CreditNote",
 }
 
-_XML_ENCODING = re.compile(rb"""\bencoding\s*=\s*["']([^"']*)["']""")
 # xs:decimal: optional sign, digits with an optional point; no exponent, no spaces inside.
 _UBL_DECIMAL = re.compile(r"(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<fraction>[0-9]*))?")
 _UBL_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -49,22 +45,8 @@ _UBL_TIME = re.compile(
     r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]{1,9})?"
     r"(?P<offset>Z|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))?"
 )
-_DIGIT = re.compile(r"[0-9]")
 # Peppol's placeholder for "there is no buyer order" (rule PEPPOL-EN16931-R003 and friends).
 _NO_ORDER = "NA"
-
-
-class UblRejected(LedgerError):
-    """A UBL document Chainfin will not turn into an event; ``code`` says why, ``pointer`` where."""
-
-    code = "ubl_rejected"
-
-    def __init__(self, code: str, message: str, pointer: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.pointer = pointer
-        self.errors = [FieldError(pointer, message)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,32 +58,36 @@ class UblDocument:
     document: str  # "Invoice" or "CreditNote"
 
 
-def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
+def ubl_parse(
+    document: bytes, *, max_bytes: int = MAX_BYTES, order_ref: str | None = None
+) -> UblDocument:
     """Read one UBL Invoice or CreditNote into an ``invoice.issued`` or ``invoice.credited`` event.
 
     The event has passed ``ledger.events.event_parse``; appending it is the caller's business,
-    as is checking ``supplier_ids`` against the merchant sending it.
+    as is checking ``supplier_ids`` against the merchant sending it. An invoice names its order
+    by its buyer order reference (BT-13), else by the one order its lines reference, else by
+    ``order_ref`` given with the upload; one naming none is recorded without an order (not
+    fundable until an ``invoice.linked`` names it). One payable to a third party is recorded
+    with its ``payee``.
 
     :raises UblRejected: the bytes are not safe, well-formed UTF-8 XML, not a UBL invoice or
-        credit note, or say something Chainfin cannot record as evidence (see ``code``).
+        credit note, or say something Chainfin cannot record as evidence (see ``code``), or
+        name an order other than ``order_ref``.
     """
     if not isinstance(document, bytes):
         raise TypeError(f"ubl_parse takes bytes, not {type(document).__name__}.")
-    root = _xml_parse(document, max_bytes=max_bytes)
+    root = xml_parse(document, max_bytes=max_bytes)
     kind = _ROOTS.get(root.tag)
     if kind is None:
         raise UblRejected(
             "ubl_unsupported_document",
             "Expected a UBL 2.1 Invoice or CreditNote (urn:oasis:names:specification:ubl:schema"
-            f":xsd:Invoice-2 or CreditNote-2); got {_shown(_tag_name(root.tag))}.",
-            "/" + _shown(_local_name(root.tag)),
+            f":xsd:Invoice-2 or CreditNote-2); got {shown(tag_name(root.tag))}.",
+            "/" + shown(local_name(root.tag)),
         )
-    doc = _Node(root, "/" + kind)
+    doc = Node(root, "/" + kind)
     supplier = doc.find("cac:AccountingSupplierParty/cac:Party")
-    supplier_ids = _party_ids(supplier) if supplier is not None else frozenset()
-    if kind == "Invoice":
-        # First, so an assigned invoice is refused for that reason and not a lesser one.
-        _refuse_third_party_payee(doc, supplier, supplier_ids)
+    supplier_ids = party_ids(supplier) if supplier is not None else frozenset()
     if supplier is None:
         raise _missing(doc, "cac:AccountingSupplierParty/cac:Party", "the supplier (seller)")
     head = _head(doc)
@@ -117,226 +103,9 @@ def ubl_parse(document: bytes, *, max_bytes: int = MAX_BYTES) -> UblDocument:
     elif head.minor < 0:
         event = _credited(doc, head, missing_code="ubl_negative_invoice_without_reference")
     else:
-        event = _issued(doc, head, supplier)
+        event = _issued(doc, head, supplier, supplier_ids, order_ref)
     _event_check(event, head.pointers, doc.path)
     return UblDocument(event=event, supplier_ids=supplier_ids, document=kind)
-
-
-# --- XML ------------------------------------------------------------------------------------
-
-
-def _xml_parse(document: bytes, *, max_bytes: int) -> Element:
-    if len(document) > max_bytes:
-        raise UblRejected(
-            "xml_too_large",
-            f"The document is {len(document)} bytes; the limit is {max_bytes}.",
-            "/",
-        )
-    _require_utf8(document)
-    try:
-        root = safe_et.fromstring(
-            document, forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
-    except DTDForbidden:
-        raise UblRejected(
-            "xml_dtd_forbidden",
-            "The document has a DOCTYPE; UBL documents must not declare a DTD (internal or"
-            " external), because DTDs carry entity expansion and external fetches.",
-            "/",
-        ) from None
-    except EntitiesForbidden:
-        raise UblRejected(
-            "xml_entities_forbidden", "The document declares XML entities; none are allowed.", "/"
-        ) from None
-    except ExternalReferenceForbidden:
-        raise UblRejected(
-            "xml_external_reference_forbidden",
-            "The document refers to an external resource; nothing outside it is ever fetched.",
-            "/",
-        ) from None
-    except ParseError as exc:
-        raise UblRejected(
-            "xml_malformed", f"The document is not well-formed XML: {_shown(str(exc))}.", "/"
-        ) from None
-    except LookupError:  # an encoding Python does not know; _require_utf8 should stop it first
-        raise UblRejected(
-            "xml_encoding_unsupported", "The document must be encoded as UTF-8.", "/"
-        ) from None
-    if not isinstance(root, Element):  # defusedxml builds stdlib elements; this keeps mypy honest
-        raise TypeError("defusedxml returned something other than an Element.")
-    return root
-
-
-def _require_utf8(document: bytes) -> None:
-    """Peppol mandates UTF-8; anything else is refused before expat guesses an encoding."""
-    if b"\x00" in document:  # never valid in XML 1.0; UTF-16/32 text is full of them
-        raise UblRejected(
-            "xml_not_utf8",
-            "The document contains NUL bytes (UTF-16 or UTF-32?); it must be UTF-8.",
-            "/",
-        )
-    body = document.removeprefix(b"\xef\xbb\xbf")
-    # The declaration first: "you declared ISO-8859-1" says more than "byte 312 is not UTF-8".
-    if body.startswith(b"<?xml"):
-        end = body.find(b"?>")
-        declared = _XML_ENCODING.search(body[: end if end >= 0 else len(body)])
-        if declared is not None and declared[1].lower() != b"utf-8":
-            name = declared[1].decode("utf-8", errors="replace")
-            raise UblRejected(
-                "xml_encoding_unsupported",
-                f"The document declares encoding {_shown(name, 40)}; it must be UTF-8.",
-                "/",
-            )
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UblRejected(
-            "xml_not_utf8",
-            f"The document is not valid UTF-8 (byte {exc.start}); it must be UTF-8.",
-            "/",
-        ) from None
-
-
-class _Text(NamedTuple):
-    value: str
-    pointer: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """An element and its readable path, e.g. /Invoice/cac:PaymentMeans[2]/cbc:PaymentID."""
-
-    element: Element
-    path: str
-
-    def children(self, tag: str) -> list[_Node]:
-        # Clark notation ("{urn:...}Party") keeps findall on its C fast path; a prefix plus a
-        # namespace map goes through ElementPath in Python, slow on 100,000 siblings.
-        prefix, _, local = tag.partition(":")
-        found = self.element.findall(f"{{{_NS[prefix]}}}{local}")
-        if len(found) == 1:
-            return [_Node(found[0], f"{self.path}/{tag}")]
-        return [_Node(e, f"{self.path}/{tag}[{i}]") for i, e in enumerate(found, start=1)]
-
-    def find(self, path: str, *, unique: bool = True) -> _Node | None:
-        """The element at ``path`` (tags joined by "/"); with ``unique``, refuse repeats."""
-        node = self
-        for tag in path.split("/"):
-            found = node.children(tag)
-            if not found:
-                return None
-            if unique and len(found) > 1:
-                raise UblRejected(
-                    "ubl_duplicate_element",
-                    f"{tag} appears {len(found)} times in {node.path}; it may appear only once.",
-                    found[1].path,
-                )
-            node = found[0]
-        return node
-
-    def text(self, path: str, *, unique: bool = True) -> _Text | None:
-        """The trimmed text at ``path``; None when absent or blank."""
-        node = self.find(path, unique=unique)
-        if node is None:
-            return None
-        value = (node.element.text or "").strip()
-        return _Text(value, node.path) if value else None
-
-
-def _local_name(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _tag_name(tag: str) -> str:
-    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-    return f"{local} in namespace {namespace}" if namespace else f"{local} (no namespace)"
-
-
-def _shown(text: str, limit: int = 120) -> str:
-    """Untrusted text made safe to put in an error message."""
-    clean = _clean(FORBIDDEN_CHARS.sub("", _clean(text)))
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
-
-
-def _clean(text: str) -> str:
-    """Names and notes: internal line breaks and runs of whitespace become single spaces."""
-    return " ".join(text.split())
-
-
-# --- parties ----------------------------------------------------------------------------------
-
-
-def _normalised_id(value: str) -> str | None:
-    # The tax-id normaliser for every identifier: supplier matching compares them with
-    # merchants' tax ids, and a payee with the supplier's own ids. A bare national number stays
-    # bare here; matching qualifies it with each candidate merchant's country.
-    normalised = tax_id_normalise(value)
-    # Free text in an identifier slot (Sweden's "Godkänd för F-skatt" in a PartyTaxScheme) has
-    # no digit; letting it through would make every Swedish supplier share an "identifier".
-    return normalised if _DIGIT.search(normalised) else None
-
-
-def _party_ids(party: _Node) -> frozenset[str]:
-    values = [
-        *party.children("cbc:EndpointID"),
-        *(id_ for p in party.children("cac:PartyIdentification") for id_ in p.children("cbc:ID")),
-        *(c for s in party.children("cac:PartyTaxScheme") for c in s.children("cbc:CompanyID")),
-        *(c for e in party.children("cac:PartyLegalEntity") for c in e.children("cbc:CompanyID")),
-    ]
-    found = (_normalised_id(node.element.text or "") for node in values)
-    return frozenset(value for value in found if value)
-
-
-def _party_names(party: _Node) -> list[_Text]:
-    names = [
-        party.text("cac:PartyLegalEntity/cbc:RegistrationName", unique=False),
-        party.text("cac:PartyName/cbc:Name", unique=False),
-    ]
-    return [_Text(_clean(n.value), n.pointer) for n in names if n is not None]
-
-
-def _refuse_third_party_payee(
-    doc: _Node, supplier: _Node | None, supplier_ids: frozenset[str]
-) -> None:
-    """A payee other than the supplier means the receivable was sold or assigned (factoring).
-
-    EN 16931 fills the Payee (BG-10) only when someone other than the seller is to be paid, but
-    some systems repeat the seller there; those are recognised by a shared identifier, or by
-    name when the payee carries no identifier at all.
-    """
-    payee = doc.find("cac:PayeeParty")
-    if payee is None:
-        return
-    payee_ids = _party_ids(payee)
-    if payee_ids & supplier_ids:
-        return
-    payee_names = _party_names(payee)
-    if not payee_ids and supplier is not None:
-        supplier_names = {n.value.casefold() for n in _party_names(supplier)}
-        if any(n.value.casefold() in supplier_names for n in payee_names):
-            return
-    to = _shown(payee_names[0].value) if payee_names else "a party other than the supplier"
-    raise UblRejected(
-        "ubl_assigned_to_third_party",
-        f"The invoice is payable to {to}, not to the supplier: the receivable has been assigned"
-        " to a third party (such as a factor), so it cannot be pledged again.",
-        payee.path,
-    )
-
-
-def _tax_id(party: _Node) -> _Text | None:
-    """The party's VAT identifier, else another tax registration number, else None."""
-    vat: list[_Text] = []
-    other: list[_Text] = []
-    for scheme in party.children("cac:PartyTaxScheme"):
-        company_id = scheme.text("cbc:CompanyID")
-        if company_id is None or not _DIGIT.search(company_id.value):
-            continue
-        tax_scheme = scheme.text("cac:TaxScheme/cbc:ID")
-        is_vat = tax_scheme is not None and tax_scheme.value.upper() == "VAT"
-        (vat if is_vat else other).append(company_id)
-    first = vat or other
-    return first[0] if first else None
 
 
 # --- the document's head: ref, dates, amount --------------------------------------------------
@@ -352,7 +121,7 @@ class _Head:
     pointers: dict[str, str]  # event JSON pointer -> where in the document it came from
 
 
-def _head(doc: _Node) -> _Head:
+def _head(doc: Node) -> _Head:
     pointers: dict[str, str] = {"/data": doc.path, "/type": doc.path}
     ref = _required(doc, "cbc:ID", "the document number")
     pointers["/ref"] = ref.pointer
@@ -369,7 +138,7 @@ def _head(doc: _Node) -> _Head:
     if currency.value not in CURRENCY_EXPONENTS:
         raise UblRejected(
             "ubl_currency_unsupported",
-            f"{_shown(currency.value)} is not an ISO 4217 currency Chainfin can hold.",
+            f"{shown(currency.value)} is not an ISO 4217 currency Chainfin can hold.",
             currency.pointer,
         )
     payable = doc.find("cac:LegalMonetaryTotal/cbc:PayableAmount")
@@ -380,35 +149,35 @@ def _head(doc: _Node) -> _Head:
     if amount_currency != currency.value:
         raise UblRejected(
             "ubl_currency_mismatch",
-            f"PayableAmount is in {_shown(amount_currency) or 'no stated currency'} but the"
+            f"PayableAmount is in {shown(amount_currency) or 'no stated currency'} but the"
             f" document currency is {currency.value}; Chainfin records the amount due in the"
             " document currency only.",
             payable.path,
         )
-    minor = _minor_units(_Text((payable.element.text or "").strip(), payable.path), currency.value)
+    minor = _minor_units(Text((payable.element.text or "").strip(), payable.path), currency.value)
     return _Head(ref.value, occurred_at, issue_date.isoformat(), currency.value, minor, pointers)
 
 
-def _required(doc: _Node, path: str, what: str) -> _Text:
+def _required(doc: Node, path: str, what: str) -> Text:
     text = doc.text(path)
     if text is None:
         raise _missing(doc, path, what)
     return text
 
 
-def _missing(doc: _Node, path: str, what: str) -> UblRejected:
+def _missing(doc: Node, path: str, what: str) -> UblRejected:
     return UblRejected(
         "ubl_missing_element", f"The document has no {path} ({what}).", f"{doc.path}/{path}"
     )
 
 
-def _minor_units(amount: _Text, currency: str) -> int:
+def _minor_units(amount: Text, currency: str) -> int:
     """Read an xs:decimal exactly into signed minor units; never round."""
     match = _UBL_DECIMAL.fullmatch(amount.value) if len(amount.value) <= 40 else None
     if match is None or not (match["whole"] or match["fraction"]):
         raise UblRejected(
             "ubl_amount_invalid",
-            f"{_shown(amount.value, 40)!r} is not a decimal amount such as 1234.50.",
+            f"{shown(amount.value, 40)!r} is not a decimal amount such as 1234.50.",
             amount.pointer,
         )
     exponent = CURRENCY_EXPONENTS[currency]
@@ -427,7 +196,7 @@ def _minor_units(amount: _Text, currency: str) -> int:
     return -minor if match["sign"] == "-" else minor
 
 
-def _date(text: _Text) -> date:
+def _date(text: Text) -> date:
     try:
         if not _UBL_DATE.fullmatch(text.value):
             raise ValueError
@@ -435,12 +204,12 @@ def _date(text: _Text) -> date:
     except ValueError:
         raise UblRejected(
             "ubl_date_invalid",
-            f"{_shown(text.value, 40)!r} is not a date written YYYY-MM-DD.",
+            f"{shown(text.value, 40)!r} is not a date written YYYY-MM-DD.",
             text.pointer,
         ) from None
 
 
-def _timestamp(day: date, issue_time: _Text | None) -> str:
+def _timestamp(day: date, issue_time: Text | None) -> str:
     """IssueDate plus IssueTime (midnight if absent; UTC if it states no offset), in UTC."""
     if issue_time is None:
         return f"{day.isoformat()}T00:00:00Z"
@@ -459,7 +228,7 @@ def _timestamp(day: date, issue_time: _Text | None) -> str:
     except (ValueError, OverflowError):
         raise UblRejected(
             "ubl_date_invalid",
-            f"{_shown(issue_time.value, 40)!r} is not a time written hh:mm:ss.",
+            f"{shown(issue_time.value, 40)!r} is not a time written hh:mm:ss.",
             issue_time.pointer,
         ) from None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -468,7 +237,9 @@ def _timestamp(day: date, issue_time: _Text | None) -> str:
 # --- the two events ---------------------------------------------------------------------------
 
 
-def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
+def _issued(
+    doc: Node, head: _Head, supplier: Node, supplier_ids: frozenset[str], given: str | None
+) -> dict[str, Any]:
     if head.minor == 0:
         raise UblRejected(
             "ubl_nothing_payable",
@@ -476,16 +247,9 @@ def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
             head.pointers["/data/amount"],
         )
     pointers = head.pointers
-    order_ref = doc.text("cac:OrderReference/cbc:ID")
-    if order_ref is None or order_ref.value.upper() == _NO_ORDER:
-        raise UblRejected(
-            "ubl_missing_order_reference",
-            "The invoice names no buyer order (cac:OrderReference/cbc:ID). Chainfin links every"
-            " invoice to the order it bills, so the order must be on the ledger and the invoice"
-            " must carry its reference.",
-            f"{doc.path}/cac:OrderReference/cbc:ID",
-        )
-    pointers["/data/order_ref"] = order_ref.pointer
+    order_ref = _order_ref(doc, given)
+    if order_ref is not None:
+        pointers["/data/order_ref"] = order_ref.pointer
     due = _due_date(doc)
     pointers["/data/due_date"] = due.pointer
 
@@ -493,7 +257,7 @@ def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
     if customer is None:
         raise _missing(doc, "cac:AccountingCustomerParty/cac:Party", "the buyer")
     pointers["/data/debtor"] = customer.path
-    names = _party_names(customer)
+    names = party_names(customer)
     if not names:
         raise _missing(
             customer,
@@ -502,7 +266,7 @@ def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
         )
     debtor: dict[str, Any] = {"kind": "business", "name": names[0].value}
     pointers["/data/debtor/name"] = names[0].pointer
-    debtor_tax_id = _tax_id(customer)
+    debtor_tax_id = tax_id(customer)
     if debtor_tax_id is not None:
         debtor["tax_id"] = debtor_tax_id.value
         pointers["/data/debtor/tax_id"] = debtor_tax_id.pointer
@@ -514,19 +278,52 @@ def _issued(doc: _Node, head: _Head, supplier: _Node) -> dict[str, Any]:
     data: dict[str, Any] = {
         "currency": head.currency,
         "amount": format_minor_units(head.minor, head.currency),
-        "order_ref": order_ref.value,
+        **({"order_ref": order_ref.value} if order_ref is not None else {}),
         "issue_date": head.issue_date,
         "due_date": due.value,
         "debtor": debtor,
     }
-    supplier_tax_id = _tax_id(supplier)
+    supplier_tax_id = tax_id(supplier)
     if supplier_tax_id is not None:
         data["supplier_tax_id"] = supplier_tax_id.value
         pointers["/data/supplier_tax_id"] = supplier_tax_id.pointer
+    payee = third_party_payee(doc, supplier, supplier_ids, pointers)
+    if payee is not None:
+        data["payee"] = payee
     return _event("invoice.issued", head, data)
 
 
-def _due_date(doc: _Node) -> _Text:
+def _order_ref(doc: Node, given: str | None) -> Text | None:
+    """The order the invoice bills: BT-13, else the one order its lines name, else ``given``.
+
+    Lines naming several orders link the invoice to none of them: one invoice, one order.
+
+    :raises UblRejected: the document names an order other than ``given``.
+    """
+    stated = doc.text("cac:OrderReference/cbc:ID")
+    if stated is None or stated.value.upper() == _NO_ORDER:
+        on_lines = [
+            text
+            for line in doc.children("cac:InvoiceLine")
+            for reference in line.children("cac:OrderLineReference")
+            if (text := reference.text("cac:OrderReference/cbc:ID")) is not None
+            and text.value.upper() != _NO_ORDER
+        ]
+        distinct = {text.value for text in on_lines}
+        stated = on_lines[0] if len(distinct) == 1 else None
+    if stated is None:
+        return Text(given, "?order_ref") if given is not None else None
+    if given is not None and given != stated.value:
+        raise UblRejected(
+            "ubl_order_reference_conflict",
+            f"The invoice bills order {shown(stated.value)}, not {shown(given)} as the upload"
+            " says; Chainfin records the order the document names, so the two must agree.",
+            stated.pointer,
+        )
+    return stated
+
+
+def _due_date(doc: Node) -> Text:
     due = doc.text("cbc:DueDate")
     if due is None:
         found = [
@@ -549,10 +346,10 @@ def _due_date(doc: _Node) -> _Text:
             " Chainfin needs the date the receivable falls due.",
             f"{doc.path}/cbc:DueDate",
         )
-    return _Text(_date(due).isoformat(), due.pointer)
+    return Text(_date(due).isoformat(), due.pointer)
 
 
-def _credited(doc: _Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
+def _credited(doc: Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
     """A credit note, or a negative invoice, that reduces one earlier invoice."""
     what = "credit note" if doc.path == "/CreditNote" else "negative invoice"
     if head.minor == 0:
@@ -577,7 +374,7 @@ def _credited(doc: _Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
             f"{doc.path}/cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID",
         )
     if len(distinct) > 1:
-        listed = ", ".join(_shown(value, 40) for value in distinct[:5])
+        listed = ", ".join(shown(value, 40) for value in distinct[:5])
         raise UblRejected(
             "ubl_ambiguous_billing_reference",
             f"The {what} references {len(distinct)} invoices ({listed}); Chainfin records each"
@@ -594,7 +391,7 @@ def _credited(doc: _Node, head: _Head, *, missing_code: str) -> dict[str, Any]:
     notes = doc.children("cbc:Note")
     joined = " ".join(n.element.text or "" for n in notes)
     # Line breaks and tabs become spaces first; only then are the other controls dropped.
-    reason = _clean(FORBIDDEN_CHARS.sub("", _clean(joined)))
+    reason = clean(FORBIDDEN_CHARS.sub("", clean(joined)))
     if reason:
         data["reason"] = reason[:REASON_MAX_LENGTH].rstrip()
         pointers["/data/reason"] = notes[0].path

@@ -50,10 +50,12 @@ def order_cancelled(*, entry: Entry, data: dict[str, Any]) -> None:
 @row_projector("invoice.issued")
 def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> Invoice:
     debtor = data["debtor"]
+    payee = data.get("payee")
     return Invoice(
         **_common(entry),
         entry=entry,
-        order_ref=data["order_ref"],
+        order_ref=data.get("order_ref", ""),
+        order_linked_seq=entry.seq if "order_ref" in data else None,
         currency=data["currency"],
         amount_minor=parse_minor_units(data["amount"], data["currency"]),
         issue_date=date.fromisoformat(data["issue_date"]),
@@ -63,7 +65,32 @@ def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> Invoice:
         debtor_tax_id=debtor.get("tax_id", ""),
         debtor_country=debtor.get("country", ""),
         supplier_tax_id=data.get("supplier_tax_id", ""),
+        payee_third_party=payee is not None,
+        payee_name=(payee or {}).get("name", ""),
+        payee_id=(payee or {}).get("id", ""),
     )
+
+
+@projector("invoice.linked")
+def invoice_linked(*, entry: Entry, data: dict[str, Any]) -> None:
+    """Name the order an invoice bills; the link's seq is the invoice's place in that order."""
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(merchant_id=entry.chain_id, ref=data["invoice_ref"])
+        .first()
+    )
+    if invoice is None:
+        raise EventConflict("/data/invoice_ref", f"No invoice '{data['invoice_ref']}' to link.")
+    if invoice.order_ref == data["order_ref"]:
+        return  # the same link stated again changes nothing, not even the invoice's place
+    if invoice.order_ref:
+        raise EventConflict(
+            "/data/order_ref",
+            f"Invoice '{invoice.ref}' is linked to order '{invoice.order_ref}' already.",
+        )
+    invoice.order_ref = data["order_ref"]
+    invoice.order_linked_seq = entry.seq
+    invoice.save(update_fields=["order_ref", "order_linked_seq"])
 
 
 @projector("invoice.credited")

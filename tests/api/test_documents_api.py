@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
+from financing.eligibility import verdicts
 from ledger.models import Entry, Invoice, Shipment
 from tests.api.conftest import seller_id
 from tests.conftest import shared_format
@@ -64,14 +66,110 @@ def test_ubl_from_a_supplier_that_is_not_ours_is_404(api, merchant) -> None:
     assert Entry.objects.count() == 0
 
 
+@pytest.fixture
+def qvk_montage(make_merchant):
+    """The supplier of the factoring and USD samples (VAT SE112233445501), as a merchant."""
+    merchant = make_merchant(legal_name="QVK Montage", country="SE", tax_id="SE112233445501")
+    merchant.kyc_status = merchant.KycStatus.VERIFIED
+    merchant.save(update_fields=["kyc_status"])
+    return merchant
+
+
+def _codes(merchant, ref: str) -> list[str]:
+    [verdict] = verdicts(merchant, date(2017, 9, 1), [ref])
+    return verdict.codes
+
+
 def test_ubl_refusal_names_the_reason(api, swedish_supplier) -> None:
     response = api.post(
-        UBL, _ubl("peppol-bis3-invoice-factoring-assigned.xml"), content_type="application/xml"
+        UBL, _ubl("peppol-bis3-invoice-prepaid-final-settlement.xml"), content_type="text/xml"
     )
     assert response.status_code == 422
     body = json.loads(response.content)
-    assert body["code"] == "ubl_assigned_to_third_party"
+    assert body["code"] == "ubl_missing_due_date"
     assert body["errors"][0]["pointer"].startswith("/Invoice")
+
+
+def test_invoice_payable_to_a_factor_is_recorded_and_never_fundable(api, qvk_montage) -> None:
+    response = api.post(
+        UBL, _ubl("peppol-bis3-invoice-factoring-assigned.xml"), content_type="application/xml"
+    )
+
+    assert response.status_code == 201, response.content
+    invoice = Invoice.objects.get(merchant=qvk_montage, ref="7023708")
+    assert (invoice.payee_third_party, invoice.payee_name, invoice.order_ref) == (
+        True,
+        "Likviditet o. Finans AB",
+        "",
+    )
+    assert {"ASSIGNED_ELSEWHERE", "NO_ORDER_LINK"} <= set(_codes(qvk_montage, "7023708"))
+
+
+def test_order_less_peppol_invoice_is_evidence_until_linked(api, qvk_montage) -> None:
+    document = _ubl("peppol-bis3-invoice-usd-with-sek-tax-currency.xml")
+
+    response = api.post(UBL, document, content_type="application/xml")
+
+    assert response.status_code == 201, response.content
+    assert Invoice.objects.get(merchant=qvk_montage, ref="800018").order_ref == ""
+    assert "NO_ORDER_LINK" in _codes(qvk_montage, "800018")
+    link = {
+        "type": "invoice.linked",
+        "merchant": seller_id(qvk_montage),
+        "ref": "800018",
+        "occurred_at": "2018-01-27T09:00:00Z",
+        "data": {"invoice_ref": "800018", "order_ref": "PO-800"},
+    }
+    linked = api.post("/api/v1/events", {"events": [link]})
+    assert linked.status_code == 201, linked.content
+    invoice = Invoice.objects.get(merchant=qvk_montage, ref="800018")
+    assert invoice.order_ref == "PO-800"
+    codes = _codes(qvk_montage, "800018")
+    assert "NO_ORDER_LINK" not in codes and "NO_ORDER" in codes  # PO-800 is not on the ledger
+
+    again = api.post(
+        "/api/v1/events",
+        {"events": [link | {"ref": "800018-2", "data": {**link["data"], "order_ref": "PO-9"}}]},
+    )
+    assert again.status_code == 409, again.content
+    assert Invoice.objects.get(merchant=qvk_montage, ref="800018").order_ref == "PO-800"
+
+
+def test_order_given_with_the_upload_links_an_order_less_invoice(api, qvk_montage) -> None:
+    document = _ubl("peppol-bis3-invoice-usd-with-sek-tax-currency.xml")
+
+    response = api.post(f"{UBL}?order_ref=PO-800", document, content_type="application/xml")
+
+    assert response.status_code == 201, response.content
+    invoice = Invoice.objects.get(merchant=qvk_montage, ref="800018")
+    assert invoice.order_ref == "PO-800"
+    assert invoice.order_linked_seq == invoice.entry.seq
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "pointer"),
+    [
+        ("order_ref=%20PO-1", "validation_error", "/order_ref"),
+        ("order_ref=PO%01", "validation_error", "/order_ref"),
+        ("order_ref=" + "x" * 129, "validation_error", "/order_ref"),
+        (
+            "order_ref=PO-OTHER",
+            "ubl_order_reference_conflict",
+            "/Invoice/cac:OrderReference/cbc:ID",
+        ),
+    ],
+)
+def test_a_bad_or_conflicting_order_given_with_the_upload_is_422(
+    api, swedish_supplier, query, code, pointer
+) -> None:
+    document = _ubl("peppol-bis3-invoice-2018133-original.xml")
+
+    response = api.post(f"{UBL}?{query}", document, content_type="application/xml")
+
+    assert response.status_code == 422, response.content
+    body = json.loads(response.content)
+    assert (body["code"], body["errors"][0]["pointer"]) == (code, pointer)
+    assert Entry.objects.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from rest_framework.test import APIRequestFactory
 
 import ledger.formats.epcis
 import ledger.formats.ubl
+import ledger.formats.ubl_xml
 from config.api.problems import (
     DOMAIN_PROBLEMS,
     api_exception_handler,
@@ -51,7 +52,12 @@ def test_every_domain_error_class_has_a_status_by_its_code(error_class: type[Exc
 def _format_codes() -> set[tuple[str, str]]:
     """Every code the document formats raise, as written in their source."""
     found = set()
-    for module, name in ((ledger.formats.ubl, "ubl"), (ledger.formats.epcis, "epcis")):
+    modules = (
+        (ledger.formats.ubl, "ubl"),
+        (ledger.formats.ubl_xml, "ubl"),
+        (ledger.formats.epcis, "epcis"),
+    )
+    for module, name in modules:
         source = Path(module.__file__ or "").read_text()
         found |= {(name, c) for c in re.findall(r'"((?:ubl|epcis|xml)_[a-z_]+)"', source)}
     return found

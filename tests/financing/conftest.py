@@ -55,27 +55,35 @@ class Trade:
     def invoice(
         self,
         ref: str,
-        order_ref: str,
+        order_ref: str | None,
         amount: str = "1000.00",
         currency: str = "EUR",
         due_in_days: int = 45,
         issue_date: date | None = None,
         debtor: dict[str, str] | None = None,
+        payee: dict[str, str] | None = None,
     ) -> None:
+        """An invoice of ``order_ref`` (None: naming no order); ``payee``: a third party's."""
         issued = issue_date or self.today - timedelta(days=15)
-        self.append(
-            "invoice.issued",
-            ref,
-            {
-                "currency": currency,
-                "amount": amount,
-                "order_ref": order_ref,
-                "issue_date": issued.isoformat(),
-                "due_date": (self.today + timedelta(days=due_in_days)).isoformat(),
-                "debtor": debtor or {"kind": "marketplace", "name": "Acme Marketplace"},
-            },
-            days_ago=15,
-        )
+        data: dict[str, Any] = {
+            "currency": currency,
+            "amount": amount,
+            "issue_date": issued.isoformat(),
+            "due_date": (self.today + timedelta(days=due_in_days)).isoformat(),
+            "debtor": debtor or {"kind": "marketplace", "name": "Acme Marketplace"},
+        }
+        if order_ref is not None:
+            data["order_ref"] = order_ref
+        if payee is not None:
+            data["payee"] = payee
+        self.append("invoice.issued", ref, data, days_ago=15)
+
+    def linked(self, invoice_ref: str, order_ref: str) -> None:
+        data = {"invoice_ref": invoice_ref, "order_ref": order_ref}
+        self.append("invoice.linked", f"LINK-{invoice_ref}-{next(_serial)}", data, days_ago=2)
+
+    def dispatched(self, order_ref: str, shipment_ref: str) -> None:
+        self.append("shipment.dispatched", shipment_ref, {"order_ref": order_ref}, days_ago=25)
 
     def delivered(self, order_ref: str, shipment_ref: str | None = None) -> None:
         ref = shipment_ref or f"SHP-{order_ref}"

@@ -106,6 +106,31 @@ def _no_delivery(s: Scene) -> str:
     return "INV-1"
 
 
+def _no_order_link(s: Scene) -> str:
+    s.facility()
+    s.trade.invoice("INV-1", None)  # evidence, but of no order yet
+    return "INV-1"
+
+
+def _order_over_invoiced(s: Scene) -> str:
+    s.facility()
+    s.evidence("1")
+    s.trade.invoice("INV-2", "ORD-1")  # a second 1,000.00 invoice for the 1,000.00 order
+    return "INV-2"
+
+
+def _not_all_delivered(s: Scene) -> str:
+    s.facility()
+    ref = s.evidence("1")
+    s.trade.dispatched("ORD-1", "SHP-2")  # a second shipment of the order, still in transit
+    return ref
+
+
+def _assigned_elsewhere(s: Scene) -> str:
+    s.facility()
+    return s.evidence("1", payee={"name": "Factor AB"})
+
+
 def _returned(s: Scene) -> str:
     s.facility()
     ref = s.evidence("1")
@@ -214,11 +239,14 @@ def row(code: Code, build: Callable[[Scene], str]) -> Row:
 
 ROWS = [
     Row(None, _all_good, frozenset()),
+    row(Code.NO_ORDER_LINK, _no_order_link),
     row(Code.NO_ORDER, _no_order),
     row(Code.ORDER_CANCELLED, _order_cancelled),
     row(Code.CURRENCY_MISMATCH, _currency_mismatch),
     row(Code.AMOUNT_EXCEEDS_ORDER, _amount_exceeds_order),
+    row(Code.ORDER_OVER_INVOICED, _order_over_invoiced),
     row(Code.NO_DELIVERY, _no_delivery),
+    row(Code.NOT_ALL_DELIVERED, _not_all_delivered),
     row(Code.RETURNED, _returned),
     row(Code.CREDITED, _credited),
     row(Code.NO_FACILITY, _no_facility),
@@ -233,6 +261,7 @@ ROWS = [
     row(Code.BANK_DEBTOR_LIMIT, _bank_debtor_limit),
     row(Code.ALREADY_ASSIGNED, _already_assigned),
     row(Code.DUPLICATE_INVOICE, _duplicate_invoice),
+    row(Code.ASSIGNED_ELSEWHERE, _assigned_elsewhere),
 ]
 
 

@@ -41,8 +41,9 @@ TIMESTAMP_RANGE = "Must lie between 2000 and 2100 (UTC)."
 DATE_FORMAT = "Must be a date written YYYY-MM-DD."
 DATE_RANGE = "Must lie between 2000-01-01 and 2100-12-31."
 UNKNOWN_TYPE = (
-    "Unknown event type; expected one of invoice.credited, invoice.issued, order.cancelled,"
-    " order.placed, payout.settled, shipment.delivered, shipment.dispatched, shipment.returned."
+    "Unknown event type; expected one of invoice.credited, invoice.issued, invoice.linked,"
+    " order.cancelled, order.placed, payout.settled, shipment.delivered, shipment.dispatched,"
+    " shipment.returned."
 )
 FUTURE = "Lies in the future; evidence records the past."
 

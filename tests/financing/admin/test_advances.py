@@ -239,8 +239,10 @@ def test_changed_evidence_refuses_the_approval_with_each_invoices_reasons(
 
     response = sign_in(officer).post(_url("approve", advance), follow=True)
 
+    order = ref.replace("INV", "ORD")
     assert _messages(response) == [
-        f"Some invoices cannot be financed now. {ref}: RETURNED (Goods of the order were returned.)"
+        f"Some invoices cannot be financed now. {ref}: RETURNED"
+        f" (Goods of order '{order}' were returned: 'SHP-{order}'.)"
     ]
     assert Advance.objects.get(pk=advance.pk).status == Advance.Status.REQUESTED
     page = response.content.decode()

@@ -38,9 +38,23 @@ class Refused:
 SEK_2018133_CREDIT = {"currency": "SEK", "amount": "10000.00", "invoice_ref": "2018133"}
 
 SAMPLES: dict[str, Parsed | Refused] = {
-    # Plain EN 16931, no buyer order reference: Chainfin cannot link it to an order.
-    "en16931-ubl-invoice-example1-20-lines.xml": Refused(
-        "ubl_missing_order_reference", "/Invoice/cac:OrderReference/cbc:ID"
+    # Plain EN 16931, no buyer order reference: evidence without an order (not fundable until
+    # linked).
+    "en16931-ubl-invoice-example1-20-lines.xml": Parsed(
+        "Invoice",
+        {
+            "type": "invoice.issued",
+            "ref": "12115118",
+            "occurred_at": "2015-01-09T00:00:00Z",
+            "data": {
+                "currency": "EUR",
+                "amount": "250.33",
+                "issue_date": "2015-01-09",
+                "due_date": "2015-01-09",
+                "debtor": {"kind": "business", "name": "ODIN 59", "country": "NL"},
+                "supplier_tax_id": "NL8200.98.395.B.01",
+            },
+        },
     ),
     "peppol-bis3-creditnote-2018140-credits-2018133.xml": Parsed(
         "CreditNote",
@@ -94,20 +108,68 @@ SAMPLES: dict[str, Parsed | Refused] = {
             },
         },
     ),
-    # Payable to the factor: already sold, so it must not be pledged to Chainfin as well.
-    "peppol-bis3-invoice-factoring-assigned.xml": Refused(
-        "ubl_assigned_to_third_party", "/Invoice/cac:PayeeParty"
+    # Payable to the factor: already sold, so recorded with its payee and never financed; and
+    # it names no buyer order.
+    "peppol-bis3-invoice-factoring-assigned.xml": Parsed(
+        "Invoice",
+        {
+            "type": "invoice.issued",
+            "ref": "7023708",
+            "occurred_at": "2017-08-29T00:00:00Z",
+            "data": {
+                "currency": "EUR",
+                "amount": "115000.00",
+                "issue_date": "2017-08-29",
+                "due_date": "2017-09-29",
+                "debtor": {"kind": "business", "name": "Komponentlagret AB", "country": "SE"},
+                "supplier_tax_id": "SE112233445501",
+                "payee": {"name": "Likviditet o. Finans AB"},
+            },
+        },
     ),
     # Its payee "Finansiell Support u.p.a." is another company (5566778899) than the seller.
-    "peppol-bis3-invoice-max-content.xml": Refused(
-        "ubl_assigned_to_third_party", "/Invoice/cac:PayeeParty"
+    "peppol-bis3-invoice-max-content.xml": Parsed(
+        "Invoice",
+        {
+            "type": "invoice.issued",
+            "ref": "2018210",
+            "occurred_at": "2018-02-08T00:00:00Z",
+            "data": {
+                "currency": "SEK",
+                "amount": "12500.00",
+                "order_ref": "20180117",
+                "issue_date": "2018-02-08",
+                "due_date": "2018-03-07",
+                "debtor": {
+                    "kind": "business",
+                    "name": "Project services AB",
+                    "tax_id": "SE123451234501",
+                    "country": "SE",
+                },
+                "supplier_tax_id": "SE123456789001",
+                "payee": {"name": "Finansiell Support u.p.a.", "id": "7350053850019"},
+            },
+        },
     ),
     # "30 dagar." in the payment terms is prose, not a due date.
     "peppol-bis3-invoice-prepaid-final-settlement.xml": Refused(
         "ubl_missing_due_date", "/Invoice/cbc:DueDate"
     ),
-    "peppol-bis3-invoice-usd-with-sek-tax-currency.xml": Refused(
-        "ubl_missing_order_reference", "/Invoice/cac:OrderReference/cbc:ID"
+    "peppol-bis3-invoice-usd-with-sek-tax-currency.xml": Parsed(
+        "Invoice",
+        {
+            "type": "invoice.issued",
+            "ref": "800018",
+            "occurred_at": "2018-01-26T00:00:00Z",
+            "data": {
+                "currency": "USD",
+                "amount": "115000.00",
+                "issue_date": "2018-01-26",
+                "due_date": "2018-02-26",
+                "debtor": {"kind": "business", "name": "Komponentlagret AB", "country": "SE"},
+                "supplier_tax_id": "SE112233445501",
+            },
+        },
     ),
     "peppol-bis3-negative-invoice-2018140-credits-2018133.xml": Parsed(
         "Invoice",
@@ -157,10 +219,25 @@ def test_sample(samples_dir: Path, name: str) -> None:
 
 
 def test_factoring_sample_names_the_factor(samples_dir: Path) -> None:
+    parsed = ubl_parse((samples_dir / "peppol-bis3-invoice-factoring-assigned.xml").read_bytes())
+    assert parsed.event["data"]["payee"] == {"name": "Likviditet o. Finans AB"}
+
+
+def test_order_less_sample_takes_the_order_given_with_the_upload(samples_dir: Path) -> None:
+    document = (samples_dir / "peppol-bis3-invoice-usd-with-sek-tax-currency.xml").read_bytes()
+    parsed = ubl_parse(document, order_ref="PO-2018-7")
+    assert parsed.event["data"]["order_ref"] == "PO-2018-7"
+
+
+def test_sample_with_an_order_refuses_another_given_with_the_upload(samples_dir: Path) -> None:
+    document = (samples_dir / "peppol-bis3-invoice-2018133-original.xml").read_bytes()
+    assert ubl_parse(document, order_ref="2018117").event["data"]["order_ref"] == "2018117"
     with pytest.raises(UblRejected) as refused:
-        ubl_parse((samples_dir / "peppol-bis3-invoice-factoring-assigned.xml").read_bytes())
-    assert "payable to Likviditet o. Finans AB" in refused.value.message
-    assert "cannot be pledged again" in refused.value.message
+        ubl_parse(document, order_ref="PO-OTHER")
+    assert (refused.value.code, refused.value.pointer) == (
+        "ubl_order_reference_conflict",
+        "/Invoice/cac:OrderReference/cbc:ID",
+    )
 
 
 def test_sample_supplier_ids(samples_dir: Path) -> None:
@@ -337,10 +414,10 @@ def test_minimal_credit_note() -> None:
 
 
 def test_refusal_is_one_ledger_error_type() -> None:
-    error = refused(ubl(order=None))
+    error = refused(ubl(due_date=None))
     assert isinstance(error, LedgerError)
-    assert error.code == "ubl_missing_order_reference"
-    assert "links every invoice to the order" in error.message
+    assert error.code == "ubl_missing_due_date"
+    assert "Chainfin needs the date the receivable falls due" in error.message
     assert str(error) == error.message
     assert error.errors == [FieldError(error.pointer, error.message)]
 
@@ -549,11 +626,53 @@ def test_duplicate_payable_amount() -> None:
         "<cac:OrderReference><cbc:SalesOrderID>S-1</cbc:SalesOrderID></cac:OrderReference>",
     ],
 )
-def test_missing_order_reference(order: str | None) -> None:
-    error = refused(ubl(order=order))
-    assert error.code == "ubl_missing_order_reference"
-    assert error.pointer == "/Invoice/cac:OrderReference/cbc:ID"
-    assert "Chainfin links every invoice to the order it bills" in error.message
+def test_missing_order_reference_is_recorded_without_an_order(order: str | None) -> None:
+    parsed = ubl_parse(ubl(order=order))
+    assert parsed.event["type"] == "invoice.issued"
+    assert "order_ref" not in parsed.event["data"]
+    assert "order_ref" not in event_parse(parsed.event).data
+
+
+def order_line(*orders: str) -> str:
+    references = "".join(
+        "<cac:OrderLineReference><cbc:LineID>1</cbc:LineID><cac:OrderReference>"
+        f"<cbc:ID>{escape(order)}</cbc:ID></cac:OrderReference></cac:OrderLineReference>"
+        for order in orders
+    )
+    return f"<cac:InvoiceLine><cbc:ID>1</cbc:ID>{references}</cac:InvoiceLine>"
+
+
+def test_order_reference_from_the_lines() -> None:
+    lines = order_line("PO-7") + order_line("PO-7", "NA") + order_line()
+    parsed = ubl_parse(ubl(order=None, lines=lines))
+    assert parsed.event["data"]["order_ref"] == "PO-7"
+
+
+def test_lines_naming_two_orders_link_none() -> None:
+    parsed = ubl_parse(ubl(order=None, lines=order_line("PO-7") + order_line("PO-8")))
+    assert "order_ref" not in parsed.event["data"]
+
+
+def test_document_order_reference_wins_over_the_lines() -> None:
+    parsed = ubl_parse(ubl(lines=order_line("PO-8")))
+    assert parsed.event["data"]["order_ref"] == "PO-1"
+
+
+def test_order_reference_given_with_the_upload() -> None:
+    assert ubl_parse(ubl(order=None), order_ref="PO-9").event["data"]["order_ref"] == "PO-9"
+    assert ubl_parse(ubl(), order_ref="PO-1").event["data"]["order_ref"] == "PO-1"
+    lines = order_line("PO-7")
+    error = refused_with(ubl(order=None, lines=lines), order_ref="PO-9")
+    assert error.code == "ubl_order_reference_conflict"
+    assert error.pointer == (
+        "/Invoice/cac:InvoiceLine/cac:OrderLineReference/cac:OrderReference/cbc:ID"
+    )
+
+
+def refused_with(document: bytes, **kwargs: Any) -> UblRejected:
+    with pytest.raises(UblRejected) as caught:
+        ubl_parse(document, **kwargs)
+    return caught.value
 
 
 def test_wrong_root() -> None:
@@ -653,18 +772,20 @@ def test_payee_that_is_the_supplier_by_name() -> None:
 @pytest.mark.parametrize(
     ("payee_party", "shown"),
     [
-        (payee(name="Factor AB"), "Factor AB"),
-        (payee(name="Acme Widgets B.V.", ids=("99999999",)), "Acme Widgets B.V."),
-        (payee(name="Factor AB", ids=("Godkänd för F-skatt",)), "Factor AB"),
-        (payee(name=None), "a party other than the supplier"),
+        (payee(name="Factor AB"), {"name": "Factor AB"}),
+        (
+            payee(name="Acme Widgets B.V.", ids=("99999999",)),
+            {"name": "Acme Widgets B.V.", "id": "99999999"},
+        ),
+        (payee(name="Factor AB", ids=("Godkänd för F-skatt",)), {"name": "Factor AB"}),
+        (payee(name=None), {}),
     ],
     ids=["other-name", "same-name-other-id", "free-text-id", "anonymous"],
 )
-def test_payee_other_than_the_supplier(payee_party: str, shown: str) -> None:
-    # Checked before anything else: this invoice also lacks an order reference.
-    error = refused(ubl(payee=payee_party, order=None))
-    assert (error.code, error.pointer) == ("ubl_assigned_to_third_party", "/Invoice/cac:PayeeParty")
-    assert f"payable to {shown}," in error.message
+def test_payee_other_than_the_supplier(payee_party: str, shown: dict[str, str]) -> None:
+    parsed = ubl_parse(ubl(payee=payee_party, order=None))
+    assert parsed.event["data"]["payee"] == shown
+    assert event_parse(parsed.event).data["payee"] == shown
 
 
 def test_supplier_ids_are_normalised() -> None:

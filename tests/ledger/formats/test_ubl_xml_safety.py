@@ -20,7 +20,7 @@ from defusedxml import (  # type: ignore[import-untyped]
     ExternalReferenceForbidden,
 )
 
-from ledger.formats import ubl as ubl_module
+from ledger.formats import ubl_xml as ubl_xml_module
 from ledger.formats.ubl import MAX_BYTES, UblRejected, ubl_parse
 from tests.ledger.formats.test_ubl import ubl
 
@@ -140,7 +140,7 @@ def test_each_defusedxml_refusal_has_its_code(
         calls.append(kwargs)
         raise exception
 
-    monkeypatch.setattr(ubl_module, "safe_et", SimpleNamespace(fromstring=fromstring))
+    monkeypatch.setattr(ubl_xml_module, "safe_et", SimpleNamespace(fromstring=fromstring))
     assert refused(ubl()).code == code
     assert calls == [{"forbid_dtd": True, "forbid_entities": True, "forbid_external": True}]
 
@@ -156,7 +156,7 @@ def test_size_is_checked_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None
     def fromstring(text: bytes, **kwargs: Any) -> Any:
         raise AssertionError("parsed a document over the size limit")
 
-    monkeypatch.setattr(ubl_module, "safe_et", SimpleNamespace(fromstring=fromstring))
+    monkeypatch.setattr(ubl_xml_module, "safe_et", SimpleNamespace(fromstring=fromstring))
     oversized = BILLION_LAUGHS + b" " * MAX_BYTES
     error = refused(oversized)
     assert (error.code, error.pointer) == ("xml_too_large", "/")

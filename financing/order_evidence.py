@@ -1,0 +1,113 @@
+"""What the evidence says about each order a merchant's invoices bill: its shipments, and which
+of its invoices fit within it.
+
+Both are facts about the order, not about one invoice, so they are read for every invoice of
+the order whichever invoices are being judged: a re-check of one advance's invoices sees the
+order's other invoices too, and two invoices of one order can never both fit beyond it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from ledger.models import Invoice, Order, Shipment
+from merchants.models import Merchant
+
+
+@dataclass(frozen=True)
+class OrderEvidence:
+    """One order and its shipments by state (shipment refs, sorted), and its excess invoices."""
+
+    order: Order | None
+    delivered: tuple[str, ...] = ()
+    in_transit: tuple[str, ...] = ()
+    returned: tuple[str, ...] = ()
+    # Invoice ref -> the room the order had left when that invoice joined it.
+    excess: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def shipped(self) -> bool:
+        return bool(self.delivered or self.in_transit or self.returned)
+
+
+@dataclass(frozen=True)
+class OrderInvoice:
+    """An invoice as its order counts it: what is still owed on it, in its currency."""
+
+    ref: str
+    currency: str
+    net_minor: int  # amount less credit notes
+
+
+def invoices_beyond_order(
+    *, order_minor: int, currency: str, invoices: Iterable[OrderInvoice]
+) -> dict[str, int]:
+    """Return the invoices that do not fit within the order, each with the room it found.
+
+    ``invoices`` come in the order they joined the order. First fit: each invoice that fits in
+    what the invoices kept before it left is kept, so the earliest that fit keep their chance
+    and a later invoice never displaces one kept before it. Invoices in another currency are
+    not counted here (their own rule refuses them); fully credited ones take no room.
+    """
+    room = order_minor
+    excess: dict[str, int] = {}
+    for invoice in invoices:
+        if invoice.currency != currency or invoice.net_minor <= 0:
+            continue
+        if invoice.net_minor <= room:
+            room -= invoice.net_minor
+        else:
+            excess[invoice.ref] = room
+    return excess
+
+
+def orders_evidence(*, merchant: Merchant, order_refs: Collection[str]) -> dict[str, OrderEvidence]:
+    """Read the evidence of the merchant's orders ``order_refs``: one entry per ref asked for.
+
+    An order not in the ledger comes back with ``order=None`` (and its shipments, if any).
+    """
+    refs = list(order_refs)
+    orders = {o.ref: o for o in Order.objects.filter(merchant=merchant, ref__in=refs)}
+    states: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    shipments = Shipment.objects.filter(merchant=merchant, order_ref__in=refs).order_by("ref")
+    for order_ref, ref, delivered_at, returned_at in shipments.values_list(
+        "order_ref", "ref", "delivered_at", "returned_at"
+    ):
+        # Returned once is returned: goods that came back are not the goods that were billed.
+        state = (
+            "returned"
+            if returned_at is not None
+            else "delivered"
+            if delivered_at is not None
+            else "in_transit"
+        )
+        states[order_ref][state].append(ref)
+    on_order: dict[str, list[OrderInvoice]] = defaultdict(list)
+    invoices = Invoice.objects.filter(merchant=merchant, order_ref__in=list(orders)).order_by(
+        "order_linked_seq", "ref"
+    )
+    for order_ref, ref, currency, amount, credited in invoices.values_list(
+        "order_ref", "ref", "currency", "amount_minor", "credited_minor"
+    ):
+        on_order[order_ref].append(OrderInvoice(ref, currency, amount - credited))
+    evidence = {}
+    for ref in refs:
+        order = orders.get(ref)
+        excess = (
+            invoices_beyond_order(
+                order_minor=order.amount_minor, currency=order.currency, invoices=on_order[ref]
+            )
+            if order is not None
+            else {}
+        )
+        by_state = states[ref]
+        evidence[ref] = OrderEvidence(
+            order=order,
+            delivered=tuple(by_state["delivered"]),
+            in_transit=tuple(by_state["in_transit"]),
+            returned=tuple(by_state["returned"]),
+            excess=excess,
+        )
+    return evidence
