@@ -12,7 +12,13 @@ from django.db import transaction
 from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
-from financing.models import Advance, Assignment, AssignmentNotice, Receivable
+from financing.models import (
+    Advance,
+    Assignment,
+    AssignmentNotice,
+    Receivable,
+    assignment_entry_ref,
+)
 from financing.notices import notice_payload
 from ledger.events import system_event
 from ledger.money import format_minor_units
@@ -84,7 +90,7 @@ def _chain_disbursement(advance: Advance, now: datetime) -> None:
     assigned = [
         system_event(
             "receivable.assigned",
-            f"{a.invoice_ref}@{advance.ref}",
+            assignment_entry_ref(invoice_ref=a.invoice_ref, advance_ref=advance.ref),
             now,
             {
                 **money,
