@@ -1,8 +1,10 @@
 """Row locks of financing, taken in one order so use cases never deadlock on each other.
 
-A request locks its facility before it writes anything; a decision locks its advance together
-with the advance's facility (one joined ``SELECT … FOR UPDATE``); the books' accounts and the
-merchant's chain come after, through ``journal_post`` and ``entries_append``.
+The order: an advance with its facility (one joined ``SELECT … FOR UPDATE``), or a request's
+facilities; then the merchant's chain (:func:`merchant_chain_lock`); then the books' accounts,
+through ``journal_post``. ``entries_append`` locks the chain again later, which a transaction
+that holds it already passes straight through. Appending evidence takes the chain alone, so
+it never waits for a decision while holding something a decision waits for.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from financing.models import Advance, Facility
+from ledger.locks import chains_lock
 from merchants.models import Merchant
 
 
@@ -33,3 +36,13 @@ def advance_qs_for_update() -> QuerySet[Advance]:
     facility at once, so a facility change waits for it (and the other way round).
     """
     return Advance.objects.select_for_update().order_by("pk")
+
+
+def merchant_chain_lock(*, merchant_id: int) -> None:
+    """Lock the merchant's chain; must run in a transaction, after the advance's lock.
+
+    Every piece of evidence reaches the chain under this lock, so a decision that re-checks the
+    evidence while holding it sees every credit note, return or cancellation committed before,
+    and none can land between its check and the money moving.
+    """
+    chains_lock([merchant_id])
