@@ -105,7 +105,7 @@ class _Evidence:
     orders: dict[str, OrderEvidence]
     held: set[str]
     fingerprints_held: set[str]
-    earlier_twins: set[str]
+    earlier_twins: dict[str, Receivable]
     facilities: dict[str, Facility]
     blacklisted: bool
     debtor_exposure: dict[tuple[str, str], int]
@@ -187,18 +187,25 @@ def _evidence_load(
     )
 
 
-def _refs_with_earlier_twin(receivables: Iterable[Receivable], fingerprints: set[str]) -> set[str]:
-    """Refs whose invoice reached Chainfin before under another ref, merchant or marketplace.
+def _refs_with_earlier_twin(
+    receivables: Iterable[Receivable], fingerprints: set[str]
+) -> dict[str, Receivable]:
+    """Refs whose invoice reached Chainfin before, each with that first arrival.
 
-    The first arrival keeps its chance; every later twin is a duplicate until an officer
-    looks at it. Arrival order is the order entries were written.
+    An invoice is its supplier and its normalised number (financing.fingerprint): the same
+    number again, under another spelling, from another marketplace or merchant row, or with
+    another amount, date or currency, is the same invoice. The first arrival is the
+    receivable; every later one is a duplicate for an officer to look at, never a second
+    fundable receivable. Arrival order is the order entries were written.
     """
-    first_entry: dict[str, int] = {}
-    for fingerprint, entry_id in Receivable.objects.filter(
-        fingerprint__in=fingerprints
-    ).values_list("fingerprint", "entry_id"):
-        first_entry[fingerprint] = min(entry_id, first_entry.get(fingerprint, entry_id))
-    return {r.ref for r in receivables if first_entry[r.fingerprint] != r.entry_id}
+    first: dict[str, Receivable] = {}
+    for twin in Receivable.objects.filter(fingerprint__in=fingerprints).only(
+        "fingerprint", "entry_id", "ref", "source"
+    ):
+        known = first.get(twin.fingerprint)
+        if known is None or twin.entry_id < known.entry_id:
+            first[twin.fingerprint] = twin
+    return {r.ref: first[r.fingerprint] for r in receivables if first[r.fingerprint] != r}
 
 
 def debtor_exposure(
@@ -421,8 +428,18 @@ def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> I
         )
     if invoice.ref in evidence.held or receivable.fingerprint in evidence.fingerprints_held:
         yield Reason(Code.ALREADY_ASSIGNED, "Another advance holds this invoice.")
-    if invoice.ref in evidence.earlier_twins and invoice.ref not in evidence.cleared:
-        yield Reason(
-            Code.DUPLICATE_INVOICE,
-            "The same invoice (number, supplier, amount and date) reached Chainfin before.",
-        )
+    duplicate = _duplicate(evidence, invoice)
+    if duplicate is not None:
+        yield duplicate
+
+
+def _duplicate(evidence: _Evidence, invoice: Invoice) -> Reason | None:
+    """The one place an invoice is judged a duplicate of an earlier arrival."""
+    first = evidence.earlier_twins.get(invoice.ref)
+    if first is None or invoice.ref in evidence.cleared:
+        return None
+    return Reason(
+        Code.DUPLICATE_INVOICE,
+        f"This supplier's invoice number reached Chainfin before, as '{first.ref}' from "
+        f"{first.source}: an officer must look at it.",
+    )

@@ -1,10 +1,13 @@
-"""Invoice fingerprints: the same invoice, however it is spelled, hashes to one value.
+"""Invoice identity: one invoice, however spelled and whoever sends it, hashes to one value.
 
-A bank must never finance one invoice twice, even when it arrives through a second marketplace
-or with a cosmetic variant of its number ("INV-001", "inv 001", "ＩＮＶ－００１", "ІNV-001" with
-a Cyrillic І). The fingerprint is a SHA-256 over the normalised supplier tax id (the one tax-id
-normaliser, merchants.identifiers) and invoice number plus currency, amount and issue date; a
-unique index on live assignments per fingerprint does the refusing.
+Invoice numbers are unique per supplier, so an invoice is (its supplier, its normalised number):
+a bank must never finance it twice, even when it arrives through a second marketplace, with a
+cosmetic variant of its number ("INV-001", "inv 001", "ＩＮＶ－００１", "ІNV-001" with a
+Cyrillic І), or with another amount, issue date or currency (then one of the two is wrong, and
+an officer looks). The supplier is the merchant whose chain the invoice joins, by its identity
+(:func:`supplier_identity`), never by the sender's spelling of it. The fingerprint is a SHA-256
+over both; a unique index on live assignments per fingerprint does the refusing, and the later
+arrivals of a fingerprint are ``DUPLICATE_INVOICE`` (financing.eligibility).
 
 What is deliberately *not* merged in invoice numbers:
 
@@ -18,8 +21,8 @@ What is deliberately *not* merged in invoice numbers:
 
 Stability: stored fingerprints are compared with new ones, so a change to the normalisation
 (here or in merchants.identifiers) or to the encoding below must recompute the stored ones it
-changes (as financing migration 0002 did when bare national tax ids got their country), and
-bump :data:`FINGERPRINT_SCHEME` when it changes them all.
+changes (financing migrations 0002 and 0003 did), and bump :data:`FINGERPRINT_SCHEME` when it
+changes them all.
 """
 
 # ruff: noqa: RUF002 -- look-alike characters are this module's subject.
@@ -28,13 +31,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import date, datetime
 
 from ledger.canonical import canonical_json
-from ledger.money import MAX_MINOR_UNITS, currency_exponent
-from merchants.identifiers import identifier_fold, tax_id_normalise
+from merchants.identifiers import identifier_fold
 
-FINGERPRINT_SCHEME = "chainfin.invoice-fingerprint.v1"
+FINGERPRINT_SCHEME = "chainfin.invoice-identity.v2"
 
 # Besides whitespace, Unicode dashes (category Pd), controls and invisible format characters
 # (zero-width space, soft hyphen, bidi marks: category Cc/Cf).
@@ -69,44 +70,38 @@ def invoice_number_normalise(number: str) -> str:
     return unicodedata.normalize("NFKC", joined)
 
 
-def invoice_fingerprint(
-    *,
-    supplier_tax_id: str,
-    supplier_country: str = "",
-    invoice_number: str,
-    currency: str,
-    amount_minor: int,
-    issue_date: date,
-) -> str:
+def supplier_identity(*, tax_id_normalised: str, public_id: str) -> str:
+    """Return who issued a merchant's invoices: its normalised tax id, else its Chainfin id.
+
+    The tax id (``Merchant.tax_id_normalised``) makes one supplier of two merchant rows that
+    two marketplaces onboarded apart; a merchant without one is itself alone. A normalised tax
+    id is letters and digits only, so it never reads like "merchant:<public id>".
+
+    :raises ValueError: both are empty.
+    """
+    if not (tax_id_normalised or public_id):
+        raise ValueError("A supplier needs a tax id or a public id.")
+    return tax_id_normalised or f"merchant:{public_id}"
+
+
+def invoice_fingerprint(*, supplier: str, invoice_number: str) -> str:
     """Return the hex SHA-256 identifying one invoice across marketplaces and spellings.
 
-    The hash covers the RFC 8785 canonical JSON of the scheme name and the normalised parts, so
-    no two different tuples share an encoding. ``supplier_country`` qualifies a bare national
-    tax id, as in supplier matching: "300000001" with "DE" is "DE300000001". A tax id or number
-    that normalises to "" is still fingerprinted: it can only collide with another such invoice
-    of the same supplier, amount, currency and date, and refusing that as a duplicate is the
-    safe side for a bank.
+    ``supplier`` is :func:`supplier_identity` of the merchant whose chain the invoice joins.
+    The hash covers the RFC 8785 canonical JSON of the scheme name and the parts, so no two
+    different pairs share an encoding. A number that normalises to "" is still fingerprinted:
+    it can only collide with another such number of the same supplier, and refusing that as a
+    duplicate is the safe side for a bank.
 
-    :raises MoneyError: ``currency`` is not an ISO 4217 code (a ValueError).
-    :raises ValueError: non-string texts; an amount that is not a positive integer below
-        ``MAX_MINOR_UNITS``; an issue date that is a datetime or not a date.
+    :raises ValueError: non-string parts, or an empty supplier.
     """
-    currency_exponent(currency)
-    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
-        raise ValueError(f"amount_minor must be an integer, not {type(amount_minor).__name__}.")
-    if not 0 < amount_minor < MAX_MINOR_UNITS:
-        raise ValueError(f"amount_minor must be between 1 and {MAX_MINOR_UNITS - 1}.")
-    # A datetime is a date too, but its isoformat() carries the time and would split one invoice.
-    if isinstance(issue_date, datetime) or not isinstance(issue_date, date):
-        raise ValueError(f"issue_date must be a date, not {type(issue_date).__name__}.")
+    if not isinstance(supplier, str) or not supplier:
+        raise ValueError("A supplier must be a non-empty string.")
     body = canonical_json(
         {
             "scheme": FINGERPRINT_SCHEME,
-            "supplier_tax_id": tax_id_normalise(supplier_tax_id, country=supplier_country),
+            "supplier": supplier,
             "invoice_number": invoice_number_normalise(invoice_number),
-            "currency": currency,
-            "amount_minor": amount_minor,
-            "issue_date": issue_date.isoformat(),
         }
     )
     return hashlib.sha256(body).hexdigest()

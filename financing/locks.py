@@ -1,9 +1,11 @@
 """Row locks of financing, taken in one order so use cases never deadlock on each other.
 
-A request locks its facility before it writes anything; a decision locks its advance together
-with the advance's facility (one joined ``SELECT … FOR UPDATE``), then the bank-wide limits of
-the advance's debtors (in id order); the books' accounts and the merchant's chain come after,
-through ``journal_post`` and ``entries_append``.
+The order: an advance with its facility (one joined ``SELECT … FOR UPDATE``), or a request's
+facilities; then the bank-wide limits of the advance's debtors (in id order); then the merchant's
+chain (:func:`merchant_chain_lock`); then the books' accounts, through ``journal_post``.
+``entries_append`` locks the chain again later, which a transaction that holds it already passes
+straight through. Appending evidence takes the chain alone, so it never waits for a decision
+while holding something a decision waits for.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from financing.models import Advance, DebtorLimit, Facility
+from ledger.locks import chains_lock
 from merchants.models import Merchant
 
 
@@ -49,3 +52,13 @@ def debtor_limits_lock(*, advance: Advance) -> None:
     """
     keys = set(advance.assignments.values_list("debtor_key", flat=True))
     list(debtor_limit_qs_for_update().filter(currency=advance.currency, debtor_key__in=keys))
+
+
+def merchant_chain_lock(*, merchant_id: int) -> None:
+    """Lock the merchant's chain; must run in a transaction, after the advance's lock.
+
+    Every piece of evidence reaches the chain under this lock, so a decision that re-checks the
+    evidence while holding it sees every credit note, return or cancellation committed before,
+    and none can land between its check and the money moving.
+    """
+    chains_lock([merchant_id])

@@ -8,6 +8,7 @@ the database is what makes them hold under concurrency.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.db.models import F, Q
 
 from financing.controls import DebtorLimit, DuplicateClearance, RiskChange
 from financing.pricing import DayCount
+from ledger.events import REF_MAX_LENGTH
 from ledger.models import Entry
 from merchants.models import Debtor, Marketplace, Merchant
 
@@ -40,6 +42,21 @@ def new_advance_ref() -> str:
 
 def new_webhook_secret() -> str:
     return secrets.token_hex(32)
+
+
+def assignment_entry_ref(*, invoice_ref: str, advance_ref: str) -> str:
+    """The chain ref of the ``receivable.assigned`` entry of one invoice in one advance.
+
+    "<invoice ref>@<advance ref>" while it fits a chain ref, so the chain reads naturally and
+    entries written before stay where readers look for them; an invoice ref too long for that
+    (any ref up to 128 characters finances) is replaced by its SHA-256: "sha256-<hex>@<advance>".
+    The entry's data names the invoice in full either way.
+    """
+    readable = f"{invoice_ref}@{advance_ref}"
+    if len(readable) <= REF_MAX_LENGTH:
+        return readable
+    digest = hashlib.sha256(invoice_ref.encode()).hexdigest()
+    return f"sha256-{digest}@{advance_ref}"
 
 
 class Receivable(models.Model):

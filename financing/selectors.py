@@ -18,7 +18,13 @@ from django.db.models import BinaryField, Count, Func, IntegerField, Q, Sum, Val
 from django.db.models.expressions import Combinable
 
 from financing.eligibility import Verdict, verdicts
-from financing.models import Advance, Assignment, AssignmentNotice, Facility
+from financing.models import (
+    Advance,
+    Assignment,
+    AssignmentNotice,
+    Facility,
+    assignment_entry_ref,
+)
 from ledger.canonical import GENESIS_PREV, canonical_json
 from ledger.models import Chain, Entry, Invoice, Shipment
 from ledger.verification import entries_verify, entry_row
@@ -157,7 +163,9 @@ def evidence_trails(
         merchant_id=merchant_id, order_ref__in=order_refs
     ).values_list("order_ref", "ref"):
         shipments[order_ref].add(ref)
-    assigned_refs = {f"{ref}@{advance.ref}": ref for ref in invoice_refs}
+    assigned_refs = {
+        assignment_entry_ref(invoice_ref=ref, advance_ref=advance.ref): ref for ref in invoice_refs
+    }
 
     wanted = (
         Q(type__in=ORDER_TYPES, external_ref__in=order_refs)

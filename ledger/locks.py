@@ -13,12 +13,18 @@ from ledger.models import Chain
 
 @dataclass(slots=True)
 class LockedChain:
-    """A chain head this transaction holds the lock on; ``head_*`` move as entries are built."""
+    """A chain head this transaction holds the lock on; ``head_*`` move as entries are built.
+
+    ``tax_id_normalised`` is the merchant's (read in the same query), against which invoices
+    naming their supplier are checked.
+    """
 
     merchant_id: int
     public_id: str
     head_seq: int
     head_hash: str
+    tax_id_normalised: str = ""
+    country: str = ""
 
 
 def chain_qs_for_update(merchant_ids: Iterable[int]) -> QuerySet[Chain]:
@@ -52,7 +58,8 @@ def _locked(merchant_ids: set[int]) -> dict[int, LockedChain]:
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash FROM ledger_chain c"
+            "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash, m.tax_id_normalised,"
+            " m.country FROM ledger_chain c"
             " JOIN merchants_merchant m ON m.id = c.merchant_id"
             f" WHERE c.merchant_id IN ({placeholders}) ORDER BY c.merchant_id{lock}",
             sorted(merchant_ids),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.models import Chain, Entry
-from merchants.identifiers import tax_id_is_national, tax_id_normalise
+from merchants.identifiers import tax_id_is_national, tax_id_is_own, tax_id_normalise
 from merchants.models import Marketplace, MarketplaceMerchant, Merchant
 
 
@@ -51,9 +51,8 @@ def merchant_for_tax_ids(*, marketplace: Marketplace, tax_ids: Iterable[str]) ->
         candidates |= {tax_id_normalise(n, country=c) for n in national for c in countries}
     for merchant in mine.filter(tax_id_normalised__in=candidates):
         # A bare number matched through another merchant's country is not this one's.
-        if merchant.tax_id_normalised in {
-            tax_id_normalise(tax_id, country=merchant.country) for tax_id in wanted
-        }:
+        own = {"own_normalised": merchant.tax_id_normalised, "country": merchant.country}
+        if any(tax_id_is_own(tax_id, **own) for tax_id in wanted):
             return merchant
     return None
 

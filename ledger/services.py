@@ -27,6 +27,7 @@ from ledger.models import Entry, LedgerVerification
 from ledger.projections.registry import project, rows_only
 from ledger.verification import ledger_verify
 from ledger.writer import entries_write
+from merchants.identifiers import tax_id_is_own
 
 ENVELOPE_VERSION = 1
 _IDEMPOTENCY_CONSTRAINT = "entry_idempotency_key_unique"
@@ -73,7 +74,7 @@ def entry_append(
 
     :raises IdempotencyKeyReused: the key was used before for a different event.
     :raises EventConflict: the event contradicts the chain (a projector refused it).
-    :raises EventInvalid: the event lies too far in the future.
+    :raises EventInvalid: the event lies too far in the future, or names another supplier.
     """
     new = NewEntry(merchant_id=merchant_id, event=event, idempotency_key=idempotency_key)
     return entries_append(source=source, entries=[new], now=now)[0]
@@ -88,7 +89,8 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
 
     :raises IdempotencyKeyReused: a key was used before for a different event.
     :raises EventConflict: an event contradicts the chain; located under "/<index>".
-    :raises EventInvalid: an event lies too far in the future; located under "/<index>".
+    :raises EventInvalid: an event lies too far in the future, or an invoice names a supplier tax
+        id that is not its merchant's; located under "/<index>".
     """
     _refuse_future_events(entries, now)
     # Fast path first: a retry or a duplicate is rare, so do not pay lookups for them on every
@@ -117,6 +119,30 @@ def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
         raise EventInvalid(errors)
 
 
+def _refuse_other_suppliers(entries: Sequence[NewEntry], chains: dict[int, LockedChain]) -> None:
+    """An invoice's supplier is the merchant whose chain it joins: naming another is refused.
+
+    Invoice numbers are unique per supplier, so a marketplace that sent a reseller's or a
+    stranger's invoice into a merchant's chain would let one invoice pass for another's.
+    """
+    errors = []
+    for index, new in enumerate(entries):
+        named = new.event.data.get("supplier_tax_id")
+        if named is None or new.event.type != "invoice.issued":
+            continue
+        chain = chains[new.merchant_id]
+        if not tax_id_is_own(named, own_normalised=chain.tax_id_normalised, country=chain.country):
+            errors.append(
+                FieldError(
+                    f"/{index}/data/supplier_tax_id",
+                    "Not this merchant's tax id: the supplier of an invoice is the merchant whose"
+                    " chain it joins.",
+                )
+            )
+    if errors:
+        raise EventInvalid(errors)
+
+
 def _is_idempotency_conflict(exc: IntegrityError) -> bool:
     diag = getattr(exc.__cause__, "diag", None)
     if diag is not None:  # PostgreSQL names the constraint
@@ -140,6 +166,7 @@ def _append(
     receipts: list[Receipt | None] = [None] * len(entries)
     with transaction.atomic():
         chains = chains_lock(new.merchant_id for new in entries)
+        _refuse_other_suppliers(entries, chains)
         locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
         requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
         seen = _existing_receipts(source, entries) if look_up_keys else {}

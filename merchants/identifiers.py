@@ -79,6 +79,18 @@ def tax_id_normalise(tax_id: str, *, country: str = "") -> str:
     return normalised
 
 
+def tax_id_is_own(tax_id: str, *, own_normalised: str, country: str) -> bool:
+    """Whether ``tax_id``, however spelled, is the party's own tax id.
+
+    ``own_normalised`` and ``country`` are the party's (``Merchant.tax_id_normalised`` and
+    ``Merchant.country``); a bare national ``tax_id`` is qualified with that country, so
+    "300000001" is a German merchant's "DE300000001". A party without a tax id owns none.
+
+    :raises ValueError: ``tax_id`` is not a string.
+    """
+    return bool(own_normalised) and tax_id_normalise(tax_id, country=country) == own_normalised
+
+
 def tax_id_is_national(tax_id: str) -> bool:
     """Whether ``tax_id`` is a bare national number, which only its party's country qualifies.
 

@@ -1,8 +1,8 @@
 """Row locks of the books, taken in one order (account id ascending) so postings never deadlock.
 
 Two transfers A -> B and B -> A that locked in the order of their legs would each hold one
-account and wait for the other. Callers that also lock a merchant's chain (ledger.locks) lock
-the accounts first, through ``journal_post``, then the chain through ``entry_append``.
+account and wait for the other. Callers that also lock a merchant's chain lock the chain first
+(``financing.locks.merchant_chain_lock``), then the accounts through ``journal_post``.
 """
 
 from __future__ import annotations

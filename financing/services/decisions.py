@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 
 from financing.exceptions import AdvanceRefused, ApprovalVoid, MakerCheckerViolation, WrongState
-from financing.locks import advance_qs_for_update, debtor_limits_lock
+from financing.locks import advance_qs_for_update, debtor_limits_lock, merchant_chain_lock
 from financing.models import Advance, Assignment, Facility
 from financing.services._shared import approval_void, officer_require
 from financing.services.disbursement import advance_disburse
@@ -31,6 +31,7 @@ def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str
     officer_require(officer, "financing.approve_advance")
     with transaction.atomic():
         locked = _advance_locked(advance, Advance.Status.REQUESTED)
+        merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
         _reprice(locked, advance_requote(advance=locked, today=now.date()))
         locked.approved_by = officer
         locked.approved_at = now
@@ -92,6 +93,7 @@ def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Adva
         locked = _advance_locked(advance, Advance.Status.APPROVED)
         if locked.approved_by_id == officer.pk:
             raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
+        merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
         try:
             advance_requote(advance=locked, today=now.date())
             if terms_hash(locked) != locked.approval_hash:

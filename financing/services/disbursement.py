@@ -12,7 +12,14 @@ from django.db import transaction
 from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
-from financing.models import Advance, Assignment, AssignmentNotice, Receivable
+from financing.locks import merchant_chain_lock
+from financing.models import (
+    Advance,
+    Assignment,
+    AssignmentNotice,
+    Receivable,
+    assignment_entry_ref,
+)
 from financing.notices import notice_payload
 from ledger.events import system_event
 from ledger.money import format_minor_units
@@ -24,9 +31,10 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     """Pay out an approved advance: assign its receivables, post the journal, extend the chain
     and write a notice for each marketplace, to be sent once the transaction commits.
 
-    The caller decided it: it holds the advance's lock (``financing.locks``) in its transaction
-    and has set the approval (and the authorization, above the threshold) on ``advance``, which
-    this saves with the disbursement. Money moves in the caller's transaction, or in one of its
+    The caller decided it: it holds the advance's lock and the merchant's chain lock
+    (``financing.locks``, taken before it re-checked the evidence) in its transaction and has
+    set the approval (and the authorization, above the threshold) on ``advance``, which this
+    saves with the disbursement. Money moves in the caller's transaction, or in one of its
     own when there is none.
 
     :raises WrongState: the advance is not approved and open, or a receivable left it.
@@ -34,6 +42,7 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     if advance.status not in Advance.OPEN or advance.approved_by_id is None:
         raise WrongState(f"Advance {advance.ref} is not approved for disbursement.")
     with transaction.atomic(savepoint=False):
+        merchant_chain_lock(merchant_id=advance.merchant_id)  # held already: the lock order's sake
         advance.status = Advance.Status.DISBURSED
         advance.disbursed_at = now
         advance.decided_at = now
@@ -84,7 +93,7 @@ def _chain_disbursement(advance: Advance, now: datetime) -> None:
     assigned = [
         system_event(
             "receivable.assigned",
-            f"{a.invoice_ref}@{advance.ref}",
+            assignment_entry_ref(invoice_ref=a.invoice_ref, advance_ref=advance.ref),
             now,
             {
                 **money,

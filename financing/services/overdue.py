@@ -10,7 +10,7 @@ from django.db import transaction
 
 from financing import accounts
 from financing.books.services import Leg, journal_post
-from financing.locks import advance_qs_for_update
+from financing.locks import advance_qs_for_update, merchant_chain_lock
 from financing.models import Advance, Blacklisting
 from financing.pricing import DayCount, late_fee
 from ledger.events import system_event
@@ -52,6 +52,7 @@ def _overdue_accrue(advance: Advance, today: date, now: datetime) -> bool:
         (today - since).days,
         DayCount(facility.day_count),
     )
+    merchant_chain_lock(merchant_id=advance.merchant_id)  # before the accounts: financing.locks
     if fee:
         book = accounts.Chart(advance.merchant, advance.currency)
         journal_post(

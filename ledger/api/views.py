@@ -224,11 +224,16 @@ class UblInvoiceCreateApi(MarketplaceApi):
         document = ubl_parse(raw, max_bytes=MAX_XML_BYTES, order_ref=order_ref)
         merchant = merchant_for_tax_ids(marketplace=marketplace, tax_ids=document.supplier_ids)
         if merchant is None:
+            # 404 like an unknown seller id in /events: the supplier party is how a UBL document
+            # names its merchant, and a marketplace must not learn whom another one serves. The
+            # pointer says which part of the document named nobody of yours.
+            party = f"/{document.document}/cac:AccountingSupplierParty/cac:Party"
             raise ApiProblem(
                 404,
                 "merchant_not_found",
                 "No merchant of yours matches the supplier.",
                 "None of the supplier party's identifiers is the tax id of a merchant of yours.",
+                errors=[FieldError(party, "Not the tax id of a merchant of yours.")],
             )
         event = event_parse(document.event)
         seller_id = seller_id_of(marketplace=marketplace, merchant=merchant)

@@ -62,7 +62,11 @@ def test_ubl_from_a_supplier_that_is_not_ours_is_404(api, merchant) -> None:
         UBL, _ubl("peppol-bis3-invoice-2018133-original.xml"), content_type="application/xml"
     )
     assert response.status_code == 404
-    assert json.loads(response.content)["code"] == "merchant_not_found"
+    body = json.loads(response.content)
+    assert body["code"] == "merchant_not_found"
+    assert [e["pointer"] for e in body["errors"]] == [
+        "/Invoice/cac:AccountingSupplierParty/cac:Party"
+    ]
     assert Entry.objects.count() == 0
 
 

@@ -653,6 +653,8 @@ def _raw_disbursements(
     """
     from django.conf import settings
 
+    from financing.models import assignment_entry_ref
+
     advances = _dicts(cursor, "SELECT * FROM financing_advance WHERE id = ANY(%s)", [advance_ids])
     refs = {advance["id"]: advance["ref"] for advance in advances}
     assignments: dict[int, list[dict[str, Any]]] = {}
@@ -683,7 +685,8 @@ def _raw_disbursements(
         advance["id"]: [
             f"{advance['merchant_id']}:advance.disbursed:{advance['ref']}",
             *(
-                f"{advance['merchant_id']}:receivable.assigned:{a['invoice_ref']}@{advance['ref']}"
+                f"{advance['merchant_id']}:receivable.assigned:"
+                + assignment_entry_ref(invoice_ref=a["invoice_ref"], advance_ref=advance["ref"])
                 for a in assignments[advance["id"]]
             ),
         ]

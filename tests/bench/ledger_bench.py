@@ -161,7 +161,6 @@ class EventMaker:
                     "tax_id": f"DE{200000000 + buyer}",
                     "country": "DE",
                 },
-                "supplier_tax_id": "DE300000001",
             }
         elif event_type == "shipment.dispatched":
             ref = f"SHP-{n:09d}"

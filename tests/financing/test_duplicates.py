@@ -2,13 +2,16 @@
 
 The supplier sells on two marketplaces, either as two merchant rows with the same tax id (each
 marketplace onboarded it) or as one merchant linked to both. Each marketplace pushes the same
-invoice (same supplier tax id, amount and issue date) under its own spelling of the number.
-The first arrival keeps its chance; every later one is a duplicate; and the database refuses a
-second live assignment of the fingerprint however the services are bypassed.
+invoice under its own spelling of the number. An invoice is (its supplier, its normalised
+number): the first arrival keeps its chance; every later one is a duplicate, whatever its
+amount, date or currency; an invoice naming another supplier is refused at ingest; and the
+database refuses a second live assignment of the fingerprint however the services are
+bypassed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +23,14 @@ from django.db import IntegrityError, transaction
 
 from financing.eligibility import Verdict, verdicts
 from financing.exceptions import AdvanceRefused
-from financing.models import Advance, Assignment, Facility
+from financing.models import Advance, Assignment, Facility, Receivable
 from financing.services.decisions import advance_approve, advance_reject
 from financing.services.requests import advance_request
+from ledger.exceptions import EventInvalid
+from ledger.selectors import seller_id_of
 from merchants.models import Debtor, Marketplace, MarketplaceMerchant, Merchant
 from merchants.services import marketplace_create
+from tests.api.conftest import signed_client
 from tests.financing.conftest import TODAY, Trade, constraint_of, db_counts
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -139,10 +145,10 @@ def test_a_twin_is_refused_once_the_first_is_financed(
     assert Assignment.objects.filter(status__in=Assignment.LIVE).count() == 1
 
 
-def test_an_invoice_naming_its_supplier_is_a_twin_whoever_sends_it(
+def test_an_invoice_naming_another_supplier_is_refused_at_ingest(
     supplier: Supplier, make_merchant: Callable[..., Merchant], now: datetime
 ) -> None:
-    """A reseller's chain carries the supplier's tax id in the invoice: still the same invoice."""
+    """A reseller's chain carrying the supplier's invoice: refused, not a second receivable."""
     first = arrive(supplier.via_a, "INV-001", 1)
     reseller = Trade(
         merchant=_verified(make_merchant(tax_id="FR99999999999")),
@@ -150,43 +156,136 @@ def test_an_invoice_naming_its_supplier_is_a_twin_whoever_sends_it(
         now=now,
     )
     reseller.order("ORD-R")
-    reseller.append(
-        "invoice.issued",
-        "INV 1",
+    before = db_counts()
+
+    with pytest.raises(EventInvalid) as refused:
+        reseller.append(
+            "invoice.issued",
+            "INV 1",
+            {
+                "currency": "EUR",
+                "amount": "1000.00",
+                "order_ref": "ORD-R",
+                "issue_date": judge(supplier.via_a, first).issue_date.isoformat(),
+                "due_date": judge(supplier.via_a, first).due_date.isoformat(),
+                "debtor": {"kind": "marketplace", "name": "Acme Marketplace"},
+                "supplier_tax_id": "de-300.000.001",
+            },
+        )
+
+    assert [e.pointer for e in refused.value.errors] == ["/0/data/supplier_tax_id"]
+    assert db_counts() == before
+    assert not Receivable.objects.filter(merchant=reseller.merchant).exists()
+
+
+def test_inv_77_through_a_second_marketplace_with_a_bare_tax_id_is_a_duplicate(
+    supplier: Supplier, marketplace: Marketplace, second_marketplace: Marketplace
+) -> None:
+    """Issue 8, item 3: "inv 77" from marketplace A, then "INV-77" naming the supplier by its
+    bare national tax id "300000001" (a German merchant) through marketplace B, by the API."""
+    arrive(supplier.via_a, "inv 77", 1)
+    via_b = signed_client(second_marketplace)
+    seller = seller_id_of(marketplace=second_marketplace, merchant=supplier.via_b.merchant)
+    events = [
         {
-            "currency": "EUR",
-            "amount": "1000.00",
-            "order_ref": "ORD-R",
-            "issue_date": judge(supplier.via_a, first).issue_date.isoformat(),
-            "due_date": judge(supplier.via_a, first).due_date.isoformat(),
-            "debtor": {"kind": "marketplace", "name": "Acme Marketplace"},
-            "supplier_tax_id": "de-300.000.001",
+            "type": "order.placed",
+            "merchant": seller,
+            "ref": "ORD-B77",
+            "occurred_at": "2026-10-01T09:00:00Z",
+            "data": {"currency": "EUR", "amount": "1000.00"},
         },
-    )
+        {
+            "type": "invoice.issued",
+            "merchant": seller,
+            "ref": "INV-77",
+            "occurred_at": "2026-10-02T09:00:00Z",
+            "data": {
+                "currency": "EUR",
+                "amount": "990.00",  # another amount: the same number is still the same invoice
+                "order_ref": "ORD-B77",
+                "issue_date": "2026-10-02",
+                "due_date": "2026-12-15",
+                "debtor": {"kind": "marketplace", "name": "Second Marketplace"},
+                "supplier_tax_id": "300000001",
+            },
+        },
+    ]
 
-    [verdict] = verdicts(reseller.merchant, TODAY, ["INV 1"])
+    response = via_b.post("/api/v1/events", {"events": events})
 
-    assert verdict.fingerprint == judge(supplier.via_a, first).fingerprint
-    assert "DUPLICATE_INVOICE" in verdict.codes
+    assert response.status_code == 201, response.content
+    assert judge(supplier.via_a, "inv 77").codes == []
+    duplicate = judge(supplier.via_b, "INV-77")
+    assert duplicate.fingerprint == judge(supplier.via_a, "inv 77").fingerprint
+    assert "DUPLICATE_INVOICE" in duplicate.codes
+    [reason] = [r for r in duplicate.reasons if r.code == "DUPLICATE_INVOICE"]
+    assert f"'inv 77' from {marketplace.code}" in reason.message
+
+
+def test_a_supplier_tax_id_of_someone_else_is_a_422_at_its_field(
+    supplier: Supplier, second_marketplace: Marketplace
+) -> None:
+    seller = seller_id_of(marketplace=second_marketplace, merchant=supplier.via_b.merchant)
+    invoice = {
+        "type": "invoice.issued",
+        "merchant": seller,
+        "ref": "INV-77",
+        "occurred_at": "2026-10-02T09:00:00Z",
+        "data": {
+            "currency": "EUR",
+            "amount": "990.00",
+            "order_ref": "ORD-B77",
+            "issue_date": "2026-10-02",
+            "due_date": "2026-12-15",
+            "debtor": {"kind": "marketplace", "name": "Second Marketplace"},
+            "supplier_tax_id": "300000002",
+        },
+    }
+    before = db_counts()
+
+    response = signed_client(second_marketplace).post("/api/v1/events", {"events": [invoice]})
+
+    assert response.status_code == 422
+    body = json.loads(response.content)
+    assert body["code"] == "validation_error"
+    assert [e["pointer"] for e in body["errors"]] == ["/events/0/data/supplier_tax_id"]
+    assert db_counts() == before
 
 
 @pytest.mark.parametrize(
-    ("number", "changes"),
+    "changes",
+    [{"amount": "1000.01"}, {"issue_date": TODAY.replace(day=2)}, {"currency": "USD"}],
+    ids=["other-amount", "other-issue-date", "other-currency"],
+)
+def test_the_same_number_with_other_terms_is_a_duplicate(
+    supplier: Supplier, changes: dict[str, object]
+) -> None:
+    """Invoice numbers are unique per supplier: another amount, date or currency under the same
+    number means one of the two is wrong, and an officer must look; it is never a new invoice."""
+    arrive(supplier.via_a, "INV-001", 1)
+    invoice_kw = dict(changes)
+    amount = str(invoice_kw.pop("amount", "1000.00"))
+    currency = str(invoice_kw.pop("currency", "EUR"))
+    supplier.via_b.order("ORD-2", amount, currency=currency)
+    supplier.via_b.invoice("inv 001", "ORD-2", amount, currency=currency, **invoice_kw)
+    supplier.via_b.delivered("ORD-2")
+
+    assert "DUPLICATE_INVOICE" in judge(supplier.via_b, "inv 001").codes
+
+
+@pytest.mark.parametrize(
+    ("first", "number"),
     [
-        ("inv 001", {"amount": "1000.01"}),
-        ("inv 001", {"issue_date": TODAY.replace(day=2)}),
-        ("INV-1-1", {}),  # a separator between digits is kept: INV-11 is another invoice
-        ("INV-OO1", {}),  # letter O is not digit 0
+        ("INV-11", "INV-1-1"),  # a separator between digits is kept: INV-11 is another invoice
+        ("INV-001", "INV-OO1"),  # letter O is not digit 0
     ],
-    ids=["other-amount", "other-issue-date", "digits-kept-apart", "letter-o"],
+    ids=["digits-kept-apart", "letter-o"],
 )
 def test_a_different_invoice_is_not_a_duplicate(
-    supplier: Supplier, number: str, changes: dict[str, object]
+    supplier: Supplier, first: str, number: str
 ) -> None:
-    arrive(supplier.via_a, "INV-11" if number == "INV-1-1" else "INV-001", 1)
-    invoice_kw = dict(changes)  # the parameter is shared between runs: never mutate it
-    amount = str(invoice_kw.pop("amount", "1000.00"))
-    other = arrive(supplier.via_b, number, 2, amount=amount, **invoice_kw)
+    arrive(supplier.via_a, first, 1)
+    other = arrive(supplier.via_b, number, 2)
 
     assert judge(supplier.via_b, other).codes == []
 

@@ -46,3 +46,20 @@ def test_an_approval_locks_the_advance_with_its_facility_before_anything_else(
     first = next(q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"])
     assert first.startswith('SELECT "financing_advance".')
     assert 'INNER JOIN "financing_facility"' in first
+
+
+def test_an_approval_locks_the_merchants_chain_before_it_reads_the_evidence(
+    trade: Trade, facility: Facility, officer: User, now: datetime
+) -> None:
+    """Issue 8, item 4: advance, then chain, then the books' accounts; evidence read under it."""
+    refs = trade.fundable(1)
+    advance = advance_request(merchant=trade.merchant, refs=refs, request_key="k", now=now)
+
+    with CaptureQueriesContext(connection) as queries:
+        advance_approve(advance=advance, officer=officer, now=now)
+
+    sql = [q["sql"] for q in queries.captured_queries]
+    chain = next(i for i, q in enumerate(sql) if "FROM ledger_chain" in q and "FOR UPDATE" in q)
+    evidence = next(i for i, q in enumerate(sql) if 'FROM "ledger_invoice"' in q)
+    accounts = next(i for i, q in enumerate(sql) if "FROM books_account" in q and "FOR UPDATE" in q)
+    assert chain < evidence < accounts

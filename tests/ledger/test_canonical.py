@@ -242,6 +242,8 @@ def test_appending_the_golden_events_writes_the_golden_bodies(
 ) -> None:
     first = GOLDEN_CASES[0]["envelope"]
     Merchant.objects.filter(pk=merchant.pk).update(public_id=first["chain"])
+    merchant.tax_id = "DE123456789"  # the golden invoices name their supplier: this merchant
+    merchant.save(update_fields=["tax_id"])
     recorded_at = datetime.fromisoformat(first["recorded_at"])
     entries_append(
         source=first["source"],

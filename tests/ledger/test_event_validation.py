@@ -198,6 +198,12 @@ def ledger_state() -> dict[str, list[Any]]:
 
 
 @pytest.fixture
+def merchant(make_merchant: Callable[..., Merchant]) -> Merchant:
+    """The supplier the events below name in ``supplier_tax_id``: an invoice's is its merchant."""
+    return make_merchant(tax_id="DE123456789")
+
+
+@pytest.fixture
 def seeded(merchant: Merchant, now: datetime) -> Merchant:
     """The merchant with order ORD-SEED (EUR 100.00) and invoice INV-SEED (EUR 119.00)."""
     order = event("order.placed", {"/ref": "ORD-SEED", "/data/amount": "100.00"})
@@ -934,3 +940,30 @@ def test_a_conflict_for_one_merchant_writes_nothing_for_another(
     assert _errors(refused.value) == [("/1/ref", "No open order 'ORD-404' to cancel.")]
     assert ledger_state() == before
     assert not Entry.objects.filter(chain_id=other.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("named", ["DE123456789", "de 123.456.789", "123456789"])
+def test_an_invoice_naming_its_own_merchant_however_spelled_is_accepted(
+    named: str, merchant: Merchant, now: datetime
+) -> None:
+    raw = event("invoice.issued", {"/data/supplier_tax_id": named})
+    entries_append(source=SOURCE, entries=[NewEntry(merchant.pk, event_parse(raw))], now=now)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("named", ["DE123456780", "FR123456789", "AT123456789"])
+def test_an_invoice_naming_another_supplier_is_refused_and_writes_nothing(
+    named: str, merchant: Merchant, now: datetime
+) -> None:
+    """Issue 8, item 3: the supplier of an invoice is the merchant whose chain it joins."""
+    before = ledger_state()
+    invoice = event("invoice.issued", {"/data/supplier_tax_id": named})
+    entries = [
+        NewEntry(merchant.pk, event_parse(event("order.placed"))),
+        NewEntry(merchant.pk, event_parse(invoice)),
+    ]
+    with pytest.raises(EventInvalid) as refused:
+        entries_append(source=SOURCE, entries=entries, now=now)
+    assert [pointer for pointer, _ in _errors(refused.value)] == ["/1/data/supplier_tax_id"]
+    assert ledger_state() == before

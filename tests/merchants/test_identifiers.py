@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from importlib import import_module
 from typing import Any
 from xml.sax.saxutils import escape
@@ -15,7 +15,7 @@ from financing.fingerprint import invoice_fingerprint
 from financing.models import Receivable
 from ledger.formats.ubl import ubl_parse
 from ledger.selectors import merchant_for_tax_ids
-from merchants.identifiers import tax_id_is_national, tax_id_normalise
+from merchants.identifiers import tax_id_is_national, tax_id_is_own, tax_id_normalise
 from merchants.models import Marketplace, Merchant
 from tests.financing.conftest import Trade
 from tests.ledger.formats.test_ubl import ubl
@@ -35,12 +35,18 @@ SPELLINGS = [
     "DЕ300000001",  # Cyrillic capital IE
     "DE\u200b300\u00a0000\u2010001",  # zero-width space, no-break space, hyphen
 ]
-INVOICE: dict[str, Any] = {
-    "invoice_number": "INV-001",
-    "currency": "EUR",
-    "amount_minor": 100_000,
-    "issue_date": date(2026, 5, 1),
-}
+
+
+def _invoice_data(supplier_tax_id: str) -> dict[str, Any]:
+    return {
+        "currency": "EUR",
+        "amount": "1000.00",
+        "order_ref": "ORD-1",
+        "issue_date": "2026-05-01",
+        "due_date": "2026-06-01",
+        "debtor": {"kind": "marketplace", "name": "Acme Marketplace"},
+        "supplier_tax_id": supplier_tax_id,
+    }
 
 
 def _supplier_document(company_id: str) -> bytes:
@@ -99,16 +105,18 @@ def test_supplier_matching_the_ubl_parser_and_the_fingerprint_agree(
         assert {tax_id_normalise(i, country="DE") for i in supplier_ids} == {CANONICAL}, named_as
         found = merchant_for_tax_ids(marketplace=marketplace, tax_ids=supplier_ids)
         assert found == merchant, named_as
-        assert invoice_fingerprint(
-            supplier_tax_id=named_as, supplier_country="DE", **INVOICE
-        ) == invoice_fingerprint(supplier_tax_id=CANONICAL, **INVOICE)
+        assert tax_id_is_own(named_as, own_normalised=merchant.tax_id_normalised, country="DE")
 
-    # The projector fingerprints an invoice that names no supplier with the merchant's tax id.
-    Trade(merchant=merchant, source=marketplace.code, now=now).invoice(
-        "INV-001", "ORD-1", amount="1000.00", issue_date=INVOICE["issue_date"]
-    )
-    receivable = Receivable.objects.get(merchant=merchant, ref="INV-001")
-    assert receivable.fingerprint == invoice_fingerprint(supplier_tax_id=CANONICAL, **INVOICE)
+    # The projector fingerprints by the merchant's identity, whichever spelling the invoice
+    # names (each is accepted as the merchant's own) and when it names none.
+    trade = Trade(merchant=merchant, source=marketplace.code, now=now)
+    trade.invoice("INV-000", "ORD-1")
+    for n, named_as in enumerate(SPELLINGS, 1):
+        trade.append("invoice.issued", f"INV-{n:03d}", _invoice_data(named_as))
+    for ref, fingerprint in Receivable.objects.filter(merchant=merchant).values_list(
+        "ref", "fingerprint"
+    ):
+        assert fingerprint == invoice_fingerprint(supplier=CANONICAL, invoice_number=ref), ref
 
 
 @pytest.mark.django_db
@@ -152,9 +160,7 @@ def test_the_migrations_fill_and_recompute_what_the_code_now_computes(
     import_module("merchants.migrations.0004_merchant_tax_id_normalised").normalise_tax_ids(
         apps, None
     )
-    import_module("financing.migrations.0002_fingerprint_national_tax_ids").recompute_fingerprints(
-        apps, None
-    )
+    import_module("financing.migrations.0004_invoice_identity").recompute_fingerprints(apps, None)
 
     assert dict(Merchant.objects.values_list("pk", "tax_id_normalised")) == {
         bare.pk: "DE300000001",

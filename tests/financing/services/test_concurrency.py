@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, OperationalError, connection, connections
 from django.db.models import F, Sum
 
-from financing import locks
+from financing import fingerprint, locks
 from financing.books.models import JournalEntry
 from financing.exceptions import AdvanceRefused, ApprovalVoid, WrongState
 from financing.models import Advance, Assignment, AssignmentNotice, Facility
@@ -33,7 +33,8 @@ from financing.services import requests
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.requests import advance_request
 from ledger.models import Entry
-from merchants.models import Merchant
+from merchants.models import MarketplaceMerchant, Merchant
+from merchants.services import marketplace_create
 from tests.conftest import NOW
 from tests.financing.conftest import NoticeTaskRecorder, Trade, constraint_of, staff
 
@@ -53,6 +54,7 @@ def run_together(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 
     def run(index: int, call: Callable[[], Any]) -> None:
         try:
+            _connect_patiently()  # before the barrier: the calls start together, connected
             start.wait(timeout=BARRIER_SECONDS)
             results[index] = call()
         except BaseException as exc:  # the test judges every outcome, expected or not
@@ -69,6 +71,23 @@ def run_together(calls: Sequence[Callable[[], Any]]) -> list[Any]:
         thread.join(timeout=JOIN_SECONDS)
     assert not any(t.is_alive() for t in threads), "a thread still runs: a deadlock?"
     return results
+
+
+def _connect_patiently() -> None:
+    """Open this thread's connection, waiting while the server has no slot left.
+
+    Fifty threads at once come near PostgreSQL's max_connections when other test processes
+    share the server; a refused connection is the environment, not the race under test.
+    """
+    deadline = time.monotonic() + BARRIER_SECONDS
+    while True:
+        try:
+            connection.ensure_connection()
+            return
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def assert_only(results: Sequence[Any], *allowed: type) -> None:
@@ -446,3 +465,100 @@ def test_one_request_key_sent_sixteen_times_makes_one_advance(
     assert live_holds(trade.merchant) == Counter(dict.fromkeys(refs, 1))
     facility.refresh_from_db()
     assert facility.committed_minor == Advance.objects.get().advance_minor
+
+
+# --- f. One invoice, two marketplaces, fifty requests ----------------------------------------
+
+
+def _one_invoice_through_two_marketplaces(
+    shape: str, make_merchant: Callable[..., Merchant], open_facility: Callable[..., Facility]
+) -> tuple[Trade, Trade]:
+    """Issue 8's case: "inv 77" from marketplace A, "INV-77" naming the supplier by its bare
+    national tax id through marketplace B; the supplier as one merchant linked to both, or as
+    two merchant rows (two chains, two facilities: nothing but the database serializes them)."""
+    first = make_merchant(tax_id="DE300000001", kyc_status=Merchant.KycStatus.VERIFIED)
+    second_marketplace = marketplace_create(code="second-mkt", name="Second Marketplace")
+    if shape == "one-merchant":
+        MarketplaceMerchant.objects.create(
+            marketplace=second_marketplace, merchant=first, seller_id="same-supplier"
+        )
+        second = first
+    else:
+        second = make_merchant(
+            tax_id="300000001",
+            marketplace=second_marketplace,
+            kyc_status=Merchant.KycStatus.VERIFIED,
+        )
+    for merchant in {first.pk: first, second.pk: second}.values():
+        open_facility(merchant)
+    via_a = Trade(merchant=first, source=first.links.first().marketplace.code, now=NOW)
+    via_b = Trade(merchant=second, source=second_marketplace.code, now=NOW)
+    via_a.order("ORD-A77")
+    via_a.invoice("inv 77", "ORD-A77")
+    via_a.delivered("ORD-A77")
+    via_b.order("ORD-B77")
+    via_b.append(
+        "invoice.issued",
+        "INV-77",
+        {
+            "currency": "EUR",
+            "amount": "990.00",  # another amount: still the same invoice
+            "order_ref": "ORD-B77",
+            "issue_date": "2026-10-17",
+            "due_date": "2026-12-16",
+            "debtor": {"kind": "marketplace", "name": "Second Marketplace"},
+            "supplier_tax_id": "300000001",
+        },
+        days_ago=15,
+    )
+    via_b.delivered("ORD-B77")
+    return via_a, via_b
+
+
+@pytest.mark.parametrize("shape", ["one-merchant", "two-merchant-rows"])
+@pytest.mark.parametrize("identity_rule", ["on", "off"])
+def test_fifty_requests_across_two_marketplaces_finance_one_invoice_once(
+    shape: str,
+    identity_rule: str,
+    make_merchant: Callable[..., Merchant],
+    open_facility: Callable[..., Facility],
+    officer: User,
+    notices_enqueued: NoticeTaskRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 8: at most one live assignment of the invoice, however many ask at once; the
+    negative control (the number's normalisation off when the invoices arrive) shows the two
+    spellings would otherwise both be financed."""
+    if identity_rule == "off":
+        monkeypatch.setattr(fingerprint, "invoice_number_normalise", lambda number: number)
+    via_a, via_b = _one_invoice_through_two_marketplaces(shape, make_merchant, open_facility)
+
+    def request_and_approve(trade: Trade, ref: str, key: str) -> Callable[[], Advance]:
+        def call() -> Advance:
+            advance = advance_request(merchant=trade.merchant, refs=[ref], request_key=key, now=NOW)
+            return advance_approve(advance=advance, officer=officer, now=NOW)
+
+        return call
+
+    calls = [
+        request_and_approve(*((via_a, "inv 77") if i % 2 else (via_b, "INV-77")), f"k{i}")
+        for i in range(50)
+    ]
+    results = run_together(calls)
+
+    assert_only(results, Advance, AdvanceRefused)
+    disbursed = [r for r in results if isinstance(r, Advance)]
+    assert all(r.status == Advance.Status.DISBURSED for r in disbursed)
+    live = Assignment.objects.filter(
+        invoice_ref__in=["inv 77", "INV-77"], status__in=Assignment.LIVE
+    )
+    if identity_rule == "off":  # blind to the identity, both spellings are financed
+        assert len(disbursed) == live.count() == 2
+        return
+    assert len(disbursed) == live.count() == 1
+    assert live.get().invoice_ref == "inv 77"  # the first arrival is the receivable
+    refused = [r for r in results if isinstance(r, AdvanceRefused)]
+    assert all(
+        "DUPLICATE_INVOICE" in dict(r.reasons["INV-77"]) for r in refused if "INV-77" in r.reasons
+    )
+    assert_books_and_chains_intact()

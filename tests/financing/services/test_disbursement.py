@@ -3,6 +3,7 @@ threshold, on the checker's authorization above it. Journal, chain, notice."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -11,10 +12,12 @@ from django.core.management import call_command
 
 from financing.books.models import Account, JournalEntry
 from financing.exceptions import WrongState
-from financing.models import Advance, AssignmentNotice, Facility
+from financing.models import Advance, AssignmentNotice, Facility, assignment_entry_ref
+from financing.selectors import evidence_trails
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.disbursement import advance_disburse
 from financing.services.requests import advance_request
+from ledger.events import REF_MAX_LENGTH
 from ledger.models import Entry
 from tests.financing.conftest import Trade
 
@@ -89,3 +92,35 @@ def test_only_an_approved_advance_is_disbursed(
     assert advance.status == Advance.Status.REQUESTED
     assert not JournalEntry.objects.exists()
     assert not AssignmentNotice.objects.exists()
+
+
+def test_the_longest_invoice_number_the_api_accepts_finances(
+    trade: Trade,
+    facility: Facility,
+    officer: User,
+    now: datetime,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 8, item 13: "<invoice ref>@<advance ref>" overflowed the 128-character chain ref."""
+    number = "INV-" + "7" * (REF_MAX_LENGTH - 4)
+    trade.order("ORD-LONG")
+    trade.invoice(number, "ORD-LONG")
+    trade.delivered("ORD-LONG")
+    advance = advance_request(merchant=trade.merchant, refs=[number], request_key="k", now=now)
+
+    disbursed = advance_approve(advance=advance, officer=officer, now=now)
+
+    assert disbursed.status == Advance.Status.DISBURSED
+    assigned = Entry.objects.get(chain_id=trade.merchant.pk, type="receivable.assigned")
+    assert len(assigned.external_ref) <= REF_MAX_LENGTH
+    assert assigned.external_ref.endswith(f"@{advance.ref}")
+    assert json.loads(bytes(assigned.body))["data"]["invoice_ref"] == number
+    # The officer's evidence trail still finds the assignment under its shortened ref.
+    [trail], _ = evidence_trails(advance=disbursed)
+    assert "receivable.assigned" in [entry.type for entry in trail.entries]
+    call_command("verify_ledger")
+    assert "intact" in capsys.readouterr().out.lower()
+
+
+def test_a_short_invoice_number_keeps_its_readable_assignment_ref() -> None:
+    assert assignment_entry_ref(invoice_ref="INV-1", advance_ref="adv_1") == "INV-1@adv_1"
