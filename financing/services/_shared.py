@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError
+from django.db.models import F
 
 from financing.exceptions import NotPermitted
-from financing.models import Advance
+from financing.models import Advance, Assignment, Facility
 
 
 def officer_require(officer: User, permission: str) -> None:
@@ -34,3 +35,13 @@ def approval_void(advance: Advance, why: str) -> None:
     advance.approval_hash = ""
     advance.decision_note = f"Approval void: {why}"
     advance.save()
+
+
+def holds_release(advance: Advance) -> None:
+    """Free a closed request's receivables and its facility room; the caller holds its lock."""
+    advance.assignments.filter(status=Assignment.Status.HELD).update(
+        status=Assignment.Status.RELEASED
+    )
+    Facility.objects.filter(pk=advance.facility_id).update(
+        committed_minor=F("committed_minor") - advance.advance_minor
+    )

@@ -25,6 +25,8 @@ FACILITY_TERMS = (
     "min_days_to_due",
     "debtor_cap_bp",
     "late_fee_rate_bp",
+    "late_fee_cap_bp",
+    "non_accrual_after_days",
     "blacklist_after_days",
     "checker_threshold_minor",
     "active",

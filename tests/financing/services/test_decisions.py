@@ -22,11 +22,13 @@ from financing.exceptions import (
     ApprovalVoid,
     MakerCheckerViolation,
     NotPermitted,
+    QuoteChanged,
     WrongState,
 )
 from financing.models import Advance, Assignment, Facility
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
 from financing.services.facilities import facility_change
+from financing.services.quotes import advance_accept
 from financing.services.requests import advance_request
 from ledger.models import Entry
 from tests.financing.conftest import Trade, constraint_of, db_counts
@@ -151,9 +153,18 @@ def test_a_facility_change_voids_the_approval_until_approved_afresh(
         advance_authorize(advance=approved, officer=senior, now=now)
     assert _fresh(approved).status == Advance.Status.REQUESTED
 
+    # The new rate is a new price: it goes to the merchant before any fresh approval (issue 8,
+    # item 9; it used to be re-priced silently at the next approval).
+    fee_before = approved.fee_minor
+    with pytest.raises(QuoteChanged):
+        advance_approve(advance=approved, officer=officer, now=now)
+    requote = _fresh(approved)
+    assert requote.status == Advance.Status.REQUOTE and requote.fee_minor > fee_before
+    advance_accept(advance=requote, terms_hash=requote.price_hash, now=now)
     advance_approve(advance=approved, officer=officer, now=now)
     disbursed = advance_authorize(advance=approved, officer=senior, now=now)
     assert disbursed.status == Advance.Status.DISBURSED
+    assert disbursed.fee_minor == requote.fee_minor
     assert JournalEntry.objects.filter(key=f"disburse:{approved.ref}").exists()
 
 
