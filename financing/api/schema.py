@@ -88,6 +88,15 @@ class AcceptSerializer(BodySerializer):
     )
 
 
+class WithdrawSerializer(BodySerializer):
+    """The body of a withdrawal: optionally why, for the officers' record."""
+
+    shape = '{"reason": "<why, optional>"}'
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, help_text="Why (optional)."
+    )
+
+
 class QuoteItemSerializer(serializers.Serializer[Any]):
     ref = serializers.CharField()
     face = serializers.CharField(help_text=MONEY_HELP)
@@ -265,7 +274,16 @@ _STATE_ERRORS = {
     (422, PROBLEM): problem("An invalid body, or Idempotency-Key reused."),
     (429, PROBLEM): RATE_LIMITED,
 }
-_REF_PATH = [ref_parameter("ref", "adv_…", OpenApiParameter.PATH)]
+# An advance's ref is always "adv_" and 16 hex digits (``financing.models.new_advance_ref``); a
+# signed POST names it in its path, which is signed as sent, so the schema says exactly that.
+_REF_PATH = [
+    OpenApiParameter(
+        "ref",
+        {"type": "string", "pattern": "^adv_[0-9a-f]{16}$"},
+        OpenApiParameter.PATH,
+        description="The advance's ref, adv_ and 16 hex digits.",
+    )
+]
 ADVANCE_ACCEPT_POST: dict[str, Any] = {
     "operation_id": "advance_accept",
     "summary": "Accept the new price of an advance in requote; it goes back to the officers",
@@ -283,7 +301,7 @@ ADVANCE_ACCEPT_POST: dict[str, Any] = {
 ADVANCE_WITHDRAW_POST: dict[str, Any] = {
     "operation_id": "advance_withdraw",
     "summary": "Withdraw a request not yet approved; its receivables and room free at once",
-    "request": None,
+    "request": WithdrawSerializer,
     "parameters": [*_REF_PATH, *SIGNED_HEADERS],
     "responses": {
         200: AdvanceSerializer,

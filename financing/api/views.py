@@ -227,11 +227,13 @@ class AdvanceWithdrawApi(_MerchantApi):
     @extend_schema(**schema.ADVANCE_WITHDRAW_POST)
     def post(self, request: Request, ref: str) -> HttpResponse:
         merchant, scope = calling_merchant(request), api_principal(request).scope
-        return idempotent(request, scope, lambda: self._withdraw(merchant, ref))
+        return idempotent(request, scope, lambda: self._withdraw(request, merchant, ref))
 
-    def _withdraw(self, merchant: Merchant, ref: str) -> HttpResponse:
+    def _withdraw(self, request: Request, merchant: Merchant, ref: str) -> HttpResponse:
         advance = _advance_named(merchant, ref)
-        return json_response(advance_json(advance_withdraw(advance=advance, now=timezone.now())))
+        reason = body_parse(schema.WithdrawSerializer, request.data).get("reason", "")
+        withdrawn = advance_withdraw(advance=advance, now=timezone.now(), reason=reason)
+        return json_response(advance_json(withdrawn))
 
 
 def _verdict_json(verdict: Verdict, assignment: str | None) -> dict[str, Any]:

@@ -113,8 +113,10 @@ def advance_accept(*, advance: Advance, terms_hash: str, now: datetime) -> Advan
     return locked
 
 
-def advance_withdraw(*, advance: Advance, now: datetime) -> Advance:
+def advance_withdraw(*, advance: Advance, now: datetime, reason: str = "") -> Advance:
     """Withdraw a request that no officer approved yet; its receivables and room free at once.
+
+    ``reason``, if given, is kept in the advance's note for the officers.
 
     Idempotent: withdrawing a withdrawn advance returns it as is.
 
@@ -131,7 +133,7 @@ def advance_withdraw(*, advance: Advance, now: datetime) -> Advance:
             )
         locked.status = Advance.Status.WITHDRAWN
         locked.decided_at = now
-        locked.decision_note = "Withdrawn by the merchant."
+        locked.decision_note = f"Withdrawn by the merchant. {reason}".strip()
         locked.save()
         holds_release(locked)
     return locked

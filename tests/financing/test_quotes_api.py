@@ -130,10 +130,13 @@ def test_a_withdrawal_releases_the_receivables_and_replays(
 ) -> None:
     advance = _requested(funded, client)
 
-    first = client.post(f"/api/v1/advances/{advance['ref']}/withdraw", {}, idempotency_key="w")
+    first = client.post(
+        f"/api/v1/advances/{advance['ref']}/withdraw", {"reason": "Paid early"}, idempotency_key="w"
+    )
 
     assert first.status_code == 200, first.content
     assert first.json()["status"] == "withdrawn"
+    assert first.json()["decision_note"] == "Withdrawn by the merchant. Paid early"
     assert [r["status"] for r in first.json()["receivables"]] == ["released"]
     assert Facility.objects.get().committed_minor == 0
 

@@ -53,7 +53,5 @@ def test_an_advance_over_receivables_due_on_different_days_has_a_decimal_mean_te
     net = advance.advance_minor - advance.fee_minor
     assert advance.mean_days == Decimal("10.50")
     assert advance.days == 11
-    assert advance.apr == apr_equivalent_mean(
-        advance.fee_minor, net, [(80_000, 10), (80_000, 11)]
-    )
+    assert advance.apr == apr_equivalent_mean(advance.fee_minor, net, [(80_000, 10), (80_000, 11)])
     assert advance.apr != apr_equivalent(advance.fee_minor, net, 10)
