@@ -49,5 +49,15 @@ class ApprovalVoid(FinancingError):
     code = "approval_void"
 
 
+class QuoteChanged(FinancingError):
+    """The price the merchant named is not the advance's price now; ``terms_hash`` is."""
+
+    code = "quote_changed"
+
+    def __init__(self, message: str, *, terms_hash: str) -> None:
+        super().__init__(message)
+        self.terms_hash = terms_hash
+
+
 class FacilityInvalid(FinancingError):
     code = "facility_invalid"

@@ -110,6 +110,13 @@ class Facility(models.Model):
         default=5000, help_text="Most of the limit one debtor may account for."
     )
     late_fee_rate_bp = models.PositiveIntegerField(default=2400)
+    late_fee_cap_bp = models.PositiveIntegerField(
+        default=1000,
+        help_text="Most late fees a receivable may carry, as a share of its principal (advance).",
+    )
+    non_accrual_after_days = models.PositiveIntegerField(
+        default=90, help_text="Days past due after which a receivable accrues no more late fees."
+    )
     blacklist_after_days = models.PositiveIntegerField(default=30)
     checker_threshold_minor = models.BigIntegerField(
         default=500_000, help_text="Advances above this need a second officer to authorize."
@@ -150,6 +157,10 @@ class Facility(models.Model):
             models.CheckConstraint(
                 condition=Q(day_count__in=DayCount.values), name="facility_day_count_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(late_fee_cap_bp__lte=10_000, non_accrual_after_days__gte=1),
+                name="facility_late_fee_cap_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -184,6 +195,8 @@ class FacilityChange(models.Model):
 class Advance(models.Model):
     class Status(models.TextChoices):
         REQUESTED = "requested", "Requested"
+        REQUOTE = "requote", "New price awaiting the merchant"
+        WITHDRAWN = "withdrawn", "Withdrawn by the merchant"
         APPROVED = "approved", "Approved, awaiting authorization"
         REJECTED = "rejected", "Rejected"
         DISBURSED = "disbursed", "Disbursed"
@@ -191,6 +204,9 @@ class Advance(models.Model):
         REPAID = "repaid", "Repaid"
 
     OPEN = (Status.REQUESTED, Status.APPROVED)
+    # Holding receivables and facility room: open, or waiting for the merchant to accept a price.
+    PENDING = (Status.REQUESTED, Status.REQUOTE, Status.APPROVED)
+    WITHDRAWABLE = (Status.REQUESTED, Status.REQUOTE)
     OUTSTANDING = (Status.DISBURSED, Status.OVERDUE)
 
     ref = models.CharField(max_length=40, unique=True, default=new_advance_ref, editable=False)
@@ -204,6 +220,17 @@ class Advance(models.Model):
     days = models.PositiveIntegerField()
     due_date = models.DateField()
     apr = models.DecimalField(max_digits=9, decimal_places=2)
+    mean_days = models.DecimalField(
+        max_digits=7, decimal_places=2, default=0, help_text="Advance-weighted mean tenor."
+    )
+    price_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the price the advance carries now."
+    )
+    priced_on = models.DateField(help_text="The business day the price is for: fee days from it.")
+    quote_expires_at = models.DateTimeField(help_text="End of the business day the price is for.")
+    accepted_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the price the merchant accepted."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED)
     risk_score = models.PositiveSmallIntegerField()
     risk_factors = models.JSONField(default=list)
@@ -226,6 +253,9 @@ class Advance(models.Model):
     disbursed_at = models.DateTimeField(null=True, blank=True)
     late_fee_minor = models.BigIntegerField(default=0)
     late_fee_accrued_to = models.DateField(null=True, blank=True)
+    non_accrual_on = models.DateField(
+        null=True, blank=True, help_text="The day a receivable of it stopped accruing late fees."
+    )
     repaid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -252,9 +282,22 @@ class Advance(models.Model):
                 name="advance_amounts_consistent",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["requested", "approved", "rejected"])
+                condition=Q(
+                    status__in=["requested", "requote", "approved", "rejected", "withdrawn"]
+                )
                 | Q(disbursed_at__isnull=False),
                 name="advance_disbursed_has_time",
+            ),
+            # Price certainty: nothing is approved or paid out at a price the merchant did not
+            # accept, nor after the accepted quote expired.
+            models.CheckConstraint(
+                condition=Q(status__in=["requote", "rejected", "withdrawn"])
+                | Q(accepted_hash=F("price_hash")),
+                name="advance_at_accepted_price",
+            ),
+            models.CheckConstraint(
+                condition=Q(disbursed_at__isnull=True) | Q(disbursed_at__lte=F("quote_expires_at")),
+                name="advance_disbursed_before_quote_expiry",
             ),
             # Maker-checker in the database too: the checker is never the maker.
             models.CheckConstraint(
@@ -265,6 +308,8 @@ class Advance(models.Model):
                 condition=Q(
                     status__in=[
                         "requested",
+                        "requote",
+                        "withdrawn",
                         "approved",
                         "rejected",
                         "disbursed",
@@ -307,6 +352,9 @@ class Assignment(models.Model):
     advance_minor = models.BigIntegerField()
     due_date = models.DateField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.HELD)
+    late_fee_minor = models.BigIntegerField(
+        default=0, help_text="Late fees accrued on this receivable's overdue principal."
+    )
 
     class Meta:
         constraints = [
@@ -325,7 +373,10 @@ class Assignment(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(
-                    face_minor__gt=0, advance_minor__gt=0, advance_minor__lte=F("face_minor")
+                    face_minor__gt=0,
+                    advance_minor__gt=0,
+                    advance_minor__lte=F("face_minor"),
+                    late_fee_minor__gte=0,
                 ),
                 name="assignment_amounts_positive",
             ),

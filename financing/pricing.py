@@ -12,6 +12,7 @@ double rounding can turn 2.4999…9 into 2.5 and then 3.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -127,6 +128,17 @@ def late_fee(outstanding_minor: int, annual_rate_bp: int, days: int, day_count: 
     return _interest("outstanding_minor", outstanding_minor, annual_rate_bp, days, day_count)
 
 
+def late_fee_cap(principal_minor: int, cap_bp: int) -> int:
+    """Return the most late fees a principal may carry: principal * cap, ROUND_HALF_UP.
+
+    :raises ValueError: principal not an integer in 0..``MAX_MINOR_UNITS`` - 1; cap not an
+        integer in 0..10000 bp.
+    """
+    principal = _amount("principal_minor", principal_minor, 0)
+    cap = _int("cap_bp", cap_bp, 0, BASIS_POINTS, "bp")
+    return _round_half_up(principal * cap, BASIS_POINTS)
+
+
 def apr_equivalent(fee_minor: int, net_minor: int, days: int) -> Decimal:
     """Return the simple annual percentage rate a merchant effectively pays, to 0.01.
 
@@ -138,10 +150,55 @@ def apr_equivalent(fee_minor: int, net_minor: int, days: int) -> Decimal:
 
     :raises ValueError: fee negative, net not positive, days below 1, non-integers.
     """
+    days = _int("days", days, 1)
+    return _apr(fee_minor, net_minor, days, 1)
+
+
+def _tenors(tenors: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """Return (sum of advance * days, sum of advance) over ``(advance_minor, days)`` pairs."""
+    if not tenors:
+        raise ValueError("At least one (advance, days) pair is needed.")
+    weighted = total = 0
+    for advance_minor, days in tenors:
+        advance = _amount("advance_minor", advance_minor, 1)
+        weighted += advance * _int("days", days, 1)
+        total += advance
+    return weighted, total
+
+
+def mean_tenor(tenors: Sequence[tuple[int, int]]) -> Decimal:
+    """Return the advance-weighted mean tenor in days, to 0.01, ROUND_HALF_UP.
+
+    ``sum(advance * days) / sum(advance)`` over ``(advance_minor, days)`` pairs: what an
+    advance against receivables due on different days is outstanding for, on average.
+    Example: 1_000 for 10 days and 1_000 for 11 days is 10.50.
+
+    :raises ValueError: no pairs; an advance not positive or days below 1; non-integers.
+    """
+    weighted, total = _tenors(tenors)
+    return Decimal(f"{_round_half_up(weighted * 100, total)}E-2")
+
+
+def apr_equivalent_mean(
+    fee_minor: int, net_minor: int, tenors: Sequence[tuple[int, int]]
+) -> Decimal:
+    """Return the APR-equivalent of a fee paid over the mean tenor of ``tenors``, to 0.01.
+
+    As :func:`apr_equivalent` with ``days`` the exact (unrounded) :func:`mean_tenor`, so the one
+    rounding happens once, at the end: ``fee * 365 * sum(advance) / (net * sum(advance * days))``.
+
+    :raises ValueError: as :func:`apr_equivalent` and :func:`mean_tenor`.
+    """
+    weighted, total = _tenors(tenors)
+    return _apr(fee_minor, net_minor, weighted, total)
+
+
+def _apr(fee_minor: int, net_minor: int, day_numerator: int, day_denominator: int) -> Decimal:
     fee = _int("fee_minor", fee_minor, 0, unit="minor units")
     net = _int("net_minor", net_minor, 1, unit="minor units")
-    days = _int("days", days, 1)
-    hundredths = _round_half_up(fee * APR_YEAR_DAYS * 100 * 100, net * days)
+    hundredths = _round_half_up(
+        fee * APR_YEAR_DAYS * 100 * 100 * day_denominator, net * day_numerator
+    )
     # From a string, so no Decimal context precision can round the result.
     return Decimal(f"{hundredths}E-2")
 

@@ -116,6 +116,7 @@ DOMAIN_PROBLEMS: dict[str, DomainProblem] = {
     "maker_checker": DomainProblem(403, "The checker must not be the maker."),
     "wrong_state": DomainProblem(409, "The advance is not in a state that allows this."),
     "approval_void": DomainProblem(409, "What was approved has changed; approve it again."),
+    "quote_changed": DomainProblem(409, "The price changed; accept the new quote."),
     "facility_invalid": DomainProblem(422, "The facility's terms are invalid."),
     # parties
     "party_error": DomainProblem(422, "The request was refused."),

@@ -197,3 +197,7 @@ CHAINFIN_COLLECTION_BIC = env("CHAINFIN_COLLECTION_BIC", default="COBADEFFXXX")
 # Notices of assignment: how long one webhook delivery may take, and how often it is retried.
 FINANCING_WEBHOOK_TIMEOUT_SECONDS = env.int("FINANCING_WEBHOOK_TIMEOUT_SECONDS", default=10)
 FINANCING_WEBHOOK_MAX_RETRIES = env.int("FINANCING_WEBHOOK_MAX_RETRIES", default=8)
+
+# The bank's business day: a quote holds until the end of the day it was given, in this zone,
+# and fee days count from the business day the money leaves. Calendar days; no holiday calendar.
+CHAINFIN_BUSINESS_TZ = env("CHAINFIN_BUSINESS_TZ", default=TIME_ZONE)

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class AdvanceQueueFilter(admin.SimpleListFilter):
-    """Open advances (requested or approved) unless the officer asks for another status."""
+    """Pending advances (requested, requote or approved) unless the officer asks otherwise."""
 
     title = "status"
     parameter_name = "queue"
@@ -51,7 +51,7 @@ class AdvanceQueueFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value is None:
-            return queryset.filter(status__in=Advance.OPEN)
+            return queryset.filter(status__in=Advance.PENDING)
         if value == self.ALL:
             return queryset
         return queryset.filter(status=value)
@@ -59,8 +59,23 @@ class AdvanceQueueFilter(admin.SimpleListFilter):
     def choices(self, changelist: ChangeList) -> Iterator[Any]:
         for n, choice in enumerate(super().choices(changelist)):
             if n == 0:  # the unfiltered link is the queue itself
-                choice["display"] = "Open (requested or approved)"
+                choice["display"] = "Open (requested, requote or approved)"
             yield choice
+
+
+class NonAccrualFilter(admin.SimpleListFilter):
+    """Advances with a receivable past the facility's non-accrual horizon: no late fee runs."""
+
+    title = "non-accrual"
+    parameter_name = "non_accrual"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Non-accrual")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(non_accrual_on__isnull=False)
+        return queryset
 
 
 @admin.register(Advance)
@@ -78,7 +93,12 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
         "status",
         "requested_at",
     ]
-    list_filter = [AdvanceQueueFilter, ("merchant", admin.RelatedOnlyFieldListFilter), "currency"]
+    list_filter = [
+        AdvanceQueueFilter,
+        NonAccrualFilter,
+        ("merchant", admin.RelatedOnlyFieldListFilter),
+        "currency",
+    ]
     list_select_related = ["merchant"]
     search_fields = [
         "ref",
@@ -168,7 +188,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             "trails": [_trail_row(trail, advance.currency) for trail in review.trails],
             "can_approve": status == Advance.Status.REQUESTED
             and user.has_perm("financing.approve_advance"),
-            "can_reject": status in Advance.OPEN and user.has_perm("financing.approve_advance"),
+            "can_reject": status in Advance.PENDING and user.has_perm("financing.approve_advance"),
             "can_authorize": status == Advance.Status.APPROVED
             and user.has_perm("financing.authorize_advance")
             and not approver_is_me,
@@ -312,12 +332,24 @@ def _quote_rows(advance: Advance) -> list[tuple[str, str]]:
             Money.display(advance.advance_minor - advance.fee_minor, currency),
         ),
         ("Reserve (face - advance)", Money.display(advance.reserve_minor, currency)),
-        ("Days", str(advance.days)),
+        ("Days (longest; mean)", f"{advance.days}; {advance.mean_days}"),
         ("Due date", advance.due_date.isoformat()),
         ("APR", f"{advance.apr} %"),
+        (
+            "Price",
+            f"for {advance.priced_on.isoformat()}, until "
+            f"{advance.quote_expires_at:%Y-%m-%d %H:%M %Z}; "
+            + (
+                "accepted by the merchant"
+                if advance.accepted_hash == advance.price_hash
+                else "new price awaiting the merchant (requote)"
+            ),
+        ),
     ]
     if advance.late_fee_minor:
         rows.append(("Late fees accrued", Money.display(advance.late_fee_minor, currency)))
+    if advance.non_accrual_on:
+        rows.append(("Non-accrual since", advance.non_accrual_on.isoformat()))
     return rows
 
 

@@ -14,7 +14,13 @@ from financing.services.facilities import FACILITY_TERMS
 from ledger.money import Money
 
 MONEY_TERMS = ("limit_minor", "checker_threshold_minor")
-_BASIS_POINT_TERMS = ("advance_rate_bp", "annual_rate_bp", "debtor_cap_bp", "late_fee_rate_bp")
+_BASIS_POINT_TERMS = (
+    "advance_rate_bp",
+    "annual_rate_bp",
+    "debtor_cap_bp",
+    "late_fee_rate_bp",
+    "late_fee_cap_bp",
+)
 
 
 def percent_of_bp(bp: int) -> str:

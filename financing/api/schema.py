@@ -58,6 +58,45 @@ class ReceivableRefsSerializer(BodySerializer):
     )
 
 
+TERMS_HASH_HELP = (
+    "SHA-256 (hex) of a price: the quote's terms_hash. Naming it accepts exactly that price."
+)
+
+
+def _terms_hash_field(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(
+        r"^[0-9a-f]{64}\Z", min_length=64, max_length=64, help_text=TERMS_HASH_HELP, **kwargs
+    )
+
+
+class AdvanceRequestSerializer(ReceivableRefsSerializer):
+    """The body of an advance request: the invoices, and optionally the quote it accepts."""
+
+    shape = '{"receivables": ["<invoice ref>", ...], "terms_hash": "<quote terms_hash>"}'
+    terms_hash = _terms_hash_field(
+        required=False,
+        error_messages={"invalid": "Must be a quote's terms_hash: 64 lowercase hex digits."},
+    )
+
+
+class AcceptSerializer(BodySerializer):
+    """The body of an acceptance: the pending quote's terms_hash, as the advance shows it."""
+
+    shape = '{"terms_hash": "<the advance\'s quote.terms_hash>"}'
+    terms_hash = _terms_hash_field(
+        error_messages={"invalid": "Must be a quote's terms_hash: 64 lowercase hex digits."}
+    )
+
+
+class WithdrawSerializer(BodySerializer):
+    """The body of a withdrawal: optionally why, for the officers' record."""
+
+    shape = '{"reason": "<why, optional>"}'
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, help_text="Why (optional)."
+    )
+
+
 class QuoteItemSerializer(serializers.Serializer[Any]):
     ref = serializers.CharField()
     face = serializers.CharField(help_text=MONEY_HELP)
@@ -76,7 +115,19 @@ class QuoteSerializer(serializers.Serializer[Any]):
     reserve = serializers.CharField(help_text="Held back until the debtor pays: face - advance")
     due_date = serializers.DateField()
     days = serializers.IntegerField()
-    apr = serializers.CharField(help_text="APR-equivalent in percent: fee / net x 365 / days.")
+    mean_days = serializers.CharField(
+        help_text="Advance-weighted mean tenor in days, to 0.01 (ROUND_HALF_UP)."
+    )
+    apr = serializers.CharField(
+        help_text="APR-equivalent in percent: fee / net x 365 / mean_days, to 0.01 (ROUND_HALF_UP)."
+    )
+    priced_on = serializers.DateField(
+        help_text="The business day the price is for: fee days run from it to each due date."
+    )
+    expires_at = serializers.DateTimeField(
+        help_text="End of that business day in the bank's time zone; the price holds until then."
+    )
+    terms_hash = serializers.CharField(help_text=TERMS_HASH_HELP)
     annual_rate_bp = serializers.IntegerField()
     advance_rate_bp = serializers.IntegerField()
     day_count = serializers.ChoiceField(choices=["ACT/360", "ACT/365"])
@@ -88,12 +139,33 @@ class AdvanceItemSerializer(serializers.Serializer[Any]):
     face = serializers.CharField(help_text=MONEY_HELP)
     advance = serializers.CharField(help_text=MONEY_HELP)
     status = serializers.ChoiceField(choices=["held", "assigned", "released", "settled"])
+    due_date = serializers.DateField()
+    late_fee = serializers.CharField(help_text=MONEY_HELP)
+
+
+class AdvanceQuoteStateSerializer(serializers.Serializer[Any]):
+    """The price the advance carries: accepted, or (status requote) pending the merchant."""
+
+    terms_hash = serializers.CharField(help_text="Send it to /accept to accept a pending price.")
+    priced_on = serializers.DateField()
+    expires_at = serializers.DateTimeField()
+    accepted = serializers.BooleanField(help_text="False while a new price waits for you.")
 
 
 class AdvanceSerializer(serializers.Serializer[Any]):
     ref = serializers.CharField()
     status = serializers.ChoiceField(
-        choices=["requested", "approved", "rejected", "disbursed", "overdue", "repaid"]
+        choices=[
+            "requested",
+            "requote",
+            "withdrawn",
+            "approved",
+            "rejected",
+            "disbursed",
+            "overdue",
+            "repaid",
+        ],
+        help_text="requote: a new price waits for you to accept it (quote.terms_hash).",
     )
     currency = serializers.CharField()
     face = serializers.CharField(help_text=MONEY_HELP)
@@ -104,7 +176,10 @@ class AdvanceSerializer(serializers.Serializer[Any]):
     late_fee = serializers.CharField(help_text=MONEY_HELP)
     due_date = serializers.DateField()
     days = serializers.IntegerField()
+    mean_days = serializers.CharField()
     apr = serializers.CharField()
+    quote = AdvanceQuoteStateSerializer()
+    non_accrual_on = serializers.DateField(allow_null=True)
     requested_at = serializers.DateTimeField()
     disbursed_at = serializers.DateTimeField(allow_null=True)
     decision_note = serializers.CharField(allow_blank=True)
@@ -175,11 +250,67 @@ QUOTE_POST: dict[str, Any] = {
 }
 ADVANCE_POST: dict[str, Any] = {
     "operation_id": "advances_create",
-    "summary": "Request an advance; its receivables are held until an officer decides",
-    "request": ReceivableRefsSerializer,
+    "summary": "Accept today's quote by requesting the advance; its receivables are held",
+    "description": "With terms_hash, only that quote is accepted: a changed price is a 409 "
+    "quote_changed naming today's.",
+    "request": AdvanceRequestSerializer,
     "parameters": SIGNED_HEADERS,
-    "responses": {201: AdvanceSerializer, **_WRITE_ERRORS},
+    "responses": {
+        201: AdvanceSerializer,
+        **_WRITE_ERRORS,
+        (409, PROBLEM): problem(
+            "quote_changed: terms_hash is not today's price; or the Idempotency-Key is in flight."
+        ),
+    },
     "examples": [OpenApiExample("Two invoices", value=_EXAMPLE_REFS, request_only=True)],
+}
+_STATE_ERRORS = {
+    (400, PROBLEM): problem("Malformed JSON body or no Idempotency-Key."),
+    (401, PROBLEM): UNSIGNED,
+    (403, PROBLEM): _MERCHANT_KEY,
+    (404, PROBLEM): problem("No such advance of yours."),
+    (413, PROBLEM): TOO_LARGE,
+    (415, PROBLEM): WRONG_CONTENT_TYPE,
+    (422, PROBLEM): problem("An invalid body, or Idempotency-Key reused."),
+    (429, PROBLEM): RATE_LIMITED,
+}
+# An advance's ref is always "adv_" and 16 hex digits (``financing.models.new_advance_ref``); a
+# signed POST names it in its path, which is signed as sent, so the schema says exactly that.
+_REF_PATH = [
+    OpenApiParameter(
+        "ref",
+        {"type": "string", "pattern": "^adv_[0-9a-f]{16}$"},
+        OpenApiParameter.PATH,
+        description="The advance's ref, adv_ and 16 hex digits.",
+    )
+]
+ADVANCE_ACCEPT_POST: dict[str, Any] = {
+    "operation_id": "advance_accept",
+    "summary": "Accept the new price of an advance in requote; it goes back to the officers",
+    "request": AcceptSerializer,
+    "parameters": [*_REF_PATH, *SIGNED_HEADERS],
+    "responses": {
+        200: AdvanceSerializer,
+        **_STATE_ERRORS,
+        (409, PROBLEM): problem(
+            "quote_changed: not the pending price, or it expired (a fresh one is pending now); "
+            "wrong_state: no new price waits; or the Idempotency-Key is in flight."
+        ),
+    },
+}
+ADVANCE_WITHDRAW_POST: dict[str, Any] = {
+    "operation_id": "advance_withdraw",
+    "summary": "Withdraw a request not yet approved; its receivables and room free at once",
+    "request": WithdrawSerializer,
+    "parameters": [*_REF_PATH, *SIGNED_HEADERS],
+    "responses": {
+        200: AdvanceSerializer,
+        **_STATE_ERRORS,
+        (409, PROBLEM): problem(
+            "wrong_state: approved, decided or paid out already; or the Idempotency-Key is in "
+            "flight."
+        ),
+    },
 }
 _READ_ERRORS = {
     (401, PROBLEM): UNAUTHENTICATED,

@@ -6,5 +6,11 @@ urlpatterns = [
     path("advances/quote", views.AdvanceQuoteApi.as_view(), name="api-advances-quote"),
     path("advances", views.AdvanceCreateApi.as_view(), name="api-advances"),
     path("advances/<str:ref>", views.AdvanceDetailApi.as_view(), name="api-advance"),
+    path("advances/<str:ref>/accept", views.AdvanceAcceptApi.as_view(), name="api-advance-accept"),
+    path(
+        "advances/<str:ref>/withdraw",
+        views.AdvanceWithdrawApi.as_view(),
+        name="api-advance-withdraw",
+    ),
     path("receivables", views.ReceivableListApi.as_view(), name="api-receivables"),
 ]

@@ -31,8 +31,10 @@ from config.api.problems import ApiProblem
 from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
 from financing.api import schema, selectors
+from financing.business_day import business_day
 from financing.eligibility import Verdict, verdicts
 from financing.models import Advance
+from financing.services.quotes import advance_accept, advance_withdraw
 from financing.services.requests import AdvanceQuote, advance_quote
 from financing.services.requests import advance_request as advance_request_service
 from ledger.exceptions import FieldError
@@ -55,14 +57,15 @@ class _ReceivablesBodyApi(_MerchantApi):
     exception handler points each at its place in that list."""
 
     reasons_at = "/receivables"
+    body: type[schema.ReceivableRefsSerializer] = schema.ReceivableRefsSerializer
 
     def refs(self, request: Request, merchant: Merchant) -> list[str]:
         """The invoice refs the body names, each checked to be the merchant's own.
 
-        :raises ValidationError: the body is not ReceivableRefsSerializer (422).
+        :raises ValidationError: the body is not ``self.body`` (422).
         :raises ApiProblem: 404 invoice_not_found, pointing at each ref that is not theirs.
         """
-        refs: list[str] = body_parse(schema.ReceivableRefsSerializer, request.data)["receivables"]
+        refs: list[str] = body_parse(self.body, request.data)["receivables"]
         known = selectors.invoice_refs_of(merchant, refs)
         unknown = [i for i, ref in enumerate(refs) if ref not in known]
         if unknown:
@@ -90,7 +93,11 @@ def _quote_json(quote: AdvanceQuote) -> dict[str, Any]:
         "reserve": _money(quote.total("reserve_minor"), currency),
         "due_date": quote.due_date.isoformat(),
         "days": quote.days,
+        "mean_days": str(quote.mean_days),
         "apr": str(quote.apr),
+        "priced_on": quote.priced_on.isoformat(),
+        "expires_at": quote.expires_at.isoformat(),
+        "terms_hash": quote.terms_hash,
         "annual_rate_bp": quote.facility.annual_rate_bp,
         "advance_rate_bp": quote.facility.advance_rate_bp,
         "day_count": quote.facility.day_count,
@@ -122,7 +129,15 @@ def advance_json(advance: Advance) -> dict[str, Any]:
         "late_fee": _money(advance.late_fee_minor, currency),
         "due_date": advance.due_date.isoformat(),
         "days": advance.days,
+        "mean_days": str(advance.mean_days),
         "apr": str(advance.apr),
+        "quote": {
+            "terms_hash": advance.price_hash,
+            "priced_on": advance.priced_on.isoformat(),
+            "expires_at": advance.quote_expires_at.isoformat(),
+            "accepted": advance.accepted_hash == advance.price_hash,
+        },
+        "non_accrual_on": advance.non_accrual_on.isoformat() if advance.non_accrual_on else None,
         "requested_at": advance.requested_at.isoformat(),
         "disbursed_at": advance.disbursed_at.isoformat() if advance.disbursed_at else None,
         "decision_note": advance.decision_note,
@@ -132,6 +147,8 @@ def advance_json(advance: Advance) -> dict[str, Any]:
                 "face": _money(a.face_minor, currency),
                 "advance": _money(a.advance_minor, currency),
                 "status": a.status,
+                "due_date": a.due_date.isoformat(),
+                "late_fee": _money(a.late_fee_minor, currency),
             }
             for a in advance.assignments.order_by("id")
         ],
@@ -146,7 +163,7 @@ class AdvanceQuoteApi(_ReceivablesBodyApi):
 
     def _quote(self, request: Request, merchant: Merchant) -> HttpResponse:
         refs = self.refs(request, merchant)
-        quote = advance_quote(merchant=merchant, refs=refs, today=timezone.now().date())
+        quote = advance_quote(merchant=merchant, refs=refs, today=business_day(timezone.now()))
         return json_response(_quote_json(quote))
 
 
@@ -157,23 +174,66 @@ class AdvanceCreateApi(_ReceivablesBodyApi):
         key = request.headers.get("Idempotency-Key", "")
         return idempotent(request, scope, lambda: self._request(request, merchant, key))
 
+    body = schema.AdvanceRequestSerializer
+
     def _request(self, request: Request, merchant: Merchant, key: str) -> HttpResponse:
         refs = self.refs(request, merchant)
         advance = advance_request_service(
-            merchant=merchant, refs=refs, request_key=key, now=timezone.now()
+            merchant=merchant,
+            refs=refs,
+            request_key=key,
+            now=timezone.now(),
+            terms_hash=request.data.get("terms_hash", ""),  # validated by self.refs
         )
         return json_response(advance_json(advance), status=201)
+
+
+def _advance_named(merchant: Merchant, ref: str) -> Advance:
+    """The caller's advance ``ref``.
+
+    :raises ApiProblem: 404 advance_not_found, for a ref that is not the merchant's, or could
+        not be a ref at all (a path segment that could not be one names nothing).
+    """
+    advance = selectors.advance_of(merchant, ref) if ref_refusal(ref) is None else None
+    if advance is None:
+        raise ApiProblem(404, "advance_not_found", "No such advance.")
+    return advance
 
 
 class AdvanceDetailApi(_MerchantApi):
     @extend_schema(**schema.ADVANCE_GET)
     def get(self, request: Request, ref: str) -> HttpResponse:
-        merchant = calling_merchant(request)
-        # A path segment that could not be a ref names nothing: 404, as an unknown one.
-        advance = selectors.advance_of(merchant, ref) if ref_refusal(ref) is None else None
-        if advance is None:
-            raise ApiProblem(404, "advance_not_found", "No such advance.")
-        return json_response(advance_json(advance))
+        return json_response(advance_json(_advance_named(calling_merchant(request), ref)))
+
+
+class AdvanceAcceptApi(_MerchantApi):
+    """The merchant accepts the new price of an advance in ``requote``."""
+
+    @extend_schema(**schema.ADVANCE_ACCEPT_POST)
+    def post(self, request: Request, ref: str) -> HttpResponse:
+        merchant, scope = calling_merchant(request), api_principal(request).scope
+        return idempotent(request, scope, lambda: self._accept(request, merchant, ref))
+
+    def _accept(self, request: Request, merchant: Merchant, ref: str) -> HttpResponse:
+        advance = _advance_named(merchant, ref)
+        terms = body_parse(schema.AcceptSerializer, request.data)["terms_hash"]
+        accepted = advance_accept(advance=advance, terms_hash=terms, now=timezone.now())
+        return json_response(advance_json(accepted))
+
+
+class AdvanceWithdrawApi(_MerchantApi):
+    """The merchant withdraws a request no officer approved yet."""
+
+    @extend_schema(**schema.ADVANCE_WITHDRAW_POST)
+    def post(self, request: Request, ref: str) -> HttpResponse:
+        merchant, scope = calling_merchant(request), api_principal(request).scope
+        return idempotent(request, scope, lambda: self._withdraw(request, merchant, ref))
+
+    def _withdraw(self, request: Request, merchant: Merchant, ref: str) -> HttpResponse:
+        advance = _advance_named(merchant, ref)
+        reason = body_parse(schema.WithdrawSerializer, request.data).get("reason", "")
+        withdrawn = advance_withdraw(advance=advance, now=timezone.now(), reason=reason)
+        return json_response(advance_json(withdrawn))
 
 
 def _verdict_json(verdict: Verdict, assignment: str | None) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from financing.exceptions import NotPermitted, WrongState
-from financing.models import Advance, RiskChange
+from financing.models import Advance, Assignment, Facility, RiskChange
 
 
 def officer_require(officer: User, permission: str) -> None:
@@ -81,3 +82,13 @@ def proposal_confirmed_require(change: RiskChange, kind: RiskChange.Kind) -> Non
     """Refuse to apply what is not a confirmed change of ``kind`` (each applier checks)."""
     if change.kind != kind or change.status != RiskChange.Status.CONFIRMED:
         raise WrongState("Only a confirmed change applies.")
+
+
+def holds_release(advance: Advance) -> None:
+    """Free a closed request's receivables and its facility room; the caller holds its lock."""
+    advance.assignments.filter(status=Assignment.Status.HELD).update(
+        status=Assignment.Status.RELEASED
+    )
+    Facility.objects.filter(pk=advance.facility_id).update(
+        committed_minor=F("committed_minor") - advance.advance_minor
+    )

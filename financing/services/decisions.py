@@ -10,41 +10,55 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q, Sum
 
-from financing.exceptions import AdvanceRefused, ApprovalVoid, MakerCheckerViolation, WrongState
+from financing.business_day import business_day
+from financing.exceptions import (
+    AdvanceRefused,
+    ApprovalVoid,
+    MakerCheckerViolation,
+    QuoteChanged,
+    WrongState,
+)
 from financing.locks import advance_qs_for_update, debtor_limits_lock, merchant_chain_lock
-from financing.models import Advance, Assignment, Facility
-from financing.services._shared import approval_void, officer_require
+from financing.models import Advance
+from financing.services._shared import approval_void, holds_release, officer_require
 from financing.services.disbursement import advance_disburse
-from financing.services.requests import AdvanceQuote, advance_requote
+from financing.services.quotes import advance_price_hold
+from financing.services.requests import advance_requote
 from ledger.canonical import canonical_json
 from ledger.models import Invoice
 from ledger.money import Money
 
 
 def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str = "") -> Advance:
-    """The maker's decision. Binds a hash of what was approved; small advances disburse at once.
+    """The maker's decision, at the price the merchant accepted. Binds a hash of what was
+    approved; small advances disburse at once.
 
     :raises NotPermitted: the officer may not approve.
     :raises WrongState: the advance is not awaiting approval.
     :raises AdvanceRefused: the evidence changed since the request (the reasons say how).
+    :raises QuoteChanged: the price is no longer the accepted one; the advance now waits for
+        the merchant to accept the new price (kept).
     """
     officer_require(officer, "financing.approve_advance")
     with transaction.atomic():
         locked = _advance_locked(advance, Advance.Status.REQUESTED)
         merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
-        _reprice(locked, advance_requote(advance=locked, today=now.date()))
-        locked.approved_by = officer
-        locked.approved_at = now
-        locked.approval_hash = terms_hash(locked)
-        locked.decision_note = note
-        window_total = advanced_in_window(advance=locked, now=now)
-        if window_total <= locked.facility.checker_threshold_minor:
-            advance_disburse(advance=locked, now=now)
-        else:
-            if locked.advance_minor <= locked.facility.checker_threshold_minor:
-                locked.decision_note = _window_note(locked, window_total, note)
-            locked.status = Advance.Status.APPROVED
-            locked.save()
+        requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED)
+        if not requoted:
+            locked.approved_by = officer
+            locked.approved_at = now
+            locked.approval_hash = terms_hash(locked)
+            locked.decision_note = note
+            window_total = advanced_in_window(advance=locked, now=now)
+            if window_total <= locked.facility.checker_threshold_minor:
+                advance_disburse(advance=locked, now=now)
+            else:
+                if locked.advance_minor <= locked.facility.checker_threshold_minor:
+                    locked.decision_note = _window_note(locked, window_total, note)
+                locked.status = Advance.Status.APPROVED
+                locked.save()
+    if requoted:  # raised after commit, so the new quote waits for the merchant
+        raise QuoteChanged(_requote_message(locked), terms_hash=locked.price_hash)
     return locked
 
 
@@ -56,14 +70,15 @@ def advanced_in_window(*, advance: Advance, now: datetime) -> int:
 
     The checker threshold applies to this total, so splitting one large advance into small
     ones does not dodge the second officer: every advance of the merchant in the currency that
-    is requested, approved or paid out, requested or disbursed within the window, counts.
+    is requested (or waiting for the merchant to accept a new price), approved or paid out,
+    requested or disbursed within the window, counts; rejected and withdrawn ones do not.
     The caller holds the advance's facility lock, so two approvals of one line count each other.
     """
     since = now - CHECKER_WINDOW
     others = (
         Advance.objects.filter(merchant_id=advance.merchant_id, currency=advance.currency)
         .exclude(pk=advance.pk)
-        .exclude(status=Advance.Status.REJECTED)
+        .exclude(status__in=[Advance.Status.REJECTED, Advance.Status.WITHDRAWN])
         .filter(Q(requested_at__gt=since) | Q(disbursed_at__gt=since))
         .aggregate(total=Sum("advance_minor"))["total"]
     )
@@ -80,33 +95,51 @@ def _window_note(advance: Advance, total: int, note: str) -> str:
 
 
 def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Advance:
-    """The checker's decision: a second officer releases the money.
+    """The checker's decision: a second officer releases the money, at the accepted price.
 
     :raises NotPermitted: the officer may not authorize.
     :raises WrongState: the advance is not approved and awaiting authorization.
     :raises MakerCheckerViolation: the approving officer tries to authorize too.
     :raises ApprovalVoid: what was approved changed; the advance is back in the review queue.
+    :raises QuoteChanged: the price is no longer the accepted one (the business day rolled
+        over, so the fee days changed); the advance waits for the merchant to accept it.
     """
     officer_require(officer, "financing.authorize_advance")
-    void_reason = ""
+    void_reason, requoted = "", False
     with transaction.atomic():
         locked = _advance_locked(advance, Advance.Status.APPROVED)
         if locked.approved_by_id == officer.pk:
             raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
         merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
         try:
-            advance_requote(advance=locked, today=now.date())
+            quote = advance_requote(advance=locked, today=business_day(now))
             if terms_hash(locked) != locked.approval_hash:
                 raise ApprovalVoid("The advance or its terms changed after approval.")
+            requoted = advance_price_hold(
+                advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote
+            )
         except (AdvanceRefused, ApprovalVoid) as exc:
             void_reason = _explained(exc)
             approval_void(locked, void_reason)
         else:
-            locked.authorized_by = officer
-            advance_disburse(advance=locked, now=now)
+            if not requoted:
+                locked.authorized_by = officer
+                advance_disburse(advance=locked, now=now)
     if void_reason:  # raised after commit, so the voiding itself is kept
         raise ApprovalVoid(f"Approval void: {void_reason} It needs a fresh approval.")
+    if requoted:
+        raise QuoteChanged(_requote_message(locked), terms_hash=locked.price_hash)
     return locked
+
+
+_PRICE_CHANGED = "the price changed since the merchant accepted it."
+
+
+def _requote_message(advance: Advance) -> str:
+    return (
+        f"The price of {advance.ref} is no longer the one its merchant accepted; the new "
+        "quote waits for the merchant, then for a fresh approval."
+    )
 
 
 def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str) -> Advance:
@@ -119,12 +152,12 @@ def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str)
     if not note.strip():
         raise WrongState("Say why the advance is rejected; the merchant will read it.")
     with transaction.atomic():
-        locked = _advance_locked(advance, *Advance.OPEN)
+        locked = _advance_locked(advance, *Advance.PENDING)
         locked.status = Advance.Status.REJECTED
         locked.decided_at = now
         locked.decision_note = note
         locked.save()
-        _holds_release(locked)
+        holds_release(locked)
     return locked
 
 
@@ -178,33 +211,3 @@ def _explained(exc: AdvanceRefused | ApprovalVoid) -> str:
         f"{ref}: {', '.join(code for code, _ in pairs)}" for ref, pairs in exc.reasons.items()
     )
     return f"{exc.message} ({per_ref})"
-
-
-def _reprice(advance: Advance, quote: AdvanceQuote) -> None:
-    """Approval prices the advance as of today, under the facility's terms as they stand now.
-
-    The approval hash then binds this price: from here on, any change voids the approval.
-    """
-    delta = quote.total("advance_minor") - advance.advance_minor
-    if delta:  # a changed advance rate; the facility's CHECK still caps the commitment
-        Facility.objects.filter(pk=advance.facility_id).update(
-            committed_minor=F("committed_minor") + delta
-        )
-    advance.face_minor = quote.total("face_minor")
-    advance.advance_minor = quote.total("advance_minor")
-    advance.fee_minor = quote.total("fee_minor")
-    advance.reserve_minor = quote.total("reserve_minor")
-    advance.days, advance.due_date, advance.apr = quote.days, quote.due_date, quote.apr
-    for item in quote.items:
-        advance.assignments.filter(invoice_ref=item.verdict.ref).update(
-            face_minor=item.quote.face_minor, advance_minor=item.quote.advance_minor
-        )
-
-
-def _holds_release(advance: Advance) -> None:
-    advance.assignments.filter(status=Assignment.Status.HELD).update(
-        status=Assignment.Status.RELEASED
-    )
-    Facility.objects.filter(pk=advance.facility_id).update(
-        committed_minor=F("committed_minor") - advance.advance_minor
-    )

@@ -37,10 +37,16 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     saves with the disbursement. Money moves in the caller's transaction, or in one of its
     own when there is none.
 
-    :raises WrongState: the advance is not approved and open, or a receivable left it.
+    The price must be the one the merchant accepted, disbursed before that quote expires; the
+    caller re-priced it first (``financing.services.quotes``), and two CHECKs hold it too.
+
+    :raises WrongState: the advance is not approved and open, not at the accepted price, the
+        accepted quote expired, or a receivable left it.
     """
     if advance.status not in Advance.OPEN or advance.approved_by_id is None:
         raise WrongState(f"Advance {advance.ref} is not approved for disbursement.")
+    if advance.accepted_hash != advance.price_hash or now > advance.quote_expires_at:
+        raise WrongState(f"Advance {advance.ref} is not at a price its merchant accepted today.")
     with transaction.atomic(savepoint=False):
         merchant_chain_lock(merchant_id=advance.merchant_id)  # held already: the lock order's sake
         advance.status = Advance.Status.DISBURSED

@@ -26,6 +26,7 @@ from financing.services._shared import (
     proposal_confirmed_require,
     proposal_record,
 )
+from financing.services.quotes import advance_requote_send
 from ledger.money import MoneyError, currency_exponent
 from merchants.models import Merchant
 
@@ -38,6 +39,8 @@ FACILITY_TERMS = (
     "min_days_to_due",
     "debtor_cap_bp",
     "late_fee_rate_bp",
+    "late_fee_cap_bp",
+    "non_accrual_after_days",
     "blacklist_after_days",
     "checker_threshold_minor",
     "active",
@@ -157,26 +160,27 @@ def facility_change_apply(*, change: RiskChange, now: datetime) -> Facility:
             locked.save()
             _audit(locked, change, before=before, now=now)
             advances_requote_on_terms_change(
-                facility=locked, why=f"Facility terms changed ({change.reason})."
+                facility=locked, why=f"Facility terms changed ({change.reason}).", now=now
             )
     except IntegrityError as exc:
         raise FacilityInvalid(f"The terms break a rule: {constraint_name(exc)}.") from None
     return locked
 
 
-def advances_requote_on_terms_change(*, facility: Facility, why: str) -> None:
-    """Send the facility's open advances back to be priced under its new terms.
+def advances_requote_on_terms_change(*, facility: Facility, why: str, now: datetime) -> None:
+    """Send the facility's pending advances back to be priced under its new terms.
 
-    A change never applies to an advance already requested as it stands: an approval loses
-    its hash and returns to the queue, and every open advance is priced afresh before anyone
-    approves it (``advance_approve`` re-quotes). The caller holds the facility's lock.
+    A change never applies to an advance already requested as it stands: one whose price
+    changes waits for its merchant to accept the new quote (``advance_requote_send``); an
+    approval under the old terms loses its hash and returns to the queue even at the same
+    price. The caller holds the facility's lock.
     """
-    for advance in facility.advances.filter(status__in=Advance.OPEN).order_by("pk"):
+    for advance in facility.advances.filter(status__in=Advance.PENDING).order_by("pk"):
+        if advance_requote_send(advance=advance, now=now, reason=why):
+            continue
+        advance.refresh_from_db()
         if advance.status == Advance.Status.APPROVED:
             approval_void(advance, why)
-        else:
-            advance.decision_note = f"{why} It is priced again before approval."
-            advance.save(update_fields=["decision_note"])
 
 
 def _audit(

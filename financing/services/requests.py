@@ -3,6 +3,7 @@ receivables and the facility's room until officers decide."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from financing import locks
+from financing.business_day import business_day, business_day_end
 from financing.eligibility import (
     Verdict,
     bank_debtor_room,
@@ -20,11 +22,12 @@ from financing.eligibility import (
     debtor_exposure,
     verdicts,
 )
-from financing.exceptions import AdvanceRefused, RequestKeyReused
+from financing.exceptions import AdvanceRefused, QuoteChanged, RequestKeyReused
 from financing.models import Advance, Assignment, Facility, Receivable
-from financing.pricing import DayCount, Quote, apr_equivalent, quote_price
+from financing.pricing import DayCount, Quote, apr_equivalent_mean, mean_tenor, quote_price
 from financing.risk import risk_assess
 from financing.services._shared import constraint_name
+from ledger.canonical import canonical_json
 from ledger.models import Invoice
 from ledger.money import Money
 from merchants.identifiers import party_name_normalise, tax_id_normalise
@@ -41,10 +44,12 @@ class PricedReceivable:
 
 @dataclass(frozen=True)
 class AdvanceQuote:
-    """What an advance against ``items`` would cost, priced item by item to each due date."""
+    """What an advance against ``items`` would cost if paid out on ``priced_on``, priced item by
+    item from that business day to each due date; it holds until that day ends."""
 
     facility: Facility
     items: tuple[PricedReceivable, ...]
+    priced_on: date
 
     @property
     def currency(self) -> str:
@@ -62,15 +67,52 @@ class AdvanceQuote:
         return max(item.quote.days for item in self.items)
 
     @property
+    def tenors(self) -> list[tuple[int, int]]:
+        return [(i.quote.advance_minor, i.quote.days) for i in self.items]
+
+    @property
+    def mean_days(self) -> Decimal:
+        return mean_tenor(self.tenors)
+
+    @property
     def apr(self) -> Decimal:
-        # The advance-weighted mean tenor: an APR over the longest item would flatter the price.
-        weighted = sum(i.quote.advance_minor * i.quote.days for i in self.items)
-        days = max(round(weighted / self.total("advance_minor")), 1)
-        return apr_equivalent(self.total("fee_minor"), self.total("net_minor"), days)
+        # Over the advance-weighted mean tenor: an APR over the longest item would flatter it.
+        return apr_equivalent_mean(self.total("fee_minor"), self.total("net_minor"), self.tenors)
+
+    @property
+    def expires_at(self) -> datetime:
+        return business_day_end(self.priced_on)
+
+    @property
+    def terms_hash(self) -> str:
+        """SHA-256 of the price, which a merchant accepts by naming it: the same receivables at
+        the same amounts, rates and fee days from the same business day give the same hash."""
+        facility = self.facility
+        price = {
+            "currency": self.currency,
+            "priced_on": self.priced_on.isoformat(),
+            "rates": [facility.advance_rate_bp, facility.annual_rate_bp, facility.day_count],
+            "items": [
+                [
+                    i.verdict.ref,
+                    i.quote.face_minor,
+                    i.quote.advance_minor,
+                    i.quote.fee_minor,
+                    i.verdict.due_date.isoformat(),
+                    i.quote.days,
+                ]
+                for i in self.items
+            ],
+            "apr": str(self.apr),
+        }
+        return hashlib.sha256(canonical_json(price)).hexdigest()
 
 
 def advance_quote(*, merchant: Merchant, refs: Sequence[str], today: date) -> AdvanceQuote:
-    """Price an advance against the merchant's invoices ``refs``; nothing is held or written.
+    """Price an advance paid out on business day ``today``; nothing is held or written.
+
+    Fee days run from ``today`` (the expected disbursement day) to each due date; the quote
+    expires when ``today`` ends (``financing.business_day``).
 
     :raises AdvanceRefused: a ref is unknown or not fundable (every reason, per ref), or the
         refs mix currencies.
@@ -125,7 +167,7 @@ def _quote(
         )
         for ref in refs
     )
-    quote = AdvanceQuote(facility=facility, items=items)
+    quote = AdvanceQuote(facility=facility, items=items, priced_on=today)
     _limits_check(quote, holder)
     return quote
 
@@ -185,14 +227,22 @@ def _limits_check(quote: AdvanceQuote, holder: Advance | None) -> None:
 
 
 def advance_request(
-    *, merchant: Merchant, refs: Sequence[str], request_key: str, now: datetime
+    *,
+    merchant: Merchant,
+    refs: Sequence[str],
+    request_key: str,
+    now: datetime,
+    terms_hash: str = "",
 ) -> Advance:
-    """Request an advance: price it, assess the risk, and hold its receivables for review.
+    """Request an advance at today's quote, which the merchant accepts by requesting it; hold
+    its receivables and the facility's room for review.
 
-    Idempotent on ``(merchant, request_key)``: a repeat returns the original advance.
+    With ``terms_hash`` (from ``advance_quote``) the merchant accepts that price only. Idempotent
+    on ``(merchant, request_key)``: a repeat returns the original advance.
 
     :raises AdvanceRefused: as ``advance_quote``, or another request took a receivable or the
         facility's room first.
+    :raises QuoteChanged: ``terms_hash`` is not today's price for these invoices.
     :raises RequestKeyReused: the key was used for other invoices.
     """
     existing = _request_replayed(merchant, refs, request_key)
@@ -200,7 +250,7 @@ def advance_request(
         return existing
     try:
         with transaction.atomic():
-            return _request(merchant, refs, request_key, now)
+            return _request(merchant, refs, request_key, now, terms_hash)
     except IntegrityError as exc:
         replayed = _request_replayed(merchant, refs, request_key)
         if replayed is not None:  # the same request raced itself
@@ -218,8 +268,10 @@ def _request_replayed(merchant: Merchant, refs: Sequence[str], key: str) -> Adva
     return advance
 
 
-def _request(merchant: Merchant, refs: Sequence[str], key: str, now: datetime) -> Advance:
-    today = now.date()
+def _request(
+    merchant: Merchant, refs: Sequence[str], key: str, now: datetime, terms_hash: str
+) -> Advance:
+    today = business_day(now)
     currency = (
         Invoice.objects.filter(merchant=merchant, ref__in=list(refs))
         .values_list("currency", flat=True)
@@ -232,6 +284,11 @@ def _request(merchant: Merchant, refs: Sequence[str], key: str, now: datetime) -
     if replayed is not None:
         return replayed
     quote = _quote(merchant, refs, today, holder=None)
+    if terms_hash and terms_hash != quote.terms_hash:
+        raise QuoteChanged(
+            f"The price changed since that quote; today's quote is {quote.terms_hash}.",
+            terms_hash=quote.terms_hash,
+        )
     risk = risk_assess(merchant, today)
     advance = Advance.objects.create(
         merchant=merchant,
@@ -244,6 +301,11 @@ def _request(merchant: Merchant, refs: Sequence[str], key: str, now: datetime) -
         days=quote.days,
         due_date=quote.due_date,
         apr=quote.apr,
+        mean_days=quote.mean_days,
+        price_hash=quote.terms_hash,
+        accepted_hash=quote.terms_hash,
+        priced_on=quote.priced_on,
+        quote_expires_at=quote.expires_at,
         risk_score=risk.score,
         risk_factors=[factor.as_json() for factor in risk.factors],
         requested_at=now,

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import schemathesis
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import resolve
@@ -146,8 +146,9 @@ class Signer:
         accepted = ("method", "path", "query_string", "headers", "data", "json", "content_type")
         environ = EnvironBuilder(**{k: v for k, v in wire.items() if k in accepted}).get_environ()
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        query = environ.get("QUERY_STRING", "")
-        target = environ["RAW_URI"] + (f"?{query}" if query else "")
+        # The path as the server reads it back (Django re-quotes it): a path parameter such as
+        # "%Y-%m" is not a valid escape, and the server verifies its own canonical spelling.
+        target = WSGIRequest(environ).get_full_path()
         # A signature is accepted once, and the same request may be generated twice in one
         # second: sign the repeat a second earlier, well inside the 300 s window.
         now = int(time.time())

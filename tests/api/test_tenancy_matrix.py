@@ -98,6 +98,8 @@ TESTED_ELSEWHERE = {
     ("POST", "/api/v1/advances/quote"): "tests/financing/test_api.py",
     ("POST", "/api/v1/advances"): "tests/financing/test_api.py",
     ("GET", "/api/v1/advances/{ref}"): "tests/financing/test_api.py",
+    ("POST", "/api/v1/advances/{ref}/accept"): "tests/financing/test_quotes_api.py",
+    ("POST", "/api/v1/advances/{ref}/withdraw"): "tests/financing/test_quotes_api.py",
     ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
 }
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -18,8 +20,11 @@ from financing.pricing import (
     Quote,
     advance_amount,
     apr_equivalent,
+    apr_equivalent_mean,
     discount_fee,
     late_fee,
+    late_fee_cap,
+    mean_tenor,
     quote_price,
 )
 from ledger.money import MAX_MINOR_UNITS, MoneyError
@@ -355,3 +360,84 @@ def test_quote_parts_add_up(
         for value in (quote.advance_minor, quote.fee_minor, quote.net_minor, quote.reserve_minor)
     )
     assert quote.apr == apr_equivalent(quote.fee_minor, quote.net_minor, days) >= 0
+
+
+# Mean tenor and the APR of an advance over several receivables (issue 8, item 10) -------------
+
+
+@pytest.mark.parametrize(
+    ("tenors", "mean"),
+    [
+        ([(1_000, 10), (1_000, 11)], Decimal("10.50")),  # banker's rounding would say 10
+        ([(1_000, 12), (1_000, 13)], Decimal("12.50")),
+        ([(1, 1), (2, 2)], Decimal("1.67")),  # 5 / 3 = 1.666… -> 1.67
+        ([(400_000, 45)], Decimal("45.00")),
+    ],
+)
+def test_mean_tenor_is_advance_weighted_in_decimal_half_up(
+    tenors: list[tuple[int, int]], mean: Decimal
+) -> None:
+    assert mean_tenor(tenors) == mean
+
+
+def test_apr_over_the_mean_tenor_rounds_once_at_the_end() -> None:
+    # 3_500 fee on 996_500 net over a mean of 10.5 days: 365 x 3500 / 996500 / 10.5 = 12.209…%
+    tenors = [(500_000, 10), (500_000, 11)]
+
+    apr = apr_equivalent_mean(3_500, 996_500, tenors)
+
+    assert apr == Decimal("12.21")
+    assert apr != apr_equivalent(3_500, 996_500, 10)  # what rounding the tenor first gave
+    assert apr_equivalent_mean(3_500, 996_500, [(1_000_000, 7)]) == apr_equivalent(
+        3_500, 996_500, 7
+    )
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 10**9), st.integers(1, 400)), min_size=1, max_size=8),
+    st.integers(0, 10**8),
+    st.integers(1, 10**9),
+)
+def test_apr_over_the_mean_tenor_is_the_exact_ratio_half_up(
+    tenors: list[tuple[int, int]], fee: int, net: int
+) -> None:
+    weighted = sum(a * d for a, d in tenors)
+    total = sum(a for a, _ in tenors)
+    with localcontext() as ctx:
+        ctx.prec = 200
+        exact = Decimal(fee) * 365 * 100 * total / (Decimal(net) * weighted)
+        expected = exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        mean = (Decimal(weighted) / total).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert apr_equivalent_mean(fee, net, tenors) == expected
+    assert mean_tenor(tenors) == mean
+
+
+def test_late_fee_cap_is_a_share_of_the_principal_half_up() -> None:
+    assert late_fee_cap(400_000, 1000) == 40_000
+    assert late_fee_cap(5, 1000) == 1  # 0.5 -> 1
+    assert late_fee_cap(400_000, 0) == 0
+    with pytest.raises(ValueError, match="cap_bp"):
+        late_fee_cap(400_000, 10_001)
+
+
+def _financing_modules() -> list[Path]:
+    root = Path(__file__).resolve().parents[2] / "financing"
+    return [p for p in root.rglob("*.py") if "migrations" not in p.parts]
+
+
+def test_no_float_in_the_financing_package() -> None:
+    """No float() call, float literal or round() builtin anywhere; no true division where
+    money is computed (pricing and the services): money is integer minor units."""
+    offences = []
+    for path in _financing_modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        money_path = path.name == "pricing.py" or "services" in path.parts
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in ("float", "round"):
+                    offences.append(f"{path.name}:{node.lineno} {node.func.id}()")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, float):
+                offences.append(f"{path.name}:{node.lineno} float literal")
+            elif money_path and isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                offences.append(f"{path.name}:{node.lineno} true division")
+    assert offences == []

@@ -1,4 +1,5 @@
-"""Demo financing on top of seed_demo's evidence: facilities and advances in every state.
+"""Demo financing on top of seed_demo's evidence: facilities and advances in every state,
+among them a new price waiting for its merchant (requote) and a withdrawn request.
 
 Goes through the same services officers and merchants use, so the demo's books, chains and
 notices are the real thing: each facility is proposed by ``officer`` and confirmed by
@@ -8,6 +9,7 @@ for the senior in *Risk changes*. Runs once; later runs say so and change nothin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -20,6 +22,7 @@ from financing.models import Advance, Facility
 from financing.services.decisions import advance_approve
 from financing.services.facilities import facility_change_propose, facility_open_propose
 from financing.services.proposals import change_confirm
+from financing.services.quotes import advance_requote_send, advance_withdraw
 from financing.services.requests import advance_request
 from ledger.money import format_minor_units
 from merchants.models import Merchant
@@ -91,15 +94,28 @@ class Command(BaseCommand):
 
     def _advances(self, merchant: Merchant, officer: User, now: Any) -> None:
         eligible = [v.ref for v in verdicts(merchant, now.date()) if v.eligible]
-        plans = [("disbursed", eligible[:1]), ("awaiting", eligible[1:4]), ("queue", eligible[4:6])]
+        plans = [
+            ("disbursed", eligible[:1]),
+            ("awaiting", eligible[1:4]),
+            ("queue", eligible[4:6]),
+            ("requote", eligible[6:7]),
+            ("withdrawn", eligible[7:8]),
+        ]
         for plan, refs in plans:
             if not refs:
                 continue
+            # Yesterday's quote: today it is another price, which waits for the merchant.
+            asked = now - timedelta(days=1) if plan == "requote" else now
             advance = advance_request(
-                merchant=merchant, refs=refs, request_key=f"demo-{plan}", now=now
+                merchant=merchant, refs=refs, request_key=f"demo-{plan}", now=asked
             )
-            if plan != "queue":
+            if plan in ("disbursed", "awaiting"):
                 advance = advance_approve(advance=advance, officer=officer, now=now)
+            elif plan == "requote":
+                advance_requote_send(advance=advance, now=now, reason="the business day ended")
+                advance.refresh_from_db()
+            elif plan == "withdrawn":
+                advance = advance_withdraw(advance=advance, now=now, reason="Paid early")
             self.stdout.write(
                 f"  {merchant.legal_name}: advance {advance.ref} of "
                 f"{format_minor_units(advance.advance_minor, advance.currency)} "

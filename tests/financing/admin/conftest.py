@@ -108,6 +108,8 @@ def _facility_form(facility: Facility, **changes: str) -> dict[str, str]:
                 "min_days_to_due",
                 "debtor_cap_bp",
                 "late_fee_rate_bp",
+                "late_fee_cap_bp",
+                "non_accrual_after_days",
                 "blacklist_after_days",
             )
         },

@@ -14,6 +14,7 @@ from django.utils import timezone
 from financing.models import Advance, AssignmentNotice, Facility
 from financing.risk import grade_of
 from financing.services.decisions import advance_approve, advance_reject
+from financing.services.quotes import advance_requote_send
 from ledger.models import Entry
 from ledger.money import format_minor_units
 from tests.financing.admin.conftest import (
@@ -48,7 +49,7 @@ def test_the_review_queue_lists_open_advances(
     assert "2000.00 EUR" in queue and "1600.00 EUR" in queue  # face and advance, as money
     assert format_minor_units(waiting.fee_minor, "EUR") + " EUR" in queue
     assert f"{waiting.risk_score} ({grade_of(waiting.risk_score)})" in queue
-    assert "Open (requested or approved)" in queue
+    assert "Open (requested, requote or approved)" in queue
     everything = client.get(_url("changelist"), {"queue": "all"}).content.decode()
     assert waiting.ref in everything and rejected.ref in everything
     only_rejected = client.get(_url("changelist"), {"queue": "rejected"}).content.decode()
@@ -345,3 +346,22 @@ def test_the_exposure_page_shows_the_right_figures(
         "3",
         "1",
     ]
+
+
+def test_the_review_shows_a_requote_and_a_non_accrual_to_officers(
+    live: Trade, line: Facility, officer: User, sign_in: SignIn
+) -> None:
+    """Issue 8, items 9 and 11: what waits for the merchant, and what stopped accruing."""
+    advance = _request(live)
+    Facility.objects.filter(pk=line.pk).update(annual_rate_bp=2400)
+    assert advance_requote_send(advance=advance, now=timezone.now(), reason="Rate review")
+    Advance.objects.filter(pk=advance.pk).update(non_accrual_on=live.today)
+    client = sign_in(officer)
+
+    review = client.get(_url("change", advance)).content.decode()
+    queue = client.get(_url("changelist")).content.decode()
+    flagged = client.get(_url("changelist") + "?non_accrual=yes").content.decode()
+
+    assert "new price awaiting the merchant (requote)" in review
+    assert "Non-accrual since" in review and live.today.isoformat() in review
+    assert advance.ref in queue and advance.ref in flagged

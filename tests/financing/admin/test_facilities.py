@@ -108,6 +108,8 @@ def test_a_facility_opens_through_the_admin_with_its_reason(
         "min_days_to_due": "7",
         "debtor_cap_bp": "5000",
         "late_fee_rate_bp": "2400",
+        "late_fee_cap_bp": "1000",
+        "non_accrual_after_days": "90",
         "blacklist_after_days": "30",
         "active": "on",
         "reason": "Onboarding after KYC",

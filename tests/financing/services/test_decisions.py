@@ -26,6 +26,7 @@ from financing.exceptions import (
 )
 from financing.models import Advance, Assignment, Facility
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
+from financing.services.quotes import advance_accept
 from financing.services.requests import advance_request
 from ledger.models import Entry
 from tests.financing.conftest import Trade, constraint_of, db_counts, facility_terms_set
@@ -135,19 +136,36 @@ def test_an_officer_without_the_checker_permission_cannot_authorize(
 def test_a_facility_change_voids_the_approval_until_approved_afresh(
     approved: Advance, facility: Facility, officer: User, senior: User, now: datetime
 ) -> None:
+    fee_before = approved.fee_minor
     facility_terms_set(facility, now, reason="Quarterly rate review", annual_rate_bp=2400)
 
-    voided = assert_approval_cleared(approved)
-    assert "Facility terms changed (Quarterly rate review)" in voided.decision_note
-    # The confirmed change voids at once, so the checker finds nothing approved to authorize.
+    # The new rate is a new price: the confirmed change clears the approval and sends the new
+    # quote to the merchant at once (issue 8, items 7 and 9), so nothing is left to authorize.
+    requote = _fresh(approved)
+    assert requote.status == Advance.Status.REQUOTE and requote.fee_minor > fee_before
+    assert (requote.approved_by, requote.approved_at, requote.approval_hash) == (None, None, "")
+    assert "Facility terms changed (Quarterly rate review)" in requote.decision_note
     with pytest.raises((ApprovalVoid, WrongState)):
         advance_authorize(advance=approved, officer=senior, now=now)
-    assert _fresh(approved).status == Advance.Status.REQUESTED
+    assert not JournalEntry.objects.filter(key=f"disburse:{approved.ref}").exists()
 
+    advance_accept(advance=requote, terms_hash=requote.price_hash, now=now)
     advance_approve(advance=approved, officer=officer, now=now)
     disbursed = advance_authorize(advance=approved, officer=senior, now=now)
     assert disbursed.status == Advance.Status.DISBURSED
+    assert disbursed.fee_minor == requote.fee_minor
     assert JournalEntry.objects.filter(key=f"disburse:{approved.ref}").exists()
+
+
+def test_a_facility_change_that_keeps_the_price_still_voids_the_approval(
+    approved: Advance, facility: Facility, senior: User, now: datetime
+) -> None:
+    facility_terms_set(facility, now, reason="Tenor review", max_tenor_days=200)
+
+    voided = assert_approval_cleared(approved)
+    assert "Facility terms changed (Tenor review)" in voided.decision_note
+    with pytest.raises((ApprovalVoid, WrongState)):
+        advance_authorize(advance=approved, officer=senior, now=now)
 
 
 def test_facility_terms_changed_behind_the_service_still_void_at_authorization(

@@ -286,3 +286,75 @@ def test_the_celery_task_runs_the_sweep_as_of_now(
     assert overdue.late_fee_minor == late_fee(ADVANCE, 2400, days, DayCount.ACT_360)
     assert overdue.late_fee_accrued_to == timezone.now().date()
     assert tasks.overdue_sweep_run() == 0  # the same day again: nothing
+
+
+# Per receivable, capped, then non-accrual (issue 8, item 11) ----------------------------------
+
+
+def _two_receivables(
+    trade: Trade, open_facility: Callable[..., Facility], officer: User, now: datetime, **terms: Any
+) -> Advance:
+    """One advance against a 5,000.00 invoice due on DUE and another due 30 days later."""
+    open_facility(trade.merchant, checker_threshold_minor=10_000_000, **terms)
+    refs = trade.fundable(1, amount="5000.00", due_in_days=10)
+    refs += trade.fundable(1, amount="5000.00", due_in_days=40)
+    requested = advance_request(merchant=trade.merchant, refs=refs, request_key="k", now=now)
+    return advance_approve(advance=requested, officer=officer, now=now)
+
+
+def test_a_receivable_is_overdue_by_its_own_due_date_and_only_its_part_accrues(
+    trade: Trade, open_facility: Callable[..., Facility], officer: User, now: datetime
+) -> None:
+    advance = _two_receivables(trade, open_facility, officer, now)
+    assert advance.due_date == DUE + timedelta(days=30)  # the advance's last due date
+
+    assert overdue_sweep(now=past_due(1)) == 1
+
+    overdue = fresh(advance)
+    first, second = overdue.assignments.order_by("id")
+    one_day = late_fee(ADVANCE, 2400, 1, DayCount.ACT_360)  # on the first 4,000.00 only
+    assert overdue.status == Advance.Status.OVERDUE
+    assert (first.late_fee_minor, second.late_fee_minor) == (one_day, 0)
+    assert overdue.late_fee_minor == one_day
+    assert sum(late_postings(advance, DUE + timedelta(days=1)).values()) == 0
+    assert overdue_entries(advance)[-1]["days_past_due"] == 1
+
+    overdue_sweep(now=past_due(31))  # the second is a day past due now
+
+    first, second = fresh(advance).assignments.order_by("id")
+    assert second.late_fee_minor == one_day
+    assert first.late_fee_minor == one_day + late_fee(ADVANCE, 2400, 30, DayCount.ACT_360)
+
+
+def test_late_fees_stop_at_the_facilitys_cap_of_the_principal(
+    advance: Advance, facility: Facility
+) -> None:
+    Facility.objects.filter(pk=facility.pk).update(late_fee_cap_bp=10)  # 4.00 on 4,000.00
+
+    overdue_sweep(now=past_due(1))
+    overdue_sweep(now=past_due(2))
+    overdue_sweep(now=past_due(3))
+
+    assert fresh(advance).late_fee_minor == 400  # 2.67 + 1.33 (capped) + 0
+    [assignment] = fresh(advance).assignments.all()
+    assert assignment.late_fee_minor == 400
+    assert JournalEntry.objects.filter(key__startswith=f"late:{advance.ref}:").count() == 2
+
+
+def test_past_the_non_accrual_horizon_no_fee_accrues_and_it_is_flagged(
+    advance: Advance, facility: Facility
+) -> None:
+    Facility.objects.filter(pk=facility.pk).update(non_accrual_after_days=3)
+
+    overdue_sweep(now=past_due(2))
+    assert fresh(advance).non_accrual_on is None
+    overdue_sweep(now=past_due(5))
+
+    accrued = fresh(advance)
+    assert accrued.late_fee_minor == late_fee(ADVANCE, 2400, 2, DayCount.ACT_360) + late_fee(
+        ADVANCE, 2400, 1, DayCount.ACT_360
+    )
+    assert accrued.non_accrual_on == DUE + timedelta(days=3)
+    overdue_sweep(now=past_due(9))
+    assert fresh(advance).late_fee_minor == accrued.late_fee_minor
+    assert [e["amount"] for e in overdue_entries(advance)][-1] == "0.00"
