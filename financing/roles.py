@@ -25,6 +25,7 @@ _OFFICER_ACTS = [
     ("financing", "change_facility"),
     ("financing", "add_webhookendpoint"),
     ("financing", "change_webhookendpoint"),
+    ("financing", "resend_assignmentnotice"),
 ]
 
 

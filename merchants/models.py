@@ -121,6 +121,11 @@ class Debtor(models.Model):
     name = models.CharField(max_length=200)
     tax_id = models.CharField(max_length=40, blank=True)
     country = models.CharField(max_length=2, blank=True)
+    email = models.EmailField(
+        max_length=254,
+        blank=True,
+        help_text="Where a business buyer's notices of assignment are e-mailed.",
+    )
     marketplace = models.OneToOneField(
         Marketplace, on_delete=models.PROTECT, null=True, blank=True, related_name="debtor"
     )
