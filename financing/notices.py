@@ -30,8 +30,14 @@ from django.db.models import F, Q
 
 from config.api.signing import sign
 from financing.exceptions import WrongState
-from financing.models import Advance, Assignment, AssignmentNotice, NoticeAttempt, Receivable
-from financing.models import WebhookEndpoint
+from financing.models import (
+    Advance,
+    Assignment,
+    AssignmentNotice,
+    NoticeAttempt,
+    Receivable,
+    WebhookEndpoint,
+)
 from financing.notice_letters import letter_pdf, letter_subject, letter_text
 from financing.services._shared import officer_require
 from ledger.money import format_minor_units
@@ -159,11 +165,11 @@ def notice_give_up(*, notice_id: int, error: str, now: datetime) -> None:
             )
 
 
-def notices_waiting_release(*, now: datetime) -> list[int]:
-    """Claim the waiting notices whose debtor now has an endpoint or address; return their ids.
+def notices_waiting_send(*, now: datetime) -> list[int]:
+    """Send the waiting notices whose debtor now has an endpoint or address; return their ids.
 
-    The claim is a conditional update, so two sweeps running at once never send one twice. The
-    caller enqueues the ids once its transaction commits.
+    Each is claimed by a conditional update, so two sweeps running at once never send one
+    twice, and enqueued once the claim commits.
     """
     reachable = Q(
         channel=AssignmentNotice.Channel.WEBHOOK,
@@ -173,18 +179,20 @@ def notices_waiting_release(*, now: datetime) -> list[int]:
         reachable, status=AssignmentNotice.Status.PENDING, waiting=True
     ).values_list("pk", flat=True)
     released = []
-    for notice_id in candidates:
-        if AssignmentNotice.objects.filter(
-            pk=notice_id, status=AssignmentNotice.Status.PENDING, waiting=True
-        ).update(waiting=False):
-            released.append(notice_id)
+    with transaction.atomic():
+        for notice_id in candidates:
+            if AssignmentNotice.objects.filter(
+                pk=notice_id, status=AssignmentNotice.Status.PENDING, waiting=True
+            ).update(waiting=False):
+                released.append(notice_id)
+                _send_on_commit(notice_id)
     return released
 
 
 def notice_resend(*, notice: AssignmentNotice, officer: User, now: datetime) -> AssignmentNotice:
-    """Queue a failed notice for delivery again, recording who asked in its history.
+    """Send a failed notice again, recording who asked in its history.
 
-    Returns the notice, pending again; the caller enqueues it once its transaction commits.
+    Returns the notice, pending again; its delivery is enqueued once the change commits.
 
     :raises NotPermitted: the officer may not re-send notices.
     :raises WrongState: the notice is not failed (delivered, or still being tried).
@@ -203,8 +211,15 @@ def notice_resend(*, notice: AssignmentNotice, officer: User, now: datetime) -> 
             officer=officer,
             detail=f"Re-sent by {officer.get_username()}",
         )
+        _send_on_commit(notice.pk)
     notice.refresh_from_db()
     return notice
+
+
+def _send_on_commit(notice_id: int) -> None:
+    from financing import tasks  # here, not at the top: the tasks module imports this one
+
+    tasks.notice_send_on_commit(notice_id)
 
 
 def _address_from_invoices(advance: Advance, debtor: Debtor, assignments: list[Assignment]) -> None:

@@ -46,11 +46,7 @@ def notice_send(*, notice_id: int, **kwargs: object) -> None:
 @shared_task(acks_late=True)
 def notice_sweep_run(**kwargs: object) -> int:
     """Send the notices that waited for an endpoint or address, now that one exists."""
-    with transaction.atomic():
-        released = notices.notices_waiting_release(now=timezone.now())
-        for notice_id in released:
-            notice_send_on_commit(notice_id)
-    return len(released)
+    return len(notices.notices_waiting_send(now=timezone.now()))
 
 
 def notice_send_on_commit(notice_id: int) -> None:
