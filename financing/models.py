@@ -344,6 +344,14 @@ class Blacklisting(models.Model):
         return f"{self.merchant} blacklisted {self.created_at:%Y-%m-%d}"
 
 
+class MerchantFile(Merchant):
+    """A merchant as the credit officer reads it: facility, exposure, advances, risk, chain."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "merchant credit file"
+
+
 class WebhookEndpoint(models.Model):
     """Where a marketplace wants notices of assignment, and the secret they are signed with.
 

@@ -123,6 +123,8 @@ REST_FRAMEWORK = {
 }
 # The base class of each app's domain errors: the exception handler answers each by its code
 # (config.api.problems.DOMAIN_PROBLEMS). Named here so the API plumbing imports no app above it.
+# The officer home's sections (the admin index), named here so config imports no app.
+OFFICER_HOME = "financing.admin.home.officer_home"
 API_DOMAIN_ERRORS = (
     "ledger.exceptions.LedgerError",
     "financing.exceptions.FinancingError",

@@ -4,6 +4,6 @@ One module per concern; importing them here registers every admin when Django au
 ``financing.admin``. No form saves a financing row: see ``financing.admin.writes``.
 """
 
-from financing.admin import advances, blacklist, facilities, notices, receivables
+from financing.admin import advances, blacklist, facilities, home, merchants, notices, receivables
 
-__all__ = ["advances", "blacklist", "facilities", "notices", "receivables"]
+__all__ = ["advances", "blacklist", "facilities", "home", "merchants", "notices", "receivables"]

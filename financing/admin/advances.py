@@ -28,12 +28,11 @@ from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
 from financing.admin.writes import officer_of
 from financing.exceptions import FinancingError
-from financing.models import Advance, Facility
+from financing.models import Advance, Facility, MerchantFile
 from financing.risk import grade_of
 from financing.selectors import ReceivableTrail, advance_review, exposure_read
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
 from ledger.money import Money
-from merchants.models import Merchant
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,9 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             and not approver_is_me,
             "approver_is_me": approver_is_me and status == Advance.Status.APPROVED,
             "facility_url": self._admin_url(request, advance.facility),
-            "merchant_url": self._admin_url(request, advance.merchant),
+            "merchant_url": self._admin_url(
+                request, MerchantFile.objects.get(pk=advance.merchant_id)
+            ),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
@@ -237,7 +238,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             reverse("admin:financing_advance_change", args=[quote(advance.pk)])
         )
 
-    def _admin_url(self, request: HttpRequest, obj: Facility | Merchant) -> str | None:
+    def _admin_url(self, request: HttpRequest, obj: Facility | MerchantFile) -> str | None:
         """The admin page of ``obj`` when the user may see it; None hides the link."""
         model = type(obj)
         if not self.admin_site.is_registered(model):

@@ -1,4 +1,5 @@
-"""Notices go to the debtor who owes the money, with a delivery history; webhook secrets sealed.
+"""Notices go to the debtor who owes the money, with a delivery history; webhook secrets sealed;
+the merchant credit file (a proxy of Merchant for the officers' admin).
 
 Existing notices were all webhooks to a marketplace: each gets that marketplace's debtor row.
 Existing webhook secrets are sealed with merchants.credentials, as API signing secrets are,
@@ -248,5 +249,17 @@ class Migration(migrations.Migration):
                 ),
                 name="noticeattempt_resent_by_officer",
             ),
+        ),
+        # The merchant credit file (financing.admin.merchants): a read-only view of a merchant.
+        migrations.CreateModel(
+            name="MerchantFile",
+            fields=[],
+            options={
+                "verbose_name": "merchant credit file",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
+            },
+            bases=("merchants.merchant",),
         ),
     ]

@@ -148,7 +148,7 @@ def test_every_financing_page_renders_for_the_auditor(
     facility_page = client.get(
         reverse("admin:financing_facility_change", args=[line.pk])
     ).content.decode()
-    assert "100000.00 EUR" in facility_page and 'name="reason"' not in facility_page
+    assert "100,000.00 EUR" in facility_page and 'name="reason"' not in facility_page
     secret = WebhookEndpoint.objects.get().secret
     assert (
         secret
