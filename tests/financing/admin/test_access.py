@@ -17,6 +17,7 @@ from financing.models import (
     Blacklisting,
     Facility,
     FacilityChange,
+    MerchantFile,
     Receivable,
     WebhookEndpoint,
 )
@@ -49,6 +50,7 @@ def _financing_pages() -> list[str]:
         "assignmentnotice",
         "receivable",
         "assignment",
+        "merchantfile",
     ):
         pages.append(reverse(f"admin:financing_{model}_changelist"))
     return pages
@@ -123,9 +125,11 @@ def test_every_financing_page_renders_for_the_auditor(
         "assignmentnotice",
         "receivable",
         "assignment",
+        "merchantfile",
     ):
         pages.append(reverse(f"admin:financing_{model}_changelist"))
     for model_cls in (
+        MerchantFile,
         Facility,
         FacilityChange,
         Blacklisting,
