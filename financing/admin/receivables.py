@@ -75,7 +75,7 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
         if verdict is None:
             return "—"
         if verdict.eligible:
-            return format_html('<span class="chainfin-ok">fundable</span>')
+            return format_html('<span class="chainfin-ok">{}</span>', "fundable")
         return format_html(
             '<span class="chainfin-bad" title="{}">{}</span>',
             "; ".join(r.message for r in verdict.reasons),

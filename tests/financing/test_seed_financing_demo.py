@@ -5,9 +5,10 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 
-from financing.models import Advance, Assignment, Facility
+from financing.models import Advance, Assignment, AssignmentNotice, Facility
 from merchants.models import Merchant
 
 
@@ -23,6 +24,11 @@ def test_the_demo_has_advances_in_every_state_and_balanced_books() -> None:
     statuses = set(Advance.objects.values_list("status", flat=True))
     assert statuses == {"requested", "approved", "disbursed"}
     assert set(Assignment.objects.values_list("status", flat=True)) == {"held", "assigned"}
+    # a business buyer was e-mailed its notice of assignment, with the PDF (the console in the demo)
+    emailed = AssignmentNotice.objects.filter(channel="email", status="delivered")
+    assert emailed.exists()
+    assert [m.to for m in mail.outbox] == [[n.debtor.email] for n in emailed.order_by("pk")]
+    assert all(m.attachments[0][2] == "application/pdf" for m in mail.outbox)
     call_command("verify_books", stdout=StringIO())  # raises SystemExit(1) on a broken book
     call_command("verify_ledger", stdout=StringIO())
 
