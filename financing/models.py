@@ -431,6 +431,9 @@ class AssignmentNotice(models.Model):
                 | (~Q(status="delivered") & Q(delivered_at__isnull=True)),
                 name="notice_delivered_has_time",
             ),
+            models.CheckConstraint(
+                condition=Q(waiting=False) | Q(status="pending"), name="notice_waiting_is_pending"
+            ),
         ]
         indexes = [
             models.Index(fields=["status"], condition=Q(waiting=True), name="notice_waiting_idx")

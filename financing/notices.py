@@ -156,7 +156,7 @@ def notice_give_up(*, notice_id: int, error: str, now: datetime) -> None:
         failed = (
             AssignmentNotice.objects.filter(pk=notice_id)
             .exclude(status=AssignmentNotice.Status.DELIVERED)
-            .update(status=AssignmentNotice.Status.FAILED, last_error=error[:2000])
+            .update(status=AssignmentNotice.Status.FAILED, waiting=False, last_error=error[:2000])
         )
         if failed:
             notice = AssignmentNotice.objects.get(pk=notice_id)
@@ -317,7 +317,7 @@ def _record(
     # Counted in the database: a redelivered task running beside a slow first attempt counts both.
     notice.attempts = F("attempts") + 1
     notice.last_error = "" if outcome == Outcome.DELIVERED else detail[:2000]
-    notice.waiting = outcome == Outcome.UNADDRESSED
+    notice.waiting = outcome == Outcome.UNADDRESSED  # pending until an address exists
     if outcome == Outcome.DELIVERED:
         notice.status = AssignmentNotice.Status.DELIVERED
         notice.delivered_at = now

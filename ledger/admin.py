@@ -53,6 +53,7 @@ class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Entry]):
 
 class ProjectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[_M]):
     list_select_related = ["merchant"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["ref", "merchant__public_id", "merchant__legal_name"]
 
     @admin.display(description="amount", ordering="amount_minor")

@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
@@ -68,14 +69,14 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
 
     list_display = [
         "ref",
-        "merchant",
+        "merchant_name",
         "face",
         "advance",
         "fee",
-        "due_date",
+        "due",
         "risk",
-        "status",
-        "requested_at",
+        "status_badge",
+        "requested",
     ]
     list_filter = [AdvanceQueueFilter, ("merchant", admin.RelatedOnlyFieldListFilter), "currency"]
     list_select_related = ["merchant"]
@@ -101,9 +102,31 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
     def fee(self, advance: Advance) -> str:
         return Money.display(advance.fee_minor, advance.currency)
 
-    @admin.display(description="risk score", ordering="risk_score")
+    @admin.display(description="risk", ordering="risk_score")
     def risk(self, advance: Advance) -> str:
         return f"{advance.risk_score} ({grade_of(advance.risk_score)})"
+
+    @admin.display(description="merchant", ordering="merchant__legal_name")
+    def merchant_name(self, advance: Advance) -> str:
+        merchant = advance.merchant
+        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+
+    @admin.display(description="due", ordering="due_date")
+    def due(self, advance: Advance) -> str:
+        return advance.due_date.isoformat()
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, advance: Advance) -> str:
+        return format_html(
+            '<span class="chainfin-status chainfin-status-{}" title="{}">{}</span>',
+            advance.status,
+            advance.get_status_display(),
+            advance.status.capitalize(),
+        )
+
+    @admin.display(description="requested", ordering="requested_at")
+    def requested(self, advance: Advance) -> str:
+        return f"{timezone.localtime(advance.requested_at):%Y-%m-%d}"
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site

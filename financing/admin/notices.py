@@ -6,6 +6,7 @@ Endpoints are created and changed through ``webhook_endpoint_create`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
@@ -125,6 +127,14 @@ class AssignmentNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AssignmentNotic
     search_fields = ["advance__ref", "debtor__name", "debtor__email", "marketplace__code"]
     inlines = [NoticeAttemptInline]
     actions = ["resend"]
+    exclude = ["payload"]
+    readonly_fields = ["what_it_says"]
+
+    @admin.display(description="payload (what the debtor is told)")
+    def what_it_says(self, notice: AssignmentNotice) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(notice.payload, indent=2, ensure_ascii=False)
+        )
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("financing.resend_assignmentnotice")

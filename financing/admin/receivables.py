@@ -20,7 +20,17 @@ from ledger.money import Money
 class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
     """Each receivable with its amount, due date, today's verdict and where it stands."""
 
-    list_display = ["ref", "merchant", "debtor", "amount", "due", "verdict", "status", "source"]
+    list_display = [
+        "ref",
+        "merchant_name",
+        "debtor",
+        "amount",
+        "due",
+        "verdict",
+        "status",
+        "source",
+    ]
+    change_list_template = "admin/compact_change_list.html"
     list_filter = ["source"]
     list_select_related = ["merchant"]
     search_fields = ["ref", "fingerprint", "merchant__legal_name", "merchant__public_id"]
@@ -54,6 +64,11 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
     def _verdict(receivable: Receivable) -> Verdict | None:
         return getattr(receivable, "page_verdict", None)
 
+    @admin.display(description="merchant", ordering="merchant__legal_name")
+    def merchant_name(self, receivable: Receivable) -> str:
+        merchant = receivable.merchant
+        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+
     @admin.display(description="debtor")
     def debtor(self, receivable: Receivable) -> str:
         verdict = self._verdict(receivable)
@@ -78,8 +93,8 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
             return format_html('<span class="chainfin-ok">{}</span>', "fundable")
         return format_html(
             '<span class="chainfin-bad" title="{}">{}</span>',
-            "; ".join(r.message for r in verdict.reasons),
-            ", ".join(verdict.codes),
+            "; ".join(f"{r.code}: {r.message}" for r in verdict.reasons),
+            verdict.codes[0] + (f" +{len(verdict.codes) - 1}" if len(verdict.codes) > 1 else ""),
         )
 
     @admin.display(description="status")

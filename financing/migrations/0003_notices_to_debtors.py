@@ -226,6 +226,13 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AddConstraint(
+            model_name="assignmentnotice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("waiting", False), ("status", "pending"), _connector="OR"),
+                name="notice_waiting_is_pending",
+            ),
+        ),
+        migrations.AddConstraint(
             model_name="noticeattempt",
             constraint=models.CheckConstraint(
                 condition=models.Q(
