@@ -372,7 +372,7 @@ class WebhookEndpoint(models.Model):
     @property
     def secret(self) -> str:
         """The signing secret, opened for signing a delivery."""
-        return secret_open(self.secret_sealed)
+        return secret_open(bytes(self.secret_sealed))
 
 
 class AssignmentNotice(models.Model):

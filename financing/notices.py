@@ -240,8 +240,7 @@ def _address_from_invoices(advance: Advance, debtor: Debtor, assignments: list[A
 
 
 def _webhook_deliver(notice: AssignmentNotice, now: datetime) -> None:
-    endpoint = WebhookEndpoint.objects.filter(marketplace_id=notice.marketplace_id, active=True)
-    endpoint = endpoint.first()
+    endpoint = WebhookEndpoint.objects.filter(marketplace=notice.marketplace, active=True).first()
     if endpoint is None:
         _record(
             notice, now, Outcome.UNADDRESSED, "", "The marketplace has no active webhook endpoint."

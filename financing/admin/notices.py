@@ -102,7 +102,7 @@ class NoticeAttemptInline(ReadOnlyAdminMixin, admin.TabularInline[NoticeAttempt,
     verbose_name = "delivery"
     verbose_name_plural = "delivery history"
     fields = ["at", "channel", "destination", "outcome", "detail", "officer"]
-    readonly_fields = fields
+    readonly_fields = ["at", "channel", "destination", "outcome", "detail", "officer"]
     extra = 0
     can_delete = False
 
