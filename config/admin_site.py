@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, reverse
+from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_otp import devices_for_user  # type: ignore[import-untyped]
 from django_otp.admin import (  # type: ignore[import-untyped]
     OTPAdminAuthenticationForm,
@@ -46,12 +49,17 @@ class OfficerAuthenticationForm(OTPAdminAuthenticationForm):  # type: ignore[mis
 class OfficerAdminSite(OTPAdminSite):  # type: ignore[misc]
     site_header = "Chainfin — bank officers"
     site_title = "Chainfin"
-    index_title = "Ledger, parties and financing"
+    index_title = "Officer home"
     login_form = OfficerAuthenticationForm
 
     def __init__(self, name: str = "admin") -> None:
         # The instance name stays "admin": every reverse("admin:…") in the project keeps working.
         super().__init__(name)
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """The officer's home: what awaits them first (settings.OFFICER_HOME), then the apps."""
+        sections = import_string(settings.OFFICER_HOME)(user=request.user, now=timezone.now())
+        return super().index(request, {"home_sections": sections, **(extra_context or {})})
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         return [

@@ -28,6 +28,7 @@ _OFFICER_ACTS = [
     ("financing", "change_debtorlimit"),
     ("financing", "add_webhookendpoint"),
     ("financing", "change_webhookendpoint"),
+    ("financing", "resend_assignmentnotice"),
 ]
 
 

@@ -331,24 +331,28 @@ class Exposure:
     totals: tuple[CurrencyTotal, ...] = field(default=())
 
 
-def exposure_by_merchant() -> list[MerchantExposure]:
+def exposure_by_merchant(*, merchant_id: int | None = None) -> list[MerchantExposure]:
     """Per merchant and currency: outstanding advances, commitments, limit and utilisation.
 
     Outstanding means disbursed or overdue; committed is the facilities' running commitment
-    (requested, approved and outstanding); the limit is the active facility's.
+    (requested, approved and outstanding); the limit is the active facility's. With
+    ``merchant_id``, that merchant's rows only.
     """
+    scope = Q() if merchant_id is None else Q(merchant_id=merchant_id)
     rows: dict[tuple[int, str], dict[str, Any]] = defaultdict(
         lambda: {"outstanding": 0, "count": 0, "late": 0, "committed": 0, "limit": 0}
     )
     for row in (
-        Advance.objects.filter(status__in=Advance.OUTSTANDING)
+        Advance.objects.filter(scope, status__in=Advance.OUTSTANDING)
         .values("merchant_id", "currency")
         .annotate(total=Sum("advance_minor"), count=Count("id"), late=Sum("late_fee_minor"))
     ):
         key = (row["merchant_id"], row["currency"])
         rows[key].update(outstanding=row["total"], count=row["count"], late=row["late"])
-    for row in Facility.objects.values("merchant_id", "currency").annotate(
-        committed=Sum("committed_minor"), limit=Sum("limit_minor", filter=Q(active=True))
+    for row in (
+        Facility.objects.filter(scope)
+        .values("merchant_id", "currency")
+        .annotate(committed=Sum("committed_minor"), limit=Sum("limit_minor", filter=Q(active=True)))
     ):
         if not row["committed"] and row["limit"] is None:
             continue  # a closed, empty line: nothing to show

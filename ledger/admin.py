@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from ledger.models import Chain, Entry, Invoice, LedgerVerification, Order, Payout, Shipment
+from ledger.money import Money
 from ledger.tasks import ledger_verify
 
 _M = TypeVar("_M", bound=Model)
@@ -52,27 +53,28 @@ class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Entry]):
 
 class ProjectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[_M]):
     list_select_related = ["merchant"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["ref", "merchant__public_id", "merchant__legal_name"]
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, row: Order | Invoice | Payout) -> str:
+        return Money.display(row.amount_minor, row.currency)
 
 
 @admin.register(Order)
 class OrderAdmin(ProjectionAdmin[Order]):
-    list_display = ["ref", "merchant", "amount_minor", "currency", "status", "placed_at"]
+    list_display = ["ref", "merchant", "amount", "status", "placed_at"]
     list_filter = ["status", "currency"]
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(ProjectionAdmin[Invoice]):
-    list_display = [
-        "ref",
-        "merchant",
-        "amount_minor",
-        "credited_minor",
-        "currency",
-        "due_date",
-        "status",
-    ]
+    list_display = ["ref", "merchant", "amount", "credited", "due_date", "debtor_name", "status"]
     list_filter = ["status", "currency", "debtor_kind"]
+
+    @admin.display(description="credited", ordering="credited_minor")
+    def credited(self, invoice: Invoice) -> str:
+        return Money.display(invoice.credited_minor, invoice.currency)
 
 
 @admin.register(Shipment)
@@ -83,7 +85,7 @@ class ShipmentAdmin(ProjectionAdmin[Shipment]):
 
 @admin.register(Payout)
 class PayoutAdmin(ProjectionAdmin[Payout]):
-    list_display = ["ref", "merchant", "amount_minor", "currency", "settled_on"]
+    list_display = ["ref", "merchant", "amount", "settled_on"]
     list_filter = ["currency"]
 
 

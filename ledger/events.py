@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -56,25 +58,37 @@ EARLIEST_DATE = date(2000, 1, 1)
 LATEST_DATE = date(2100, 12, 31)
 
 
-def _text(max_length: int) -> Any:
-    def validate(value: object) -> str:
-        if not isinstance(value, str):
-            raise PydanticCustomError("string_type", "Must be a string.")
-        if not value.strip():
-            raise PydanticCustomError("blank", "Must not be blank.")
-        if len(value) > max_length:
-            raise PydanticCustomError(
-                "too_long", "Must be at most {max} characters.", {"max": max_length}
-            )
-        if value != value.strip():
-            raise PydanticCustomError("whitespace", "Must not start or end with whitespace.")
-        if FORBIDDEN_CHARS.search(value):
-            raise PydanticCustomError(
-                "forbidden_characters", "Must not contain control characters or lone surrogates."
-            )
-        return value
+def _plain_text(value: object, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Must be a string.")
+    if not value.strip():
+        raise PydanticCustomError("blank", "Must not be blank.")
+    if len(value) > max_length:
+        raise PydanticCustomError(
+            "too_long", "Must be at most {max} characters.", {"max": max_length}
+        )
+    if value != value.strip():
+        raise PydanticCustomError("whitespace", "Must not start or end with whitespace.")
+    if FORBIDDEN_CHARS.search(value):
+        raise PydanticCustomError(
+            "forbidden_characters", "Must not contain control characters or lone surrogates."
+        )
+    return value
 
-    return BeforeValidator(validate)
+
+def _text(max_length: int) -> Any:
+    return BeforeValidator(lambda value: _plain_text(value, max_length))
+
+
+def _email(value: object) -> str:
+    # Django's own validator: the address is later stored on a Debtor and handed to the mailer,
+    # both of which apply the same rule.
+    address = _plain_text(value, 254)
+    try:
+        validate_email(address)
+    except DjangoValidationError:
+        raise PydanticCustomError("email", "Must be an e-mail address.") from None
+    return address
 
 
 def _currency(value: object) -> str:
@@ -138,6 +152,7 @@ Ref = Annotated[str, _text(REF_MAX_LENGTH)]
 Name = Annotated[str, _text(200)]
 Reason = Annotated[str, _text(500)]
 TaxId = Annotated[str, _text(40)]
+Email = Annotated[str, BeforeValidator(_email)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 Amount = Annotated[str, BeforeValidator(_amount)]
 # Fees and reserves Chainfin computes may come to nothing (a 0 % rate, a 100 % advance).
@@ -182,6 +197,8 @@ class InvoiceDebtor(_Data):
     name: Name
     tax_id: TaxId | None = None
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    # Where a business buyer's notice of assignment is e-mailed; absent in older events.
+    email: Email | None = None
 
 
 class InvoicePayee(_Data):

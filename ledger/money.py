@@ -116,17 +116,23 @@ class Money:
 
     @classmethod
     def display(cls, minor: int | None, currency: str) -> str:
-        """Show a stored amount to a person: "1234.50 EUR", or "—" when there is none.
+        """Show a stored amount to a person: "1,234.50 EUR", or "—" when there is none.
 
-        A stored currency this module does not know (a code since withdrawn from ISO 4217) shows
-        its minor units as stored, so that one odd row does not break a whole page.
+        The one formatter for people: thousands separated by commas, the currency's own number
+        of decimals. ``str(Money)`` stays the canonical "1234.50 EUR" that messages and the API
+        use. A stored currency this module does not know (a code since withdrawn from ISO 4217)
+        shows its minor units as stored, so that one odd row does not break a whole page.
         """
         if minor is None:
             return "—"
         try:
-            return str(cls(minor, currency))
+            exponent = currency_exponent(currency)
         except MoneyError:
-            return f"{minor} (minor units) {currency}"
+            return f"{minor:,} (minor units) {currency}"
+        sign = "-" if minor < 0 else ""
+        whole, fraction = divmod(abs(minor), 10**exponent)
+        decimals = f".{fraction:0{exponent}d}" if exponent else ""
+        return f"{sign}{whole:,}{decimals} {currency}"
 
     def __add__(self, other: Money) -> Money:
         self._same_currency(other)

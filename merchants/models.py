@@ -127,6 +127,11 @@ class Debtor(models.Model):
         help_text="The name folded (merchants.identifiers.party_name_normalise): with the "
         "country, what identifies a business buyer without a tax id.",
     )
+    email = models.EmailField(
+        max_length=254,
+        blank=True,
+        help_text="Where a business buyer's notices of assignment are e-mailed.",
+    )
     marketplace = models.OneToOneField(
         Marketplace, on_delete=models.PROTECT, null=True, blank=True, related_name="debtor"
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from celery.schedules import crontab
 
 # Lets admin and manager classes take type parameters at runtime (ModelAdmin[Merchant]).
 django_stubs_ext.monkeypatch()
@@ -122,6 +123,8 @@ REST_FRAMEWORK = {
 }
 # The base class of each app's domain errors: the exception handler answers each by its code
 # (config.api.problems.DOMAIN_PROBLEMS). Named here so the API plumbing imports no app above it.
+# The officer home's sections (the admin index), named here so config imports no app.
+OFFICER_HOME = "financing.admin.home.officer_home"
 API_DOMAIN_ERRORS = (
     "ledger.exceptions.LedgerError",
     "financing.exceptions.FinancingError",
@@ -166,14 +169,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Crontab times, not intervals: a restarted beat would otherwise start its 24 hours anew, and
+# the verifications run at night, apart from each other and from the sweeps.
 CELERY_BEAT_SCHEDULE = {
     "verify-ledger-daily": {
         "task": "ledger.tasks.ledger_verify",
-        "schedule": 24 * 60 * 60,
+        "schedule": crontab(minute=15, hour=2),
+    },
+    "verify-books-daily": {
+        "task": "financing.tasks.books_verify_run",
+        "schedule": crontab(minute=45, hour=2),
     },
     "overdue-sweep-daily": {
         "task": "financing.tasks.overdue_sweep_run",
-        "schedule": 24 * 60 * 60,
+        "schedule": crontab(minute=30, hour=1),
+    },
+    "notice-sweep": {
+        "task": "financing.tasks.notice_sweep_run",
+        "schedule": crontab(minute="*/10"),
     },
 }
 
@@ -194,6 +207,13 @@ LEDGER_MAX_CLOCK_SKEW_SECONDS = env.int("LEDGER_MAX_CLOCK_SKEW_SECONDS", default
 CHAINFIN_BANK_NAME = env("CHAINFIN_BANK_NAME", default="Chainfin Demo Bank")
 CHAINFIN_COLLECTION_IBAN = env("CHAINFIN_COLLECTION_IBAN", default="DE89370400440532013000")
 CHAINFIN_COLLECTION_BIC = env("CHAINFIN_COLLECTION_BIC", default="COBADEFFXXX")
+# Notices of assignment to business buyers go by e-mail. The demo prints them on the console;
+# production names its SMTP server (EMAIL_HOST, EMAIL_PORT, ...) and EMAIL_BACKEND.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+FINANCING_NOTICE_FROM_EMAIL = env("FINANCING_NOTICE_FROM_EMAIL", default="notices@chainfin.example")
 # Notices of assignment: how long one webhook delivery may take, and how often it is retried.
 FINANCING_WEBHOOK_TIMEOUT_SECONDS = env.int("FINANCING_WEBHOOK_TIMEOUT_SECONDS", default=10)
 FINANCING_WEBHOOK_MAX_RETRIES = env.int("FINANCING_WEBHOOK_MAX_RETRIES", default=8)

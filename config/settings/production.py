@@ -7,6 +7,8 @@ DEBUG = False
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 CACHES = {"default": env.cache_url("CACHE_URL")}  # shared by all web workers: Redis
+# Notices of assignment reach business buyers by e-mail: never the console in production.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

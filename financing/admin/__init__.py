@@ -4,6 +4,24 @@ One module per concern; importing them here registers every admin when Django au
 ``financing.admin``. No form saves a financing row: see ``financing.admin.writes``.
 """
 
-from financing.admin import advances, blacklist, changes, facilities, notices, receivables
+from financing.admin import (
+    advances,
+    blacklist,
+    changes,
+    facilities,
+    home,
+    merchants,
+    notices,
+    receivables,
+)
 
-__all__ = ["advances", "blacklist", "changes", "facilities", "notices", "receivables"]
+__all__ = [
+    "advances",
+    "blacklist",
+    "changes",
+    "facilities",
+    "home",
+    "merchants",
+    "notices",
+    "receivables",
+]

@@ -22,18 +22,18 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
 from financing.admin.writes import officer_of
 from financing.exceptions import FinancingError
-from financing.models import Advance, Facility
+from financing.models import Advance, Facility, MerchantFile
 from financing.risk import grade_of
 from financing.selectors import ReceivableTrail, advance_review, exposure_read
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
 from ledger.money import Money
-from merchants.models import Merchant
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +84,14 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
 
     list_display = [
         "ref",
-        "merchant",
+        "merchant_name",
         "face",
         "advance",
         "fee",
-        "due_date",
+        "due",
         "risk",
-        "status",
-        "requested_at",
+        "status_badge",
+        "requested",
     ]
     list_filter = [
         AdvanceQueueFilter,
@@ -122,9 +122,31 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
     def fee(self, advance: Advance) -> str:
         return Money.display(advance.fee_minor, advance.currency)
 
-    @admin.display(description="risk score", ordering="risk_score")
+    @admin.display(description="risk", ordering="risk_score")
     def risk(self, advance: Advance) -> str:
         return f"{advance.risk_score} ({grade_of(advance.risk_score)})"
+
+    @admin.display(description="merchant", ordering="merchant__legal_name")
+    def merchant_name(self, advance: Advance) -> str:
+        merchant = advance.merchant
+        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+
+    @admin.display(description="due", ordering="due_date")
+    def due(self, advance: Advance) -> str:
+        return advance.due_date.isoformat()
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, advance: Advance) -> str:
+        return format_html(
+            '<span class="chainfin-status chainfin-status-{}" title="{}">{}</span>',
+            advance.status,
+            advance.get_status_display(),
+            advance.status.capitalize(),
+        )
+
+    @admin.display(description="requested", ordering="requested_at")
+    def requested(self, advance: Advance) -> str:
+        return f"{timezone.localtime(advance.requested_at):%Y-%m-%d}"
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
@@ -194,7 +216,9 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             and not approver_is_me,
             "approver_is_me": approver_is_me and status == Advance.Status.APPROVED,
             "facility_url": self._admin_url(request, advance.facility),
-            "merchant_url": self._admin_url(request, advance.merchant),
+            "merchant_url": self._admin_url(
+                request, MerchantFile.objects.get(pk=advance.merchant_id)
+            ),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
@@ -257,7 +281,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             reverse("admin:financing_advance_change", args=[quote(advance.pk)])
         )
 
-    def _admin_url(self, request: HttpRequest, obj: Facility | Merchant) -> str | None:
+    def _admin_url(self, request: HttpRequest, obj: Facility | MerchantFile) -> str | None:
         """The admin page of ``obj`` when the user may see it; None hides the link."""
         model = type(obj)
         if not self.admin_site.is_registered(model):

@@ -6,17 +6,24 @@ Endpoints are created and changed through ``webhook_endpoint_create`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from financing.admin.formatting import refusal
 from financing.admin.writes import ServiceSaveAdmin, officer_of
-from financing.models import AssignmentNotice, WebhookEndpoint
+from financing.exceptions import FinancingError
+from financing.models import AssignmentNotice, NoticeAttempt, WebhookEndpoint
+from financing.notices import notice_resend
 from financing.services.webhooks import webhook_endpoint_change, webhook_endpoint_create
 
 
@@ -32,9 +39,8 @@ class WebhookEndpointAdmin(ServiceSaveAdmin[WebhookEndpoint]):
 
     @admin.display(description="signing secret")
     def masked_secret(self, endpoint: WebhookEndpoint) -> str:
-        if not endpoint.secret:
-            return "—"
-        return f"{endpoint.secret[:4]}{'•' * 12} (shown once, when the endpoint was created)"
+        # Not a character of it: the secret is sealed at rest and shown once, on creation.
+        return "sealed (shown once, when the endpoint was created)"
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "url":
@@ -89,17 +95,59 @@ class WebhookEndpointAdmin(ServiceSaveAdmin[WebhookEndpoint]):
             )
 
 
+class NoticeAttemptInline(ReadOnlyAdminMixin, admin.TabularInline[NoticeAttempt, AssignmentNotice]):
+    """The notice's delivery history: every attempt, its outcome, and officers' re-sends."""
+
+    model = NoticeAttempt
+    verbose_name = "delivery"
+    verbose_name_plural = "delivery history"
+    fields = ["at", "channel", "destination", "outcome", "detail", "officer"]
+    readonly_fields = ["at", "channel", "destination", "outcome", "detail", "officer"]
+    extra = 0
+    can_delete = False
+
+
 @admin.register(AssignmentNotice)
 class AssignmentNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AssignmentNotice]):
+    """Notices of assignment, one per debtor of an advance; failed ones may be re-sent."""
+
     list_display = [
         "advance",
-        "marketplace",
+        "debtor",
+        "channel",
         "status",
+        "waiting",
         "attempts",
         "last_error",
         "created_at",
         "delivered_at",
     ]
-    list_filter = ["status", "marketplace"]
-    list_select_related = ["advance", "marketplace"]
-    search_fields = ["advance__ref", "marketplace__code"]
+    list_filter = ["status", "channel", "waiting", "marketplace"]
+    list_select_related = ["advance", "debtor"]
+    search_fields = ["advance__ref", "debtor__name", "debtor__email", "marketplace__code"]
+    inlines = [NoticeAttemptInline]
+    actions = ["resend"]
+    exclude = ["payload"]
+    readonly_fields = ["what_it_says"]
+
+    @admin.display(description="payload (what the debtor is told)")
+    def what_it_says(self, notice: AssignmentNotice) -> str:
+        return format_html(
+            "<pre>{}</pre>", json.dumps(notice.payload, indent=2, ensure_ascii=False)
+        )
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("financing.resend_assignmentnotice")
+
+    @admin.action(description="Re-send the selected failed notices", permissions=["resend"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[AssignmentNotice]) -> None:
+        officer, now, sent = officer_of(request), timezone.now(), 0
+        for notice in queryset.select_related("advance", "debtor"):
+            try:
+                notice_resend(notice=notice, officer=officer, now=now)
+            except FinancingError as exc:
+                self.message_user(request, refusal(exc), messages.ERROR)
+            else:
+                sent += 1
+        if sent:
+            self.message_user(request, f"Re-sending {sent} notice(s).", messages.SUCCESS)

@@ -7,9 +7,12 @@ on the receivable.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,6 +24,7 @@ from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
 from financing.admin.formatting import refusal
 from financing.admin.writes import PROPOSED, officer_of
+from financing.eligibility import Verdict, verdicts
 from financing.exceptions import FinancingError
 from financing.models import Assignment, DuplicateClearance, Receivable
 from financing.services.duplicates import duplicate_clear_propose
@@ -37,24 +41,94 @@ class ClearDuplicateForm(forms.Form):
 
 @admin.register(Receivable)
 class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
+    """Each receivable with its amount, due date, today's verdict and where it stands."""
+
     list_display = [
         "ref",
-        "merchant",
-        "source",
-        "debtor_key",
-        "short_fingerprint",
+        "merchant_name",
+        "debtor",
+        "amount",
+        "due",
+        "verdict",
+        "status",
         "duplicate_cleared",
-        "entry",
+        "source",
     ]
+    change_list_template = "admin/compact_change_list.html"
     list_filter = ["source"]
-    list_select_related = ["merchant", "entry"]
+    list_select_related = ["merchant"]
     search_fields = ["ref", "fingerprint", "merchant__legal_name", "merchant__public_id"]
     show_full_result_count = False
     readonly_fields = ["duplicate_cleared"]
 
-    @admin.display(description="fingerprint")
-    def short_fingerprint(self, receivable: Receivable) -> str:
-        return receivable.fingerprint[:16] + "…"
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """Judge the page's receivables once per merchant, not once per row."""
+        changelist = super().get_changelist_instance(request)
+        rows: list[Receivable] = list(changelist.result_list)
+        today = timezone.now().date()
+        by_merchant: dict[int, list[Receivable]] = defaultdict(list)
+        for row in rows:
+            by_merchant[row.merchant_id].append(row)
+        live = {
+            (merchant_id, ref): (status, advance_ref)
+            for merchant_id, ref, status, advance_ref in Assignment.objects.filter(
+                status__in=Assignment.LIVE,
+                merchant_id__in=by_merchant,
+                invoice_ref__in=[row.ref for row in rows],
+            ).values_list("merchant_id", "invoice_ref", "status", "advance__ref")
+        }
+        for merchant_id, page in by_merchant.items():
+            merchant = page[0].merchant
+            judged = {v.ref: v for v in verdicts(merchant, today, [r.ref for r in page])}
+            for row in page:
+                row.page_verdict = judged.get(row.ref)  # type: ignore[attr-defined]
+                row.page_holder = live.get((merchant_id, row.ref))  # type: ignore[attr-defined]
+        return changelist
+
+    @staticmethod
+    def _verdict(receivable: Receivable) -> Verdict | None:
+        return getattr(receivable, "page_verdict", None)
+
+    @admin.display(description="merchant", ordering="merchant__legal_name")
+    def merchant_name(self, receivable: Receivable) -> str:
+        merchant = receivable.merchant
+        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+
+    @admin.display(description="debtor")
+    def debtor(self, receivable: Receivable) -> str:
+        verdict = self._verdict(receivable)
+        return verdict.debtor_name if verdict else "—"
+
+    @admin.display(description="amount")
+    def amount(self, receivable: Receivable) -> str:
+        verdict = self._verdict(receivable)
+        return Money.display(verdict.face_minor, verdict.currency) if verdict else "—"
+
+    @admin.display(description="due")
+    def due(self, receivable: Receivable) -> str:
+        verdict = self._verdict(receivable)
+        return f"{verdict.due_date:%Y-%m-%d}" if verdict else "—"
+
+    @admin.display(description="verdict today")
+    def verdict(self, receivable: Receivable) -> str:
+        verdict = self._verdict(receivable)
+        if verdict is None:
+            return "—"
+        if verdict.eligible:
+            return format_html('<span class="chainfin-ok">{}</span>', "fundable")
+        return format_html(
+            '<span class="chainfin-bad" title="{}">{}</span>',
+            "; ".join(f"{r.code}: {r.message}" for r in verdict.reasons),
+            verdict.codes[0] + (f" +{len(verdict.codes) - 1}" if len(verdict.codes) > 1 else ""),
+        )
+
+    @admin.display(description="status")
+    def status(self, receivable: Receivable) -> str:
+        holder = getattr(receivable, "page_holder", None)
+        if holder is None:
+            return "free"
+        status, advance_ref = holder
+        return f"{Assignment.Status(status).label.lower()} ({advance_ref})"
 
     @admin.display(description="duplicate flag")
     def duplicate_cleared(self, receivable: Receivable) -> str:

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from financing.books.models import Account, JournalEntry, Posting
+from financing.books.models import Account, BooksVerification, JournalEntry, Posting
 from ledger.money import Money
 
 
@@ -48,3 +48,19 @@ class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalEntry]):
     ordering = ["-id"]
     show_full_result_count = False
     inlines = [PostingInline]
+
+
+@admin.register(BooksVerification)
+class BooksVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BooksVerification]):
+    """Runs of ``verify_books`` (daily from beat): when the books were last proven sound."""
+
+    list_display = [
+        "started_at",
+        "finished_at",
+        "outcome",
+        "accounts_checked",
+        "entries_checked",
+        "postings_checked",
+        "problem",
+    ]
+    list_filter = ["outcome"]

@@ -111,3 +111,37 @@ class Posting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.amount_minor:+d} {self.currency}"
+
+
+class BooksVerification(models.Model):
+    """One run of ``verify_books``, so officers can see when the books were last proven sound."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        BALANCED = "balanced", "Balanced"
+        BROKEN = "broken", "Broken"
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    accounts_checked = models.BigIntegerField(default=0)
+    entries_checked = models.BigIntegerField(default=0)
+    postings_checked = models.BigIntegerField(default=0)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        get_latest_by = "started_at"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["running", "balanced", "broken"]),
+                name="booksverification_outcome_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(outcome="running") | Q(finished_at__isnull=False),
+                name="booksverification_finished_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"books verification {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"

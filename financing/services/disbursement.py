@@ -13,23 +13,16 @@ from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
 from financing.locks import merchant_chain_lock
-from financing.models import (
-    Advance,
-    Assignment,
-    AssignmentNotice,
-    Receivable,
-    assignment_entry_ref,
-)
-from financing.notices import notice_payload
+from financing.models import Advance, Assignment, assignment_entry_ref
+from financing.notices import notices_create
 from ledger.events import system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
-from merchants.models import Marketplace
 
 
 def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     """Pay out an approved advance: assign its receivables, post the journal, extend the chain
-    and write a notice for each marketplace, to be sent once the transaction commits.
+    and write a notice for each debtor, to be sent once the transaction commits.
 
     The caller decided it: it holds the advance's lock and the merchant's chain lock
     (``financing.locks``, taken before it re-checked the evidence) in its transaction and has
@@ -121,20 +114,5 @@ def _chain_disbursement(advance: Advance, now: datetime) -> None:
 
 
 def _notices_create(advance: Advance, now: datetime) -> None:
-    sources = Receivable.objects.filter(
-        merchant_id=advance.merchant_id,
-        ref__in=advance.assignments.values_list("invoice_ref", flat=True),
-    ).values_list("source", flat=True)
-    for marketplace in Marketplace.objects.filter(code__in=set(sources)):
-        notice = AssignmentNotice.objects.create(
-            advance=advance,
-            marketplace=marketplace,
-            payload=notice_payload(advance, marketplace),
-            created_at=now,
-        )
-        _notice_send_on_commit(notice.pk)
-
-
-def _notice_send_on_commit(notice_id: int) -> None:
-    # After commit only: a worker must find the notice, and a rolled-back disbursement sends none.
-    transaction.on_commit(lambda: tasks.notice_send.delay(notice_id=notice_id))
+    for notice in notices_create(advance=advance, now=now):
+        tasks.notice_send_on_commit(notice.pk)

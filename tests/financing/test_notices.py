@@ -29,7 +29,7 @@ from django.db.models import F
 import financing.tasks
 from config.api.signing import signature_verify
 from financing.models import Advance, AssignmentNotice, Facility, WebhookEndpoint
-from financing.notices import DeliveryFailed, notice_deliver
+from financing.notices import DeliveryFailed, notice_deliver, payment_reference
 from financing.services.decisions import advance_approve
 from financing.services.requests import advance_request
 from merchants.models import Marketplace, MarketplaceMerchant
@@ -176,12 +176,20 @@ def test_a_notice_arrives_signed_with_the_payload(
             "account_holder": settings.CHAINFIN_BANK_NAME,
             "iban": settings.CHAINFIN_COLLECTION_IBAN,
             "bic": settings.CHAINFIN_COLLECTION_BIC,
-            "reference": advance.ref,
         },
         "receivables": [
-            {"ref": ref, "currency": "EUR", "face": "1000.00", "due_date": due} for ref in refs
+            {
+                "ref": a.invoice_ref,
+                "currency": "EUR",
+                "face": "1000.00",
+                "due_date": due,
+                # per invoice, not per advance: the debtor pays each invoice under its own
+                "payment_reference": payment_reference(a.fingerprint),
+            }
+            for a in advance.assignments.order_by("id")
         ],
     }
+    assert [r["ref"] for r in payload["receivables"]] == refs
     assert payload == notice.payload
     assert abs(int(received.headers["chainfin-timestamp"]) - time.time()) <= 60
     assert received.signed_by(endpoint.secret)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.core import mail
 from django.core.management import call_command
 
-from financing.models import Advance, Assignment, Facility, RiskChange
+from financing.models import Advance, Assignment, AssignmentNotice, Facility, RiskChange
 from merchants.models import Merchant
 
 
@@ -34,6 +35,11 @@ def test_the_demo_has_advances_in_every_state_and_balanced_books() -> None:
     assert all(c.proposed_by.username == "officer" for c in changes)
     assert {c.decided_by.username for c in changes.filter(status="confirmed")} == {"senior"}
     assert changes.filter(kind="facility_open", status="confirmed").count() == verified.count()
+    # a business buyer was e-mailed its notice of assignment, with the PDF (the console in the demo)
+    emailed = AssignmentNotice.objects.filter(channel="email", status="delivered")
+    assert emailed.exists()
+    assert [m.to for m in mail.outbox] == [[n.debtor.email] for n in emailed.order_by("pk")]
+    assert all(m.attachments[0][2] == "application/pdf" for m in mail.outbox)
     call_command("verify_books", stdout=StringIO())  # raises SystemExit(1) on a broken book
     call_command("verify_ledger", stdout=StringIO())
 

@@ -187,15 +187,19 @@ def test_money_renders_with_its_currency() -> None:
 @pytest.mark.parametrize(
     ("minor", "currency", "shown"),
     [
-        (123_456, "EUR", "1234.56 EUR"),
-        (-123_456, "EUR", "-1234.56 EUR"),
+        (123_456, "EUR", "1,234.56 EUR"),
+        (-123_456, "EUR", "-1,234.56 EUR"),
         (0, "EUR", "0.00 EUR"),
-        (150_000, "JPY", "150000 JPY"),
+        (5, "EUR", "0.05 EUR"),
+        (99_999, "EUR", "999.99 EUR"),
+        (123_456_789_01, "EUR", "123,456,789.01 EUR"),
+        (150_000, "JPY", "150,000 JPY"),
+        (1_234_567, "KWD", "1,234.567 KWD"),
         (None, "EUR", "—"),
-        (1250, "XAU", "1250 (minor units) XAU"),  # stored, but not money this module knows
+        (1250, "XAU", "1,250 (minor units) XAU"),  # stored, but not money this module knows
     ],
 )
-def test_money_display_is_str_of_money_with_a_fallback(
+def test_money_display_separates_thousands_with_the_currency_decimals(
     minor: int | None, currency: str, shown: str
 ) -> None:
     assert Money.display(minor, currency) == shown

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from financing.eligibility import verdicts
-from financing.models import Advance, Facility
+from financing.models import Advance, AssignmentNotice, Facility
+from financing.notices import notice_deliver
 from financing.services.decisions import advance_approve
 from financing.services.facilities import facility_change_propose, facility_open_propose
 from financing.services.proposals import change_confirm
@@ -69,6 +70,22 @@ class Command(BaseCommand):
             self._four_eyes(facilities, officer, senior, now)
             for facility in facilities:
                 self._advances(facility.merchant, officer, now)
+        self._email_notices(now)
+
+    def _email_notices(self, now: Any) -> None:
+        """Deliver the business buyers' notices here, so the demo's console shows the e-mail.
+
+        The worker would send them too; delivery is idempotent, so it finds them delivered.
+        """
+        emailed = AssignmentNotice.objects.filter(channel=AssignmentNotice.Channel.EMAIL)
+        for notice in emailed.select_related("debtor").order_by("pk"):
+            notice_deliver(notice_id=notice.pk, now=now)
+            notice.refresh_from_db()
+            self.stdout.write(
+                f"  notice of assignment {notice.advance.ref} to {notice.debtor.name}: "
+                f"{notice.get_status_display().lower()}"
+                + (f" ({notice.last_error})" if notice.last_error else "")
+            )
 
     def _four_eyes(self, facilities: list[Facility], officer: User, senior: User, now: Any) -> None:
         """One change proposed and confirmed, and one left pending for the senior officer."""
@@ -93,7 +110,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  {facilities[-1]}: threshold raise proposed, awaiting the senior")
 
     def _advances(self, merchant: Merchant, officer: User, now: Any) -> None:
-        eligible = [v.ref for v in verdicts(merchant, now.date()) if v.eligible]
+        judged = [v for v in verdicts(merchant, now.date()) if v.eligible]
+        # A business buyer's invoice first, so the disbursed advance e-mails a notice (below).
+        judged.sort(key=lambda v: not v.debtor_key.startswith("business:"))
+        eligible = [v.ref for v in judged]
         plans = [
             ("disbursed", eligible[:1]),
             ("awaiting", eligible[1:4]),

@@ -62,6 +62,7 @@ class _Buyer:
     name: str
     country: str
     tax_id: str
+    email: str = ""  # where notices of assignment go; one buyer has none, and its notice waits
 
 
 MARKETPLACES = (
@@ -112,13 +113,13 @@ MERCHANTS = (
 )
 
 BUYERS = (
-    _Buyer("Hofmann Industriebedarf GmbH", "DE", "DE267913458"),
-    _Buyer("Keller & Söhne Metallbau KG", "DE", "DE131875204"),
-    _Buyer("Bakker Installatietechniek B.V.", "NL", "NL004495312B01"),
-    _Buyer("De Groot Horeca Groothandel B.V.", "NL", "NL822931074B01"),
-    _Buyer("Rhône Équipements SARL", "FR", "FR17489305216"),
-    _Buyer("Maison Garnier Décoration SAS", "FR", "FR83530917462"),
-    _Buyer("Wiener Bürowelt GmbH", "AT", "ATU63521479"),
+    _Buyer("Hofmann Industriebedarf GmbH", "DE", "DE267913458", "ap@hofmann.example"),
+    _Buyer("Keller & Söhne Metallbau KG", "DE", "DE131875204", "ap@keller.example"),
+    _Buyer("Bakker Installatietechniek B.V.", "NL", "NL004495312B01", "ap@bakker.example"),
+    _Buyer("De Groot Horeca Groothandel B.V.", "NL", "NL822931074B01", "ap@degroot.example"),
+    _Buyer("Rhône Équipements SARL", "FR", "FR17489305216", "ap@rhone.example"),
+    _Buyer("Maison Garnier Décoration SAS", "FR", "FR83530917462", "ap@garnier.example"),
+    _Buyer("Wiener Bürowelt GmbH", "AT", "ATU63521479", "ap@buerowelt.example"),
     _Buyer("Brussels Office Supplies SRL", "BE", "BE0784512369"),
 )
 
@@ -301,6 +302,8 @@ class DemoHistory:
                 "tax_id": buyer.tax_id,
                 "country": buyer.country,
             }
+            if buyer.email:
+                debtor["email"] = buyer.email
         data = {
             "order_ref": order_ref,
             "currency": CURRENCY,

@@ -17,6 +17,7 @@ from financing.models import (
     Blacklisting,
     Facility,
     FacilityChange,
+    MerchantFile,
     Receivable,
     WebhookEndpoint,
 )
@@ -49,6 +50,7 @@ def _financing_pages() -> list[str]:
         "assignmentnotice",
         "receivable",
         "assignment",
+        "merchantfile",
     ):
         pages.append(reverse(f"admin:financing_{model}_changelist"))
     return pages
@@ -123,9 +125,11 @@ def test_every_financing_page_renders_for_the_auditor(
         "assignmentnotice",
         "receivable",
         "assignment",
+        "merchantfile",
     ):
         pages.append(reverse(f"admin:financing_{model}_changelist"))
     for model_cls in (
+        MerchantFile,
         Facility,
         FacilityChange,
         Blacklisting,
@@ -148,7 +152,7 @@ def test_every_financing_page_renders_for_the_auditor(
     facility_page = client.get(
         reverse("admin:financing_facility_change", args=[line.pk])
     ).content.decode()
-    assert "100000.00 EUR" in facility_page and 'name="reason"' not in facility_page
+    assert "100,000.00 EUR" in facility_page and 'name="reason"' not in facility_page
     secret = WebhookEndpoint.objects.get().secret
     assert (
         secret

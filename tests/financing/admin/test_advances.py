@@ -46,7 +46,7 @@ def test_the_review_queue_lists_open_advances(
     queue = client.get(_url("changelist")).content.decode()
 
     assert waiting.ref in queue and rejected.ref not in queue
-    assert "2000.00 EUR" in queue and "1600.00 EUR" in queue  # face and advance, as money
+    assert "2,000.00 EUR" in queue and "1,600.00 EUR" in queue  # face and advance, as money
     assert format_minor_units(waiting.fee_minor, "EUR") + " EUR" in queue
     assert f"{waiting.risk_score} ({grade_of(waiting.risk_score)})" in queue
     assert "Open (requested, requote or approved)" in queue
@@ -69,7 +69,7 @@ def test_the_review_page_shows_quote_risk_and_verified_evidence(
     assert response.status_code == 200
     page = response.content.decode()
     for label, amount in [
-        ("Face value", "1000.00 EUR"),
+        ("Face value", "1,000.00 EUR"),
         ("Advance", "800.00 EUR"),
         ("Fee", f"{format_minor_units(advance.fee_minor, 'EUR')} EUR"),
         (
@@ -329,11 +329,11 @@ def test_the_exposure_page_shows_the_right_figures(
     assert merchant_row == [
         f"{merchant.legal_name} {merchant.public_id}",
         "EUR",
-        "1600.00 EUR",  # outstanding: the disbursed advance
+        "1,600.00 EUR",  # outstanding: the disbursed advance
         "1",
         "0.00 EUR",
-        "2400.00 EUR",  # committed: disbursed and requested
-        "100000.00 EUR",
+        "2,400.00 EUR",  # committed: disbursed and requested
+        "100,000.00 EUR",
         "2.4 %",
     ]
     [debtor_row] = _rows(page, "debtor-exposure")
@@ -341,8 +341,8 @@ def test_the_exposure_page_shows_the_right_figures(
         "Acme Marketplace",
         "marketplace",
         "EUR",
-        "2400.00 EUR",
-        "3000.00 EUR",
+        "2,400.00 EUR",
+        "3,000.00 EUR",
         "3",
         "1",
     ]

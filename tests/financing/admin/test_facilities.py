@@ -72,7 +72,7 @@ def test_a_facility_change_through_the_admin_is_audited_with_its_reason(
     assert {k for k in change.after if change.after[k] != change.before[k]} == {"limit_minor"}
     page = client.get(url).content.decode()
     assert "Annual review: turnover up" in page
-    assert "100000.00 EUR → 150000.00 EUR" in page
+    assert "100,000.00 EUR → 150,000.00 EUR" in page
     assert f"confirmed by {senior.get_username()}" in page
 
 

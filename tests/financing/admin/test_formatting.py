@@ -21,7 +21,7 @@ def test_a_diff_names_only_what_changed_with_money_and_rates_readable() -> None:
 
     shown = str(diff_html(before, after, "EUR"))
 
-    assert "<b>limit_minor</b>: 100000.00 EUR → 123450.00 EUR" in shown
+    assert "<b>limit_minor</b>: 100,000.00 EUR → 123,450.00 EUR" in shown
     assert "<b>annual_rate_bp</b>: 12.00 % (1200 bp) → 12.50 % (1250 bp)" in shown
     assert "max_tenor_days" not in shown
     assert str(diff_html({}, {"limit_minor": 100}, "EUR")).startswith("opened with")

@@ -22,10 +22,10 @@ def test_assignments_show_face_and_advance_as_money(
     assignment_admin = admin.site._registry[Assignment]
     assignment = Assignment.objects.select_related("advance").get()
 
-    assert assignment_admin.face(assignment) == "1000.00 EUR"
+    assert assignment_admin.face(assignment) == "1,000.00 EUR"
     assert assignment_admin.advance_amount(assignment) == "800.00 EUR"
     page = sign_in(auditor).get(reverse("admin:financing_assignment_changelist"))
-    assert "1000.00 EUR" in page.content.decode()
+    assert "1,000.00 EUR" in page.content.decode()
 
 
 def test_receivables_and_assignments_are_read_only(live: Trade, line: Facility) -> None:

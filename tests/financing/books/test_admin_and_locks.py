@@ -41,8 +41,8 @@ def test_admin_shows_balances_as_money(books: Books, now) -> None:
         now=now,
     )
     account_admin = admin.site._registry[Account]
-    assert account_admin.balance(Account.objects.get(pk=books.cash.pk)) == "1234.56 EUR"
-    assert account_admin.balance(Account.objects.get(pk=books.receivable.pk)) == "-1234.56 EUR"
+    assert account_admin.balance(Account.objects.get(pk=books.cash.pk)) == "1,234.56 EUR"
+    assert account_admin.balance(Account.objects.get(pk=books.receivable.pk)) == "-1,234.56 EUR"
 
 
 @pytest.mark.postgres

@@ -1,0 +1,189 @@
+"""The officer's home: what awaits this officer, what is late or broken, and the last proofs.
+
+``officer_home`` returns sections in the order shown; each comes from one builder function in
+``SECTIONS``, so a new concern (proposals to confirm, say) is one function added to the list.
+A builder returns ``None`` when its section is not for this officer (a permission they lack).
+The admin index shows the sections above the app list (``config.admin_site``, which names this
+function in ``settings.OFFICER_HOME``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from financing.books.models import BooksVerification
+from financing.models import Advance, AssignmentNotice
+from financing.risk import grade_of
+from ledger.models import LedgerVerification
+from ledger.money import Money
+
+SHOWN = 8  # rows per section; the section links to the full list
+
+
+@dataclass(frozen=True)
+class HomeItem:
+    label: str
+    url: str
+    detail: str = ""
+    tone: str = ""  # "ok", "bad" or "" (the stylesheet's chainfin-<tone>)
+
+
+@dataclass(frozen=True)
+class HomeSection:
+    key: str
+    title: str
+    items: tuple[HomeItem, ...]
+    total: int
+    more_url: str = ""
+    empty: str = "Nothing here."
+    help: str = field(default="")
+
+
+SectionBuilder = Callable[[User, datetime], HomeSection | None]
+
+
+def officer_home(*, user: User, now: datetime) -> list[HomeSection]:
+    """Return the home's sections for ``user`` as of ``now``, in the order shown."""
+    return [section for build in SECTIONS if (section := build(user, now)) is not None]
+
+
+def _advance_url(advance: Advance) -> str:
+    return reverse("admin:financing_advance_change", args=[quote(advance.pk)])
+
+
+def _advance_item(advance: Advance) -> HomeItem:
+    detail = (
+        f"{advance.merchant.legal_name} · {Money.display(advance.advance_minor, advance.currency)}"
+        f" · due {advance.due_date:%Y-%m-%d} · risk {advance.risk_score} "
+        f"({grade_of(advance.risk_score)})"
+    )
+    return HomeItem(label=advance.ref, url=_advance_url(advance), detail=detail)
+
+
+def _advances_section(
+    key: str, title: str, rows: QuerySet[Advance], more: str, empty: str, help: str = ""
+) -> HomeSection:
+    rows = rows.select_related("merchant")
+    return HomeSection(
+        key=key,
+        title=title,
+        items=tuple(_advance_item(a) for a in rows[:SHOWN]),
+        total=rows.count(),
+        more_url=more,
+        empty=empty,
+        help=help,
+    )
+
+
+def to_approve(user: User, now: datetime) -> HomeSection | None:
+    if not user.has_perm("financing.approve_advance"):
+        return None
+    queue = reverse("admin:financing_advance_changelist")
+    return _advances_section(
+        "to-approve",
+        "To approve",
+        Advance.objects.filter(status=Advance.Status.REQUESTED).order_by("requested_at", "id"),
+        f"{queue}?queue=requested",
+        "No request waits for a decision.",
+    )
+
+
+def to_authorize(user: User, now: datetime) -> HomeSection | None:
+    if not user.has_perm("financing.authorize_advance"):
+        return None
+    queue = reverse("admin:financing_advance_changelist")
+    return _advances_section(
+        "to-authorize",
+        "To authorize",
+        # Awaiting *me*: an advance I approved needs another officer's authorization.
+        Advance.objects.filter(status=Advance.Status.APPROVED)
+        .exclude(approved_by=user)
+        .order_by("approved_at", "id"),
+        f"{queue}?queue=approved",
+        "No approved advance waits for your authorization.",
+    )
+
+
+def overdue(user: User, now: datetime) -> HomeSection | None:
+    queue = reverse("admin:financing_advance_changelist")
+    return _advances_section(
+        "overdue",
+        "Overdue advances",
+        Advance.objects.filter(status=Advance.Status.OVERDUE).order_by("due_date", "id"),
+        f"{queue}?queue=overdue",
+        "No advance is overdue.",
+    )
+
+
+def failed_notices(user: User, now: datetime) -> HomeSection | None:
+    rows = AssignmentNotice.objects.filter(status=AssignmentNotice.Status.FAILED).select_related(
+        "advance", "debtor"
+    )
+    items = tuple(
+        HomeItem(
+            label=f"{n.advance.ref} → {n.debtor.name}",
+            url=reverse("admin:financing_assignmentnotice_change", args=[n.pk]),
+            detail=f"{n.get_channel_display()} · {n.last_error[:120]}",
+            tone="bad",
+        )
+        for n in rows.order_by("created_at", "id")[:SHOWN]
+    )
+    changelist = reverse("admin:financing_assignmentnotice_changelist")
+    return HomeSection(
+        key="failed-notices",
+        title="Failed notices",
+        items=items,
+        total=rows.count(),
+        more_url=f"{changelist}?status__exact=failed",
+        empty="Every notice of assignment was delivered or is still being tried.",
+        help="Until its debtor is told, an assignment is not perfected: re-send or call.",
+    )
+
+
+def verifications(user: User, now: datetime) -> HomeSection | None:
+    ledger = LedgerVerification.objects.order_by("-started_at", "-id").first()
+    books = BooksVerification.objects.order_by("-started_at", "-id").first()
+    items = []
+    if ledger is not None:
+        items.append(
+            HomeItem(
+                label=f"Ledger: {ledger.get_outcome_display()}",
+                url=reverse("admin:ledger_ledgerverification_changelist"),
+                detail=f"{ledger.started_at:%Y-%m-%d %H:%M} UTC · {ledger.chains_checked:,} "
+                f"chain(s), {ledger.entries_checked:,} entries"
+                + (f" · {ledger.problem}" if ledger.problem else ""),
+                tone=_tone(ledger.outcome, LedgerVerification.Outcome.INTACT),
+            )
+        )
+    if books is not None:
+        items.append(
+            HomeItem(
+                label=f"Books: {books.get_outcome_display()}",
+                url=reverse("admin:books_booksverification_changelist"),
+                detail=f"{books.started_at:%Y-%m-%d %H:%M} UTC · {books.entries_checked:,} "
+                f"journal entries, {books.postings_checked:,} postings"
+                + (f" · {books.problem}" if books.problem else ""),
+                tone=_tone(books.outcome, BooksVerification.Outcome.BALANCED),
+            )
+        )
+    return HomeSection(
+        key="verifications",
+        title="Last verifications",
+        items=tuple(items),
+        total=len(items),
+        empty="Neither the ledger nor the books have been verified yet.",
+    )
+
+
+def _tone(outcome: str, good: str) -> str:
+    return "ok" if outcome == good else "bad" if outcome == "broken" else ""
+
+
+SECTIONS: list[SectionBuilder] = [to_approve, to_authorize, overdue, failed_notices, verifications]
