@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import financing.models
+import financing.notice_models
 from merchants.credentials import secret_open, secret_seal
 
 _CHANNELS = [("webhook", "Signed webhook"), ("email", "E-mail with PDF")]
@@ -179,7 +180,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="webhookendpoint",
             name="secret_sealed",
-            field=models.BinaryField(default=financing.models.new_sealed_webhook_secret),
+            field=models.BinaryField(default=financing.notice_models.new_sealed_webhook_secret),
         ),
         migrations.AddIndex(
             model_name="assignmentnotice",
