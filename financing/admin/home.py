@@ -1,7 +1,7 @@
 """The officer's home: what awaits this officer, what is late or broken, and the last proofs.
 
 ``officer_home`` returns sections in the order shown; each comes from one builder function in
-``SECTIONS``, so a new concern (proposals to confirm, say) is one function added to the list.
+``SECTIONS``, so a new concern is one function added to the list.
 A builder returns ``None`` when its section is not for this officer (a permission they lack).
 The admin index shows the sections above the app list (``config.admin_site``, which names this
 function in ``settings.OFFICER_HOME``).
@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from financing.books.models import BooksVerification
-from financing.models import Advance, AssignmentNotice
+from financing.models import Advance, AssignmentNotice, RiskChange
 from financing.risk import grade_of
 from ledger.models import LedgerVerification
 from ledger.money import Money
@@ -111,6 +111,38 @@ def to_authorize(user: User, now: datetime) -> HomeSection | None:
     )
 
 
+def to_confirm(user: User, now: datetime) -> HomeSection | None:
+    if not user.has_perm("financing.confirm_riskchange"):
+        return None
+    # Awaiting *me*: another officer's proposal; my own waits for a different senior officer.
+    rows = (
+        RiskChange.objects.filter(status=RiskChange.Status.PROPOSED)
+        .exclude(proposed_by=user)
+        .select_related("proposed_by")
+        .order_by("proposed_at", "id")
+    )
+    items = tuple(
+        HomeItem(
+            label=f"{change.get_kind_display()} · {change.target}",
+            url=reverse("admin:financing_riskchange_decide", args=[quote(change.pk)]),
+            detail=f"proposed by {change.proposed_by.get_username()} "
+            f"{change.proposed_at:%Y-%m-%d %H:%M} UTC · {change.reason[:120]}",
+        )
+        for change in rows[:SHOWN]
+    )
+    changelist = reverse("admin:financing_riskchange_changelist")
+    return HomeSection(
+        key="to-confirm",
+        title="To confirm",
+        items=items,
+        total=rows.count(),
+        more_url=f"{changelist}?status__exact=proposed",
+        empty="No other officer's proposal waits for your confirmation.",
+        help="Facility terms, debtor limits, blacklist lifts and duplicate clearances take "
+        "effect only when a different senior officer confirms them.",
+    )
+
+
 def overdue(user: User, now: datetime) -> HomeSection | None:
     queue = reverse("admin:financing_advance_changelist")
     return _advances_section(
@@ -186,4 +218,11 @@ def _tone(outcome: str, good: str) -> str:
     return "ok" if outcome == good else "bad" if outcome == "broken" else ""
 
 
-SECTIONS: list[SectionBuilder] = [to_approve, to_authorize, overdue, failed_notices, verifications]
+SECTIONS: list[SectionBuilder] = [
+    to_approve,
+    to_authorize,
+    to_confirm,
+    overdue,
+    failed_notices,
+    verifications,
+]

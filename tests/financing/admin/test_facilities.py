@@ -54,7 +54,7 @@ def test_a_facility_change_through_the_admin_is_audited_with_its_reason(
     assert (line.limit_minor, line.version) == (10_000_000, 1)  # proposed, not applied
     proposal = RiskChange.objects.get(target=f"facility:{line.pk}", status="proposed")
     pending = client.get(reverse("admin:financing_riskchange_changelist")).content.decode()
-    assert "100000.00 EUR → 150000.00 EUR" in pending
+    assert "100,000.00 EUR → 150,000.00 EUR" in pending
     assert _confirm(client, proposal).status_code == 200  # the proposer cannot confirm
     line.refresh_from_db()
     assert line.version == 1

@@ -21,9 +21,10 @@ from django.utils import timezone
 import financing.tasks
 from financing.admin.home import officer_home
 from financing.books.models import Account, BooksVerification
-from financing.models import Advance, AssignmentNotice, Facility
+from financing.models import Advance, AssignmentNotice, Facility, RiskChange
 from financing.notices import notice_give_up
 from financing.services.decisions import advance_approve
+from financing.services.facilities import facility_change_propose
 from ledger.models import Entry, LedgerVerification
 from tests.financing.admin.conftest import SignIn, _cells, _request, _url
 from tests.financing.conftest import NoticeTaskRecorder, Trade
@@ -48,12 +49,13 @@ def test_the_home_lists_what_awaits_each_officer(
     notices_enqueued: NoticeTaskRecorder,
 ) -> None:
     now = timezone.now()
-    waiting = _request(live, amount="1000.00")
-    big = _request(live, n=8, amount="1000.00")  # 6,400.00 advanced: above the threshold
-    advance_approve(advance=big, officer=senior, now=now)  # approved by senior: awaits another
+    # First, while the merchant's 24 hours are still under the checker threshold: it disburses.
     late = _request(live)
     advance_approve(advance=late, officer=officer, now=now)
     Advance.objects.filter(pk=late.pk).update(status=Advance.Status.OVERDUE)
+    waiting = _request(live, amount="1000.00")
+    big = _request(live, n=8, amount="1000.00")  # 6,400.00 advanced: above the threshold
+    advance_approve(advance=big, officer=senior, now=now)  # approved by senior: awaits another
     notice = AssignmentNotice.objects.get(advance=late)
     notice_give_up(notice_id=notice.pk, error="Gave up after retries: HTTP 503", now=now)
     LedgerVerification.objects.create(
@@ -87,7 +89,38 @@ def test_the_home_has_one_section_per_builder_in_order() -> None:
     from financing.admin import home
 
     keys = [b.__name__ for b in home.SECTIONS]
-    assert keys == ["to_approve", "to_authorize", "overdue", "failed_notices", "verifications"]
+    assert keys == [
+        "to_approve",
+        "to_authorize",
+        "to_confirm",
+        "overdue",
+        "failed_notices",
+        "verifications",
+    ]
+
+
+def test_the_home_lists_proposals_to_confirm_for_other_senior_officers(
+    line: Facility, officer: User, senior: User, senior_two: User, sign_in: SignIn
+) -> None:
+    now = timezone.now()
+    rate = facility_change_propose(
+        facility=line,
+        officer=officer,
+        reason="Rate review",
+        now=now,
+        changes={"annual_rate_bp": 1700},
+    )
+
+    page = sign_in(senior_two).get(reverse("admin:index")).content.decode()
+    waiting = _section(page, "to-confirm")
+    assert "Rate review" in waiting and "proposed by " + officer.get_username() in waiting
+    assert reverse("admin:financing_riskchange_decide", args=[rate.pk]) in waiting
+
+    # A senior's own proposal waits for another senior; a plain officer confirms nothing.
+    RiskChange.objects.filter(pk=rate.pk).update(proposed_by=senior)
+    own = {s.key: s for s in officer_home(user=senior, now=now)}
+    assert own["to-confirm"].items == ()
+    assert "to-confirm" not in {s.key for s in officer_home(user=officer, now=now)}
 
 
 def test_only_verified_staff_reach_the_home(

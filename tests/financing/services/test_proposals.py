@@ -15,6 +15,7 @@ from financing.models import Advance, Facility, FacilityChange, RiskChange
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.facilities import facility_change_propose
 from financing.services.proposals import change_confirm, change_reject
+from financing.services.quotes import advance_accept
 from financing.services.requests import advance_request
 from tests.financing.conftest import Trade, constraint_of
 
@@ -146,11 +147,14 @@ def test_a_confirmed_change_voids_open_advances_for_requoting(
         now=now,
     )
 
+    # A new rate is a new price: both go to their merchant to accept it (advance_requote_send),
+    # and the approval under the old terms is gone.
     voided = Advance.objects.get(pk=approved.pk)
-    assert (voided.status, voided.approval_hash) == (Advance.Status.REQUESTED, "")
+    assert (voided.status, voided.approval_hash) == (Advance.Status.REQUOTE, "")
     assert "Facility terms changed (Rate review)" in voided.decision_note
-    assert "priced again" in Advance.objects.get(pk=waiting.pk).decision_note
+    assert Advance.objects.get(pk=waiting.pk).status == Advance.Status.REQUOTE
     with pytest.raises(WrongState):  # nothing approved is left to authorize at the old price
         advance_authorize(advance=voided, officer=senior_two, now=now)
+    advance_accept(advance=voided, terms_hash=voided.price_hash, now=now)
     repriced = advance_approve(advance=voided, officer=officer, now=now)
     assert repriced.fee_minor > approved.fee_minor  # priced at the new rate
