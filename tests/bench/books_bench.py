@@ -608,7 +608,10 @@ _BASELINE_ASSIGN = (
 )
 _NOTICE_COLUMNS = (
     "advance_id",
+    "debtor_id",
+    "channel",
     "marketplace_id",
+    "waiting",
     "payload",
     "status",
     "attempts",
