@@ -77,6 +77,15 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
                 invoice_ref__in=[row.ref for row in rows],
             ).values_list("merchant_id", "invoice_ref", "status", "advance__ref")
         }
+        clearances = {
+            (c.merchant_id, c.invoice_ref, c.entry_id): c
+            for c in DuplicateClearance.objects.filter(
+                merchant_id__in=by_merchant, invoice_ref__in=[row.ref for row in rows]
+            ).select_related("proposal__proposed_by", "proposal__decided_by")
+        }
+        for row in rows:
+            key = (row.merchant_id, row.ref, row.entry_id)
+            row.page_clearance = clearances.get(key)  # type: ignore[attr-defined]
         for merchant_id, page in by_merchant.items():
             merchant = page[0].merchant
             judged = {v.ref: v for v in verdicts(merchant, today, [r.ref for r in page])}
@@ -132,14 +141,11 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
 
     @admin.display(description="duplicate flag")
     def duplicate_cleared(self, receivable: Receivable) -> str:
-        clearance = (
-            DuplicateClearance.objects.filter(
-                merchant_id=receivable.merchant_id,
-                invoice_ref=receivable.ref,
-                entry_id=receivable.entry_id,
-            )
-            .select_related("proposal__proposed_by", "proposal__decided_by")
-            .first()
+        # The list reads the page's clearances in one query; the change page reads its own.
+        clearance: DuplicateClearance | None = (
+            getattr(receivable, "page_clearance")  # noqa: B009
+            if hasattr(receivable, "page_clearance")
+            else self._clearance(receivable)
         )
         if clearance is None:
             url = reverse("admin:financing_receivable_clear_duplicate", args=[quote(receivable.pk)])
@@ -150,6 +156,18 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
             f"Cleared {clearance.cleared_at:%Y-%m-%d %H:%M}: proposed by "
             f"{change.proposed_by.get_username()}, confirmed by "
             f"{change.decided_by.get_username()}: {change.reason}"
+        )
+
+    @staticmethod
+    def _clearance(receivable: Receivable) -> DuplicateClearance | None:
+        return (
+            DuplicateClearance.objects.filter(
+                merchant_id=receivable.merchant_id,
+                invoice_ref=receivable.ref,
+                entry_id=receivable.entry_id,
+            )
+            .select_related("proposal__proposed_by", "proposal__decided_by")
+            .first()
         )
 
     def get_urls(self) -> list[URLPattern]:
