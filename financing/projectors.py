@@ -30,23 +30,28 @@ def receivable_from_invoice(*, entry: Entry, data: dict[str, Any]) -> Receivable
         source=entry.source,
         entry=entry,
         fingerprint=invoice_fingerprint(
-            supplier=_supplier(entry.chain_id, data.get("supplier_tax_id")),
+            supplier=_supplier(entry, data.get("supplier_tax_id")),
             invoice_number=entry.external_ref,
         ),
         debtor_key=debtor_key,
     )
 
 
-def _supplier(merchant_id: int, named: str | None) -> str:
+def _supplier(entry: Entry, named: str | None) -> str:
     """The identity of the invoice's supplier: the chain's merchant, however the sender spells it.
 
     An invoice naming a qualified supplier tax id was accepted only if that is the merchant's
-    own (ledger.services refuses any other), so its normal form is the merchant's and spares
-    the append a query; otherwise the merchant's row says who it is.
+    own (ledger.services refuses any other), so its normal form is the merchant's. Otherwise the
+    merchant says who it is: an append hands each entry the merchant its chain lock read, so
+    that costs no query; a rebuild reads it.
     """
     if named and not tax_id_is_national(named):
         return tax_id_normalise(named)
-    tax_id_normalised, public_id = Merchant.objects.values_list(
-        "tax_id_normalised", "public_id"
-    ).get(pk=merchant_id)
+    if Entry.chain.is_cached(entry):
+        merchant = entry.chain.merchant
+        tax_id_normalised, public_id = merchant.tax_id_normalised, merchant.public_id
+    else:
+        tax_id_normalised, public_id = Merchant.objects.values_list(
+            "tax_id_normalised", "public_id"
+        ).get(pk=entry.chain_id)
     return supplier_identity(tax_id_normalised=tax_id_normalised, public_id=public_id)

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from ledger.models import Chain
+from merchants.models import Merchant
 
 
 @dataclass(slots=True)
@@ -25,6 +26,24 @@ class LockedChain:
     head_hash: str
     tax_id_normalised: str = ""
     country: str = ""
+
+    def as_chain(self) -> Chain:
+        """The chain row with its merchant, as far as the lock query read them, for the entries
+        appended under this lock to carry (``entry.chain.merchant``): projectors then need no
+        query for the merchant. Fields the query did not read load on access, as deferred."""
+        db = connection.alias
+        read = {
+            "id": self.merchant_id,
+            "public_id": self.public_id,
+            "tax_id_normalised": self.tax_id_normalised,
+            "country": self.country,
+        }
+        # from_db takes the values in the model's field order, whatever order the names are in.
+        names = [f.attname for f in Merchant._meta.concrete_fields if f.attname in read]
+        merchant = Merchant.from_db(db, names, [read[name] for name in names])
+        chain = Chain.from_db(db, ["merchant_id"], [self.merchant_id])
+        Chain.merchant.field.set_cached_value(chain, merchant)
+        return chain
 
 
 def chain_qs_for_update(merchant_ids: Iterable[int]) -> QuerySet[Chain]:

@@ -167,6 +167,7 @@ def _append(
     with transaction.atomic():
         chains = chains_lock(new.merchant_id for new in entries)
         _refuse_other_suppliers(entries, chains)
+        chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
         locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
         requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
         seen = _existing_receipts(source, entries) if look_up_keys else {}
@@ -181,6 +182,7 @@ def _append(
                 receipts[index] = earlier
                 continue
             entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
+            Entry.chain.field.set_cached_value(entry, chain_rows[new.merchant_id])
             receipt = receipts[index] = _receipt(chains[new.merchant_id].public_id, entry)
             seen[new.key] = (receipt, request)  # a key repeated inside the batch
             rows.append((entry, new.event.data))
