@@ -39,9 +39,19 @@ class Chart:
             merchant_id=self.merchant.pk,
         )
 
-    def bank_funding(self) -> Account:
-        """The bank's money: credited when an advance is paid out, debited when it comes back."""
-        return self._bank("bank_funding", "Bank funding", Account.Kind.ASSET)
+    # The bank's own accounts. Money leaves through disbursement clearing and arrives through
+    # collections clearing; bank statements (reconciliation) clear both against bank cash.
+    def disbursement_clearing(self) -> Account:
+        """Payments to merchants ordered and not yet seen on the bank statement."""
+        return self._bank("disbursement_clearing", "Disbursement clearing", Account.Kind.ASSET)
+
+    def collections_clearing(self) -> Account:
+        """Payouts marketplaces reported paying to the bank, not yet seen on the statement."""
+        return self._bank("collections_clearing", "Collections clearing", Account.Kind.ASSET)
+
+    def unearned_discount(self) -> Account:
+        """Discount fees withheld at disbursement, earned day by day over each advance's life."""
+        return self._bank("unearned_discount", "Unearned discount", Account.Kind.LIABILITY)
 
     def fee_income(self) -> Account:
         return self._bank("fee_income", "Discount fee income", Account.Kind.INCOME)
@@ -49,8 +59,9 @@ class Chart:
     def late_fee_income(self) -> Account:
         return self._bank("late_fee_income", "Late fee income", Account.Kind.INCOME)
 
+    # The merchant's sub-ledger.
     def advances_receivable(self) -> Account:
-        """What the merchant's assigned receivables (and any late fees) owe the bank."""
+        """What debtors owe on the merchant's assigned receivables, plus its unpaid late fees."""
         return self._merchants("advances_receivable", "Advances receivable", Account.Kind.ASSET)
 
     def reserve_payable(self) -> Account:
@@ -58,3 +69,11 @@ class Chart:
         return self._merchants(
             "merchant_reserve_payable", "Merchant reserve payable", Account.Kind.LIABILITY
         )
+
+    def recourse_receivable(self) -> Account:
+        """What the merchant owes the bank: dilution after funding, late fees beyond its reserve."""
+        return self._merchants("recourse_receivable", "Recourse receivable", Account.Kind.ASSET)
+
+    def suspense(self) -> Account:
+        """Money received for the merchant that nobody has allocated yet."""
+        return self._merchants("suspense", "Suspense", Account.Kind.LIABILITY)

@@ -8,8 +8,9 @@ class FinancingConfig(AppConfig):
     verbose_name = "Financing"
 
     def ready(self) -> None:
-        # Registers the receivable projector into the ledger's registry (DESIGN §2).
-        from financing import projectors  # noqa: F401
+        # Registers the receivable projector and the settlement outbox into the ledger's
+        # registry (DESIGN §2).
+        from financing import projectors, settlement_outbox  # noqa: F401
         from financing.roles import officer_groups_sync
 
         # After the last of the roles' apps has its permissions (books comes after financing).

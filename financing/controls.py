@@ -10,7 +10,14 @@ from django.db.models import F, Q
 from ledger.models import Entry
 from merchants.models import Merchant
 
-_KINDS = ["facility_open", "facility_change", "debtor_limit", "blacklist_lift", "duplicate_clear"]
+_KINDS = [
+    "facility_open",
+    "facility_change",
+    "debtor_limit",
+    "blacklist_lift",
+    "duplicate_clear",
+    "suspense_allocate",
+]
 
 
 class RiskChange(models.Model):
@@ -27,6 +34,7 @@ class RiskChange(models.Model):
         DEBTOR_LIMIT = "debtor_limit", "Set a bank-wide debtor limit"
         BLACKLIST_LIFT = "blacklist_lift", "Lift a blacklisting"
         DUPLICATE_CLEAR = "duplicate_clear", "Clear a duplicate-invoice flag"
+        SUSPENSE_ALLOCATE = "suspense_allocate", "Allocate money held in suspense"
 
     class Status(models.TextChoices):
         PROPOSED = "proposed", "Proposed, awaiting a senior officer"

@@ -49,6 +49,7 @@ class Code(StrEnum):
     NOT_ALL_DELIVERED = "NOT_ALL_DELIVERED"
     RETURNED = "RETURNED"
     CREDITED = "CREDITED"
+    PAID = "PAID"
     NO_FACILITY = "NO_FACILITY"
     PAST_DUE = "PAST_DUE"
     TOO_CLOSE_TO_DUE = "TOO_CLOSE_TO_DUE"
@@ -305,6 +306,12 @@ def _three_flows(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
         yield Reason(
             Code.CREDITED,
             f"Credit notes of {Money(invoice.credited_minor, invoice.currency)} were issued.",
+        )
+    if invoice.paid_minor:
+        # A paid invoice is no longer a receivable: there is nothing left to advance against.
+        yield Reason(
+            Code.PAID,
+            f"The marketplace already paid {Money(invoice.paid_minor, invoice.currency)} of it.",
         )
 
 

@@ -24,6 +24,13 @@ from financing.notice_models import (
     new_webhook_secret,
 )
 from financing.pricing import DayCount
+from financing.settlement_models import (
+    DeadLetter,
+    LineAllocation,
+    Recourse,
+    SettlementWork,
+    SuspenseItem,
+)
 from ledger.events import REF_MAX_LENGTH
 from ledger.models import Entry
 from merchants.models import Debtor, Merchant
@@ -33,13 +40,18 @@ __all__ = [  # the controls' and notices' models, importable from here like the 
     "Assignment",
     "AssignmentNotice",
     "Blacklisting",
+    "DeadLetter",
     "DebtorLimit",
     "DuplicateClearance",
     "Facility",
     "FacilityChange",
+    "LineAllocation",
     "NoticeAttempt",
     "Receivable",
+    "Recourse",
     "RiskChange",
+    "SettlementWork",
+    "SuspenseItem",
     "WebhookEndpoint",
     "new_sealed_webhook_secret",
     "new_webhook_secret",
@@ -263,6 +275,10 @@ class Advance(models.Model):
         null=True, blank=True, help_text="The day a receivable of it stopped accruing late fees."
     )
     repaid_at = models.DateTimeField(null=True, blank=True)
+    fee_recognised_minor = models.BigIntegerField(
+        default=0,
+        help_text="Discount fee recognised as income so far (daily over the advance's life).",
+    )
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -286,6 +302,14 @@ class Advance(models.Model):
                     late_fee_minor__gte=0,
                 ),
                 name="advance_amounts_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_recognised_minor__gte=0, fee_recognised_minor__lte=F("fee_minor")),
+                name="advance_fee_recognised_within_fee",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="repaid") | Q(repaid_at__isnull=False),
+                name="advance_repaid_has_time",
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -361,6 +385,18 @@ class Assignment(models.Model):
     late_fee_minor = models.BigIntegerField(
         default=0, help_text="Late fees accrued on this receivable's overdue principal."
     )
+    # Settlement: what the debtor paid and what dilution took off (their sum never passes the
+    # face), and how the waterfall split the payments.
+    paid_minor = models.BigIntegerField(default=0)
+    diluted_minor = models.BigIntegerField(default=0)
+    late_fee_paid_minor = models.BigIntegerField(default=0)
+    principal_repaid_minor = models.BigIntegerField(default=0)
+    reserve_used_minor = models.BigIntegerField(
+        default=0, help_text="Reserve released to the merchant or spent on its late fees."
+    )
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the debtor owed nothing more: paid or diluted."
+    )
 
     class Meta:
         constraints = [
@@ -389,6 +425,26 @@ class Assignment(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["held", "assigned", "released", "settled"]),
                 name="assignment_status_valid",
+            ),
+            # Settlement never takes more than there is: no balance of a receivable goes negative.
+            models.CheckConstraint(
+                condition=Q(
+                    paid_minor__gte=0,
+                    diluted_minor__gte=0,
+                    paid_minor__lte=F("face_minor") - F("diluted_minor"),
+                    late_fee_paid_minor__gte=0,
+                    late_fee_paid_minor__lte=F("late_fee_minor"),
+                    principal_repaid_minor__gte=0,
+                    principal_repaid_minor__lte=F("advance_minor"),
+                    reserve_used_minor__gte=0,
+                    reserve_used_minor__lte=F("face_minor") - F("advance_minor"),
+                ),
+                name="assignment_settlement_within_face",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="settled", closed_at__isnull=False)
+                | (~Q(status="settled") & Q(closed_at__isnull=True)),
+                name="assignment_settled_has_time",
             ),
         ]
         indexes = [

@@ -65,6 +65,15 @@ def _round_half_up(numerator: int, denominator: int) -> int:
     return quotient + 1 if 2 * remainder >= denominator else quotient
 
 
+def fee_earned(fee_minor: int, days_elapsed: int, days: int) -> int:
+    """Return the part of a discount fee earned after ``days_elapsed`` of ``days``, straight-line,
+    ROUND_HALF_UP; all of it from the last day on."""
+    fee = _amount("fee_minor", fee_minor, 0)
+    total = _int("days", days, 1)
+    elapsed = min(max(_int("days_elapsed", days_elapsed, -(10**6)), 0), total)
+    return _round_half_up(fee * elapsed, total)
+
+
 def _int(name: str, value: object, low: int, high: int | None = None, unit: str = "") -> int:
     """Return ``value`` if it is an int (not bool) within low..high, else raise ValueError."""
     in_unit = f" ({unit})" if unit else ""

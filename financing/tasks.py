@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from financing import notices
 from financing.books.models import BooksVerification
 from financing.books.verification import books_verification_run
+from financing.services.fee_accrual import fee_accrual_sweep
 from financing.services.overdue import overdue_sweep
+from financing.services.settlement import (
+    SettlementContended,
+    settlement_work_dead_letter,
+    settlement_work_resend_due,
+    settlement_work_run,
+)
+
+logger = logging.getLogger(__name__)
+
+# Worth another try: the database went away, a lock timed out, receivables kept moving.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, SettlementContended)
 
 
 @shared_task(acks_late=True)
@@ -61,3 +75,58 @@ def books_verify_run(**kwargs: object) -> int:
     """Verify the books and record the outcome where officers can see it; returns the run id."""
     run: BooksVerification = books_verification_run(now=timezone.now())
     return run.pk
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def settlement_run(self: Task[Any, Any], /, *, work_id: int, **kwargs: object) -> bool:
+    """Apply one payout's or dilution's effects, exactly once (the service claims the work).
+
+    Transient errors retry with exponential backoff and jitter, a bounded number of times;
+    then, or at once for any other error, the work is dead-lettered for officers to re-run.
+    """
+    try:
+        return settlement_work_run(work_id=work_id, now=timezone.now())
+    except TRANSIENT_ERRORS as exc:
+        retries = self.request.retries
+        if retries < settings.SETTLEMENT_MAX_RETRIES:
+            raise self.retry(exc=exc, countdown=_backoff(retries)) from exc
+        error = f"Gave up after {retries + 1} attempts: {exc!r}"
+    except Exception as exc:  # a bug or bad data: retrying would only fail again
+        logger.exception("Settlement of work %s failed", work_id)
+        error = f"Failed: {exc!r}"
+    settlement_work_dead_letter(
+        work_id=work_id,
+        task_name=self.name,
+        error=error,
+        attempts=self.request.retries + 1,
+        now=timezone.now(),
+    )
+    return False
+
+
+def _backoff(retries: int) -> float:
+    base = float(settings.SETTLEMENT_RETRY_BACKOFF_SECONDS) * 2**retries
+    cap = float(settings.SETTLEMENT_RETRY_BACKOFF_MAX_SECONDS)
+    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not a secret)
+    return min(base, cap) * jitter
+
+
+def settlement_enqueue_on_commit(work_id: int) -> None:
+    """Ask a worker to apply ``work_id`` once the current transaction commits."""
+    # ``settlement_run`` is looked up when the callback runs, so a test may stand in for it.
+    transaction.on_commit(lambda: settlement_run.delay(work_id=work_id))
+
+
+@shared_task(acks_late=True)
+def settlement_sweep_run(**kwargs: object) -> int:
+    """Re-send settlement work still pending a while after it was sent; returns how many."""
+    ids = settlement_work_resend_due(now=timezone.now())
+    for work_id in ids:
+        settlement_run.delay(work_id=work_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def fee_accrual_run(**kwargs: object) -> int:
+    """Daily: recognise the discount fee earned to today on every outstanding advance."""
+    return fee_accrual_sweep(now=timezone.now())

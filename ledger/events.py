@@ -264,8 +264,26 @@ class PayoutLine(_Data):
 
 
 class PayoutSettled(_Priced):
+    """Money the marketplace paid out; ``lines`` say which invoices it pays, ``amount`` the total.
+
+    Lines may cover less than the total (the rest is unallocated and waits in suspense), never
+    more: a payout cannot pay out money it does not carry.
+    """
+
     settled_on: IsoDate
     lines: Annotated[list[PayoutLine], Field(max_length=1000)] = []
+
+    @model_validator(mode="after")
+    def _lines_within_amount(self) -> PayoutSettled:
+        if self.currency not in CURRENCY_EXPONENTS:
+            return self  # the currency reports its own error
+        total = parse_minor_units(self.amount, self.currency)
+        lines = sum(parse_minor_units(line.amount, self.currency) for line in self.lines)
+        if lines > total:
+            raise _located(
+                "lines", f"The lines sum to more than the payout's amount ({self.amount})."
+            )
+        return self
 
 
 class ReceivableAssigned(_Priced):
@@ -287,8 +305,55 @@ class AdvanceDisbursed(_Priced):
 
 
 class AdvanceRepaid(_Priced):
+    """Every receivable of the advance is closed: ``amount`` is the principal its debtors repaid
+    (nothing when dilution took it all; the merchant then owes it as recourse)."""
+
+    amount: AmountOrZero
     advance_ref: Ref
     payout_ref: Ref | None = None
+
+
+class ReceivableSettled(_Priced):
+    """A payout line applied to a receivable: ``amount`` is the line, then how it was split.
+
+    The waterfall: late fees, then principal, then the rest released to the merchant (the
+    discount fee was deducted at disbursement, so none is ever unpaid). ``outstanding`` is what
+    the debtor still owes after this line.
+    """
+
+    invoice_ref: Ref
+    payout_ref: Ref
+    line: Annotated[int, Field(ge=0, le=100_000, strict=True)]
+    advance_ref: Ref | None = None
+    to_late_fees: AmountOrZero
+    to_principal: AmountOrZero
+    to_merchant: AmountOrZero
+    to_suspense: AmountOrZero
+    outstanding: AmountOrZero
+
+
+class ReserveReleased(_Priced):
+    """Reserve paid back to the merchant: ``amount`` is paid out, ``recourse_netted`` kept back."""
+
+    invoice_ref: Ref
+    recourse_netted: AmountOrZero
+
+
+class RecourseRaised(_Priced):
+    """The merchant owes the bank ``amount``: dilution after funding, or late fees left unpaid."""
+
+    invoice_ref: Ref
+    advance_ref: Ref
+    reason: Reason
+
+
+class SuspenseAllocated(_Priced):
+    """Officers allocated money held in suspense, four-eyes: to an invoice or to the merchant."""
+
+    suspense_ref: Ref
+    invoice_ref: Ref | None = None
+    proposed_by: Name
+    confirmed_by: Name
 
 
 class AdvanceOverdue(_Data):
@@ -318,6 +383,10 @@ SYSTEM_EVENT_SCHEMAS: dict[str, type[_Data]] = {
     "advance.disbursed": AdvanceDisbursed,
     "advance.repaid": AdvanceRepaid,
     "advance.overdue": AdvanceOverdue,
+    "receivable.settled": ReceivableSettled,
+    "reserve.released": ReserveReleased,
+    "recourse.raised": RecourseRaised,
+    "suspense.allocated": SuspenseAllocated,
 }
 
 

@@ -144,6 +144,9 @@ class Invoice(_Projection):
     currency = models.CharField(max_length=3)
     amount_minor = models.BigIntegerField()
     credited_minor = models.BigIntegerField(default=0)
+    paid_minor = models.BigIntegerField(
+        default=0, help_text="What payouts' lines naming this invoice have paid of it."
+    )
     issue_date = models.DateField()
     due_date = models.DateField()
     debtor_kind = models.CharField(max_length=16)
@@ -177,6 +180,9 @@ class Invoice(_Projection):
             ),
             models.CheckConstraint(
                 condition=Q(due_date__gte=models.F("issue_date")), name="invoice_due_after_issue"
+            ),
+            models.CheckConstraint(
+                condition=Q(paid_minor__gte=0), name="invoice_paid_not_negative"
             ),
         ]
         indexes = [models.Index(fields=["merchant", "order_ref"], name="invoice_order_idx")]

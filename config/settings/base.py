@@ -171,6 +171,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 # Crontab times, not intervals: a restarted beat would otherwise start its 24 hours anew, and
 # the verifications run at night, apart from each other and from the sweeps.
+# Settlement: how often beat looks for work whose enqueue was lost, how stale it must be,
+# how often a transient failure is retried (exponential backoff from, up to), and how long a
+# settlement waits for a row lock before that attempt fails and is retried.
+SETTLEMENT_SWEEP_SECONDS = env.float("SETTLEMENT_SWEEP_SECONDS", default=15.0)
+SETTLEMENT_RESEND_AFTER_SECONDS = env.float("SETTLEMENT_RESEND_AFTER_SECONDS", default=60.0)
+SETTLEMENT_RESEND_BATCH = env.int("SETTLEMENT_RESEND_BATCH", default=5000)
+SETTLEMENT_MAX_RETRIES = env.int("SETTLEMENT_MAX_RETRIES", default=5)
+SETTLEMENT_RETRY_BACKOFF_SECONDS = env.float("SETTLEMENT_RETRY_BACKOFF_SECONDS", default=2.0)
+SETTLEMENT_RETRY_BACKOFF_MAX_SECONDS = env.float(
+    "SETTLEMENT_RETRY_BACKOFF_MAX_SECONDS", default=300.0
+)
+SETTLEMENT_LOCK_TIMEOUT_MS = env.int("SETTLEMENT_LOCK_TIMEOUT_MS", default=10_000)
+
 CELERY_BEAT_SCHEDULE = {
     "verify-ledger-daily": {
         "task": "ledger.tasks.ledger_verify",
@@ -183,6 +196,18 @@ CELERY_BEAT_SCHEDULE = {
     "overdue-sweep-daily": {
         "task": "financing.tasks.overdue_sweep_run",
         "schedule": crontab(minute=30, hour=1),
+    },
+    "settlement-sweep": {
+        "task": "financing.tasks.settlement_sweep_run",
+        "schedule": SETTLEMENT_SWEEP_SECONDS,
+    },
+    "fee-accrual-daily": {
+        "task": "financing.tasks.fee_accrual_run",
+        "schedule": crontab(minute=5, hour=1),
+    },
+    "early-warning-daily": {
+        "task": "financing.tasks.early_warning_run",
+        "schedule": crontab(minute=0, hour=3),
     },
     "notice-sweep": {
         "task": "financing.tasks.notice_sweep_run",

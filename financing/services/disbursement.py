@@ -57,8 +57,9 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
             memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
             legs=_nonzero(
                 Leg(book.advances_receivable(), advance.face_minor),
-                Leg(book.bank_funding(), -(advance.advance_minor - advance.fee_minor)),
-                Leg(book.fee_income(), -advance.fee_minor),
+                Leg(book.disbursement_clearing(), -(advance.advance_minor - advance.fee_minor)),
+                # Withheld now, earned day by day (financing.services.fee_accrual).
+                Leg(book.unearned_discount(), -advance.fee_minor),
                 Leg(book.reserve_payable(), -advance.reserve_minor),
             ),
             now=now,

@@ -118,10 +118,12 @@ def _receivable_accrue(
     stop = min(today, assignment.due_date + timedelta(days=facility.non_accrual_after_days))
     room = late_fee_cap(assignment.advance_minor, facility.late_fee_cap_bp)
     room -= assignment.late_fee_minor
-    if stop <= start or room <= 0:
+    # Only what is still unpaid bears late fees: the principal less what payouts repaid.
+    unpaid = assignment.advance_minor - assignment.principal_repaid_minor
+    if stop <= start or room <= 0 or unpaid <= 0:
         return 0
     fee = late_fee(
-        assignment.advance_minor,
+        unpaid,
         facility.late_fee_rate_bp,
         (stop - start).days,
         DayCount(facility.day_count),

@@ -166,6 +166,29 @@ def shipment_returned(*, entry: Entry, data: dict[str, Any]) -> None:
     _shipment_advance(entry, data, Shipment.Status.RETURNED, "returned_at")
 
 
+@projector("payout.settled")
+def invoices_paid(*, entry: Entry, data: dict[str, Any]) -> None:
+    """Count each line against the invoice it names: a paid invoice is no longer a receivable.
+
+    A line naming no invoice of this merchant, or in another currency, pays nothing here;
+    settlement holds its money in suspense for officers.
+    """
+    paid: dict[str, int] = {}
+    for line in data.get("lines", []):
+        minor = parse_minor_units(line["amount"], data["currency"])
+        paid[line["invoice_ref"]] = paid.get(line["invoice_ref"], 0) + minor
+    if not paid:
+        return
+    invoices = list(
+        Invoice.objects.select_for_update()
+        .filter(merchant_id=entry.chain_id, ref__in=paid, currency=data["currency"])
+        .order_by("pk")
+    )
+    for invoice in invoices:
+        invoice.paid_minor += paid[invoice.ref]
+    Invoice.objects.bulk_update(invoices, ["paid_minor"])
+
+
 @row_projector("payout.settled")
 def payout_settled(*, entry: Entry, data: dict[str, Any]) -> Payout:
     return Payout(
