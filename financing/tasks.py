@@ -105,7 +105,7 @@ def settlement_run(self: Task[Any, Any], /, *, work_id: int, **kwargs: object) -
 
 
 def _backoff(retries: int) -> float:
-    base = float(settings.SETTLEMENT_RETRY_BACKOFF_SECONDS) * 2**retries
+    base = float(settings.SETTLEMENT_RETRY_BACKOFF_SECONDS) * 2.0**retries
     cap = float(settings.SETTLEMENT_RETRY_BACKOFF_MAX_SECONDS)
     jitter: float = random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not a secret)
     return min(base, cap) * jitter

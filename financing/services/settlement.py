@@ -261,7 +261,7 @@ class _Run:
         self._late_fees_settle(
             receivable, split.late_fees_from_reserve, split.late_fees_to_recourse
         )
-        netted = books.pay_merchant(split.to_merchant, debit="merchant_reserve_payable")
+        netted = books.pay_merchant(split.to_merchant, debit="reserve_payable")
         allocation = self._allocate(
             index,
             ref,
@@ -377,7 +377,7 @@ class _Run:
     ) -> None:
         # Late fees are the merchant's debt: taken from its reserve, beyond it owed as recourse.
         self.books.move(
-            from_reserve, debit="merchant_reserve_payable", credit="advances_receivable"
+            from_reserve, debit="reserve_payable", credit="advances_receivable"
         )
         if to_recourse:
             self.books.recourse_raise(to_recourse, credit="advances_receivable")
@@ -390,7 +390,7 @@ class _Run:
             receivable, closing.late_fees_from_reserve, closing.late_fees_to_recourse
         )
         assignment = receivable.assignment
-        netted = self.books.pay_merchant(closing.reserve_released, debit="merchant_reserve_payable")
+        netted = self.books.pay_merchant(closing.reserve_released, debit="reserve_payable")
         if closing.reserve_released:
             self.books.event(
                 "reserve.released",
