@@ -376,9 +376,7 @@ class _Run:
         self, receivable: _Receivable, from_reserve: int, to_recourse: int
     ) -> None:
         # Late fees are the merchant's debt: taken from its reserve, beyond it owed as recourse.
-        self.books.move(
-            from_reserve, debit="reserve_payable", credit="advances_receivable"
-        )
+        self.books.move(from_reserve, debit="reserve_payable", credit="advances_receivable")
         if to_recourse:
             self.books.recourse_raise(to_recourse, credit="advances_receivable")
             receivable.recourse_add(Recourse.Reason.LATE_FEES, to_recourse)

@@ -52,7 +52,8 @@ def payout(
 def settle_pending(now: datetime) -> int:
     """Apply every pending piece of work, as a worker would; return how many applied."""
     pending = SettlementWork.objects.filter(status=SettlementWork.Status.PENDING).order_by("pk")
-    return sum(settlement_work_run(work_id=pk, now=now) for pk in pending.values_list("pk", flat=True))
+    ids = list(pending.values_list("pk", flat=True))
+    return sum(settlement_work_run(work_id=pk, now=now) for pk in ids)
 
 
 def balance(code_prefix: str, merchant_public_id: str | None = None) -> int:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError
 
 from financing.eligibility import Code, verdicts
 from financing.models import (
@@ -276,11 +277,9 @@ def test_the_same_work_run_twice_has_one_effect(
     assert settlement_work_run(work_id=work.pk, now=now) is True
     assert settlement_work_run(work_id=work.pk, now=now) is False
     SettlementWork.objects.filter(pk=work.pk).update(status="pending", done_at=None)
-    with pytest.raises(Exception) as refused:  # the unique key is the guard of last resort
+    # With the claim undone by hand, the unique key is the guard of last resort.
+    with pytest.raises(IntegrityError, match="lineallocation_once_per_line"):
         settlement_work_run(work_id=work.pk, now=now)
-    assert "lineallocation_once_per_line" in str(refused.value) or "journal" in str(
-        refused.value
-    )
     assert assignment(ref).paid_minor == 40_000
     assert LineAllocation.objects.count() == 1
 
