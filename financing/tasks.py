@@ -105,10 +105,11 @@ def settlement_run(self: Task[Any, Any], /, *, work_id: int, **kwargs: object) -
 
 
 def _backoff(retries: int) -> float:
-    base = float(settings.SETTLEMENT_RETRY_BACKOFF_SECONDS) * 2.0**retries
-    cap = float(settings.SETTLEMENT_RETRY_BACKOFF_MAX_SECONDS)
-    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not a secret)
-    return min(base, cap) * jitter
+    """Seconds before retry ``retries`` + 1: exponential, capped, with 50 to 100 % jitter."""
+    base_ms = settings.SETTLEMENT_RETRY_BACKOFF_MS * 2**retries
+    capped_ms: int = min(base_ms, settings.SETTLEMENT_RETRY_BACKOFF_MAX_MS)
+    jittered_ms = capped_ms * random.randint(500, 1000) // 1000  # noqa: S311  (not a secret)
+    return jittered_ms / 1000
 
 
 def settlement_enqueue_on_commit(work_id: int) -> None:

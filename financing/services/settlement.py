@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Sum
 
-from financing.exceptions import FinancingError
 from financing.locks import advance_qs_for_update, merchant_chain_lock
 from financing.models import (
     Advance,
@@ -54,11 +53,9 @@ _RECOURSE_REASONS = {
 }
 
 
-class SettlementContended(FinancingError):
+class SettlementContended(Exception):
     """Receivables kept moving between advances while settlement waited for its locks; a
-    retry finds them still."""
-
-    code = "settlement_contended"
+    retry finds them still. Transient: the task retries it; no API ever answers with it."""
 
 
 class _AdvancesMoved(Exception):

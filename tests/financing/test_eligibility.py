@@ -145,6 +145,23 @@ def _credited(s: Scene) -> str:
     return ref
 
 
+def _paid(s: Scene) -> str:
+    s.facility()
+    ref = s.evidence("1")
+    s.trade.append(
+        "payout.settled",
+        "PO-1",
+        {
+            "currency": "EUR",
+            "amount": "100.00",
+            "settled_on": "2026-10-30",
+            "lines": [{"invoice_ref": ref, "amount": "100.00"}],
+        },
+        days_ago=2,
+    )
+    return ref
+
+
 def _no_facility(s: Scene) -> str:
     s.facility(currency="USD")  # a credit line, but not in the invoice's currency
     return s.evidence("1")
@@ -249,6 +266,7 @@ ROWS = [
     row(Code.NOT_ALL_DELIVERED, _not_all_delivered),
     row(Code.RETURNED, _returned),
     row(Code.CREDITED, _credited),
+    row(Code.PAID, _paid),
     row(Code.NO_FACILITY, _no_facility),
     row(Code.PAST_DUE, _past_due),
     row(Code.TOO_CLOSE_TO_DUE, _too_close_to_due),

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from ledger.canonical import GENESIS_PREV, CanonicalizationError, canonical_json, entry_hash
 from ledger.events import ValidEvent, event_parse, format_timestamp
 from ledger.models import Entry
-from ledger.money import format_minor_units
+from ledger.money import format_minor_units, parse_minor_units
 from ledger.services import NewEntry, entries_append, entry_append
 from merchants.models import Merchant
 
@@ -312,12 +312,15 @@ def raw_events(draw: st.DrawFn) -> dict[str, Any]:
     elif kind == "shipment.dispatched":
         data = {"order_ref": draw(_field_text(20)), "carrier": draw(_field_text(30))}
     else:
-        lines = draw(st.lists(_field_text(20), max_size=3))
+        # Lines may not sum above the payout: each carries an equal share of it, at most.
+        minor = parse_minor_units(amount, currency)
+        lines = draw(st.lists(_field_text(20), max_size=3))[:minor]
+        share = format_minor_units(minor // max(1, len(lines)), currency)
         data = {
             "currency": currency,
             "amount": amount,
             "settled_on": draw(_days).isoformat(),
-            "lines": [{"invoice_ref": ref, "amount": amount} for ref in lines],
+            "lines": [{"invoice_ref": ref, "amount": share} for ref in lines],
         }
     return {
         "type": kind,
