@@ -48,3 +48,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["TEST"] = {"NAME": f"test_chainfin_{os.getpid()}"}  # noqa: F405
 # Counters and replay marks of one run must not leak into the next run's fresh database ids.
 CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405
+
+# A log signing key per test run (checkpoints are signed in tests like anywhere else).
+if not CHAINFIN_LOG_SIGNING_KEY:  # noqa: F405
+    from ledger.log.notes import Signer  # noqa: E402
+
+    CHAINFIN_LOG_SIGNING_KEY = Signer.generate("chainfin.test/log").encoded
