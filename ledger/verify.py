@@ -181,7 +181,7 @@ class Verifier:
 
         :raises VerificationError: malformed, an unknown type, or a key id that does not match.
         """
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 key may hold "+"
         if len(parts) != 3 or not parts[0]:
             raise VerificationError(f"not a verifier key: {vkey!r}")
         name, hex_id, material = parts

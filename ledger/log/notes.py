@@ -64,7 +64,7 @@ class Signer:
         """
         if not encoded.startswith(_PREFIX):
             raise SigningKeyInvalid("a signing key starts with PRIVATE+KEY+")
-        parts = encoded.strip()[len(_PREFIX) :].split("+")
+        parts = encoded.strip()[len(_PREFIX) :].split("+", 2)  # base64 may hold "+"
         if len(parts) != 3 or not parts[0]:
             raise SigningKeyInvalid("a signing key is PRIVATE+KEY+<name>+<key id>+<key>")
         name, hex_id, material = parts

@@ -39,9 +39,7 @@ def test_entries_get_gap_free_indexes_in_id_order_and_a_signed_checkpoint(
     leaves = list(LogLeaf.objects.order_by("log_index").values_list("log_index", "entry_id"))
     assert [index for index, _ in leaves] == list(range(7))
     assert [entry for _, entry in leaves] == sorted(Entry.objects.values_list("id", flat=True))
-    hashes = [
-        leaf_hash(bytes.fromhex(Entry.objects.get(pk=entry).hash)) for _, entry in leaves
-    ]
+    hashes = [leaf_hash(bytes.fromhex(Entry.objects.get(pk=entry).hash)) for _, entry in leaves]
     checkpoint = checkpoint_at()
     assert checkpoint is not None
     note = note_parse(checkpoint.note)
