@@ -31,10 +31,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_queue / "control"),
     }
 
+from config.settings.base import CHAINFIN_LOG_SIGNING_KEY  # noqa: E402
+
 # The demo's log signing key: generated once per demo directory and kept beside its database,
 # so checkpoints stay verifiable across restarts. Never a production key.
-if not CHAINFIN_LOG_SIGNING_KEY:  # noqa: F405
-    from ledger.log.notes import Signer  # noqa: E402
+if not CHAINFIN_LOG_SIGNING_KEY:
+    from ledger.log.notes import Signer
 
     _key_file = DEMO_DIR / "log-signing.key"
     if not _key_file.exists():

@@ -47,7 +47,7 @@ def _required(request: Request, name: str) -> int:
 
 
 def log_key(request: HttpRequest) -> HttpResponse:
-    """The bank's verifier key (c2sp.org/signed-note vkey), public: /.well-known/chainfin-log-key."""
+    """The bank's verifier key (a c2sp.org/signed-note vkey), public, at a well-known URL."""
     return HttpResponse(log_verifier().vkey + "\n", content_type="text/plain; charset=utf-8")
 
 
@@ -65,9 +65,7 @@ class CheckpointApi(AnyKeyApi):
         checkpoint = checkpoint_at(tree_size=None if size < 0 else size)
         if checkpoint is None:
             raise ApiProblem(404, "checkpoint_not_found", "No checkpoint at that size.")
-        return HttpResponse(
-            checkpoint_served(checkpoint), content_type="text/plain; charset=utf-8"
-        )
+        return HttpResponse(checkpoint_served(checkpoint), content_type="text/plain; charset=utf-8")
 
 
 class InclusionProofApi(MarketplaceApi):

@@ -57,6 +57,11 @@ class Signer:
         return cls(name, alg, Ed25519PrivateKey.generate())
 
     @classmethod
+    def from_seed(cls, name: str, seed: bytes, alg: int = ALG_ED25519) -> Signer:
+        """A key from a 32-byte seed: for tests, whose processes must share one key."""
+        return cls(name, alg, Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
     def parse(cls, encoded: str, alg: int = ALG_ED25519) -> Signer:
         """Read a private key string of signature type ``alg``.
 

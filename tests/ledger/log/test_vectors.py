@@ -13,8 +13,8 @@ import pytest
 from ledger.log.merkle import root_of_leaves
 from ledger.verify import (
     EMPTY_ROOT,
-    Verifier,
     VerificationError,
+    Verifier,
     checkpoint_parse,
     leaf_hash,
     node_hash,
