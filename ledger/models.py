@@ -319,8 +319,10 @@ class LogPending(models.Model):
     row in the append's own transaction, so an entry that commits late is queued when it
     commits, whatever its id; the sequencer deletes exactly the rows it sequenced."""
 
+    # No foreign key constraint: the trigger inserts the id of the row it fired for, so a check
+    # would cost every append a lookup and prove nothing.
     entry = models.OneToOneField(
-        Entry, on_delete=models.DO_NOTHING, primary_key=True, related_name="+"
+        Entry, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
     )
 
     def __str__(self) -> str:

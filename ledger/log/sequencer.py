@@ -71,6 +71,7 @@ def log_sequence(*, now: datetime, limit: int | None = None) -> SequenceResult:
     """Sequence the next batch of queued entries and sign a checkpoint of the grown tree.
 
     :raises SigningKeyInvalid: the bank's log key is missing or malformed (settings).
+    :raises LookupError: a queued entry was deleted behind the triggers' back.
     """
     limit = limit or settings.LOG_SEQUENCE_BATCH
     with transaction.atomic():
@@ -81,6 +82,10 @@ def log_sequence(*, now: datetime, limit: int | None = None) -> SequenceResult:
         if not queued:
             return SequenceResult(0, state.tree_size, None)
         hashes = dict(Entry.objects.filter(id__in=queued).values_list("id", "hash"))
+        if len(hashes) != len(queued):
+            # Entries cannot be deleted but by someone who switched the triggers off.
+            gone = sorted(set(queued) - hashes.keys())
+            raise LookupError(f"queued entries {gone[:5]} are gone: run verify_ledger")
         frontier = frontier_read(state.tree_size)
         leaves, nodes = [], []
         for entry_id in queued:
