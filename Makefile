@@ -47,6 +47,7 @@ demo: install
 	$(MANAGE) migrate --noinput -v0
 	$(MANAGE) seed_demo
 	$(MANAGE) seed_financing_demo
+	$(MANAGE) witness_demo $(DEMO_DIR)
 	@echo
 	@echo "  Chainfin demo       http://$(DEMO_ADDR)/"
 	@echo "  Officer admin       http://$(DEMO_ADDR)/admin/   password chainfin-demo + a 6-digit code"
@@ -57,7 +58,8 @@ demo: install
 	@echo "  Merchant users      merchant1, merchant2, merchant3 / chainfin-demo"
 	@echo "  Marketplace API     http://$(DEMO_ADDR)/api/docs/   (key: $(MANAGE) create_api_key acme)"
 	@echo "  Demo seller ids     acme: A3F9K2QZ7, A7M2R8XD4   nordmarkt: NM-004417"
-	@echo "  Worker and beat logs: $(DEMO_DIR)/worker.log, $(DEMO_DIR)/beat.log   (Ctrl-C stops all three)"
+	@echo "  Global log          http://$(DEMO_ADDR)/.well-known/chainfin-log-key   (checkpoint: GET /api/v1/checkpoint)"
+	@echo "  Worker, beat, witness logs: $(DEMO_DIR)/worker.log, beat.log, witness.log   (Ctrl-C stops all)"
 	@echo
 	@$(BIN)/python -m config.demo --addr $(DEMO_ADDR) --dir $(DEMO_DIR)
 
@@ -65,6 +67,7 @@ bench: install
 	$(BIN)/python -m tests.bench.ledger_bench
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.books_bench
+	$(BIN)/python -m tests.bench.log_bench
 
 clean:
 	rm -rf $(DEMO_DIR) $(SMOKE_DB)

@@ -1,4 +1,4 @@
-"""Run the demo's web server, Celery worker and beat together; one Ctrl-C stops all three.
+"""Run the demo's web server, Celery worker, beat and log witness together; one Ctrl-C stops all.
 
 ``make demo`` calls ``python -m config.demo``. On a terminal this process takes the foreground
 itself (its own process group), so Ctrl-C reaches the three servers and this supervisor once,
@@ -35,6 +35,19 @@ def _commands(addr: str, demo_dir: Path) -> list[list[str]]:
             f"--logfile={demo_dir}/beat.log",
         ],
         [python, "manage.py", "runserver", addr, "--noreload"],
+        # The global log's witness, a separate party's process (make demo registered its key):
+        # it cosigns each checkpoint that extends the last one it saw.
+        [
+            python,
+            "manage.py",
+            "witness",
+            f"--url=http://{addr}",
+            f"--key=@{demo_dir}/witness.key",
+            f"--credentials={demo_dir}/witness-credentials.json",
+            f"--state={demo_dir}/witness-state.json",
+            f"--logfile={demo_dir}/witness.log",
+            "--interval=1",
+        ],
     ]
 
 

@@ -7,9 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 import config.api.openapi  # noqa: F401  (registers the auth scheme with drf-spectacular)
 from config.api.problems import api_not_found, api_server_error
 from config.views import home
+from ledger.api.log import log_key
 
 urlpatterns = [
     path("", home, name="home"),
+    path(".well-known/chainfin-log-key", log_key, name="log-key"),
     path("admin/", admin.site.urls),  # config.admin_site.OfficerAdminSite: two-factor
     path("api/v1/", include("ledger.api.urls")),
     path("api/v1/", include("financing.api.urls")),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from typing import TypeVar
 
 import orjson
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Count, Max, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path
@@ -17,7 +18,18 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from ledger.models import Chain, Entry, Invoice, LedgerVerification, Order, Payout, Shipment
+from ledger.models import (
+    Chain,
+    Cosignature,
+    Entry,
+    Invoice,
+    LedgerVerification,
+    LogCheckpoint,
+    Order,
+    Payout,
+    Shipment,
+    Witness,
+)
 from ledger.money import Money
 from ledger.tasks import ledger_verify
 
@@ -124,3 +136,58 @@ class LedgerVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LedgerVerific
             messages.SUCCESS,
         )
         return redirect("admin:ledger_ledgerverification_changelist")
+
+
+# --- The global log: who witnessed what -----------------------------------------------------
+
+
+class CosignatureInline(ReadOnlyAdminMixin, admin.TabularInline[Cosignature, LogCheckpoint]):
+    model = Cosignature
+    fields = ["witness", "cosigned_at", "received_at", "line"]
+    readonly_fields = ["witness", "cosigned_at", "received_at", "line"]
+    extra = 0
+
+
+@admin.register(LogCheckpoint)
+class LogCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[LogCheckpoint]):
+    list_display = ["tree_size", "signed_at", "root", "witnessed_by"]
+    readonly_fields = ["tree_size", "signed_at", "root", "note_text"]
+    exclude = ["root_hash", "note"]
+    inlines = [CosignatureInline]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LogCheckpoint]:
+        return super().get_queryset(request).prefetch_related("cosignatures__witness")
+
+    @admin.display(description="root hash (base64)")
+    def root(self, checkpoint: LogCheckpoint) -> str:
+        return base64.b64encode(bytes(checkpoint.root_hash)).decode()
+
+    @admin.display(description="cosigned by")
+    def witnessed_by(self, checkpoint: LogCheckpoint) -> str:
+        return ", ".join(c.witness.name for c in checkpoint.cosignatures.all()) or "—"
+
+    @admin.display(description="signed note")
+    def note_text(self, checkpoint: LogCheckpoint) -> str:
+        return format_html("<pre>{}</pre>", checkpoint.note)
+
+
+@admin.register(Witness)
+class WitnessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Witness]):
+    list_display = ["name", "party", "registered_at", "last_cosigned", "cosignatures_count"]
+    readonly_fields = ["name", "party", "vkey", "registered_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Witness]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(last=Max("cosignatures__checkpoint_id"), count=Count("cosignatures"))
+        )
+
+    @admin.display(description="last tree size cosigned")
+    def last_cosigned(self, witness: Witness) -> int | None:
+        return getattr(witness, "last", None)
+
+    @admin.display(description="cosignatures")
+    def cosignatures_count(self, witness: Witness) -> int:
+        return int(getattr(witness, "count", 0))

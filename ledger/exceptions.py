@@ -87,3 +87,22 @@ class EventConflict(LedgerError):
 class ProjectionRowRefused(Exception):
     """A batched projection insert hit a unique constraint. Internal: the append is retried
     row by row to name the event that repeats a ref (then an EventConflict)."""
+
+
+class CosignatureRefused(LedgerError):
+    """A witness's cosignature that names no checkpoint, no registered witness, or does not
+    verify; nothing was stored."""
+
+    code = "cosignature_refused"
+
+
+class ProofUnavailable(LedgerError):
+    """No proof between these tree sizes or for this entry at this size."""
+
+    code = "proof_unavailable"
+
+
+class EntryNotSequenced(ProofUnavailable):
+    """The entry is committed but the sequencer has not given it its place yet (within ~1 s)."""
+
+    code = "entry_not_sequenced"

@@ -251,6 +251,10 @@ class LedgerVerification(models.Model):
     broken_merchant = models.CharField(max_length=40, blank=True)
     broken_seq = models.BigIntegerField(null=True, blank=True)
     problem = models.TextField(blank=True)
+    # The log's head this run proved the entries match, so a later rewrite of the whole log
+    # still contradicts what an earlier run saw and recorded.
+    log_size = models.BigIntegerField(null=True, blank=True)
+    log_root = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
@@ -294,3 +298,128 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} ({self.state})"
+
+
+# --- The global log (ledger/log/): every entry's place, the Merkle tree, signed checkpoints ----
+
+
+class LogState(models.Model):
+    """The one row the sequencer locks: at most one sequencer runs, and ``tree_size`` leaves
+    have been given their place. Created by the migration that made the log."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    tree_size = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="logstate_singleton"),
+            models.CheckConstraint(condition=Q(tree_size__gte=0), name="logstate_size_nonnegative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"log of {self.tree_size} entries"
+
+
+class LogPending(models.Model):
+    """An entry committed but not yet sequenced. A database trigger on ledger_entry inserts the
+    row in the append's own transaction, so an entry that commits late is queued when it
+    commits, whatever its id; the sequencer deletes exactly the rows it sequenced."""
+
+    # No foreign key constraint: the trigger inserts the id of the row it fired for, so a check
+    # would cost every append a lookup and prove nothing.
+    entry = models.OneToOneField(
+        Entry, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
+    )
+
+    def __str__(self) -> str:
+        return f"entry {self.entry_id} waiting for the log"
+
+
+class LogLeaf(models.Model):
+    """An entry's place in the global log: leaf ``log_index`` is SHA-256(0x00 || entry hash).
+    Append-only (trigger, like entries)."""
+
+    log_index = models.BigIntegerField(primary_key=True)
+    entry = models.OneToOneField(Entry, on_delete=models.PROTECT, related_name="log_leaf")
+    sequenced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(log_index__gte=0), name="logleaf_index_nonnegative")
+        ]
+
+    def __str__(self) -> str:
+        return f"log #{self.log_index}"
+
+
+class LogNode(models.Model):
+    """A complete subtree of the log's Merkle tree: the root of leaves [index·2^level,
+    (index+1)·2^level). Written once when its last leaf arrives; append-only (trigger)."""
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(level__lte=63, index__gte=0), name="lognode_position_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class LogCheckpoint(models.Model):
+    """A signed tree head: the C2SP checkpoint note as the bank signed it. Append-only."""
+
+    tree_size = models.BigIntegerField(primary_key=True)
+    root_hash = models.BinaryField(max_length=32)
+    note = models.TextField(help_text="The signed note: checkpoint text and the bank's signature.")
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        get_latest_by = "tree_size"
+        constraints = [
+            models.CheckConstraint(condition=Q(tree_size__gte=0), name="logcheckpoint_size_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.tree_size}"
+
+
+class Witness(models.Model):
+    """A party that cosigns checkpoints (c2sp.org/tlog-cosignature), registered with the bank."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Its key name.")
+    vkey = models.CharField(max_length=300, unique=True, help_text="Its verifier key (0x04).")
+    party = models.CharField(max_length=200, help_text="Who runs it: a marketplace, an auditor.")
+    registered_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.party})"
+
+
+class Cosignature(models.Model):
+    """A witness's statement that it saw checkpoint ``checkpoint`` consistent with the last one
+    it saw, as the signature line it sent (verified before storing)."""
+
+    witness = models.ForeignKey(Witness, on_delete=models.PROTECT, related_name="cosignatures")
+    checkpoint = models.ForeignKey(
+        LogCheckpoint, on_delete=models.PROTECT, related_name="cosignatures"
+    )
+    line = models.CharField(max_length=400, help_text="The note signature line, as sent.")
+    cosigned_at = models.DateTimeField(help_text="The timestamp inside the cosignature.")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["witness", "checkpoint"], name="cosignature_one_per_witness"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.witness.name} cosigned {self.checkpoint_id}"

@@ -23,6 +23,8 @@ from ledger.exceptions import (
     ProjectionRowRefused,
 )
 from ledger.locks import LockedChain, chains_lock
+from ledger.log.audit import log_audit
+from ledger.log.checkpoints import log_verifier
 from ledger.models import Entry, LedgerVerification
 from ledger.projections.registry import project, rows_only
 from ledger.verification import ledger_verify
@@ -273,14 +275,20 @@ def ledger_verification_run(*, now: datetime, merchant_id: int | None = None) ->
         LedgerVerification.objects.filter(pk=run.pk).update(entries_checked=entries)
 
     result = ledger_verify(merchant_id=merchant_id, on_progress=progress)
+    audit = log_audit(verifier=log_verifier())
     run.finished_at = timezone.now()
     run.chains_checked, run.entries_checked = result.chains, result.entries
-    if result.first_break is None:
-        run.outcome = LedgerVerification.Outcome.INTACT
-    else:
+    if result.first_break is not None:
         run.outcome = LedgerVerification.Outcome.BROKEN
         run.broken_merchant = result.first_break.merchant
         run.broken_seq = result.first_break.seq
         run.problem = result.first_break.problem
+    elif audit.problem is not None:
+        run.outcome = LedgerVerification.Outcome.BROKEN
+        run.problem = f"log: {audit.problem}"
+    else:
+        run.outcome = LedgerVerification.Outcome.INTACT
+        # The head proven here: a later run holds the tree to it (ledger/log/audit.py).
+        run.log_size, run.log_root = audit.size, audit.root.hex()
     run.save()
     return run

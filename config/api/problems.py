@@ -109,6 +109,9 @@ DOMAIN_PROBLEMS: dict[str, DomainProblem] = {
     "ubl_rejected": DomainProblem(422, "The document was refused."),
     "epcis_rejected": DomainProblem(422, "The document was refused."),
     "xml_too_large": DomainProblem(413, "The document was refused."),
+    "cosignature_refused": DomainProblem(422, "The cosignature was refused."),
+    "proof_unavailable": DomainProblem(422, "No such proof."),
+    "entry_not_sequenced": DomainProblem(409, "The entry is not in the log yet; retry shortly."),
     # financing
     "financing_error": DomainProblem(422, "The financing request was refused."),
     "advance_refused": DomainProblem(422, "The advance was refused."),

@@ -160,6 +160,13 @@ API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)
 # production; the single-process demo is fine with local memory.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
+# The global log (ledger/log/): each sequencer round ends in a checkpoint signed with the bank's
+# Ed25519 note key, "PRIVATE+KEY+<origin>+<key id>+<key>" (ledger/log/notes.py; its name is the
+# log's origin). Secret, from the environment; the demo and the tests generate their own.
+CHAINFIN_LOG_SIGNING_KEY = env("CHAINFIN_LOG_SIGNING_KEY", default="")
+LOG_SEQUENCE_EVERY_SECONDS = 1.0
+LOG_SEQUENCE_BATCH = 10_000
+
 # Celery: a broker from the environment; the demo runs on kombu's filesystem transport so it
 # needs no server (see config/settings/local.py).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -210,6 +217,12 @@ CELERY_BEAT_SCHEDULE = {
     "notice-sweep": {
         "task": "financing.tasks.notice_sweep_run",
         "schedule": crontab(minute="*/10"),
+    },
+    # Seconds, so an interval: crontab stops at minutes. Checkpoints follow ingest within 1 s.
+    "log-sequence": {
+        "task": "ledger.tasks.log_sequence",
+        "schedule": LOG_SEQUENCE_EVERY_SECONDS,
+        "options": {"expires": LOG_SEQUENCE_EVERY_SECONDS},
     },
 }
 

@@ -30,3 +30,17 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "control_folder": str(_queue / "control"),
     }
+
+from config.settings.base import CHAINFIN_LOG_SIGNING_KEY  # noqa: E402
+
+# The demo's log signing key: generated once per demo directory and kept beside its database,
+# so checkpoints stay verifiable across restarts. Never a production key.
+if not CHAINFIN_LOG_SIGNING_KEY:
+    from ledger.log.notes import Signer
+
+    _key_file = DEMO_DIR / "log-signing.key"
+    if not _key_file.exists():
+        DEMO_DIR.mkdir(parents=True, exist_ok=True)
+        _key_file.write_text(Signer.generate("chainfin.demo/log").encoded + "\n")
+        _key_file.chmod(0o600)
+    CHAINFIN_LOG_SIGNING_KEY = _key_file.read_text().strip()

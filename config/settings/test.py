@@ -48,3 +48,15 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["TEST"] = {"NAME": f"test_chainfin_{os.getpid()}"}  # noqa: F405
 # Counters and replay marks of one run must not leak into the next run's fresh database ids.
 CACHES["default"]["KEY_PREFIX"] = f"test{os.getpid()}"  # noqa: F405
+
+from config.settings.base import CHAINFIN_LOG_SIGNING_KEY  # noqa: E402
+
+# The tests' log signing key (checkpoints are signed in tests as anywhere else): one fixed key,
+# so the workers a test starts sign with the key the test checks.
+if not CHAINFIN_LOG_SIGNING_KEY:
+    import hashlib
+
+    from ledger.log.notes import Signer
+
+    _seed = hashlib.sha256(b"chainfin test-only log key").digest()
+    CHAINFIN_LOG_SIGNING_KEY = Signer.from_seed("chainfin.test/log", _seed).encoded

@@ -68,6 +68,10 @@ class ReceiptSerializer(serializers.Serializer[Any]):
     hash = serializers.RegexField(HEX64)
     ref = serializers.CharField()
     type = serializers.CharField()
+    log = serializers.CharField(
+        help_text="Where to fetch the entry's place in the global log and its inclusion proof"
+        " (GET, within a second of the append)."
+    )
 
 
 class ReceiptsSerializer(serializers.Serializer[Any]):
@@ -162,6 +166,7 @@ _EXAMPLE_RECEIPTS = {
             "hash": "5c7c1e6c52cfe4a820397abd84d2c551b62d08a195bb58898d85c82aa67d2853",
             "ref": "INV-2026-00042",
             "type": "invoice.issued",
+            "log": "/api/v1/proofs/inclusion?merchant=A3F9K2QZ7&seq=42",
         }
     ]
 }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ledger.api import views
+from ledger.api import log, views
 
 urlpatterns = [
     path("events", views.EventBatchCreateApi.as_view(), name="api-events"),
@@ -13,4 +13,13 @@ urlpatterns = [
     ),
     path("invoices/ubl", views.UblInvoiceCreateApi.as_view(), name="api-invoices-ubl"),
     path("logistics/epcis", views.EpcisCreateApi.as_view(), name="api-logistics-epcis"),
+    # The global log (ledger/log/)
+    path("checkpoint", log.CheckpointApi.as_view(), name="api-checkpoint"),
+    path(
+        "checkpoint/cosignatures",
+        log.CosignatureCreateApi.as_view(),
+        name="api-checkpoint-cosignatures",
+    ),
+    path("proofs/inclusion", log.InclusionProofApi.as_view(), name="api-proof-inclusion"),
+    path("proofs/consistency", log.ConsistencyProofApi.as_view(), name="api-proof-consistency"),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.http import HttpResponse
@@ -41,6 +42,7 @@ from ledger.services import NewEntry, Receipt, entries_append
 from merchants.models import Marketplace, Merchant
 
 MAX_EVENTS = schema.MAX_EVENTS
+_INCLUSION = "/api/v1/proofs/inclusion"
 MAX_XML_BYTES = 1_048_576
 
 
@@ -74,6 +76,8 @@ def _receipts(receipts: Sequence[Receipt], seller_ids: Sequence[str]) -> list[di
             "hash": r.hash,
             "ref": r.ref,
             "type": r.type,
+            # Its place in the global log comes within a second, from the sequencer.
+            "log": f"{_INCLUSION}?{urlencode({'merchant': seller_id, 'seq': r.seq})}",
         }
         for r, seller_id in zip(receipts, seller_ids, strict=True)
     ]

@@ -17,7 +17,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from ledger.log.sequencer import log_sequence_all
 from ledger.models import Chain, Entry, IdempotentRequest
 from merchants.models import Merchant
 from merchants.services import merchant_onboard
@@ -89,6 +91,11 @@ MATRIX: dict[tuple[str, str], Naming] = {
     ("GET", "/api/v1/merchants/{seller_id}/entries/{seq}"): Naming(
         "seller_id", lambda s: Call("GET", f"/api/v1/merchants/{_seller(s)}/entries/1"), 200
     ),
+    ("GET", "/api/v1/proofs/inclusion"): Naming(
+        "seller_id",
+        lambda s: Call("GET", f"/api/v1/proofs/inclusion?{urlencode({'merchant': s, 'seq': 1})}"),
+        200,
+    ),
 }
 
 
@@ -101,6 +108,10 @@ TESTED_ELSEWHERE = {
     ("POST", "/api/v1/advances/{ref}/accept"): "tests/financing/test_quotes_api.py",
     ("POST", "/api/v1/advances/{ref}/withdraw"): "tests/financing/test_quotes_api.py",
     ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
+    # The log's tree heads and proofs between them name no entry; any key reads them.
+    ("GET", "/api/v1/checkpoint"): "tests/ledger/log/test_api.py",
+    ("GET", "/api/v1/proofs/consistency"): "tests/ledger/log/test_api.py",
+    ("POST", "/api/v1/checkpoint/cosignatures"): "tests/ledger/log/test_api.py",
 }
 
 
@@ -146,6 +157,7 @@ def tenants(api, rival, make_merchant) -> Tenants:
         events = [order_event(merchant, "ORD-1"), order_event(merchant, "ORD-2")]
         response = client.post("/api/v1/events", {"events": events})
         assert response.status_code == 201, response.content
+    log_sequence_all(now=timezone.now())  # so inclusion proofs exist for both
     return Tenants(api, ours, theirs)
 
 

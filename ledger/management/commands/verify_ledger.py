@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ledger.log.audit import log_audit
+from ledger.log.checkpoints import log_verifier
 from ledger.verification import ledger_verify
 from merchants.models import Merchant
 
@@ -33,10 +35,17 @@ class Command(BaseCommand):
         if result.first_break is not None:
             self.stderr.write(self.style.ERROR(f"BROKEN: {result.first_break}"))
             raise SystemExit(1)
+        # The chains can be made to verify again by whoever rewrites them all; the log's signed
+        # tree cannot (ledger/log/audit.py).
+        audit = log_audit(verifier=log_verifier())
+        if audit.problem is not None:
+            self.stderr.write(self.style.ERROR(f"BROKEN: log: {audit.problem}"))
+            raise SystemExit(1)
         rate = result.entries / elapsed if elapsed else 0
         self.stdout.write(
             self.style.SUCCESS(
                 f"OK: {result.chains:,} chain(s), {result.entries:,} entries intact"
-                f" in {elapsed:.2f}s ({rate:,.0f} entries/s)"
+                f" in {elapsed:.2f}s ({rate:,.0f} entries/s); log of {audit.size:,} entries"
+                f" matches them and {audit.checkpoints:,} signed checkpoint(s)"
             )
         )
