@@ -93,7 +93,7 @@ def _run(statements_by_vendor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ledger", "0007_global_log")]
+    dependencies = [("ledger", "0008_global_log")]
 
     operations = [
         migrations.RunPython(

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ledger', '0006_invoice_evidence_first'),
+        ('ledger', '0007_invoice_paid'),
     ]
 
     operations = [
