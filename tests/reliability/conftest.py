@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,12 +34,16 @@ from ledger.events import event_parse, format_timestamp
 from ledger.services import NewEntry, entries_append
 from merchants.models import Marketplace, Merchant
 from tests.conftest import REPO_ROOT
-from tests.financing.conftest import (  # noqa: F401  (fixtures used here)
+from tests.financing.conftest import (  # noqa: F401  (fixtures used here and by the tests)
     TODAY,
+    facility,
     notices_enqueued,
     officer,
     open_facility,
     senior,
+    trade,
+    trade_for,
+    verified_merchant,
 )
 
 FACE = "1000.00"
@@ -137,9 +142,7 @@ def _receivables_written(merchant: Merchant, source: str, n: int, now: datetime)
         ]
     for start in range(0, len(events), 1000):
         batch = events[start : start + 1000]
-        entries_append(
-            source=source, entries=[NewEntry(merchant.pk, e) for e in batch], now=now
-        )
+        entries_append(source=source, entries=[NewEntry(merchant.pk, e) for e in batch], now=now)
     return [f"INV-{k}" for k in range(n)]
 
 
@@ -277,10 +280,8 @@ class Worker:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill()
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)  # a pool process the parent left behind
-        except ProcessLookupError:
-            pass
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -296,9 +297,7 @@ class Worker:
 
 
 @pytest.fixture
-def workers(
-    queue: QueueSender, redis_url: str, tmp_path: Path
-) -> Iterator[Callable[..., Worker]]:
+def workers(queue: QueueSender, redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """``workers(SETTLEMENT_MAX_RETRIES="2", ...)``: a worker (not started) with that
     environment; all are stopped, and their queue emptied, when the test ends."""
     made: list[Worker] = []

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 
 import psycopg
@@ -38,7 +39,19 @@ from financing.models import (
     LineAllocation,
     SettlementWork,
 )
+from financing.tasks import settlement_run
+from ledger.events import format_timestamp
 from ledger.models import Entry
+from merchants.models import Marketplace
+from tests.api.conftest import seller_id, signed_client
+from tests.financing.conftest import TODAY, Trade
+from tests.financing.settlement_helpers import (
+    assignment,
+    books_and_chain_sound,
+    disbursed,
+    payout,
+    settle_pending,
+)
 from tests.reliability.conftest import (
     FACE_MINOR,
     Fleet,
@@ -53,6 +66,7 @@ pytestmark = pytest.mark.postgres
 # Three sellers settle around the victim, whose one payout of ten lines is the one killed.
 KILL_FLEET = [330, 330, 330, 10]
 DONE = SettlementWork.Status.DONE
+EVENTS = "/api/v1/events"
 
 
 class RowHolder:
@@ -80,7 +94,7 @@ def row_locked(table: str, column: str, value: int) -> Iterator[RowHolder]:
     with psycopg.connect(
         host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
     ) as conn:
-        conn.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE", [value])  # noqa: S608
+        conn.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE", [value])
         try:
             yield RowHolder(conn)
         finally:
@@ -118,10 +132,11 @@ def posted(fleet: Fleet, queue: QueueSender) -> tuple[list[int], int]:
     *others, victim = fleet.sellers
     works = [fleet.payouts_post(seller) for seller in others]
     [victim_work] = fleet.payouts_post(victim)
-    assert sorted(queue.held) == sorted([*sum(works, []), victim_work])
-    queue.held = None
+    queue.held, held = None, queue.held
     # Interleaved, so that the sellers settle side by side, as merchants do.
-    return [w for group in zip(*works, strict=False) for w in group], victim_work
+    interleaved = [w for group in zip_longest(*works) for w in group if w is not None]
+    assert sorted(held) == sorted([*interleaved, victim_work])
+    return interleaved, victim_work
 
 
 def victim_row(fleet: Fleet) -> int:
@@ -144,7 +159,9 @@ def exactly_once(fleet: Fleet) -> None:
     assert set(assignments.values_list("lines", "allocated", "paid_minor", "status")) == {
         (1, FACE_MINOR, FACE_MINOR, Assignment.Status.SETTLED)
     }
-    keys = list(JournalEntry.objects.filter(key__startswith="settle:").values_list("key", flat=True))
+    keys = list(
+        JournalEntry.objects.filter(key__startswith="settle:").values_list("key", flat=True)
+    )
     assert len(keys) == len(set(keys)) == payouts
     settled = Entry.objects.filter(type="receivable.settled")
     assert settled.count() == settled.values("chain", "external_ref").distinct().count()
@@ -157,7 +174,9 @@ def exactly_once(fleet: Fleet) -> None:
     call_command("verify_ledger")
 
 
-def delivered_again(queue: QueueSender, worker: Worker, redis_url: str, work_ids: list[int]) -> None:
+def delivered_again(
+    queue: QueueSender, worker: Worker, redis_url: str, work_ids: list[int]
+) -> None:
     """Send every task a second time (what a lost acknowledgement does); wait until done."""
     queue.send(*work_ids)
     broker = redis.Redis.from_url(redis_url)
@@ -204,7 +223,9 @@ def test_kill_9_of_a_pool_process_mid_settlement_redelivers_and_applies_once(
     redelivered = (taken_again - killed_at).total_seconds()
     record_property("pool kill: seconds to the task redelivered", f"{redelivered:.2f}")
     record_property("pool kill: seconds to the victim settled", f"{settled:.2f}")
-    print(f"pool process killed: redelivered after {redelivered:.2f} s, settled after {settled:.2f} s")
+    print(
+        f"pool process killed: redelivered after {redelivered:.2f} s, settled after {settled:.2f} s"
+    )
     delivered_again(queue, worker, redis_url, [*others, victim])
     exactly_once(fleet)
 
@@ -289,7 +310,9 @@ def test_a_poison_task_is_retried_a_bounded_number_of_times_then_dead_lettered(
     record_property("poison: seconds to dead-lettered", f"{gave_up:.2f}")
 
     # An officer re-runs it once the lock is gone, as dead_letter_rerun will: pending, resent.
-    DeadLetter.objects.filter(pk=dead.pk).update(rerun_at=datetime.now().astimezone(), rerun_by=officer)
+    DeadLetter.objects.filter(pk=dead.pk).update(
+        rerun_at=datetime.now().astimezone(), rerun_by=officer
+    )
     SettlementWork.objects.filter(pk=poison, status=SettlementWork.Status.DEAD).update(
         status=SettlementWork.Status.PENDING
     )
@@ -297,3 +320,130 @@ def test_a_poison_task_is_retried_a_bounded_number_of_times_then_dead_lettered(
     wait_for("the re-run", lambda: status_of(poison) == DONE, 30, worker)
     assert DeadLetter.objects.count() == 1
     exactly_once(fleet)
+
+
+# --- Twice, one effect: the same task, the same payout, and what holds it ---------------------
+
+
+@pytest.fixture
+def partly_paid(trade: Trade, facility: Facility, officer: User, now: datetime) -> tuple[str, int]:
+    """A financed invoice and the work of a payout paying 400.00 of its 1,000.00."""
+    [ref] = trade.fundable(1)
+    disbursed(trade, [ref], officer, now)
+    payout(trade, [(ref, "400.00")])
+    [work] = SettlementWork.objects.all()
+    return ref, work.pk
+
+
+def run(work_id: int) -> bool:
+    """The task as a worker runs it (retries, dead letters and all), in this process."""
+    return bool(settlement_run.apply(kwargs={"work_id": work_id}).get())
+
+
+@pytest.mark.django_db
+def test_the_same_task_run_twice_has_one_effect(partly_paid: tuple[str, int]) -> None:
+    ref, work = partly_paid
+
+    assert (run(work), run(work)) == (True, False)  # the second finds the work claimed
+
+    assert LineAllocation.objects.count() == 1
+    assert assignment(ref).paid_minor == 40_000
+    assert JournalEntry.objects.filter(key__startswith="settle:").count() == 1
+    assert not DeadLetter.objects.exists()
+    books_and_chain_sound()
+
+
+# Each guard taken away in turn, the work's claim first: the next one down still holds, and
+# the task dead-letters the work instead of applying it again. With all three gone (the
+# negative control) the line is applied twice.
+GUARDS = {
+    "lineallocation_once_per_line": "financing_lineallocation",
+    "entry_idempotency_key_unique": "ledger_entry",  # the chain's receivable.settled, per line
+}
+
+
+@pytest.mark.parametrize(
+    ("dropped", "held_by"),
+    [
+        ([], "lineallocation_once_per_line"),
+        (["lineallocation_once_per_line"], "IdempotencyKeyReused"),
+        (list(GUARDS), None),
+    ],
+    ids=["unique-key-holds", "chain-key-holds", "negative-control"],
+)
+@pytest.mark.django_db
+def test_with_the_claim_bypassed_the_keys_hold_and_without_them_a_line_pays_twice(
+    partly_paid: tuple[str, int], dropped: list[str], held_by: str | None
+) -> None:
+    ref, work = partly_paid
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        # Deferred checks of the set-up's appends fire first: a table with some pending
+        # cannot be altered. (Every deferrable constraint here is initially deferred.)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for name in dropped:
+            cursor.execute(f"ALTER TABLE {GUARDS[name]} DROP CONSTRAINT {name}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    assert run(work)
+
+    SettlementWork.objects.filter(pk=work).update(status="pending", done_at=None)  # no claim
+    applied_again = run(work)
+
+    if held_by is not None:
+        assert not applied_again
+        assert held_by in DeadLetter.objects.get(work=work).error
+        assert LineAllocation.objects.count() == 1
+        assert assignment(ref).paid_minor == 40_000
+        books_and_chain_sound()
+    else:
+        assert applied_again
+        assert LineAllocation.objects.count() == 2
+        assert assignment(ref).paid_minor == 80_000  # the debtor paid 400.00, credited twice
+        assert Entry.objects.filter(type="receivable.settled").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_same_payout_posted_twice_through_the_api_settles_once(
+    trade: Trade, facility: Facility, officer: User, marketplace: Marketplace, now: datetime
+) -> None:
+    [ref] = trade.fundable(1)
+    disbursed(trade, [ref], officer, now)
+    api = signed_client(marketplace)
+    event = {
+        "type": "payout.settled",
+        "merchant": seller_id(trade.merchant),
+        "ref": "PO-API-1",
+        "occurred_at": format_timestamp(datetime.now().astimezone()),
+        "data": {
+            "currency": "EUR",
+            "amount": "1000.00",
+            "settled_on": TODAY.isoformat(),
+            "lines": [{"invoice_ref": ref, "amount": "1000.00"}],
+        },
+    }
+    stamp = int(time.time())
+
+    first = api.post(EVENTS, {"events": [event]}, idempotency_key="po-1", timestamp=stamp)
+    again = api.post(EVENTS, {"events": [event]}, idempotency_key="po-1", timestamp=stamp - 1)
+    # A new request key, the same payout: the chain knows the event by its ref.
+    other_key = api.post(
+        EVENTS, {"events": [event]}, idempotency_key="po-1-bis", timestamp=stamp - 2
+    )
+    event["data"]["amount"] = event["data"]["lines"][0]["amount"] = "999.00"
+    changed = api.post(EVENTS, {"events": [event]}, idempotency_key="po-1-ter")
+
+    assert (first.status_code, again.status_code) == (201, 201), first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert other_key.status_code == 201, other_key.content
+    assert other_key.json()["receipts"] == first.json()["receipts"]
+    assert changed.status_code in (409, 422), changed.content  # not a second payout
+    assert Entry.objects.filter(type="payout.settled").count() == 1
+    assert SettlementWork.objects.count() == 1
+    assert settle_pending(now) == 1
+    assert settle_pending(now) == 0
+    assert LineAllocation.objects.count() == 1
+    assert (assignment(ref).paid_minor, assignment(ref).status) == (
+        FACE_MINOR,
+        Assignment.Status.SETTLED,
+    )
+    books_and_chain_sound()
