@@ -226,13 +226,14 @@ class Worker:
 
     def __init__(self, queue: str, broker_url: str, log: Path, env: dict[str, str]) -> None:
         db = connection.settings_dict
+        login = f"{db['USER']}:{db['PASSWORD']}" if db["PASSWORD"] else db["USER"]
         self.log = log
         self.environment = (
             os.environ
             | env
             | {
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+                "DATABASE_URL": f"postgres://{login}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                 "CELERY_BROKER_URL": broker_url,
                 "CELERY_TASK_DEFAULT_QUEUE": queue,
                 "PYTHONUNBUFFERED": "1",  # the log is read while the worker runs
@@ -319,15 +320,23 @@ def workers(queue: QueueSender, redis_url: str, tmp_path: Path) -> Iterator[Call
     _queue_forget(queue.queue, redis_url)
 
 
+def unacked(broker: redis.Redis, queue: str) -> list[bytes]:
+    """Tags of the messages of ``queue`` a worker took and has not acknowledged yet."""
+    return [
+        tag
+        for tag, raw in broker.hgetall("unacked").items()
+        if json.loads(raw)[2] == queue  # [message, exchange, routing key]
+    ]
+
+
 def _queue_forget(name: str, redis_url: str) -> None:
     """Drop what a killed worker left behind: messages queued, and taken but never
     acknowledged (Redis would hand those back to the queue after the visibility timeout)."""
     broker = redis.Redis.from_url(redis_url)
     broker.delete(name)
-    for tag, raw in broker.hgetall("unacked").items():
-        if json.loads(raw)[2] == name:  # [message, exchange, routing key]
-            broker.hdel("unacked", tag)
-            broker.zrem("unacked_index", tag)
+    for tag in unacked(broker, name):
+        broker.hdel("unacked", tag)
+        broker.zrem("unacked_index", tag)
 
 
 def worker_pid_of_backend(worker: Worker, backend_client_port: int) -> int:
