@@ -170,7 +170,16 @@ LOG_SEQUENCE_BATCH = 10_000
 # Celery: a broker from the environment; the demo runs on kombu's filesystem transport so it
 # needs no server (see config/settings/local.py).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+# Redis gives a message a worker took but never acknowledged (acks_late: the worker died) to
+# another worker this long after it was taken. Keep it above the longest countdown a task may
+# wait in a worker (SETTLEMENT_RETRY_BACKOFF_MAX_MS), or a healthy worker's waiting retry
+# is delivered twice: harmless, the tasks are idempotent, but wasted. Settlement does not rely
+# on it: its sweep re-sends work still pending after SETTLEMENT_RESEND_AFTER_SECONDS.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600)
+}
+# Workers that share a broker with others (a second deployment, a test) take their own queue.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
