@@ -114,7 +114,11 @@ def test_a_rerun_leaves_work_another_delivery_finished_done(
     work = SettlementWork.objects.get()
     settle_pending(now)  # done, then a late failure report of an earlier delivery
     letter = DeadLetter.objects.create(
-        task_name=TASK, task_kwargs={"work_id": work.pk}, work=work, error="x", attempts=1,
+        task_name=TASK,
+        task_kwargs={"work_id": work.pk},
+        work=work,
+        error="x",
+        attempts=1,
         failed_at=now,
     )
 
