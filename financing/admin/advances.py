@@ -435,7 +435,8 @@ def _repayment(advance: Advance, history: RepaymentHistory) -> dict[str, Any]:
             }
             for release in history.releases
         ],
-        "recourse_owed": shown(owed) if owed > 0 else "",
+        "recourse_owed": shown(max(owed, 0)),
+        "recourse_owes": owed > 0,
     }
 
 

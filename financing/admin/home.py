@@ -212,7 +212,8 @@ def dead_letters(user: User, now: datetime) -> HomeSection | None:
     rows = DeadLetter.objects.filter(rerun_at__isnull=True)
     items = tuple(
         HomeItem(
-            label=f"{letter.task_name} {letter.task_kwargs}",
+            label=f"{letter.task_name.rsplit('.', 1)[-1]} "
+            + ", ".join(f"{k}={v}" for k, v in sorted(letter.task_kwargs.items())),
             url=reverse("admin:financing_deadletter_change", args=[quote(letter.pk)]),
             detail=f"{letter.failed_at:%Y-%m-%d %H:%M} UTC · {letter.attempts} attempt(s) · "
             f"{letter.error[:120]}",
@@ -226,7 +227,7 @@ def dead_letters(user: User, now: datetime) -> HomeSection | None:
         title="Dead letters",
         items=items,
         total=rows.count(),
-        more_url=f"{changelist}?rerun_at__isnull=True",
+        more_url=f"{changelist}?rerun_at__isempty=1",
         empty="No task has given up.",
         help="Tasks that kept failing: re-run each once its cause is fixed.",
     )

@@ -161,7 +161,7 @@ def test_the_advance_page_shows_its_repayment_and_the_merchant_file_its_recourse
     assert "principal 800.00 EUR repaid" in page
     # The line's own 200.00 paid 150.00 of recourse; closing releases no reserve left over.
     assert _rows(page, "reserve-release") == []
-    assert "the merchant owes" not in page  # nothing left on recourse
+    assert "the merchant owes 0.00 EUR on recourse" in page  # the line's release paid it
     assert Advance.objects.get(pk=second.pk).status == Advance.Status.REPAID
     unpaid = client.get(_url("change", first)).content.decode()
     assert "No payout has reached its receivables yet." in unpaid
@@ -336,16 +336,22 @@ def test_the_home_shows_suspense_dead_letters_and_settlement_lag(
     live: Trade, line: Facility, officer: User, sign_in: SignIn
 ) -> None:
     _, item = held(live, officer)
-    letter = dead(live, officer)
-    page = sign_in(officer).get(reverse("admin:index")).content.decode()
+    dead(live, officer)
+    client = sign_in(officer)
+    page = client.get(reverse("admin:index")).content.decode()
 
     suspense = _section(page, "suspense")
     assert live.merchant.legal_name in suspense and "1,000.00 EUR" in suspense
     assert reverse("admin:financing_suspenseitem_allocate", args=[item.pk]) in suspense
     assert "KeyError" in _section(page, "dead-letters")
+    # Each section links to the full list, filtered as the section is.
+    sections = {s.key: s for s in officer_home(user=officer, now=timezone.now())}
+    assert item.ref in client.get(sections["suspense"].more_url).content.decode()
+    assert "KeyError" in client.get(sections["dead-letters"].more_url).content.decode()
+    for work_list in sections["settlement-lag"].items:
+        assert client.get(work_list.url).status_code == 200
     lag = _section(page, "settlement-lag")
-    assert "0 pending" in lag and "1 payout(s) in 24 h" in lag
-    assert letter.work_id is not None
+    assert "0 pending" in lag and "1 payout(s) in 24 h" in lag  # the dead one waits no more
 
 
 def test_settlement_lag_counts_pending_work_and_the_median_of_the_last_day(
