@@ -1,7 +1,8 @@
 """The bank's staff roles, as Django groups with exactly the permissions each role needs.
 
 * officer: reviews advances (maker: approve, reject); proposes facilities and their changes,
-  bank-wide debtor limits, blacklist lifts and duplicate-flag clearances; blacklists.
+  bank-wide debtor limits, blacklist lifts, duplicate-flag clearances and suspense
+  allocations; blacklists; re-runs dead-lettered tasks.
 * senior officer: an officer who may also authorize disbursement (checker) and confirm or
   reject what another officer proposed (four-eyes).
 * auditor: reads everything, changes nothing.
@@ -29,6 +30,8 @@ _OFFICER_ACTS = [
     ("financing", "add_webhookendpoint"),
     ("financing", "change_webhookendpoint"),
     ("financing", "resend_assignmentnotice"),
+    ("financing", "change_suspenseitem"),
+    ("financing", "change_deadletter"),
 ]
 
 

@@ -13,6 +13,8 @@ from financing.admin import (
     merchants,
     notices,
     receivables,
+    settlement,
+    suspense,
 )
 
 __all__ = [
@@ -24,4 +26,6 @@ __all__ = [
     "merchants",
     "notices",
     "receivables",
+    "settlement",
+    "suspense",
 ]

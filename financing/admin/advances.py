@@ -33,6 +33,7 @@ from financing.models import Advance, Facility, MerchantFile
 from financing.risk import grade_of
 from financing.selectors import ReceivableTrail, advance_review, exposure_read
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
+from financing.settlement_selectors import RepaymentHistory, recourse_balances, repayment_history
 from ledger.money import Money
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,8 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """The review page: quote, risk, evidence, live eligibility, decision and notices."""
+        """The review page: quote, risk, evidence, live eligibility, decision, notices and,
+        once disbursed, how it is being repaid."""
         if request.method not in ("GET", "HEAD"):
             raise PermissionDenied  # decisions go to their own URLs, through the services
         advance = self._advance_or_404(request, object_id)
@@ -208,6 +210,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
             "grade": grade_of(advance.risk_score),
             "factors": [_factor_row(f) for f in advance.risk_factors or []],
             "trails": [_trail_row(trail, advance.currency) for trail in review.trails],
+            **_repayment(advance, repayment_history(advance=advance)),
             "can_approve": status == Advance.Status.REQUESTED
             and user.has_perm("financing.approve_advance"),
             "can_reject": status in Advance.PENDING and user.has_perm("financing.approve_advance"),
@@ -384,6 +387,56 @@ def _factor_row(factor: Mapping[str, Any]) -> dict[str, Any]:
         "points": factor.get("points", ""),
         "max_points": factor.get("max_points", ""),
         "explanation": factor.get("explanation", ""),
+    }
+
+
+def _repayment(advance: Advance, history: RepaymentHistory) -> dict[str, Any]:
+    """The waterfall of every payout line applied to the advance, its reserve released, and
+    the recourse its merchant still owes in the advance's currency."""
+    currency = advance.currency
+
+    def shown(minor: int) -> str:
+        return Money.display(minor, currency)
+
+    owed = next(
+        (
+            r.open_minor
+            for r in recourse_balances(merchant_id=advance.merchant_id)
+            if r.currency == currency
+        ),
+        0,
+    )
+    return {
+        "repayment_lines": [
+            {
+                "row": line,
+                "source": "suspense allocation"
+                if line.payout_entry.type == "suspense.allocated"
+                else "payout",
+                "amount": shown(line.amount_minor),
+                "late_fees": shown(line.to_late_fees_minor),
+                "principal": shown(line.to_principal_minor),
+                "to_merchant": shown(line.to_merchant_minor),
+                "netted": shown(line.recourse_netted_minor),
+                "suspense": shown(line.to_suspense_minor),
+            }
+            for line in history.lines
+        ],
+        "repayment_totals": {
+            "principal": shown(sum(line.to_principal_minor for line in history.lines)),
+            "late_fees": shown(sum(line.to_late_fees_minor for line in history.lines)),
+            "released": shown(sum(r.amount_minor for r in history.releases)),
+        },
+        "releases": [
+            {
+                "row": release,
+                "amount": shown(release.amount_minor),
+                "netted": shown(release.recourse_netted_minor),
+            }
+            for release in history.releases
+        ],
+        "recourse_owed": shown(max(owed, 0)),
+        "recourse_owes": owed > 0,
     }
 
 

@@ -32,6 +32,7 @@ from financing.services.debtor_limits import (
     debtor_limit_propose,
 )
 from financing.services.proposals import CONFIRM_PERMISSION, change_confirm, change_reject
+from financing.services.suspense import TO_MERCHANT
 from ledger.money import Money, MoneyError, currency_exponent, parse_minor_units
 from merchants.models import Debtor, Marketplace
 
@@ -61,6 +62,21 @@ def change_diff(change: RiskChange) -> SafeString:
             "{}: blacklisted ({}) → may request advances again",
             change.before["merchant"],
             change.before["reason"],
+        )
+    if change.kind == RiskChange.Kind.SUSPENSE_ALLOCATE:
+        before = change.before
+        goes = (
+            "the merchant, less the recourse it owes"
+            if payload["target"] == TO_MERCHANT
+            else f"invoice {payload['target']}"
+        )
+        return format_html(
+            "{} of {} held in suspense ({}: {}) → {}",
+            Money.display(before["amount_minor"], before["currency"]),
+            before["merchant"],
+            before["ref"],
+            before["reason"],
+            goes,
         )
     return format_html("invoice {}: DUPLICATE_INVOICE → flag cleared", payload["ref"])
 

@@ -13,14 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from financing.admin.settlement import lag_display
 from financing.books.models import BooksVerification
-from financing.models import Advance, AssignmentNotice, RiskChange
+from financing.models import Advance, AssignmentNotice, DeadLetter, RiskChange, SuspenseItem
 from financing.risk import grade_of
+from financing.services.suspense import ALLOCATE_PERMISSION
+from financing.settlement_selectors import settlement_lag
 from ledger.models import LedgerVerification
 from ledger.money import Money
 
@@ -138,8 +142,8 @@ def to_confirm(user: User, now: datetime) -> HomeSection | None:
         total=rows.count(),
         more_url=f"{changelist}?status__exact=proposed",
         empty="No other officer's proposal waits for your confirmation.",
-        help="Facility terms, debtor limits, blacklist lifts and duplicate clearances take "
-        "effect only when a different senior officer confirms them.",
+        help="Facility terms, debtor limits, blacklist lifts, duplicate clearances and suspense "
+        "allocations take effect only when a different senior officer confirms them.",
     )
 
 
@@ -176,6 +180,84 @@ def failed_notices(user: User, now: datetime) -> HomeSection | None:
         more_url=f"{changelist}?status__exact=failed",
         empty="Every notice of assignment was delivered or is still being tried.",
         help="Until its debtor is told, an assignment is not perfected: re-send or call.",
+    )
+
+
+def suspense_to_allocate(user: User, now: datetime) -> HomeSection | None:
+    if not user.has_perm(ALLOCATE_PERMISSION):
+        return None
+    rows = SuspenseItem.objects.filter(status=SuspenseItem.Status.OPEN).select_related(
+        "merchant", "payout_entry"
+    )
+    items = tuple(
+        HomeItem(
+            label=f"{item.merchant.legal_name} · {Money.display(item.amount_minor, item.currency)}",
+            url=reverse("admin:financing_suspenseitem_allocate", args=[quote(item.pk)]),
+            detail=f"payout {item.payout_entry.external_ref} · {item.reason[:120]}",
+        )
+        for item in rows.order_by("created_at", "id")[:SHOWN]
+    )
+    return HomeSection(
+        key="suspense",
+        title="Suspense to allocate",
+        items=items,
+        total=rows.count(),
+        more_url=reverse("admin:financing_suspenseitem_changelist"),
+        empty="No money waits in suspense.",
+        help="Money received that no payout line could be applied to; allocating it is four-eyes.",
+    )
+
+
+def dead_letters(user: User, now: datetime) -> HomeSection | None:
+    rows = DeadLetter.objects.filter(rerun_at__isnull=True)
+    items = tuple(
+        HomeItem(
+            label=f"{letter.task_name.rsplit('.', 1)[-1]} "
+            + ", ".join(f"{k}={v}" for k, v in sorted(letter.task_kwargs.items())),
+            url=reverse("admin:financing_deadletter_change", args=[quote(letter.pk)]),
+            detail=f"{letter.failed_at:%Y-%m-%d %H:%M} UTC · {letter.attempts} attempt(s) · "
+            f"{letter.error[:120]}",
+            tone="bad",
+        )
+        for letter in rows.order_by("failed_at", "id")[:SHOWN]
+    )
+    changelist = reverse("admin:financing_deadletter_changelist")
+    return HomeSection(
+        key="dead-letters",
+        title="Dead letters",
+        items=items,
+        total=rows.count(),
+        more_url=f"{changelist}?rerun_at__isempty=1",
+        empty="No task has given up.",
+        help="Tasks that kept failing: re-run each once its cause is fixed.",
+    )
+
+
+def settlement_behind(user: User, now: datetime) -> HomeSection | None:
+    lag = settlement_lag(now=now)
+    works = reverse("admin:financing_settlementwork_changelist")
+    waited = None if lag.oldest_pending_at is None else now - lag.oldest_pending_at
+    # Older than a sweep's re-send: more than a worker briefly behind.
+    stuck = waited is not None and waited.total_seconds() > settings.SETTLEMENT_RESEND_AFTER_SECONDS
+    items = (
+        HomeItem(
+            label=f"{lag.pending:,} pending",
+            url=f"{works}?status__exact=pending",
+            detail="nothing waits" if waited is None else f"oldest {lag_display(waited)} ago",
+            tone="bad" if stuck else "ok",
+        ),
+        HomeItem(
+            label=f"Median lag {lag_display(lag.median_lag)}",
+            url=f"{works}?status__exact=done&kind__exact=payout",
+            detail=f"payout recorded → settled, {lag.settled_recently:,} payout(s) in 24 h",
+        ),
+    )
+    return HomeSection(
+        key="settlement-lag",
+        title="Settlement lag",
+        items=items,
+        total=len(items),
+        help="Workers apply each payout after it is recorded; the sweep re-sends what waits.",
     )
 
 
@@ -224,5 +306,8 @@ SECTIONS: list[SectionBuilder] = [
     to_confirm,
     overdue,
     failed_notices,
+    suspense_to_allocate,
+    dead_letters,
+    settlement_behind,
     verifications,
 ]

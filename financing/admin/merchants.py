@@ -1,4 +1,5 @@
-"""The merchant credit file: one page with facility, exposure, advances, risk and the chain.
+"""The merchant credit file: one page with facility, exposure, recourse, advances, risk and the
+chain.
 
 Read-only: what an officer reads before deciding. Changes go through the facility and
 blacklist admins and the review queue, each through its service.
@@ -19,6 +20,7 @@ from financing.admin.formatting import percent_of_bp
 from financing.models import Advance, Blacklisting, Facility, MerchantFile
 from financing.risk import grade_of
 from financing.selectors import exposure_by_merchant
+from financing.settlement_selectors import recourse_balances
 from ledger.models import Entry
 from ledger.money import Money
 
@@ -101,6 +103,17 @@ def merchant_file(merchant_id: int) -> dict[str, Any]:
             for a in advances[:ADVANCES_SHOWN]
         ],
         "advance_count": advances.count(),
+        "recourse": [
+            {
+                "currency": r.currency,
+                "raised": Money.display(r.raised_minor, r.currency),
+                "open": Money.display(r.open_minor, r.currency),
+                "owes": r.open_minor > 0,
+            }
+            for r in recourse_balances(merchant_id=merchant_id)
+        ],
+        "recourse_url": reverse("admin:financing_recourse_changelist")
+        + f"?merchant__id__exact={merchant_id}",
         "risk": {
             "worst": max(open_risk, default=None),
             "worst_grade": grade_of(max(open_risk)) if open_risk else "",

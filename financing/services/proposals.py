@@ -1,10 +1,10 @@
 """Four-eyes over what moves risk: one officer proposes, a different senior officer confirms.
 
-Opening a facility or changing its terms, a bank-wide debtor limit, lifting a blacklisting and
-clearing a duplicate-invoice flag are each a ``RiskChange``, written by a ``<thing>_propose``
-service in the thing's own module; nothing changes until ``change_confirm`` applies it, in the
-transaction that records the confirmation. The database refuses a decider who is the proposer
-and a second open proposal for one target.
+Opening a facility or changing its terms, a bank-wide debtor limit, lifting a blacklisting,
+clearing a duplicate-invoice flag and allocating money held in suspense are each a
+``RiskChange``, written by a ``<thing>_propose`` service in the thing's own module; nothing
+changes until ``change_confirm`` applies it, in the transaction that records the confirmation.
+The database refuses a decider who is the proposer and a second open proposal for one target.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from financing.services.blacklist import blacklist_lift_apply
 from financing.services.debtor_limits import debtor_limit_apply
 from financing.services.duplicates import duplicate_clear_apply
 from financing.services.facilities import facility_change_apply, facility_open_apply
+from financing.services.suspense import suspense_allocate_apply
 
 CONFIRM_PERMISSION = "financing.confirm_riskchange"
 
@@ -31,6 +32,7 @@ _APPLY: dict[str, Callable[..., object]] = {
     RiskChange.Kind.DEBTOR_LIMIT: debtor_limit_apply,
     RiskChange.Kind.BLACKLIST_LIFT: blacklist_lift_apply,
     RiskChange.Kind.DUPLICATE_CLEAR: duplicate_clear_apply,
+    RiskChange.Kind.SUSPENSE_ALLOCATE: suspense_allocate_apply,
 }
 
 

@@ -41,8 +41,10 @@ from financing.waterfall import (
     payment_split,
     receivable_close,
 )
+from ledger.events import ValidEvent
 from ledger.models import Entry, Invoice
 from ledger.money import parse_minor_units
+from ledger.services import NewEntry, entries_append
 from merchants.models import Merchant
 
 DILUTION_TYPES = ("invoice.credited", "shipment.returned", "order.cancelled")
@@ -113,6 +115,50 @@ def settlement_work_resend_due(*, now: datetime) -> list[int]:
     return ids
 
 
+def settlement_line_apply(
+    *,
+    merchant: Merchant,
+    event: ValidEvent,
+    currency: str,
+    invoice_ref: str,
+    amount_minor: int,
+    key: str,
+    now: datetime,
+) -> Entry:
+    """Apply money the merchant's suspense account holds as line 0 of the system entry that
+    ``event`` appends: the path of a payout line, minus its collection (the money came in
+    already). ``invoice_ref`` empty passes it to the merchant, less recourse it owes.
+
+    Runs in the caller's transaction (which marks what the money came from as used) and takes
+    settlement's locks in settlement's order; one journal entry keyed ``key``. Return the entry.
+
+    :raises SettlementContended: the receivable kept changing advance; try again.
+    """
+    refs = [invoice_ref] if invoice_ref else []
+    known = Invoice.objects.filter(
+        merchant_id=merchant.pk, ref__in=refs, currency=currency
+    ).exists()
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                advances = _advances_lock(merchant.pk, refs)
+                merchant_chain_lock(merchant_id=merchant.pk)
+                assignments = _assignments_lock(merchant.pk, refs, advances)
+                [receipt] = entries_append(
+                    source=settings.LEDGER_SYSTEM_SOURCE,
+                    entries=[NewEntry(merchant_id=merchant.pk, event=event)],
+                    now=now,
+                )
+                entry = Entry.objects.get(chain_id=merchant.pk, seq=receipt.seq)
+                run = _Run(merchant, entry, currency, assignments, now)
+                run.line_apply(0, invoice_ref, amount_minor, known=known)
+                run.finish(key=key)
+                return entry
+        except _AdvancesMoved:
+            continue
+    raise SettlementContended(f"Allocation {key} kept being overtaken.")
+
+
 def _lock_timeout_set() -> None:
     # A lock held too long (a stuck transaction, a long report) fails this attempt with an
     # OperationalError the task retries, instead of tying up a worker indefinitely.
@@ -143,28 +189,38 @@ def _assigned(merchant_id: int, refs: list[str]) -> Any:
     )
 
 
-def _run_locked(work: SettlementWork, data: dict[str, Any], now: datetime) -> bool:
-    entry = work.entry
-    refs = _invoice_refs(entry, data)
-    advance_ids = set(_assigned(work.merchant_id, refs).values_list("advance_id", flat=True))
-    advances = {
+def _advances_lock(merchant_id: int, refs: list[str]) -> dict[int, Advance]:
+    advance_ids = set(_assigned(merchant_id, refs).values_list("advance_id", flat=True))
+    return {
         a.pk: a
         for a in advance_qs_for_update().select_related("facility").filter(pk__in=advance_ids)
     }
+
+
+def _assignments_lock(
+    merchant_id: int, refs: list[str], advances: dict[int, Advance]
+) -> dict[str, Assignment]:
+    assignments = {
+        a.invoice_ref: a for a in _assigned(merchant_id, refs).select_for_update().order_by("pk")
+    }
+    if {a.advance_id for a in assignments.values()} - advances.keys():
+        raise _AdvancesMoved  # disbursed while we waited for the chain: lock its advance too
+    for assignment in assignments.values():
+        assignment.advance = advances[assignment.advance_id]
+    return assignments
+
+
+def _run_locked(work: SettlementWork, data: dict[str, Any], now: datetime) -> bool:
+    entry = work.entry
+    refs = _invoice_refs(entry, data)
+    advances = _advances_lock(work.merchant_id, refs)
     merchant_chain_lock(merchant_id=work.merchant_id)
     claimed = SettlementWork.objects.filter(
         pk=work.pk, status=SettlementWork.Status.PENDING
     ).update(status=SettlementWork.Status.DONE, done_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return False
-    assignments = {
-        a.invoice_ref: a
-        for a in _assigned(work.merchant_id, refs).select_for_update().order_by("pk")
-    }
-    if {a.advance_id for a in assignments.values()} - advances.keys():
-        raise _AdvancesMoved  # disbursed while we waited for the chain: lock its advance too
-    for assignment in assignments.values():
-        assignment.advance = advances[assignment.advance_id]
+    assignments = _assignments_lock(work.merchant_id, refs, advances)
     if entry.type == "payout.settled":
         run = _Run(work.merchant, entry, data["currency"], assignments, now)
         run.payout_apply(data)
@@ -231,22 +287,25 @@ class _Run:
         for index, line in enumerate(lines):
             amount = parse_minor_units(line["amount"], currency)
             named += amount
-            ref = line["invoice_ref"]
-            if ref in self.receivables:
-                self._financed_line(index, ref, amount)
-            elif ref in known:
-                self._merchant_line(index, ref, amount)
-            else:
-                why = (
-                    f"Line {index} names invoice '{ref}', unknown in {currency} for this merchant."
-                )
-                self._allocate(
-                    index, ref, amount, LineAllocation.Target.SUSPENSE, to_suspense=amount
-                )
-                self._suspense_hold(index, ref, amount, why)
+            self.line_apply(index, line["invoice_ref"], amount, known=line["invoice_ref"] in known)
         if total > named:
             why = "Part of the payout that no line names." if lines else "A payout without lines."
             self._suspense_hold(None, "", total - named, why)
+
+    def line_apply(self, index: int, ref: str, amount: int, *, known: bool) -> None:
+        """Apply ``amount``, held on the merchant's suspense account, as line ``index`` naming
+        invoice ``ref``: through the waterfall to a financed receivable, to the merchant for a
+        ``known`` unfinanced one or, ``ref`` empty, for money officers pass through; else it
+        stays in suspense."""
+        if ref in self.receivables:
+            self._financed_line(index, ref, amount)
+        elif known or not ref:
+            self._merchant_line(index, ref, amount)
+        else:
+            currency = self.books.currency
+            why = f"Line {index} names invoice '{ref}', unknown in {currency} for this merchant."
+            self._allocate(index, ref, amount, LineAllocation.Target.SUSPENSE, to_suspense=amount)
+            self._suspense_hold(index, ref, amount, why)
 
     def _financed_line(self, index: int, ref: str, amount: int) -> None:
         receivable = self.receivables[ref]
@@ -283,7 +342,8 @@ class _Run:
         allocation = self._allocate(
             index, ref, amount, LineAllocation.Target.MERCHANT, to_merchant=amount, netted=netted
         )
-        self._settled_event(allocation, 0)
+        if ref:  # money passed through without an invoice settles no receivable
+            self._settled_event(allocation, 0)
 
     def _allocate(
         self,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from django.db.models import F
+
 from ledger.exceptions import EventConflict
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.money import parse_minor_units
@@ -187,6 +189,17 @@ def invoices_paid(*, entry: Entry, data: dict[str, Any]) -> None:
     for invoice in invoices:
         invoice.paid_minor += paid[invoice.ref]
     Invoice.objects.bulk_update(invoices, ["paid_minor"])
+
+
+@projector("suspense.allocated")
+def invoice_paid_from_suspense(*, entry: Entry, data: dict[str, Any]) -> None:
+    """Money officers allocated from suspense to an invoice pays it as a payout line would:
+    the invoice stops being a receivable."""
+    if data.get("invoice_ref") is None:
+        return  # passed to the merchant: no invoice is paid
+    Invoice.objects.filter(
+        merchant_id=entry.chain_id, ref=data["invoice_ref"], currency=data["currency"]
+    ).update(paid_minor=F("paid_minor") + parse_minor_units(data["amount"], data["currency"]))
 
 
 @row_projector("payout.settled")

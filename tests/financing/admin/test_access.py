@@ -51,6 +51,10 @@ def _financing_pages() -> list[str]:
         "receivable",
         "assignment",
         "merchantfile",
+        "suspenseitem",
+        "recourse",
+        "deadletter",
+        "settlementwork",
     ):
         pages.append(reverse(f"admin:financing_{model}_changelist"))
     return pages
