@@ -19,8 +19,10 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from financing.books.models import BooksVerification
+from financing.business_day import business_day
 from financing.models import Advance, AssignmentNotice, RiskChange
 from financing.risk import grade_of
+from financing.selectors import early_warnings_active
 from ledger.models import LedgerVerification
 from ledger.money import Money
 
@@ -179,6 +181,38 @@ def failed_notices(user: User, now: datetime) -> HomeSection | None:
     )
 
 
+def early_warnings(user: User, now: datetime) -> HomeSection | None:
+    today = business_day(now)
+    active = early_warnings_active(today=today)
+    # The latest sighting of each (merchant, kind): a condition seen daily is one line here.
+    seen: set[tuple[int, str]] = set()
+    items: list[HomeItem] = []
+    for warning in active.select_related("merchant").order_by("-observed_on", "-id"):
+        if len(items) == SHOWN:
+            break
+        if (warning.merchant_id, warning.kind) in seen:
+            continue
+        seen.add((warning.merchant_id, warning.kind))
+        items.append(
+            HomeItem(
+                label=f"{warning.merchant.legal_name} · {warning.get_kind_display()}",
+                url=reverse("admin:financing_earlywarning_change", args=[quote(warning.pk)]),
+                detail=f"{warning.observed_on:%Y-%m-%d} · {warning.evidence.get('summary', '')}",
+                tone="bad",
+            )
+        )
+    return HomeSection(
+        key="early-warnings",
+        title="Early warnings",
+        items=tuple(items),
+        total=active.values("merchant_id", "kind").distinct().count(),
+        more_url=reverse("admin:financing_earlywarning_changelist"),
+        empty="No merchant with money outstanding shows a warning sign.",
+        help="Seen by the daily check after funding: orders or deliveries falling, returns or "
+        "credit notes spiking, financed receivables paid late or short.",
+    )
+
+
 def verifications(user: User, now: datetime) -> HomeSection | None:
     ledger = LedgerVerification.objects.order_by("-started_at", "-id").first()
     books = BooksVerification.objects.order_by("-started_at", "-id").first()
@@ -224,5 +258,6 @@ SECTIONS: list[SectionBuilder] = [
     to_confirm,
     overdue,
     failed_notices,
+    early_warnings,
     verifications,
 ]
