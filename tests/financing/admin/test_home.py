@@ -82,7 +82,7 @@ def test_the_home_lists_what_awaits_each_officer(
     mine = {s.key: s for s in officer_home(user=senior, now=now)}
     assert [i.label for i in mine["to-authorize"].items] == []
     audit = {s.key for s in officer_home(user=auditor, now=now)}
-    assert audit == {"overdue", "failed-notices", "verifications"}
+    assert audit == {"overdue", "failed-notices", "early-warnings", "verifications"}
 
 
 def test_the_home_has_one_section_per_builder_in_order() -> None:
@@ -95,6 +95,7 @@ def test_the_home_has_one_section_per_builder_in_order() -> None:
         "to_confirm",
         "overdue",
         "failed_notices",
+        "early_warnings",
         "verifications",
     ]
 

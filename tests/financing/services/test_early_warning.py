@@ -216,12 +216,16 @@ def test_a_spike_of_returns_warns(trade: Trade, outstanding: Advance, now: datet
 
     found = warnings(trade)
     assert set(found) == {Kind.RETURNS_SPIKE}
-    assert (found[Kind.RETURNS_SPIKE]["last_30_days"], found[Kind.RETURNS_SPIKE]["prior_90_days"]) == (
+    assert (
+        found[Kind.RETURNS_SPIKE]["last_30_days"],
+        found[Kind.RETURNS_SPIKE]["prior_90_days"],
+    ) == (
         4,
         1,
     )
-    assert "4 returns in the last 30 days against a monthly average of 0.3" in (
-        found[Kind.RETURNS_SPIKE]["summary"]
+    assert (
+        "4 returns in the last 30 days against a monthly average of 0.3"
+        in (found[Kind.RETURNS_SPIKE]["summary"])
     )
 
 
