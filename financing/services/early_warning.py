@@ -111,7 +111,9 @@ class _Trend:
 
     @property
     def monthly_average(self) -> Decimal:
-        return (Decimal(self.prior) / MONTHS_IN_BASELINE).quantize(Decimal("0.1"))
+        """prior / 3 to one decimal, half up, in integers (no division where figures are made)."""
+        tenths = (self.prior * 20 + MONTHS_IN_BASELINE) // (2 * MONTHS_IN_BASELINE)
+        return Decimal(tenths).scaleb(-1)
 
     def change_bp(self) -> int | None:
         """The month against the monthly average, in basis points (-10000: none at all)."""
@@ -165,7 +167,7 @@ def _trend(metric: str, rows: QuerySet[Any], moment: str, now: datetime) -> _Tre
 
 
 def _percent(bp: int) -> str:
-    return f"{Decimal(bp) / 100:.1f} %"
+    return f"{Decimal(bp).scaleb(-2):.1f} %"
 
 
 def _owed(assignment: Assignment) -> int:
