@@ -13,6 +13,19 @@ from financing.books.services import account_open
 from merchants.models import Merchant
 
 ASSIGNEE_NAME = settings.CHAINFIN_BANK_NAME
+RECOURSE_RECEIVABLE = "recourse_receivable"
+
+
+def recourse_owed(merchant: Merchant) -> dict[str, int]:
+    """What ``merchant`` owes the bank as recourse, per currency: its recourse accounts' balances.
+
+    Reads the books, opens nothing: a merchant that never owed recourse has no account, and owes
+    nothing.
+    """
+    accounts = Account.objects.filter(
+        merchant_id=merchant.pk, code__startswith=f"{RECOURSE_RECEIVABLE}:"
+    )
+    return {a.currency: a.balance_minor for a in accounts.order_by("currency") if a.balance_minor}
 
 
 class Chart:
@@ -72,7 +85,7 @@ class Chart:
 
     def recourse_receivable(self) -> Account:
         """What the merchant owes the bank: dilution after funding, late fees beyond its reserve."""
-        return self._merchants("recourse_receivable", "Recourse receivable", Account.Kind.ASSET)
+        return self._merchants(RECOURSE_RECEIVABLE, "Recourse receivable", Account.Kind.ASSET)
 
     def suspense(self) -> Account:
         """Money received for the merchant that nobody has allocated yet."""

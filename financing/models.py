@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from financing.controls import DebtorLimit, DuplicateClearance, RiskChange
+from financing.monitoring_models import EarlyWarning
 from financing.notice_models import (
     AssignmentNotice,
     NoticeAttempt,
@@ -35,7 +36,7 @@ from ledger.events import REF_MAX_LENGTH
 from ledger.models import Entry
 from merchants.models import Debtor, Merchant
 
-__all__ = [  # the controls' and notices' models, importable from here like the rest
+__all__ = [  # the models of the other modules, importable from here like the rest
     "Advance",
     "Assignment",
     "AssignmentNotice",
@@ -43,6 +44,7 @@ __all__ = [  # the controls' and notices' models, importable from here like the 
     "DeadLetter",
     "DebtorLimit",
     "DuplicateClearance",
+    "EarlyWarning",
     "Facility",
     "FacilityChange",
     "LineAllocation",

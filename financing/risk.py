@@ -3,7 +3,8 @@
 Each factor is measured from evidence, scored against a plain threshold and explained in one
 sentence an officer can check against the chain. The score is the sum of the factors' points
 (0 = no confidence, 100 = the best history Chainfin can see); it informs the officer, it never
-decides: approval stays a human act.
+decides: approval stays a human act. Two factors watch the merchant after funding: an active
+early warning (``financing.services.early_warning``) and the recourse it owes the bank.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 
-from financing.models import Advance, Receivable
+from financing.accounts import recourse_owed
+from financing.models import Advance, EarlyWarning, Receivable
+from financing.selectors import early_warnings_active
 from ledger.models import Entry, Invoice, Order, Shipment
+from ledger.money import Money
 from merchants.models import Merchant
 
 
@@ -72,6 +77,8 @@ class _History:
     repaid: int
     repaid_on_time: int
     ever_overdue: int
+    early_warnings: tuple[str, ...]  # the kinds active today, by label
+    recourse_owed: dict[str, int]  # per currency
 
     @classmethod
     def load(cls, merchant: Merchant, today: date) -> _History:
@@ -108,7 +115,15 @@ class _History:
             ever_overdue=advances.filter(
                 Q(status=Advance.Status.OVERDUE) | Q(late_fee_minor__gt=0)
             ).count(),
+            early_warnings=_early_warning_kinds(merchant, today),
+            recourse_owed=recourse_owed(merchant),
         )
+
+
+def _early_warning_kinds(merchant: Merchant, today: date) -> tuple[str, ...]:
+    active = early_warnings_active(today=today).filter(merchant=merchant)
+    kinds = active.values_list("kind", flat=True).distinct().order_by("kind")
+    return tuple(EarlyWarning.Kind(kind).label for kind in kinds)
 
 
 def _largest_debtor_total(merchant: Merchant) -> int:
@@ -136,36 +151,36 @@ def _banded(value: Decimal, bands: tuple[tuple[Decimal, int], ...]) -> int:
 
 
 def _history_length(h: _History) -> Factor:
-    points = _banded(Decimal(h.days), ((Decimal(365), 15), (Decimal(180), 10), (Decimal(90), 5)))
+    points = _banded(Decimal(h.days), ((Decimal(365), 10), (Decimal(180), 7), (Decimal(90), 3)))
     return Factor(
         "history_length",
         f"{h.days} days",
         points,
-        15,
+        10,
         f"The first evidence in the chain is {h.days} days old; a year or more earns full marks.",
     )
 
 
 def _delivery_rate(h: _History) -> Factor:
     rate = _percent(h.delivered, h.orders)
-    points = _banded(rate, ((Decimal(95), 20), (Decimal(85), 14), (Decimal(70), 7)))
+    points = _banded(rate, ((Decimal(95), 15), (Decimal(85), 10), (Decimal(70), 5)))
     return Factor(
         "delivery_rate",
         f"{rate}%",
         points,
-        20,
+        15,
         f"{h.delivered} of {h.orders} open orders have a delivery in the ledger.",
     )
 
 
 def _return_rate(h: _History) -> Factor:
     rate = _percent(h.returned, h.shipped)
-    points = 15 - _banded(rate, ((Decimal(15), 15), (Decimal(8), 10), (Decimal(3), 5)))
+    points = 10 - _banded(rate, ((Decimal(15), 10), (Decimal(8), 7), (Decimal(3), 3)))
     return Factor(
         "return_rate",
         f"{rate}%",
         points,
-        15,
+        10,
         f"{h.returned} of {h.shipped} shipped orders came back.",
     )
 
@@ -233,6 +248,37 @@ def _overdue(h: _History) -> Factor:
     )
 
 
+def _early_warnings(h: _History) -> Factor:
+    days = settings.EARLY_WARNING_ACTIVE_DAYS
+    if not h.early_warnings:
+        explanation = f"No early warning in the last {days} days."
+    else:
+        explanation = f"Early warnings in the last {days} days: {'; '.join(h.early_warnings)}."
+    return Factor(
+        "early_warnings",
+        str(len(h.early_warnings)),
+        max(10 - 5 * len(h.early_warnings), 0),
+        10,
+        explanation + " Each kind costs 5 points.",
+    )
+
+
+def _recourse_owed(h: _History) -> Factor:
+    owed = sum(h.recourse_owed.values())
+    share = _percent(owed, h.invoiced_minor)
+    # Any recourse open costs points: dilution the merchant has not made good yet.
+    points = 5 if owed <= 0 else 3 - _banded(share, ((Decimal(5), 3), (Decimal(1), 2)))
+    shown = ", ".join(Money.display(minor, cur) for cur, minor in h.recourse_owed.items())
+    return Factor(
+        "recourse_owed",
+        shown or "none",
+        points,
+        5,
+        f"Recourse owed to the bank (dilution after funding, late fees beyond the reserve): "
+        f"{share}% of the invoiced amount; none earns full marks.",
+    )
+
+
 _FACTORS: tuple[Callable[[_History], Factor], ...] = (
     _history_length,
     _delivery_rate,
@@ -242,4 +288,6 @@ _FACTORS: tuple[Callable[[_History], Factor], ...] = (
     _concentration,
     _repayment,
     _overdue,
+    _early_warnings,
+    _recourse_owed,
 )

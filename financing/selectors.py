@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from django.db.models import BinaryField, Count, Func, IntegerField, Q, Sum, Value
+from django.conf import settings
+from django.db.models import BinaryField, Count, Func, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.expressions import Combinable
 
 from financing.eligibility import Verdict, verdicts
@@ -22,6 +23,7 @@ from financing.models import (
     Advance,
     Assignment,
     AssignmentNotice,
+    EarlyWarning,
     Facility,
     assignment_entry_ref,
 )
@@ -431,3 +433,14 @@ def exposure_read() -> Exposure:
             CurrencyTotal(currency=currency, **sums) for currency, sums in sorted(totals.items())
         ),
     )
+
+
+def early_warnings_active(*, today: date) -> QuerySet[EarlyWarning]:
+    """Return the early warnings still active on ``today``: seen in the last
+    ``EARLY_WARNING_ACTIVE_DAYS`` days, newest first.
+
+    A warning stays active a while after its last sighting, so one missed daily run (or a
+    condition that clears for a day) does not make a merchant look clean.
+    """
+    since = today - timedelta(days=settings.EARLY_WARNING_ACTIVE_DAYS - 1)
+    return EarlyWarning.objects.filter(observed_on__gte=since, observed_on__lte=today)

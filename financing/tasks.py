@@ -14,6 +14,7 @@ from django.utils import timezone
 from financing import notices
 from financing.books.models import BooksVerification
 from financing.books.verification import books_verification_run
+from financing.services.early_warning import early_warnings_run
 from financing.services.fee_accrual import fee_accrual_sweep
 from financing.services.overdue import overdue_sweep
 from financing.services.settlement import (
@@ -131,3 +132,9 @@ def settlement_sweep_run(**kwargs: object) -> int:
 def fee_accrual_run(**kwargs: object) -> int:
     """Daily: recognise the discount fee earned to today on every outstanding advance."""
     return fee_accrual_sweep(now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def early_warning_run(**kwargs: object) -> int:
+    """Daily: list the merchants with money outstanding whose evidence turned for the worse."""
+    return early_warnings_run(now=timezone.now())

@@ -197,6 +197,16 @@ SETTLEMENT_MAX_RETRIES = env.int("SETTLEMENT_MAX_RETRIES", default=5)
 SETTLEMENT_RETRY_BACKOFF_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MS", default=2_000)
 SETTLEMENT_RETRY_BACKOFF_MAX_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MAX_MS", default=300_000)
 SETTLEMENT_LOCK_TIMEOUT_MS = env.int("SETTLEMENT_LOCK_TIMEOUT_MS", default=10_000)
+# Early warnings (monitoring after funding): the last 30 days against the 90 before them.
+# Orders or deliveries falling by more than DROP_BP of their monthly average warn, once that
+# average is at least MIN_MONTHLY (a handful of orders a month is noise, not a trend); returns
+# or credit notes warn when at least SPIKE_MIN of them rise more than SPIKE_BP above theirs.
+# A warning counts in the merchant's risk factors for ACTIVE_DAYS after the day it was seen.
+EARLY_WARNING_DROP_BP = env.int("EARLY_WARNING_DROP_BP", default=4000)
+EARLY_WARNING_MIN_MONTHLY = env.int("EARLY_WARNING_MIN_MONTHLY", default=3)
+EARLY_WARNING_SPIKE_BP = env.int("EARLY_WARNING_SPIKE_BP", default=10_000)
+EARLY_WARNING_SPIKE_MIN = env.int("EARLY_WARNING_SPIKE_MIN", default=3)
+EARLY_WARNING_ACTIVE_DAYS = env.int("EARLY_WARNING_ACTIVE_DAYS", default=7)
 
 CELERY_BEAT_SCHEDULE = {
     "verify-ledger-daily": {

@@ -21,8 +21,10 @@ from django.urls import reverse
 
 from financing.admin.settlement import lag_display
 from financing.books.models import BooksVerification
+from financing.business_day import business_day
 from financing.models import Advance, AssignmentNotice, DeadLetter, RiskChange, SuspenseItem
 from financing.risk import grade_of
+from financing.selectors import early_warnings_active
 from financing.services.suspense import ALLOCATE_PERMISSION
 from financing.settlement_selectors import settlement_lag
 from ledger.models import LedgerVerification
@@ -261,6 +263,38 @@ def settlement_behind(user: User, now: datetime) -> HomeSection | None:
     )
 
 
+def early_warnings(user: User, now: datetime) -> HomeSection | None:
+    today = business_day(now)
+    active = early_warnings_active(today=today)
+    # The latest sighting of each (merchant, kind): a condition seen daily is one line here.
+    seen: set[tuple[int, str]] = set()
+    items: list[HomeItem] = []
+    for warning in active.select_related("merchant").order_by("-observed_on", "-id"):
+        if len(items) == SHOWN:
+            break
+        if (warning.merchant_id, warning.kind) in seen:
+            continue
+        seen.add((warning.merchant_id, warning.kind))
+        items.append(
+            HomeItem(
+                label=f"{warning.merchant.legal_name} · {warning.get_kind_display()}",
+                url=reverse("admin:financing_earlywarning_change", args=[quote(warning.pk)]),
+                detail=f"{warning.observed_on:%Y-%m-%d} · {warning.evidence.get('summary', '')}",
+                tone="bad",
+            )
+        )
+    return HomeSection(
+        key="early-warnings",
+        title="Early warnings",
+        items=tuple(items),
+        total=active.values("merchant_id", "kind").distinct().count(),
+        more_url=reverse("admin:financing_earlywarning_changelist"),
+        empty="No merchant with money outstanding shows a warning sign.",
+        help="Seen by the daily check after funding: orders or deliveries falling, returns or "
+        "credit notes spiking, financed receivables paid late or short.",
+    )
+
+
 def verifications(user: User, now: datetime) -> HomeSection | None:
     ledger = LedgerVerification.objects.order_by("-started_at", "-id").first()
     books = BooksVerification.objects.order_by("-started_at", "-id").first()
@@ -309,5 +343,6 @@ SECTIONS: list[SectionBuilder] = [
     suspense_to_allocate,
     dead_letters,
     settlement_behind,
+    early_warnings,
     verifications,
 ]

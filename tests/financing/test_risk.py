@@ -70,27 +70,31 @@ def test_a_clean_history_outscores_returns_credit_notes_and_concentration(
     bad = risk_assess(risky.merchant, TODAY)
 
     assert by_name(good) == {
-        "history_length": ("400 days", 15),
-        "delivery_rate": ("100.0%", 20),
-        "return_rate": ("0.0%", 15),
+        "history_length": ("400 days", 10),
+        "delivery_rate": ("100.0%", 15),
+        "return_rate": ("0.0%", 10),
         "credit_note_rate": ("0.0%", 10),
         "dilution": ("0.0%", 10),
         "debtor_concentration": ("20.0%", 10),  # five buyers, 2,000.00 each
         "on_time_repayment": ("no history", 5),
         "overdue_history": ("0", 10),
+        "early_warnings": ("0", 10),
+        "recourse_owed": ("none", 5),
     }
     assert by_name(bad) == {
-        "history_length": ("400 days", 15),
-        "delivery_rate": ("100.0%", 20),  # returned goods were delivered first
+        "history_length": ("400 days", 10),
+        "delivery_rate": ("100.0%", 15),  # returned goods were delivered first
         "return_rate": ("20.0%", 0),  # 2 of 10 orders came back
         "credit_note_rate": ("30.0%", 0),  # 3 of 10 invoices credited
         "dilution": ("3.0%", 7),  # 300.00 of 10,000.00
         "debtor_concentration": ("100.0%", 0),  # one buyer owes it all
         "on_time_repayment": ("no history", 5),
         "overdue_history": ("0", 10),
+        "early_warnings": ("0", 10),
+        "recourse_owed": ("none", 5),
     }
     assert (good.score, good.grade) == (95, "A")
-    assert (bad.score, bad.grade) == (57, "C")
+    assert (bad.score, bad.grade) == (62, "C")
     explained = {f.name: f.explanation for f in bad.factors}
     assert explained["return_rate"] == "2 of 10 shipped orders came back."
     assert explained["credit_note_rate"] == "3 of 10 invoices were credited in part or whole."
@@ -101,7 +105,7 @@ def test_a_clean_history_outscores_returns_credit_notes_and_concentration(
 @pytest.mark.parametrize(
     ("returned", "points"),
     # Of 20 orders: 0 %, 5 % (the 3 % band), 10 % (the 8 % band), 15 % (the worst band).
-    [(0, 15), (1, 10), (2, 5), (3, 0)],
+    [(0, 10), (1, 7), (2, 3), (3, 0)],
 )
 def test_return_rate_bands(new_trade: Callable[[], Trade], returned: int, points: int) -> None:
     trade = new_trade()

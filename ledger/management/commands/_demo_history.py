@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 CURRENCY = "EUR"
 HISTORY = timedelta(days=182)
 PAYOUT_EVERY = timedelta(days=14)
+# The last weeks' marketplace orders, delivered and invoiced, not yet due: receivables the
+# financing demo finances and then settles (repaid, part paid, diluted), whatever the dice said.
+RECENT_ORDERS = 6
+RECENT_TERMS = timedelta(days=45)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,7 @@ class DemoHistory:
         for moment in placed:
             self._order(moment)
         self._payouts(start)
+        self._recent_orders()
         return self.timeline.in_order()
 
     def _order(self, placed: datetime) -> None:
@@ -336,6 +341,63 @@ class DemoHistory:
         }
         if self.timeline.add(at, "invoice.credited", ref, data):
             invoice.credits.append((at, cents))
+
+    def _recent_orders(self) -> None:
+        """Orders of about 1,000.00 each over the last three weeks, owed by the marketplace.
+
+        No dice: the history drawn above stays what it was, and the demo always has these.
+        """
+        market = self.market
+        for i in range(RECENT_ORDERS):
+            product = self.spec.products[i % len(self.spec.products)]
+            quantity = max(1, 100_000 // product.unit_cents)
+            placed = datetime.combine(self.now.date(), clock(10, 15), tzinfo=UTC)
+            placed -= timedelta(days=24 - 3 * i)
+            number = next(self.order_numbers)
+            order_ref = f"{market.prefix}-{placed:%y%m%d}-{number}"
+            shipment_ref = f"{market.prefix}-SHP-{number}"
+            buyer = BUYERS[i % len(BUYERS)]
+            amount = format_minor_units(quantity * product.unit_cents, CURRENCY)
+            dispatched = placed + timedelta(hours=20)
+            issued = dispatched + timedelta(hours=2)
+            invoice_ref = (
+                f"{self.spec.invoice_prefix}-{issued.year}-{next(self.invoice_numbers):05d}"
+            )
+            shipment = {"order_ref": order_ref, "carrier": self.spec.carriers[0]}
+            buyer_ref = {"id": f"{market.prefix}-B{1001 + i % len(BUYERS)}", "name": buyer.name}
+            add = self.timeline.add
+            add(
+                placed,
+                "order.placed",
+                order_ref,
+                {"currency": CURRENCY, "amount": amount, "buyer": buyer_ref},
+            )
+            add(dispatched, "shipment.dispatched", shipment_ref, shipment)
+            add(
+                issued,
+                "invoice.issued",
+                invoice_ref,
+                {
+                    "order_ref": order_ref,
+                    "currency": CURRENCY,
+                    "amount": amount,
+                    "issue_date": issued.date().isoformat(),
+                    "due_date": (issued + RECENT_TERMS).date().isoformat(),
+                    "debtor": {
+                        "kind": "marketplace",
+                        "name": market.name,
+                        "tax_id": market.tax_id,
+                        "country": market.country,
+                    },
+                    "supplier_tax_id": self.spec.tax_id,
+                },
+            )
+            add(
+                dispatched + timedelta(days=2),
+                "shipment.delivered",
+                shipment_ref,
+                {"order_ref": order_ref},
+            )
 
     def _payouts(self, start: datetime) -> None:
         """Fortnightly, on Fridays, the marketplace pays what it owes and is due, net of credits."""

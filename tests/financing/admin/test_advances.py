@@ -83,7 +83,7 @@ def test_the_review_page_shows_quote_risk_and_verified_evidence(
         assert cell in page, label
     assert f"Risk: {advance.risk_score} / 100, grade {grade_of(advance.risk_score)}" in page
     factors = _rows(page, "risk-factor")
-    assert len(factors) == len(advance.risk_factors) == 8
+    assert len(factors) == len(advance.risk_factors) == 10
     for factor, row in zip(advance.risk_factors, factors, strict=True):
         assert row == [
             factor["name"].replace("_", " ").capitalize(),

@@ -87,6 +87,7 @@ def test_the_home_lists_what_awaits_each_officer(
         "failed-notices",
         "dead-letters",
         "settlement-lag",
+        "early-warnings",
         "verifications",
     }
 
@@ -104,6 +105,7 @@ def test_the_home_has_one_section_per_builder_in_order() -> None:
         "suspense_to_allocate",
         "dead_letters",
         "settlement_behind",
+        "early_warnings",
         "verifications",
     ]
 
