@@ -18,8 +18,13 @@ app.steps["worker"].add(DjangoStructLogInitStep)
 
 
 @setup_logging.connect
-def _logging_from_settings(**kwargs: Any) -> None:
-    # Celery would otherwise install its own plain handlers; workers log like the web processes.
+def _logging_from_settings(*, logfile: str | None = None, **kwargs: Any) -> None:
+    # Celery would otherwise install its own plain handlers; workers log like the web processes,
+    # to --logfile when given one (the demo's worker.log and beat.log).
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
+    config = dict(settings.LOGGING)
+    if logfile:
+        handler = {"class": "logging.FileHandler", "filename": logfile, "formatter": "structured"}
+        config["handlers"] = {**config["handlers"], "console": handler}
+    logging.config.dictConfig(config)

@@ -7,6 +7,7 @@ secret key, DEBUG on, no sealing key or no scrape token: config/settings/refusal
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logs import logging_config
 from config.settings.base import *  # noqa: F403
 from config.settings.base import (
     CHAINFIN_SEALING_KEYS,
@@ -14,7 +15,6 @@ from config.settings.base import (
     SECRET_KEY,
     env,
 )
-from config.logs import logging_config
 from config.settings.refusals import production_refusals
 
 _refusals = production_refusals(
