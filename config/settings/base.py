@@ -228,7 +228,7 @@ CHAINFIN_DEMO = False
 CHAINFIN_SEALING_KEYS = env.list("CHAINFIN_SEALING_KEYS", default=[])
 # Every sealed column, as app_label.Model.field, for reseal_secrets.
 CHAINFIN_SEALED_FIELDS = [
-    "merchants.APIKey.signing_secret_sealed",
+    "merchants.ApiKey.signing_secret_sealed",
     "financing.WebhookEndpoint.secret_sealed",
 ]
 

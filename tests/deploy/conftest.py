@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet
 from config.serve import NGINX, gunicorn_command, nginx_command, render_nginx
 from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 
+METRICS_TOKEN = secrets.token_urlsafe(32)
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -33,17 +35,23 @@ def production_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     for name in ("DJANGO_SECRET_KEY", "CHAINFIN_SEALING_KEYS", "DJANGO_DEBUG"):
         env.pop(name, None)
-    return env | {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "CHAINFIN_SEALING_KEYS": Fernet.generate_key().decode(),
-        "METRICS_TOKEN": secrets.token_urlsafe(32),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chainfin"),
-        "CACHE_URL": "redis://127.0.0.1:6379/14",
-        "CELERY_BROKER_URL": broker,
-        "PYTHONUNBUFFERED": "1",
-    } | overrides
+    return (
+        env
+        | {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "CHAINFIN_SEALING_KEYS": Fernet.generate_key().decode(),
+            "METRICS_TOKEN": secrets.token_urlsafe(32),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": os.environ.get(
+                "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chainfin"
+            ),
+            "CACHE_URL": "redis://127.0.0.1:6379/14",
+            "CELERY_BROKER_URL": broker,
+            "PYTHONUNBUFFERED": "1",
+        }
+        | overrides
+    )
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -82,9 +90,16 @@ def nginx_binary() -> str:
 def gunicorn_server(tmp_path: Path) -> Iterator[str]:
     """gunicorn on the production settings, two sync workers; yields its host:port."""
     address = f"127.0.0.1:{free_port()}"
-    env = production_env(GUNICORN_BIND=address, GUNICORN_WORKERS="2")
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = production_env(
+        GUNICORN_BIND=address,
+        GUNICORN_WORKERS="2",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        METRICS_TOKEN=METRICS_TOKEN,
+    )
     log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         gunicorn_command(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
@@ -111,11 +126,9 @@ def nginx_server(nginx_binary: str, gunicorn_server: str, tmp_path: Path) -> Ite
             metrics_allow=["127.0.0.1"],
         )
     )
-    process = subprocess.Popen(nginx_command(conf, run_dir), stderr=subprocess.PIPE)  # noqa: S603
+    process = subprocess.Popen(nginx_command(conf, run_dir), stderr=subprocess.PIPE)
     try:
         wait_until_answering(f"http://{address}/healthz", process)
         yield address
     finally:
         _stop(process)
-
-
