@@ -9,11 +9,12 @@ export CHAINFIN_DEMO_DIR := $(abspath $(DEMO_DIR))
 SMOKE_DB := /tmp/chainfin-smoke-$(shell id -u).sqlite3
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-postgres test-sqlite demo bench clean
+.PHONY: help install lint test test-postgres test-sqlite demo serve bench clean
 
 help:
 	@echo "make demo   set up and run web + worker + beat on SQLite with demo data"
 	@echo "make test   set up, lint, run the suite on PostgreSQL/Redis and a SQLite smoke run"
+	@echo "make serve  run nginx + gunicorn, worker and beat with the production settings"
 	@echo "make bench  print benchmark figures (PostgreSQL)"
 
 $(BIN)/python:
@@ -63,6 +64,17 @@ demo: install
 	@echo
 	@$(BIN)/python -m config.demo --addr $(DEMO_ADDR) --dir $(DEMO_DIR)
 
+# Production, as the README's "Running in production" describes: the environment (or .env)
+# holds DATABASE_URL, CACHE_URL, CELERY_BROKER_URL, DJANGO_SECRET_KEY, CHAINFIN_SEALING_KEYS,
+# METRICS_TOKEN and DJANGO_ALLOWED_HOSTS; nginx comes from Debian (apt-get install nginx).
+serve: export DJANGO_SETTINGS_MODULE := config.settings.production
+serve: install
+	@test -x /usr/sbin/nginx || { echo "nginx is missing: apt-get install -y nginx"; exit 1; }
+	$(MANAGE) check --deploy --fail-level WARNING
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput -v0
+	$(BIN)/python -m config.serve
+
 bench: install
 	$(BIN)/python -m tests.bench.ledger_bench
 	$(BIN)/python -m tests.bench.api_bench
@@ -70,4 +82,4 @@ bench: install
 	$(BIN)/python -m tests.bench.log_bench
 
 clean:
-	rm -rf $(DEMO_DIR) $(SMOKE_DB)
+	rm -rf $(DEMO_DIR) $(SMOKE_DB) .serve

@@ -4,14 +4,21 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-import config.api.openapi  # noqa: F401  (registers the auth scheme with drf-spectacular)
+import config.api.openapi
+import config.metric_sources  # noqa: F401  (registers the business figures with /metrics)
 from config.api.problems import api_not_found, api_server_error
+from config.health import healthz, readyz
+from config.metrics import metrics
+from config.observability import unavailable_from_current_exception
 from config.views import home
 from ledger.api.log import log_key
 
 urlpatterns = [
     path("", home, name="home"),
     path(".well-known/chainfin-log-key", log_key, name="log-key"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),  # config.admin_site.OfficerAdminSite: two-factor
     path("api/v1/", include("ledger.api.urls")),
     path("api/v1/", include("financing.api.urls")),
@@ -27,6 +34,10 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # A database or broker outage met outside a view (in a middleware) is a 503 too.
+    unavailable = unavailable_from_current_exception(request)
+    if unavailable is not None:
+        return unavailable
     if request.path.startswith("/api/"):
         return api_server_error(request)
     return defaults.server_error(request)

@@ -8,6 +8,8 @@ import django_stubs_ext
 import environ
 from celery.schedules import crontab
 
+from config.logs import logging_config, logging_configure_structlog
+
 # Lets admin and manager classes take type parameters at runtime (ModelAdmin[Merchant]).
 django_stubs_ext.monkeypatch()
 
@@ -33,6 +35,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_prometheus",
+    "django_structlog",
     "merchants",
     "ledger",
     "financing",
@@ -40,7 +44,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so its latency covers the whole request; its pair is the last entry.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A request id on every log line of the request, and on its Celery tasks (below).
+    "django_structlog.middlewares.RequestMiddleware",
+    "config.observability.ApiLatencyMiddleware",
+    "config.observability.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -48,6 +58,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(); after authentication
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -245,13 +256,36 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# Structured logs (structlog through the standard library, so Django's, Celery's and our own
+# loggers come out alike): JSON lines in production, readable lines in the demo. The request id
+# from the proxy (X-Request-ID) is bound to every line of the request and travels with the
+# Celery tasks it enqueues (django-structlog's task headers).
+LOG_FORMAT = env("LOG_FORMAT", default="console")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
+logging_configure_structlog()
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+
+# Health and metrics (config/observability.py). /metrics answers a bearer token when
+# METRICS_TOKEN is set, and otherwise only loopback; the proxy serves it to the internal
+# network only. A database or broker outage answers 503 with this Retry-After.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER", default=30)
+# Load balancers probe over plain HTTP; these must answer there, not redirect to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+# Set True only by the demo settings: the demo seeds and totp_code refuse to run without it.
+CHAINFIN_DEMO = False
+
+# Secrets that must be readable yet never stored in the clear (merchants/credentials.py) are
+# sealed with these Fernet keys, newest first: the newest seals, any of them opens. Rotate by
+# putting a new key first, running `manage.py reseal_secrets`, then dropping the old one.
+CHAINFIN_SEALING_KEYS = env.list("CHAINFIN_SEALING_KEYS", default=[])
+# Every sealed column, as app_label.Model.field, for reseal_secrets.
+CHAINFIN_SEALED_FIELDS = [
+    "merchants.ApiKey.signing_secret_sealed",
+    "financing.WebhookEndpoint.secret_sealed",
+]
 
 # Who stamps entries that the system itself writes (capital flow, rebuilds).
 LEDGER_SYSTEM_SOURCE = "chainfin"

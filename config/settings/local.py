@@ -10,7 +10,10 @@ from pathlib import Path
 DEMO_DIR = Path(
     os.environ.get("CHAINFIN_DEMO_DIR") or Path(__file__).resolve().parent.parent.parent / ".demo"
 )
-os.environ.setdefault("DJANGO_SECRET_KEY", "demo-only-insecure-key-never-use-in-production")
+from config.settings.refusals import DEMO_SEALING_KEY, DEMO_SECRET_KEY  # noqa: E402
+
+os.environ.setdefault("DJANGO_SECRET_KEY", DEMO_SECRET_KEY)
+os.environ.setdefault("CHAINFIN_SEALING_KEYS", DEMO_SEALING_KEY)
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{DEMO_DIR / 'chainfin.sqlite3'}")
@@ -18,6 +21,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 
 from config.settings.base import *  # noqa: E402,F403
 from config.settings.base import CELERY_BROKER_URL  # noqa: E402
+
+# The demo seeds and totp_code run only here (config/demo_only.py).
+CHAINFIN_DEMO = True
 
 if CELERY_BROKER_URL == "filesystem://":
     _queue = DEMO_DIR / "broker"

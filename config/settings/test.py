@@ -9,7 +9,10 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-insecure-key")
+from config.settings.refusals import TEST_SEALING_KEY, TEST_SECRET_KEY
+
+os.environ.setdefault("DJANGO_SECRET_KEY", TEST_SECRET_KEY)
+os.environ.setdefault("CHAINFIN_SEALING_KEYS", TEST_SEALING_KEY)
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chainfin")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 
@@ -43,6 +46,10 @@ elif os.environ.get("REQUIRE_SERVICES") == "1":
 from config.settings.base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The suite seeds demo data in many places; tests/config/test_demo_only.py turns this off to
+# prove the seeds and totp_code refuse outside the demo.
+CHAINFIN_DEMO = True
 
 # One test database per pytest process, so parallel runs on one machine never drop each other's.
 DATABASES["default"]["TEST"] = {"NAME": f"test_chainfin_{os.getpid()}"}  # noqa: F405

@@ -80,8 +80,8 @@ def test_curl_snippet(live_server, demo_merchant) -> None:
             "PATH": "/usr/bin:/bin",
             "DATABASE_URL": _test_database_url(),
             "CELERY_BROKER_URL": "memory://",
-            # Signing secrets are sealed with a key derived from it: the server's own.
-            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            # Signing secrets are sealed under these keys: the server's own.
+            "CHAINFIN_SEALING_KEYS": ",".join(settings.CHAINFIN_SEALING_KEYS),
         },
         capture_output=True,
         text=True,

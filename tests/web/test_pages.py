@@ -23,8 +23,12 @@ def populated(merchant, marketplace, now) -> None:
 
 @pytest.mark.sqlite_smoke
 @pytest.mark.django_db
-def test_home_page_shows_counts(client, populated) -> None:
-    response = client.get("/")
+def test_home_page_shows_counts_to_staff_only(client, staff_client, populated) -> None:
+    anonymous = client.get("/")
+    assert anonymous.status_code == 200
+    assert b"chain entries" not in anonymous.content
+    assert b"verified" not in anonymous.content
+    response = staff_client.get("/")
     assert response.status_code == 200
     assert b"chain entries" in response.content
     assert b"has not been verified yet" in response.content

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from config.demo_only import demo_only
 from financing.eligibility import verdicts
 from financing.models import (
     Advance,
@@ -63,6 +64,7 @@ class Command(BaseCommand):
     help = "Open demo facilities and request, approve and disburse demo advances, once."
 
     def handle(self, *args: object, **options: object) -> None:
+        demo_only("seed_financing_demo")
         if Facility.objects.exists():
             self.stdout.write("Demo financing is already loaded; not loaded again.")
             return

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from config.demo_only import demo_only
 from config.two_factor import (
     TotpDeviceExists,
     totp_device_enroll,
@@ -85,6 +86,7 @@ class Command(BaseCommand):
     help = "Load demo marketplaces, merchants, logins and six months of trade evidence, once."
 
     def handle(self, *args: object, **options: object) -> None:
+        demo_only("seed_demo")
         now = timezone.now()
         # On every run, so that a demo database loaded before two-factor gets its officers too.
         with transaction.atomic():

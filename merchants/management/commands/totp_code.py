@@ -1,7 +1,8 @@
 """manage.py totp_code USERNAME: print a staff user's current sign-in code. The demo only.
 
-With DEBUG off it refuses: in production a code comes from the officer's authenticator app and
-nowhere else, or the second factor would be whoever can run manage.py.
+Outside the demo settings, or with DEBUG off, it refuses: in production a code comes from the
+officer's authenticator app and nowhere else, or the second factor would be whoever can run
+manage.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.demo_only import demo_only
 from config.two_factor import totp_code, totp_device_for
 
 
@@ -23,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("username")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        demo_only("totp_code")
         if not settings.DEBUG:
             raise CommandError(
                 "totp_code only runs with DEBUG on (the demo). Outside the demo the code comes"

@@ -1,0 +1,66 @@
+"""The business figures /metrics reads from tables that exist today (config/metrics.py).
+
+Settlement lag and open reconciliation breaks belong to the apps that own those tables: they
+register their own sources with ``config.metrics.gauge_source``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.db.models import Sum
+
+from config.metrics import Reading, gauge_source
+from financing.books.models import BooksVerification
+from financing.models import AssignmentNotice
+from ledger.models import Chain, LedgerVerification
+
+
+@gauge_source(
+    name="chainfin_ledger_entries",
+    documentation="Entries appended to the ledger: events ingested plus the system's own.",
+    kind="counter",
+)
+def ledger_entries() -> Iterator[Reading]:
+    # Chains are gap-free from seq 1, so the heads add up to the entries without counting them.
+    yield (), float(Chain.objects.aggregate(total=Sum("head_seq"))["total"] or 0)
+
+
+@gauge_source(
+    name="chainfin_last_verification_ok",
+    documentation="1 if the last finished verification found everything intact, else 0.",
+    labels=("check",),
+)
+def last_verification_ok() -> Iterator[Reading]:
+    for check, ok, _started_at in _last_verifications():
+        yield (check,), 1.0 if ok else 0.0
+
+
+@gauge_source(
+    name="chainfin_last_verification_timestamp_seconds",
+    documentation="When the last finished verification started (Unix time).",
+    labels=("check",),
+)
+def last_verification_at() -> Iterator[Reading]:
+    for check, _ok, started_at in _last_verifications():
+        yield (check,), started_at.timestamp()
+
+
+@gauge_source(
+    name="chainfin_dead_letters",
+    documentation="Work that exhausted its retries and waits for an officer, by kind.",
+    labels=("kind",),
+)
+def dead_letters() -> Iterator[Reading]:
+    failed = AssignmentNotice.objects.filter(status=AssignmentNotice.Status.FAILED).count()
+    yield ("assignment_notice",), float(failed)
+
+
+def _last_verifications() -> Iterator[tuple[str, bool, datetime]]:
+    ledger = LedgerVerification.objects.exclude(outcome="running").order_by("-started_at").first()
+    books = BooksVerification.objects.exclude(outcome="running").order_by("-started_at").first()
+    if ledger is not None:
+        yield "ledger", ledger.outcome == LedgerVerification.Outcome.INTACT, ledger.started_at
+    if books is not None:
+        yield "books", books.outcome == BooksVerification.Outcome.BALANCED, books.started_at
