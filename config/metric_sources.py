@@ -1,7 +1,6 @@
-"""The business figures /metrics reads from tables that exist today (config/metrics.py).
+"""The business figures /metrics reads from the tables at scrape time (config/metrics.py).
 
-Settlement lag and open reconciliation breaks belong to the apps that own those tables: they
-register their own sources with ``config.metrics.gauge_source``.
+Open reconciliation breaks join here once their table exists (issue 10).
 """
 
 from __future__ import annotations
@@ -10,10 +9,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from django.db.models import Sum
+from django.utils import timezone
 
 from config.metrics import Reading, gauge_source
 from financing.books.models import BooksVerification
-from financing.models import AssignmentNotice
+from financing.models import AssignmentNotice, DeadLetter, SuspenseItem
+from financing.settlement_selectors import settlement_lag
 from ledger.models import Chain, LedgerVerification
 
 
@@ -55,6 +56,38 @@ def last_verification_at() -> Iterator[Reading]:
 def dead_letters() -> Iterator[Reading]:
     failed = AssignmentNotice.objects.filter(status=AssignmentNotice.Status.FAILED).count()
     yield ("assignment_notice",), float(failed)
+    yield ("settlement",), float(DeadLetter.objects.filter(rerun_at__isnull=True).count())
+
+
+@gauge_source(
+    name="chainfin_settlement_lag_seconds",
+    documentation="Settlement behind: the oldest pending work's age, and the median payout "
+    "entry → settled over the last 24 hours.",
+    labels=("measure",),
+)
+def settlement_lag_seconds() -> Iterator[Reading]:
+    now = timezone.now()
+    lag = settlement_lag(now=now)
+    oldest = lag.oldest_pending_at
+    yield ("oldest_pending",), (now - oldest).total_seconds() if oldest else 0.0
+    if lag.median_lag is not None:
+        yield ("median_24h",), lag.median_lag.total_seconds()
+
+
+@gauge_source(
+    name="chainfin_settlement_pending",
+    documentation="Payouts and dilutions recorded and not yet settled by a worker.",
+)
+def settlement_pending() -> Iterator[Reading]:
+    yield (), float(settlement_lag(now=timezone.now()).pending)
+
+
+@gauge_source(
+    name="chainfin_suspense_open",
+    documentation="Money received that no payout line could be applied to, waiting for officers.",
+)
+def suspense_open() -> Iterator[Reading]:
+    yield (), float(SuspenseItem.objects.filter(status=SuspenseItem.Status.OPEN).count())
 
 
 def _last_verifications() -> Iterator[tuple[str, bool, datetime]]:

@@ -70,9 +70,13 @@ def gunicorn_command() -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY_DIR / "gunicorn.conf.py")]
 
 
-def sequencer_commands() -> list[list[str]]:
-    """The global log's sequencer, once it exists (DESIGN 3.4): its command goes here."""
-    return []
+def sequencer_commands(celery: list[str]) -> list[list[str]]:
+    """The global log's sequencer (DESIGN 3.4): a worker of its own on the ``log`` queue, where
+    the production settings route ``ledger.tasks.log_sequence``, so that a settlement backlog
+    never holds checkpoints back. One process: the sequencer is the log's single writer."""
+    return [
+        [*celery, "worker", "-Q", "log", "--concurrency=1", "-n", "sequencer@%h", "--loglevel=INFO"]
+    ]
 
 
 def _commands(run_dir: Path, conf: Path) -> list[list[str]]:
@@ -83,7 +87,7 @@ def _commands(run_dir: Path, conf: Path) -> list[list[str]]:
         nginx_command(conf, run_dir),
         [*celery, "worker", "--loglevel=INFO", f"--concurrency={concurrency}"],
         [*celery, "beat", "--loglevel=INFO", f"--schedule={run_dir}/celerybeat-schedule"],
-        *sequencer_commands(),
+        *sequencer_commands(celery),
     ]
 
 

@@ -34,6 +34,8 @@ DEBUG = False
 CHAINFIN_DEMO = False  # never from the environment: the demo seeds must not reach production
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
+# The log's sequencer has a worker of its own (config/serve.py), apart from settlement's.
+CELERY_TASK_ROUTES = {"ledger.tasks.log_sequence": {"queue": "log"}}
 CACHES = {"default": env.cache_url("CACHE_URL")}  # shared by all web workers: Redis
 # Notices of assignment reach business buyers by e-mail: never the console in production.
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")

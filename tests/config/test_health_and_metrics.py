@@ -143,6 +143,10 @@ def test_a_scrape_has_process_api_and_business_figures(client, merchant, marketp
     assert 'route="api/v1/merchants/<str:seller_id>/chain"' in text
     assert "chainfin_ledger_entries_total 1.0" in text
     assert 'chainfin_dead_letters{kind="assignment_notice"} 0.0' in text
+    assert 'chainfin_dead_letters{kind="settlement"} 0.0' in text
+    assert 'chainfin_settlement_lag_seconds{measure="oldest_pending"} 0.0' in text
+    assert "chainfin_settlement_pending 0.0" in text
+    assert "chainfin_suspense_open 0.0" in text
     assert 'chainfin_metric_source_up{source="chainfin_ledger_entries"} 1.0' in text
 
 

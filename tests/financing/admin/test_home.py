@@ -175,10 +175,10 @@ def test_both_verifications_run_from_beat_at_crontab_times() -> None:
     assert isinstance(tasks["ledger.tasks.ledger_verify"], crontab)
     assert isinstance(tasks["financing.tasks.books_verify_run"], crontab)
     assert isinstance(tasks["financing.tasks.notice_sweep_run"], crontab)
-    # No 24-hour intervals that a restarted beat would start anew; only the settlement
-    # sweep runs every few seconds, which no crontab can say.
+    # No 24-hour intervals that a restarted beat would start anew; only the settlement sweep
+    # and the log's sequencer run every few seconds, which no crontab can say.
     intervals = {task: s for task, s in tasks.items() if not isinstance(s, crontab)}
-    assert set(intervals) == {"financing.tasks.settlement_sweep_run"}
+    assert set(intervals) == {"financing.tasks.settlement_sweep_run", "ledger.tasks.log_sequence"}
     assert all(float(s) <= 60 for s in intervals.values())
 
 
