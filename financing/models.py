@@ -25,6 +25,7 @@ from financing.notice_models import (
     new_webhook_secret,
 )
 from financing.pricing import DayCount
+from financing.reconciliation.models import Break, ReconJob
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -41,6 +42,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Assignment",
     "AssignmentNotice",
     "Blacklisting",
+    "Break",
     "DeadLetter",
     "DebtorLimit",
     "DuplicateClearance",
@@ -50,6 +52,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "LineAllocation",
     "NoticeAttempt",
     "Receivable",
+    "ReconJob",
     "Recourse",
     "RiskChange",
     "SettlementWork",
