@@ -333,7 +333,8 @@ class ReceivableSettled(_Priced):
 
 
 class ReserveReleased(_Priced):
-    """Reserve paid back to the merchant: ``amount`` is paid out, ``recourse_netted`` kept back."""
+    """Reserve released to the merchant on closing: ``amount`` is the reserve released, of which
+    ``recourse_netted`` was kept back against recourse the merchant owes; the rest is paid out."""
 
     invoice_ref: Ref
     recourse_netted: AmountOrZero

@@ -94,6 +94,8 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     :raises EventInvalid: an event lies too far in the future, or an invoice names a supplier tax
         id that is not its merchant's; located under "/<index>".
     """
+    if not entries:
+        return []  # nothing to lock or write; the SQL below needs at least one chain
     _refuse_future_events(entries, now)
     # Fast path first: a retry or a duplicate is rare, so do not pay lookups for them on every
     # append; the unique indexes tell us when one happens, and the slower path takes over.

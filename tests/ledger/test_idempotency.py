@@ -171,3 +171,10 @@ def test_two_merchants_may_use_the_same_document_number(make_merchant, marketpla
     ]
     assert [r.merchant for r in receipts] == [first.public_id, second.public_id]
     assert Entry.objects.count() == 2
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_appending_nothing_writes_nothing(marketplace, now) -> None:
+    assert entries_append(source=marketplace.code, entries=[], now=now) == []
+    assert Entry.objects.count() == 0 and Chain.objects.count() == 0

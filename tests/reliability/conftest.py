@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,6 +189,9 @@ def fleet(
 # --- Settlement work sent to a queue of the test's own --------------------------------------
 
 
+_LOG_STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ")
+
+
 class QueueSender:
     """Stands in for ``financing.tasks.settlement_run`` in the test process: the product's own
     after-commit enqueue sends the real task, to this test's queue (or holds it back)."""
@@ -292,10 +296,11 @@ class Worker:
 
     def logged_at(self, marker: str) -> list[datetime]:
         """When the worker logged a line holding ``marker``, each time."""
+        # Workers log through the project's structlog config: "<ISO time>Z [level] message".
         return [
-            datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            datetime.fromisoformat(stamp.group(1) + "+00:00")
             for line in self.output().splitlines()
-            if marker in line and line.startswith("[")
+            if marker in line and (stamp := _LOG_STAMP.match(line))
         ]
 
     def received_at(self, task_id: str) -> list[datetime]:
