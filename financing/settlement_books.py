@@ -38,6 +38,7 @@ class SettlementBooks:
         self.currency = currency
         self.now = now
         self.chart = accounts.Chart(merchant, currency)
+        self.chart.prefetch()  # under the chain lock, so the recourse balance below is current
         self._deltas: dict[str, int] = defaultdict(int)
         self._events: list[ValidEvent] = []
         # Debit positive: what the merchant owes on recourse now, as this settlement goes.
@@ -69,17 +70,19 @@ class SettlementBooks:
         return format_minor_units(minor, self.currency)
 
     def write(self, *, key: str, memo: str) -> None:
-        """Post the journal entry and append the chain entries; the caller holds the locks."""
+        """Append the chain entries and post the journal entry; the caller holds the locks."""
         legs = [
             Leg(getattr(self.chart, name)(), minor)
             for name, minor in sorted(self._deltas.items())
             if minor
         ]
-        if legs:
-            journal_post(key=key, memo=memo, legs=legs, now=self.now)
         if self._events:
             entries_append(
                 source=settings.LEDGER_SYSTEM_SOURCE,
                 entries=[NewEntry(merchant_id=self.merchant.pk, event=e) for e in self._events],
                 now=self.now,
             )
+        # Last: posting locks the bank's clearing accounts, which every merchant's settlement
+        # posts to, so they stay locked only from here to the commit.
+        if legs:
+            journal_post(key=key, memo=memo, legs=legs, now=self.now)

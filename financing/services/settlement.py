@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Count, F, Q, Sum
 
 from financing.locks import advance_qs_for_update, merchant_chain_lock
 from financing.models import (
@@ -465,22 +465,13 @@ class _Run:
         for receivable in self.receivables.values():
             self._recourse_record(receivable)
             _balance_store(receivable.assignment, receivable.balance)
-        Assignment.objects.bulk_update(
-            [r.assignment for r in self.receivables.values()],
-            [
-                "paid_minor",
-                "diluted_minor",
-                "late_fee_paid_minor",
-                "principal_repaid_minor",
-                "reserve_used_minor",
-                "status",
-                "closed_at",
-            ],
-        )
+        _assignments_store([r.assignment for r in self.receivables.values()], self.now)
         LineAllocation.objects.bulk_create(self.allocations)
         SuspenseItem.objects.bulk_create(self.suspense)
-        for advance in {r.assignment.advance for r in self.receivables.values()}:
-            self._advance_repaid_if_closed(advance)
+        advances = {r.assignment.advance for r in self.receivables.values()}
+        tallies = _advance_tallies([a.pk for a in advances if a.status in Advance.OUTSTANDING])
+        for advance in advances:
+            self._advance_repaid_if_closed(advance, tallies)
         self.books.write(
             key=key,
             memo=f"{self.entry.type} {self.entry.external_ref} of {self.books.merchant.public_id}",
@@ -509,11 +500,11 @@ class _Run:
                 },
             )
 
-    def _advance_repaid_if_closed(self, advance: Advance) -> None:
+    def _advance_repaid_if_closed(self, advance: Advance, tallies: dict[int, _Tally]) -> None:
         if advance.status not in Advance.OUTSTANDING:
             return
-        open_left = advance.assignments.exclude(status=Assignment.Status.SETTLED).exists()
-        if open_left:
+        tally = tallies[advance.pk]
+        if tally.open_left:
             return
         advance.status = Advance.Status.REPAID
         advance.repaid_at = self.now
@@ -526,16 +517,71 @@ class _Run:
         facility.save(update_fields=["committed_minor"])
         # Repaid early or late, the whole discount fee is earned once the advance is repaid.
         self.books.move(unearned, debit="unearned_discount", credit="fee_income")
-        principal = advance.assignments.aggregate(total=Sum("principal_repaid_minor"))["total"]
         self.books.event(
             "advance.repaid",
             chain_ref(advance.ref, "repaid"),
             {
-                "amount": self.books.amount(principal),
+                "amount": self.books.amount(tally.principal_repaid),
                 "advance_ref": advance.ref,
                 "payout_ref": self.entry.external_ref,
             },
         )
+
+
+# One statement for all of a run's receivables: ``bulk_update`` resolves a CASE per column and
+# row, which cost more than everything else a payout of a hundred lines does. UPDATE … FROM
+# (VALUES …) reads the same on PostgreSQL and on SQLite (3.33+), which both name the columns of
+# VALUES column1, column2, …. A receivable settled in this run closed in it, at ``now``: a
+# closed_at column in VALUES would be all NULLs at times, which PostgreSQL cannot type.
+_ASSIGNMENTS_STORE = """
+UPDATE financing_assignment
+SET paid_minor = v.column2, diluted_minor = v.column3, late_fee_paid_minor = v.column4,
+    principal_repaid_minor = v.column5, reserve_used_minor = v.column6, status = v.column7,
+    closed_at = CASE WHEN v.column7 = 'settled' THEN %s ELSE financing_assignment.closed_at END
+FROM (VALUES {rows}) AS v
+WHERE financing_assignment.id = v.column1
+"""
+
+
+def _assignments_store(assignments: list[Assignment], now: datetime) -> None:
+    """Write the settlement fields of ``assignments``, as the run left them, in one statement."""
+    if not assignments:
+        return
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(now)]
+    for a in assignments:
+        params += [
+            a.pk,
+            a.paid_minor,
+            a.diluted_minor,
+            a.late_fee_paid_minor,
+            a.principal_repaid_minor,
+            a.reserve_used_minor,
+            a.status,
+        ]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(assignments))
+    with connection.cursor() as cursor:
+        # The statement holds only placeholders; the values travel as parameters.
+        cursor.execute(_ASSIGNMENTS_STORE.format(rows=rows), params)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    open_left: int  # the advance's assignments not settled yet
+    principal_repaid: int
+
+
+def _advance_tallies(advance_ids: list[int]) -> dict[int, _Tally]:
+    """Each advance's assignments still open, and the principal repaid on them, in one query
+    for all the advances a run touched (read after the run stored its assignments)."""
+    rows = (
+        Assignment.objects.filter(advance_id__in=advance_ids)
+        .values("advance_id")
+        .annotate(
+            open_left=Count("pk", filter=~Q(status=Assignment.Status.SETTLED)),
+            principal_repaid=Sum("principal_repaid_minor"),
+        )
+    )
+    return {row["advance_id"]: _Tally(row["open_left"], row["principal_repaid"]) for row in rows}
 
 
 def _balance(assignment: Assignment) -> ReceivableBalance:

@@ -322,7 +322,8 @@ def _facilities_open(merchant_ids: list[int]) -> tuple[User, dict[int, Merchant]
         for account_open in (
             chart.advances_receivable,
             chart.reserve_payable,
-            chart.bank_funding,
+            chart.disbursement_clearing,
+            chart.unearned_discount,
             chart.fee_income,
         ):
             account_open()

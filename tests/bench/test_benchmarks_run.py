@@ -18,12 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("script", ["ledger_bench", "books_bench", "log_bench"])
-def test_the_benchmark_runs(script: str) -> None:
+@pytest.mark.parametrize("script", ["ledger_bench", "books_bench", "log_bench", "settlement_bench"])
+def test_the_benchmark_runs(script: str, request: pytest.FixtureRequest) -> None:
     # A database of its own, so a developer's `make bench` on the same server is not disturbed.
     env = os.environ | {
         "BENCH_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/chainfin_bench_smoke_{script}"
     }
+    if script == "settlement_bench":  # its workers need the broker (skipped loudly when down)
+        env["CELERY_BROKER_URL"] = request.getfixturevalue("redis_url")
     result = subprocess.run(
         [sys.executable, "-m", f"tests.bench.{script}", "--quick"],
         cwd=ROOT,
