@@ -123,8 +123,6 @@ _RANGE_HEADS = (
     " WHERE c.merchant_id > %s AND c.merchant_id <= %s ORDER BY c.merchant_id"
 )
 _RANGE_ENTRIES = " FROM ledger_entry WHERE chain_id > %s AND chain_id <= %s ORDER BY chain_id, seq"
-# Rows a server-side cursor hands over per round trip.
-_FETCH = 2000
 
 
 def _can_fork_workers() -> bool:
@@ -142,8 +140,11 @@ def _verify_parallel(workers: int, on_progress: Callable[[int], None] | None) ->
 
     Ranges come back in merchant order, so the first break reported is the first in that
     order, as in one process; the entries counted are those before it. Each range is read in
-    one REPEATABLE READ snapshot, its heads with its entries, through a server-side cursor
-    (constant memory), and checked by ``_chains_verify`` (so ``entries_verify``).
+    one REPEATABLE READ snapshot, its heads with its entries, the entries streamed from one
+    query in chunks (constant memory: the server waits while the socket is full), and checked
+    by ``_chains_verify`` (so ``entries_verify``). Streamed rather than FETCHed from a DECLAREd
+    cursor: each FETCH is a round trip during which the server reads nothing ahead, and the
+    worker ran a fifth slower so.
     """
     heads = _chain_heads(None)
     chains, checked = len(heads), 0  # chains as one process counts them: those read first
@@ -188,10 +189,10 @@ def _range_verify(bounds: tuple[int, int]) -> tuple[int, ChainBreak | None]:
         with pg.transaction(), pg.cursor() as cursor:
             cursor.execute(_RANGE_HEADS, bounds)
             heads = {row[0]: _Head(*row[1:]) for row in cursor.fetchall()}
-            with pg.cursor(name="ledger_verify", binary=True) as entries:
-                entries.itersize = _FETCH
-                entries.execute(_COLUMNS + OCCURRED_AT_SPELLED + _RANGE_ENTRIES, bounds)
-                checked, problem = _chains_verify(iter(entries), heads, None)
+            with pg.cursor(binary=True) as entries:
+                select = _COLUMNS + OCCURRED_AT_SPELLED + _RANGE_ENTRIES
+                rows = entries.stream(select, bounds, size=_CHUNK)
+                checked, problem = _chains_verify(rows, heads, None)
             if problem is None:
                 problem = _empty_chains_problem(heads, None)
         return checked, problem
