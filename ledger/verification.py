@@ -189,9 +189,13 @@ def _range_verify(bounds: tuple[int, int]) -> tuple[int, ChainBreak | None]:
         with pg.transaction(), pg.cursor() as cursor:
             cursor.execute(_RANGE_HEADS, bounds)
             heads = {row[0]: _Head(*row[1:]) for row in cursor.fetchall()}
-            with pg.cursor(binary=True) as entries:
-                select = _COLUMNS + OCCURRED_AT_SPELLED + _RANGE_ENTRIES
-                rows = entries.stream(select, bounds, size=_CHUNK)
+            select = _COLUMNS + OCCURRED_AT_SPELLED + _RANGE_ENTRIES
+            # closing(): a stream left half-read holds the connection's lock, and the COMMIT
+            # that ends the transaction would wait for it forever (after a break, say).
+            with (
+                pg.cursor(binary=True) as entries,
+                closing(entries.stream(select, bounds, size=_CHUNK)) as rows,
+            ):
                 checked, problem = _chains_verify(rows, heads, None)
             if problem is None:
                 problem = _empty_chains_problem(heads, None)
