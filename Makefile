@@ -9,13 +9,14 @@ export CHAINFIN_DEMO_DIR := $(abspath $(DEMO_DIR))
 SMOKE_DB := /tmp/chainfin-smoke-$(shell id -u).sqlite3
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-postgres test-sqlite demo serve bench clean
+.PHONY: help install lint test test-postgres test-sqlite demo serve bench bench-peers clean
 
 help:
 	@echo "make demo   set up and run web + worker + beat on SQLite with demo data"
 	@echo "make test   set up, lint, run the suite on PostgreSQL/Redis and a SQLite smoke run"
 	@echo "make serve  run nginx + gunicorn, worker and beat with the production settings"
 	@echo "make bench  print benchmark figures (PostgreSQL)"
+	@echo "make bench-peers  journal transfers against django-hordak's, 1 and 4 processes"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,11 @@ bench: install
 	$(BIN)/python -m tests.bench.books_bench
 	$(BIN)/python -m tests.bench.log_bench
 	$(BIN)/python -m tests.bench.settlement_bench
+
+# The django-hordak harness in ../shared/peers/hordak (own virtualenv in /tmp, own database),
+# then Chainfin's transfers, same processes, seconds, accounts and preload; PEERS_ARGS for more.
+bench-peers: install
+	$(BIN)/python -m tests.bench.peers_bench $(PEERS_ARGS)
 
 clean:
 	rm -rf $(DEMO_DIR) $(SMOKE_DB) .serve

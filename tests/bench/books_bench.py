@@ -158,9 +158,25 @@ class Sizes:
     # set up (untimed): fewer of them keep the full run within 3 minutes.
     disbursements: Load
 
+    # Figure 3: seconds each process count runs for, per repetition.
+    process_seconds: float
 
-FULL = Sizes(merchants=200, transfers=Load(2_000, 400), disbursements=Load(250, 50))
-QUICK = Sizes(merchants=20, transfers=Load(300, 100), disbursements=Load(60, 20))
+
+FULL = Sizes(
+    merchants=200,
+    transfers=Load(2_000, 400),
+    disbursements=Load(250, 50),
+    process_seconds=5.0,
+)
+QUICK = Sizes(
+    merchants=20,
+    transfers=Load(300, 100),
+    disbursements=Load(60, 20),
+    process_seconds=1.0,
+)
+# Figure 3: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
+PROCESSES = 4
+PEER_ACCOUNTS = 50
 
 
 @dataclass
@@ -253,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
         rows += _rows(measured, figure, baselines)
+    rows += _transfers_processes(sizes, args.repeat)
 
     broken = _verify()
     print()
@@ -843,6 +860,44 @@ def _rows(measured: Measured, figure: Figure, baselines: list[Figure]) -> list[R
             Row(f"    measured / baseline {name}", f"{ratio:.0%}", each, target, judged),
         ]
     return rows
+
+
+# --- 3. journal transfers in several processes ------------------------------------------------
+
+
+def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
+    """Transfers between random pairs of PEER_ACCOUNTS accounts (``transfers_bench``, which
+    ``make bench-peers`` runs beside django-hordak), in PROCESSES processes against one.
+
+    The one-process run of the very same transfers is the baseline: the ratio is how far the
+    books scale over the cores, with every transfer still locking its chain and two accounts.
+    """
+    from tests.bench.transfers_bench import ledger_create, transfers_run
+
+    ledger = ledger_create(PEER_ACCOUNTS)
+    label = f"random pairs of {PEER_ACCOUNTS} accounts, {sizes.process_seconds:g} s each"
+    several = Figure(f"3 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
+    one = Figure("  baseline: the same transfers, 1 process", "transfers/s")
+    for rep in range(1, repeat + 1):
+        for figure, procs in ((several, PROCESSES), (one, 1)):
+            total, window, failures = transfers_run(
+                ledger, procs=procs, seconds=sizes.process_seconds, seed=rep, tag=f"p{procs}r{rep}"
+            )
+            if failures:
+                raise SystemExit("bench: a transfer worker failed:\n" + "\n".join(failures))
+            figure.samples.append(total / window)
+        print(
+            f"repetition {rep}/{repeat}: {several.label} {several.samples[-1]:,.0f} vs"
+            f" 1 process {one.samples[-1]:,.0f} transfers/s {_elapsed()}",
+            flush=True,
+        )
+    ratio = several.median / one.median
+    each = " ".join(f"{m / b:.0%}" for m, b in zip(several.samples, one.samples, strict=True))
+    return [
+        figure_row(several, target="(vs hordak: make bench-peers)"),
+        figure_row(one),
+        Row(f"    {PROCESSES} processes / 1 process", f"{ratio:.0%}", each, "(for reference)"),
+    ]
 
 
 def _verify() -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -18,6 +19,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--merchant", help="Verify only this merchant's chain (public id).")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=len(os.sched_getaffinity(0)),
+            help="Processes verifying chains side by side (default: one per usable CPU;"
+            " 1 verifies in this process).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         merchant_id = None
@@ -30,6 +38,7 @@ class Command(BaseCommand):
         result = ledger_verify(
             merchant_id=merchant_id,
             on_progress=lambda n: self.stderr.write(f"  ... {n:,} entries verified"),
+            workers=max(1, options["workers"]),
         )
         elapsed = time.perf_counter() - started
         if result.first_break is not None:
