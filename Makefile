@@ -8,24 +8,49 @@ DEMO_DIR ?= .demo
 export CHAINFIN_DEMO_DIR := $(abspath $(DEMO_DIR))
 SMOKE_DB := /tmp/chainfin-smoke-$(shell id -u).sqlite3
 
+# Both sets pinned with hashes (pip-tools); every install checks them (--require-hashes).
+PIP_INSTALL := $(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-postgres test-sqlite demo serve bench bench-peers clean
+.PHONY: help install install-runtime lint test test-postgres test-sqlite demo serve bench \
+	bench-peers clean requirements requirements-upgrade
 
 help:
 	@echo "make demo   set up and run web + worker + beat on SQLite with demo data"
 	@echo "make test   set up, lint, run the suite on PostgreSQL/Redis and a SQLite smoke run"
-	@echo "make serve  run nginx + gunicorn, worker and beat with the production settings"
+	@echo "make serve  run nginx + gunicorn, worker, beat and the log sequencer (production settings)"
 	@echo "make bench  print benchmark figures (PostgreSQL)"
 	@echo "make bench-peers  journal transfers against django-hordak's, 1 and 4 processes"
+	@echo "make requirements-upgrade  move every pin to its newest release (then make test)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+# Development and CI: the runtime set plus the tools that test and lint (requirements-dev.txt
+# holds both, at the same versions).
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# Production: the runtime set alone; no test runner, linter or type checker on a server.
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
+	touch $@
+
+install-runtime: $(VENV)/.runtime-installed
+
+# After editing requirements.in or requirements-dev.in: pins of untouched packages stay put.
+requirements: install
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --allow-unsafe --output-file=requirements-dev.txt requirements-dev.in
+
+# Every package to its newest release allowed by the .in files; review the diff, run make test.
+requirements-upgrade: install
+	$(PIP_COMPILE) --upgrade --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --allow-unsafe --upgrade --output-file=requirements-dev.txt requirements-dev.in
 
 lint: install
 	$(BIN)/ruff check .
@@ -69,7 +94,7 @@ demo: install
 # holds DATABASE_URL, CACHE_URL, CELERY_BROKER_URL, DJANGO_SECRET_KEY, CHAINFIN_SEALING_KEYS,
 # METRICS_TOKEN and DJANGO_ALLOWED_HOSTS; nginx comes from Debian (apt-get install nginx).
 serve: export DJANGO_SETTINGS_MODULE := config.settings.production
-serve: install
+serve: install-runtime
 	@test -x /usr/sbin/nginx || { echo "nginx is missing: apt-get install -y nginx"; exit 1; }
 	$(MANAGE) check --deploy --fail-level WARNING
 	$(MANAGE) migrate --noinput

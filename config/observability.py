@@ -3,7 +3,7 @@
 A database, cache or broker outage is not a bug in the request: the client should come back
 later, so it gets 503 with Retry-After (problem+json under /api/), never a 500, a stack trace or
 a business figure. The failure is logged once, by django-structlog's request line, which
-carries the request id and the dependency that failed.
+carries the request id, the status the client got and the dependency that failed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import structlog
 from django.conf import settings
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django_structlog import signals as request_log_signals
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from prometheus_client import Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -79,6 +81,22 @@ def unavailable_from_current_exception(request: HttpRequest) -> HttpResponse | N
     if exc is None or unavailable_dependency(exc) is None:
         return None
     return service_unavailable_response(request)
+
+
+@receiver(request_log_signals.bind_extra_request_failed_metadata)
+def _outage_in_a_middleware(
+    sender: object, exception: Exception, log_kwargs: dict[str, object], **kwargs: object
+) -> None:
+    """Make django-structlog's one ``request_failed`` line tell an outage's truth.
+
+    An exception raised in a middleware reaches django-structlog through Django's
+    got_request_exception, which it logs as a 500; handler500 answers an outage with 503, so
+    the line says 503 and names the dependency, as the view path's ``request_finished`` does.
+    """
+    dependency = unavailable_dependency(exception)
+    if dependency is not None:
+        log_kwargs["code"] = 503
+        log_kwargs["unavailable"] = dependency
 
 
 class ServiceUnavailableMiddleware:

@@ -104,7 +104,8 @@ def _prepare(run_dir: Path, listen: str) -> Path:
             run_dir=run_dir,
             static_root=Path(settings.STATIC_ROOT),
             metrics_allow=os.environ.get("METRICS_ALLOW", "127.0.0.1,::1").split(","),
-            forwarded_proto=os.environ.get("FORWARDED_PROTO", "$scheme"),
+            # Unset or empty (a shell that expanded the "$" away): what nginx itself saw.
+            forwarded_proto=os.environ.get("FORWARDED_PROTO") or "$scheme",
         )
     )
     # Files of processes that died with the last run would otherwise be added to this run's.

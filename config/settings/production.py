@@ -1,7 +1,8 @@
 """Production: every secret and address must come from the environment; none has a default.
 
 It refuses to start (ImproperlyConfigured) with the demo's or the suite's secrets, a weak
-secret key, DEBUG on, no sealing key or no scrape token: config/settings/refusals.py.
+secret key, DEBUG on, no sealing key, no log signing key or no scrape token
+(config/settings/refusals.py).
 `manage.py check --deploy` with these settings is clean.
 """
 
@@ -10,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.logs import logging_config
 from config.settings.base import *  # noqa: F403
 from config.settings.base import (
+    CHAINFIN_LOG_SIGNING_KEY,
     CHAINFIN_SEALING_KEYS,
     METRICS_TOKEN,
     SECRET_KEY,
@@ -23,6 +25,7 @@ _refusals = production_refusals(
     # to report, not to paper over.
     debug=env.bool("DJANGO_DEBUG", default=False),
     sealing_keys=CHAINFIN_SEALING_KEYS,
+    log_signing_key=CHAINFIN_LOG_SIGNING_KEY,
     metrics_token=METRICS_TOKEN,
 )
 if _refusals:

@@ -61,9 +61,7 @@ from config.settings.base import CHAINFIN_LOG_SIGNING_KEY  # noqa: E402
 # The tests' log signing key (checkpoints are signed in tests as anywhere else): one fixed key,
 # so the workers a test starts sign with the key the test checks.
 if not CHAINFIN_LOG_SIGNING_KEY:
-    import hashlib
-
+    from config.settings.refusals import TEST_LOG_KEY_SEED
     from ledger.log.notes import Signer
 
-    _seed = hashlib.sha256(b"chainfin test-only log key").digest()
-    CHAINFIN_LOG_SIGNING_KEY = Signer.from_seed("chainfin.test/log", _seed).encoded
+    CHAINFIN_LOG_SIGNING_KEY = Signer.from_seed("chainfin.test/log", TEST_LOG_KEY_SEED).encoded

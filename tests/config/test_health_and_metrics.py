@@ -11,6 +11,7 @@ from unittest import mock
 
 import pytest
 import structlog
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
 from django.db.backends.utils import CursorWrapper
 from django.db.migrations.executor import MigrationExecutor
@@ -85,6 +86,29 @@ def test_a_database_fault_on_a_page_is_503_without_a_trace(staff_client, databas
     assert response["Retry-After"] == "30"
     assert b"Traceback" not in response.content
     assert b"Connection refused" not in response.content
+
+
+@pytest.mark.parametrize("path", ["/api/v1/receivables", "/"])
+def test_an_outage_met_in_a_middleware_is_one_503_log_line_with_the_request_id(
+    caplog, path: str
+) -> None:
+    # The session middleware meets the database first on a signed-in request; a failure there
+    # never reaches a view's process_exception, so the 500 handler answers it.
+    fault = OperationalError("could not connect to server: Connection refused")
+    client = Client(raise_request_exception=False)
+    with (
+        mock.patch.object(SessionMiddleware, "process_request", side_effect=fault),
+        caplog.at_level(logging.INFO),
+    ):
+        response = client.get(path, HTTP_X_REQUEST_ID="req-outage-1")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    errors = [r.msg for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert isinstance(errors[0], dict)
+    assert errors[0]["request_id"] == "req-outage-1"
+    assert errors[0]["code"] == 503
+    assert errors[0]["unavailable"] == "database"
 
 
 def test_the_request_id_from_the_proxy_is_on_the_request_log(client, caplog) -> None:

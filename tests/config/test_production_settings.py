@@ -13,16 +13,20 @@ from django.core.management.base import CommandError
 from config.settings.refusals import (
     DEMO_SEALING_KEY,
     DEMO_SECRET_KEY,
+    TEST_LOG_KEY_SEED,
     TEST_SECRET_KEY,
     production_refusals,
 )
+from ledger.log.notes import Signer
 from tests.conftest import REPO_ROOT
 from tests.deploy.conftest import production_env
 
+TEST_LOG_KEY = Signer.from_seed("chainfin.test/log", TEST_LOG_KEY_SEED).encoded
 GOOD = {
     "secret_key": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",
     "debug": False,
     "sealing_keys": ["oZ6m5y0a4F8wXdJ7nZbq1YFvK8u0JrN3k9mQyR2sT4c="],
+    "log_signing_key": Signer.generate("bank.example/log").encoded,
     "metrics_token": "t" * 40,
 }
 
@@ -42,6 +46,9 @@ def test_good_values_pass() -> None:
         ({"sealing_keys": []}, "CHAINFIN_SEALING_KEYS is empty"),
         ({"sealing_keys": [DEMO_SEALING_KEY]}, "the demo's or the suite's"),
         ({"sealing_keys": ["not-a-key"]}, "not a Fernet key"),
+        ({"log_signing_key": ""}, "CHAINFIN_LOG_SIGNING_KEY is empty"),
+        ({"log_signing_key": "PRIVATE+KEY+x"}, "not a log signing key"),
+        ({"log_signing_key": TEST_LOG_KEY}, "test suite's published key"),
         ({"metrics_token": ""}, "METRICS_TOKEN"),
     ],
 )

@@ -17,6 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config.serve import NGINX, gunicorn_command, nginx_command, render_nginx
+from ledger.log.notes import Signer
 from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 
 METRICS_TOKEN = secrets.token_urlsafe(32)
@@ -41,6 +42,7 @@ def production_env(**overrides: str) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "CHAINFIN_SEALING_KEYS": Fernet.generate_key().decode(),
+            "CHAINFIN_LOG_SIGNING_KEY": Signer.generate("chainfin.deploy-test/log").encoded,
             "METRICS_TOKEN": secrets.token_urlsafe(32),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": os.environ.get(
