@@ -16,7 +16,7 @@ merchant's chain (which serialises one merchant's settlements), then the account
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 
+from financing.business_day import business_day
 from financing.locks import advance_qs_for_update, merchant_chain_lock
 from financing.models import (
     Advance,
@@ -85,12 +86,18 @@ def settlement_work_run(*, work_id: int, now: datetime) -> bool:
 
 def settlement_work_dead_letter(
     *, work_id: int, task_name: str, error: str, attempts: int, now: datetime
-) -> DeadLetter:
-    """Give up on a piece of work that kept failing: record it for officers, stop re-sending it."""
+) -> DeadLetter | None:
+    """Give up on a piece of work that kept failing: record it for officers, stop re-sending it.
+
+    Returns None when the work is no longer pending (another delivery finished it meanwhile):
+    officers are not shown a dead letter for work that is done.
+    """
     with transaction.atomic():
-        SettlementWork.objects.filter(pk=work_id, status=SettlementWork.Status.PENDING).update(
-            status=SettlementWork.Status.DEAD
-        )
+        given_up = SettlementWork.objects.filter(
+            pk=work_id, status=SettlementWork.Status.PENDING
+        ).update(status=SettlementWork.Status.DEAD)
+        if not given_up:
+            return None
         return DeadLetter.objects.create(
             task_name=task_name,
             task_kwargs={"work_id": work_id},
@@ -106,12 +113,15 @@ def settlement_work_resend_due(*, now: datetime) -> list[int]:
     an enqueue lost to a crash between commit and send, or a worker that died holding it."""
     stale = now - timedelta(seconds=settings.SETTLEMENT_RESEND_AFTER_SECONDS)
     pending = SettlementWork.objects.filter(status=SettlementWork.Status.PENDING)
-    ids = list(
-        pending.filter(enqueued_at__lt=stale)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: settings.SETTLEMENT_RESEND_BATCH]
-    )
-    pending.filter(pk__in=ids).update(enqueued_at=now)
+    with transaction.atomic():
+        # Two sweeps that overlap (beat behind a backlog) each take rows the other has not.
+        ids = list(
+            pending.filter(enqueued_at__lt=stale)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: settings.SETTLEMENT_RESEND_BATCH]
+        )
+        pending.filter(pk__in=ids).update(enqueued_at=now)
     return ids
 
 
@@ -469,7 +479,8 @@ class _Run:
         LineAllocation.objects.bulk_create(self.allocations)
         SuspenseItem.objects.bulk_create(self.suspense)
         advances = {r.assignment.advance for r in self.receivables.values()}
-        tallies = _advance_tallies([a.pk for a in advances if a.status in Advance.OUTSTANDING])
+        outstanding = [a.pk for a in advances if a.status in Advance.OUTSTANDING]
+        tallies = _advance_tallies(outstanding, business_day(self.now))
         for advance in advances:
             self._advance_repaid_if_closed(advance, tallies)
         self.books.write(
@@ -505,6 +516,10 @@ class _Run:
             return
         tally = tallies[advance.pk]
         if tally.open_left:
+            if advance.status == Advance.Status.OVERDUE and not tally.past_due_left:
+                # The receivables past due are paid; the rest is not due yet.
+                advance.status = Advance.Status.DISBURSED
+                advance.save(update_fields=["status"])
             return
         advance.status = Advance.Status.REPAID
         advance.repaid_at = self.now
@@ -567,21 +582,28 @@ def _assignments_store(assignments: list[Assignment], now: datetime) -> None:
 @dataclass(frozen=True)
 class _Tally:
     open_left: int  # the advance's assignments not settled yet
+    past_due_left: int  # of those, the ones past their due date
     principal_repaid: int
 
 
-def _advance_tallies(advance_ids: list[int]) -> dict[int, _Tally]:
-    """Each advance's assignments still open, and the principal repaid on them, in one query
-    for all the advances a run touched (read after the run stored its assignments)."""
+def _advance_tallies(advance_ids: list[int], today: date) -> dict[int, _Tally]:
+    """Each advance's assignments still open (and past due), and the principal repaid on them,
+    in one query for all the advances a run touched (read after the run stored its
+    assignments)."""
+    open_ = ~Q(status=Assignment.Status.SETTLED)
     rows = (
         Assignment.objects.filter(advance_id__in=advance_ids)
         .values("advance_id")
         .annotate(
-            open_left=Count("pk", filter=~Q(status=Assignment.Status.SETTLED)),
+            open_left=Count("pk", filter=open_),
+            past_due_left=Count("pk", filter=open_ & Q(due_date__lt=today)),
             principal_repaid=Sum("principal_repaid_minor"),
         )
     )
-    return {row["advance_id"]: _Tally(row["open_left"], row["principal_repaid"]) for row in rows}
+    return {
+        row["advance_id"]: _Tally(row["open_left"], row["past_due_left"], row["principal_repaid"])
+        for row in rows
+    }
 
 
 def _balance(assignment: Assignment) -> ReceivableBalance:

@@ -59,6 +59,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
+
+from ledger.log.notes import Signer
 from tests.bench._setup import (
     BenchRefused,
     Figure,
@@ -164,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = bench_database_url(DEFAULT_DATABASE_URL)
     cache_url = os.environ.get("BENCH_CACHE_URL") or DEFAULT_CACHE_URL
     _redis_check(cache_url)
-    # Signing secrets are sealed with a key derived from SECRET_KEY: the server must share it.
+    # Signing secrets are sealed with the sealing keys: the server must share them.
     os.environ["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+    os.environ["CHAINFIN_SEALING_KEYS"] = Fernet.generate_key().decode()
     django_bootstrap(url)
     print("Chainfin API benchmark" + (" (--quick: small sizes, figures are rough)" * args.quick))
     for line in machine_context():
@@ -350,6 +354,10 @@ def _server_options(database_url: str, cache_url: str) -> ServerOptions:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
+        # Fresh secrets of the kind production accepts (it refuses the suite's and the demo's);
+        # the secret and sealing keys are this process's (main()), so the server opens its seals.
+        CHAINFIN_LOG_SIGNING_KEY=Signer.generate("chainfin.bench/log").encoded,
+        METRICS_TOKEN=secrets.token_urlsafe(32),
         DATABASE_URL=database_url,
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         CACHE_URL=cache_url,

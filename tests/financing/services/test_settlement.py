@@ -296,3 +296,20 @@ def test_the_overdue_sweep_never_flags_a_receivable_paid_on_time(
     advance.refresh_from_db()
     assert (advance.status, advance.late_fee_minor) == (Advance.Status.REPAID, 0)
     assert not trade.merchant.blacklistings.exists()
+
+
+def test_an_overdue_advance_is_back_to_disbursed_once_its_past_due_receivables_are_paid(
+    trade: Trade, facility: Facility, officer: User, now: datetime
+) -> None:
+    [early] = trade.fundable(1, due_in_days=10)
+    [late] = trade.fundable(1, due_in_days=45)
+    advance = disbursed(trade, [early, late], officer, now)
+    overdue_sweep(now=now + timedelta(days=20))
+    assert Advance.objects.get(pk=advance.pk).status == Advance.Status.OVERDUE
+
+    payout(trade, [(early, "1000.00")])
+    settle_pending(now + timedelta(days=20))
+
+    assert assignment(early).status == Assignment.Status.SETTLED
+    assert Advance.objects.get(pk=advance.pk).status == Advance.Status.DISBURSED
+    books_and_chain_sound()
