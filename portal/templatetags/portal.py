@@ -37,6 +37,13 @@ STATUS_WORDS = {
 }
 
 
+ROLE_WORDS = {
+    "owner": _("Owner"),
+    "finance": _("Finance"),
+    "viewer": _("Viewer"),
+}
+
+
 @register.filter
 def money(minor: int | None, currency: str) -> str:
     """``{{ row.available_minor|money:row.currency }}`` → "1,234.50 EUR"."""
@@ -51,3 +58,8 @@ def event_words(event_type: str) -> str:
 @register.filter
 def status_words(status: str) -> str:
     return str(STATUS_WORDS.get(status, status))
+
+
+@register.filter
+def role_words(role: str) -> str:
+    return str(ROLE_WORDS.get(role, role))
