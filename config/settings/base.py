@@ -151,6 +151,8 @@ PORTAL_FROM_EMAIL = env("PORTAL_FROM_EMAIL", default="portal@chainfin.example")
 LANGUAGE_CODE = "en"
 # The portal's languages (portal/locale); the admin and the API speak English.
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# First, so the portal's own words win over Django's catalogues (its "Filter" is an admin's).
+LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

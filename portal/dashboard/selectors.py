@@ -42,6 +42,7 @@ class CurrencyFigures:
     available_minor: int = 0
     eligible_count: int = 0
     room_minor: int | None = None  # None: no active facility in this currency
+    limit_minor: int = 0
     outstanding_minor: int = 0
     outstanding_advances: int = 0
     due_soon_minor: int = 0
@@ -100,6 +101,7 @@ def dashboard_figures(*, merchant: Merchant, today: date) -> list[CurrencyFigure
     facilities = {f.currency: f for f in Facility.objects.filter(merchant=merchant, active=True)}
     for currency, line in facilities.items():
         of(currency).room_minor = max(line.limit_minor - line.committed_minor, 0)
+        of(currency).limit_minor = line.limit_minor
     for verdict in verdicts(merchant, today):
         facility = facilities.get(verdict.currency)
         if verdict.eligible and facility is not None:

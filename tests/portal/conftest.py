@@ -34,6 +34,7 @@ from tests.financing.conftest import (  # noqa: F401  (fixtures, shared with fin
 from tests.financing.settlement_helpers import disbursed, payout, settle_pending
 
 PORTAL_PASSWORD = "a-long-portal-password"
+REAL_LOCALDATE = timezone.localdate
 _serial = count(1)
 
 

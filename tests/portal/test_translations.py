@@ -16,7 +16,8 @@ from tests.conftest import REPO_ROOT, REQUIRE_SERVICES
 
 CATALOGUE = REPO_ROOT / "portal" / "locale" / "zh_Hans" / "LC_MESSAGES"
 _ENTRY = re.compile(
-    r'^(?P<flags>#,.*\n)?msgid "(?P<id>.*)"\n(?:msgid_plural ".*"\n)?(?P<strs>(?:msgstr(?:\[\d\])? ".*"\n?)+)',
+    r'^(?P<flags>#,.*\n)?msgid "(?P<id>.*)"\n(?:msgid_plural ".*"\n)?'
+    r'(?P<strs>(?:msgstr(?:\[\d\])? ".*"\n?)+)',
     re.M,
 )
 
