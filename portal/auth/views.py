@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -134,6 +135,7 @@ def _spaced(device: Any) -> str:
 
 
 password_reset = auth_views.PasswordResetView.as_view(
+    from_email=settings.PORTAL_FROM_EMAIL,
     template_name="portal/auth/password_reset.html",
     email_template_name="portal/auth/password_reset_email.txt",
     subject_template_name="portal/auth/password_reset_subject.txt",

@@ -80,6 +80,21 @@ def test_five_failures_lock_the_account_even_with_the_right_password(scenario: S
 
 
 @pytest.mark.django_db
+def test_the_officer_admin_locks_out_too(make_staff_user) -> None:
+    make_staff_user("officer-z")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client().post(
+            reverse("admin:login"),
+            {"username": "officer-z", "password": "wrong", "otp_token": "000000"},
+        )
+    response = Client(REMOTE_ADDR="10.2.3.4").post(
+        reverse("admin:login"),
+        {"username": "officer-z", "password": "officer-test-password", "otp_token": "000000"},
+    )
+    assert response.status_code == 429
+
+
+@pytest.mark.django_db
 def test_staff_cannot_sign_in_to_the_portal(make_staff_user, client: Client) -> None:
     officer = make_staff_user("officer-x")
     response = _login(client, "officer-x", "officer-test-password")
@@ -110,6 +125,7 @@ def test_password_reset_by_email_applies_the_password_policy(scenario: Scenario)
     response = client.post(reverse("portal:password_reset"), {"email": scenario.user_a.email})
     assert response["Location"] == reverse("portal:password_reset_done")
     [message] = mail.outbox
+    assert message.from_email == settings.PORTAL_FROM_EMAIL
     link = re.search(r"https?://[^/]+(/portal/password-reset/\S+/)", message.body).group(1)
     form_page = client.get(link, follow=True)
     assert form_page.status_code == 200
