@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
@@ -86,7 +87,8 @@ def merchant_required(view: View) -> View:
             request.session[SESSION_MERCHANT] = current.merchant.public_id
         if current is None:
             # Several merchants and none chosen (or the chosen one was revoked): ask.
-            return redirect(f"{reverse('portal:switch')}?next={request.get_full_path()}")
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse('portal:switch')}?{query}")
         request.portal = PortalContext(membership=current, memberships=memberships)  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 

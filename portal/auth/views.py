@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -57,7 +58,7 @@ class PortalLoginView(auth_views.LoginView):
     def get_success_url(self) -> str:
         target = _next(self.request, reverse("portal:dashboard"))
         if totp_device_for(user=self.request.user) is not None:  # type: ignore[arg-type]
-            return f"{reverse('portal:otp')}?next={target}"
+            return f"{reverse('portal:otp')}?{urlencode({'next': target})}"
         return target
 
 

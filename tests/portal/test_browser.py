@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def browser(chromium: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    # Playwright's sync API runs an event loop in this thread; the test's own database calls
-    # (fixtures, assertions) are still synchronous code, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def browser(chromium: str) -> Iterator[Any]:
+    """A headless Chromium. Ask for it after every fixture that touches the database: while it
+    runs, Playwright's event loop runs in this thread, where Django refuses database calls (and
+    a connection opened there would outlive the test)."""
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_sign_in_dashboard_receivable_and_chinese(
-    browser: Any, live_server: Any, scenario: Scenario
+    scenario: Scenario, live_server: Any, browser: Any
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
     page.goto(f"{live_server.url}/portal/login/")
