@@ -85,3 +85,27 @@ def test_makemessages_finds_nothing_new(tmp_path: Path) -> None:
     )
     untranslated = [i for i, (_, strs) in fresh.items() if not all(strs)]
     assert not untranslated
+
+
+# Words a template may show as they are in every language.
+UNTRANSLATED_OK = {"Chainfin", "otpauth"}
+_MARKED = re.compile(
+    r"{%\s*blocktranslate.*?{%\s*endblocktranslate\s*%}|{%.*?%}|{{.*?}}|{#.*?#}"
+    r"|<script.*?</script>|<style.*?</style>|<[^>]*>|&\w+;",
+    re.S,
+)
+
+
+def test_templates_show_no_text_outside_translation_tags() -> None:
+    """Text a person reads is marked for translation: strip what is marked (and tags, variables,
+    scripts), and no word may be left."""
+    templates = sorted((REPO_ROOT / "portal" / "templates").rglob("*.html"))
+    assert len(templates) > 10
+    left = {}
+    for template in templates:
+        words = set(re.findall(r"[A-Za-z]{2,}", _MARKED.sub(" ", template.read_text()))) - (
+            UNTRANSLATED_OK
+        )
+        if words:
+            left[template.name] = sorted(words)
+    assert left == {}, f"mark these for translation: {left}"
