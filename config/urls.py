@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -19,7 +20,12 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
-    path("admin/", admin.site.urls),  # config.admin_site.OfficerAdminSite: two-factor
+    path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
+    # set_language: the portal's language switcher posts here (a cookie, then back).
+    path(
+        "i18n/", include("django.conf.urls.i18n")
+    ),  # config.admin_site.OfficerAdminSite: two-factor
     path("api/v1/", include("ledger.api.urls")),
     path("api/v1/", include("financing.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -30,6 +36,8 @@ urlpatterns = [
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_not_found(request, exception)
+    if request.path.startswith("/portal/"):
+        return render(request, "portal/not_found.html", status=404)
     return defaults.page_not_found(request, exception)
 
 

@@ -208,22 +208,40 @@ def evidence_trails(
     return tuple(trail_of(a) for a in assignments), own
 
 
-def _entries_matching(merchant_id: int, wanted: Q, invoice_refs: Sequence[str]) -> list[Entry]:
+def _entries_matching(
+    merchant_id: int,
+    wanted: Q,
+    invoice_refs: Sequence[str],
+    *,
+    naming: Sequence[str] = NAMING_INVOICE,
+) -> list[Entry]:
     chain = Entry.objects.filter(chain_id=merchant_id)
     found = {entry.seq: entry for entry in chain.filter(wanted)}
     if invoice_refs:
         # A credit note's ref is its own number (a link's is the marketplace's); the invoice is
         # named in its data, which canonical JSON spells exactly one way: "invoice_ref":"<ref>".
         needles = Q()
-        notes = chain.filter(type__in=NAMING_INVOICE)
+        notes = chain.filter(type__in=naming)
         for n, ref in enumerate(invoice_refs):
             needle = b'"invoice_ref":' + canonical_json(ref)
             notes = notes.annotate(**{f"names_{n}": _BytesPosition("body", needle)})
             needles |= Q(**{f"names_{n}__gt": 0})
         for entry in notes.filter(needles):
-            if _credited_invoice(entry) in invoice_refs:
+            if _named_invoices(entry) & set(invoice_refs):
                 found[entry.seq] = entry
     return [found[seq] for seq in sorted(found)]
+
+
+def _named_invoices(entry: Entry) -> set[str]:
+    """The invoices an entry names in its data: its ``invoice_ref``, or its payout lines'."""
+    named = {_credited_invoice(entry)}
+    if entry.type == PAYOUT:
+        try:
+            lines = orjson.loads(bytes(entry.body))["data"]["lines"]
+            named |= {line.get("invoice_ref") for line in lines if isinstance(line, dict)}
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass
+    return {ref for ref in named if isinstance(ref, str)}
 
 
 def _credited_invoice(entry: Entry) -> str | None:
@@ -274,6 +292,55 @@ def _entries_checked(*, merchant_id: int, rows: Sequence[Entry]) -> list[Evidenc
         )
         for row in rows
     ]
+
+
+# What the capital flow writes about one invoice, naming it in its data; and payouts, whose
+# lines name it ("lines":[{"amount":…,"invoice_ref":…}] in canonical JSON).
+SETTLEMENT_TYPES = ("receivable.settled", "reserve.released", "recourse.raised")
+PAYOUT = "payout.settled"
+
+
+def invoice_evidence(*, merchant_id: int, invoice_ref: str) -> tuple[EvidenceEntry, ...]:
+    """Return the chain entries behind one of ``merchant_id``'s invoices, checked, in seq order.
+
+    Its order (placed, cancelled), the invoice, every shipment of the order, credit notes and
+    links naming it, its assignments to the bank, the payouts whose lines pay it and the
+    settlement that followed (splits, reserve released, recourse raised). Each entry is checked
+    with the ledger's verifier against its stored neighbours (``_entries_checked``).
+    Empty when the merchant has no such invoice.
+    """
+    invoice = Invoice.objects.filter(merchant_id=merchant_id, ref=invoice_ref).first()
+    if invoice is None:
+        return ()
+    order_ref = invoice.order_ref
+    shipment_refs = (
+        list(
+            Shipment.objects.filter(merchant_id=merchant_id, order_ref=order_ref).values_list(
+                "ref", flat=True
+            )
+        )
+        if order_ref
+        else []
+    )
+    advance_refs = Assignment.objects.filter(
+        merchant_id=merchant_id, invoice_ref=invoice_ref
+    ).values_list("advance__ref", flat=True)
+    wanted = (
+        Q(type="invoice.issued", external_ref=invoice_ref)
+        | Q(type__in=SHIPMENT_TYPES, external_ref__in=shipment_refs)
+        | Q(
+            type="receivable.assigned",
+            external_ref__in=[
+                assignment_entry_ref(invoice_ref=invoice_ref, advance_ref=ref)
+                for ref in advance_refs
+            ],
+        )
+    )
+    if order_ref:
+        wanted |= Q(type__in=ORDER_TYPES, external_ref=order_ref)
+    naming = (*NAMING_INVOICE, *SETTLEMENT_TYPES, PAYOUT)
+    rows = _entries_matching(merchant_id, wanted, [invoice_ref], naming=naming)
+    return tuple(_entries_checked(merchant_id=merchant_id, rows=rows))
 
 
 # Exposure --------------------------------------------------------------------------------------

@@ -77,6 +77,28 @@ def redis_url() -> str:
     return url
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium (apt-get install chromium), never a downloaded browser, for Playwright.
+
+    Skipped loudly when it or the playwright package is missing; fails under REQUIRE_SERVICES=1.
+    """
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing = "the playwright package is not installed (pip install -r requirements.txt)"
+    else:
+        missing = "" if CHROMIUM.exists() else f"{CHROMIUM} is missing (apt-get install chromium)"
+    if missing:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but {missing}")
+        pytest.skip(f"!! {missing}: skipping the browser tests")
+    return str(CHROMIUM)
+
+
 @pytest.fixture
 def now() -> datetime:
     return NOW

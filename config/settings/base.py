@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -41,6 +42,10 @@ INSTALLED_APPS = [
     "ledger",
     "financing",
     "financing.books",
+    # The merchant portal (portal/): above financing, the one app that reads all three.
+    "portal",
+    # Brute-force lockout for every password form (the portal's and the officer admin's).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -52,12 +57,16 @@ MIDDLEWARE = [
     "config.observability.ApiLatencyMiddleware",
     "config.observability.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # English or Chinese, under /portal/ only: the admin and the API keep one language.
+    "portal.middleware.PortalLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(); after authentication
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -104,7 +113,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -115,7 +127,32 @@ AUTH_PASSWORD_VALIDATORS = [
 OTP_TOTP_ISSUER = "Chainfin"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
-LANGUAGE_CODE = "en-us"
+# django-axes (checked before the password backend, so a locked account is refused before its
+# password is even tried): five failures for one username lock it for 15 minutes from any
+# address, so spreading guesses over many addresses does not help; five from one address
+# lock that address, so trying one password on many usernames does not either. A success
+# resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.auth.views.locked_out"
+AXES_VERBOSE = False
+
+# Merchant users sign in at the portal; officers at the admin (config/admin_site.py).
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+PORTAL_FROM_EMAIL = env("PORTAL_FROM_EMAIL", default="portal@chainfin.example")
+
+LANGUAGE_CODE = "en"
+# The portal's languages (portal/locale); the admin and the API speak English.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# First, so the portal's own words win over Django's catalogues (its "Filter" is an admin's).
+LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -49,6 +49,10 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="
 # nginx (config/deploy/nginx.conf.template) terminates TLS or sits behind the terminator, and
 # sets X-Forwarded-Proto from what it saw; gunicorn listens on loopback only.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The sign-in lockout counts failures per client address: the one nginx appended last to
+# X-Forwarded-For (one proxy in front of gunicorn), never one a client wrote itself.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=1)
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True

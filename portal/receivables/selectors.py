@@ -1,0 +1,206 @@
+"""The merchant's receivables: a filtered list with verdicts, one's evidence, its receipt.
+
+Every read takes the merchant from the portal's session (``portal.access``); a ref of another
+merchant finds nothing here, which the views turn into a 404.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from financing.eligibility import Verdict, verdicts
+from financing.models import Assignment
+from financing.selectors import EvidenceEntry, invoice_evidence
+from ledger.exceptions import EntryNotSequenced, ProofUnavailable
+from ledger.log.proofs import inclusion_proof
+from ledger.models import Entry, Invoice, LogLeaf
+from merchants.models import Merchant
+
+
+class Status:
+    """Where a receivable stands, as the list shows and filters it."""
+
+    OPEN = "open"
+    REQUESTED = "requested"
+    FINANCED = "financed"
+    PAID = "paid"
+    CREDITED = "credited"
+    ALL = (OPEN, REQUESTED, FINANCED, PAID, CREDITED)
+
+
+@dataclass(frozen=True)
+class ReceivableRow:
+    verdict: Verdict
+    invoice: Invoice
+    status: str
+
+    @property
+    def ref(self) -> str:
+        return self.verdict.ref
+
+    @property
+    def eligible(self) -> bool:
+        return self.verdict.eligible
+
+
+@dataclass(frozen=True)
+class ReceivableFilter:
+    status: str = ""
+    eligible: bool | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+
+
+def _status(invoice: Invoice, assignment_status: str | None) -> str:
+    if assignment_status == Assignment.Status.ASSIGNED:
+        return Status.FINANCED
+    if assignment_status == Assignment.Status.HELD:
+        return Status.REQUESTED
+    if invoice.status == Invoice.Status.CREDITED:
+        return Status.CREDITED
+    if invoice.paid_minor or assignment_status == Assignment.Status.SETTLED:
+        return Status.PAID
+    return Status.OPEN
+
+
+def receivables_for_merchant(
+    *, merchant: Merchant, today: date, filters: ReceivableFilter
+) -> list[ReceivableRow]:
+    """Return the merchant's receivables with today's verdicts, by due date, filtered.
+
+    A receivable's latest assignment decides whether it is requested, financed or paid.
+    """
+    judged = verdicts(merchant, today)
+    invoices = {i.ref: i for i in Invoice.objects.filter(merchant=merchant)}
+    latest: dict[str, str] = {}
+    for ref, status in (
+        Assignment.objects.filter(merchant=merchant)
+        .order_by("id")
+        .values_list("invoice_ref", "status")
+    ):
+        if status != Assignment.Status.RELEASED:
+            latest[ref] = status
+    rows = [
+        ReceivableRow(
+            verdict=v, invoice=invoices[v.ref], status=_status(invoices[v.ref], latest.get(v.ref))
+        )
+        for v in judged
+        if v.ref in invoices
+    ]
+    return [row for row in rows if _matches(row, filters)]
+
+
+def _matches(row: ReceivableRow, filters: ReceivableFilter) -> bool:
+    due = row.verdict.due_date
+    return (
+        (not filters.status or row.status == filters.status)
+        and (filters.eligible is None or row.eligible == filters.eligible)
+        and (filters.due_from is None or due >= filters.due_from)
+        and (filters.due_to is None or due <= filters.due_to)
+    )
+
+
+@dataclass(frozen=True)
+class ReceivableDetail:
+    row: ReceivableRow
+    evidence: tuple[EvidenceEntry, ...]
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.evidence) and all(entry.verified for entry in self.evidence)
+
+
+def receivable_detail(*, merchant: Merchant, ref: str, today: date) -> ReceivableDetail | None:
+    """Return one receivable of the merchant with its checked evidence, or None if not theirs."""
+    judged = verdicts(merchant, today, [ref])
+    invoice = Invoice.objects.filter(merchant=merchant, ref=ref).first()
+    if not judged or invoice is None:
+        return None
+    assignment = (
+        Assignment.objects.filter(merchant=merchant, invoice_ref=ref)
+        .exclude(status=Assignment.Status.RELEASED)
+        .order_by("id")
+        .values_list("status", flat=True)
+        .last()
+    )
+    row = ReceivableRow(verdict=judged[0], invoice=invoice, status=_status(invoice, assignment))
+    return ReceivableDetail(
+        row=row, evidence=invoice_evidence(merchant_id=merchant.pk, invoice_ref=ref)
+    )
+
+
+def receivable_receipt(
+    *, merchant: Merchant, detail: ReceivableDetail, now: datetime
+) -> dict[str, Any]:
+    """Return the receipt of a receivable's evidence: each entry's exact bytes, hash and proof.
+
+    Anyone can check it offline: SHA-256 of ``body`` (UTF-8) is ``hash``; each ``prev`` inside
+    the body is the hash of the entry before it in the merchant's chain; and an entry with a
+    ``log`` member is in the bank's global log: ``proof`` (base64 node hashes) leads from
+    SHA-256(0x00 || hash) at ``log_index`` to the root in ``checkpoint``, signed by the bank.
+    """
+    seqs = [entry.seq for entry in detail.evidence]
+    rows = {row.seq: row for row in Entry.objects.filter(chain_id=merchant.pk, seq__in=seqs)}
+    sequenced = set(
+        LogLeaf.objects.filter(entry__in=list(rows.values())).values_list("entry_id", flat=True)
+    )
+    entries = []
+    for checked in detail.evidence:
+        row = rows[checked.seq]
+        item: dict[str, Any] = {
+            "seq": row.seq,
+            "type": row.type,
+            "ref": row.external_ref,
+            "hash": row.hash,
+            "prev_hash": row.prev_hash,
+            "verified": checked.verified,
+            "body": bytes(row.body).decode(),
+        }
+        if row.pk in sequenced:
+            item["log"] = _inclusion(row)
+        entries.append(item)
+    return {
+        "receipt": "chainfin.receivable-evidence/1",
+        "merchant": merchant.public_id,
+        "invoice_ref": detail.row.ref,
+        "generated_at": now.isoformat(),
+        "verified": detail.verified,
+        "entries": entries,
+    }
+
+
+def _inclusion(row: Entry) -> dict[str, Any]:
+    try:
+        proof = inclusion_proof(entry=row)
+    except (EntryNotSequenced, ProofUnavailable):
+        # Sequenced but past the latest checkpoint: the proof exists a second later.
+        leaf = LogLeaf.objects.filter(entry=row).values_list("log_index", flat=True).first()
+        return {"log_index": leaf, "proof": None, "checkpoint": None}
+    return {
+        "log_index": proof.log_index,
+        "tree_size": proof.tree_size,
+        "proof": [base64.b64encode(node).decode() for node in proof.proof],
+        "checkpoint": proof.checkpoint,
+    }
+
+
+def receivable_filter_from(query: Any) -> ReceivableFilter:
+    """Read the list's filters from a query string; anything malformed is ignored."""
+    status = query.get("status", "")
+    eligible = {"yes": True, "no": False}.get(query.get("eligible", ""))
+    return ReceivableFilter(
+        status=status if status in Status.ALL else "",
+        eligible=eligible,
+        due_from=_date(query.get("due_from", "")),
+        due_to=_date(query.get("due_to", "")),
+    )
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None

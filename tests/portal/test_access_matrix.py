@@ -1,0 +1,135 @@
+"""Who may open which portal URL: every pattern in portal/urls.py, every kind of visitor.
+
+Anonymous visitors go to the sign-in page; staff are refused (403); a merchant's user sees its
+own receivables and gets a 404 for another merchant's; a user of two merchants sees only the
+one chosen. The last test fails when a URL pattern is added without being classified here.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, reverse
+
+from portal.urls import urlpatterns
+from tests.portal.conftest import Scenario, portal_sign_in
+
+# The way in: open to anyone (the access tests for these live in test_sign_in.py).
+OPEN = {
+    "login",
+    "logout",
+    "otp",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+# Pages of the merchant acted for, without an object id.
+MERCHANT_PAGES = {"dashboard", "switch", "security", "receivables"}
+# Pages of one receivable: the id is an invoice ref, which must be the merchant's own.
+RECEIVABLE_PAGES = {"receivable", "receivable_receipt"}
+
+
+def _names() -> set[str]:
+    return {p.name for p in urlpatterns if isinstance(p, URLPattern) and p.name}
+
+
+def test_every_portal_url_is_covered_by_this_matrix() -> None:
+    unclassified = _names() - OPEN - MERCHANT_PAGES - RECEIVABLE_PAGES
+    assert not unclassified, f"add these portal URLs to the access matrix: {unclassified}"
+
+
+def _urls(ref: str) -> list[str]:
+    return [reverse(f"portal:{name}") for name in sorted(MERCHANT_PAGES)] + [
+        reverse(f"portal:{name}", args=[ref]) for name in sorted(RECEIVABLE_PAGES)
+    ]
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_sign_in(scenario: Scenario, client: Client) -> None:
+    for url in _urls(scenario.financed[0]):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("portal:login")), url
+
+
+@pytest.mark.django_db
+def test_staff_never_act_as_merchants(scenario: Scenario, staff_client: Client) -> None:
+    for url in _urls(scenario.financed[0]):
+        assert staff_client.get(url).status_code == 403, url
+
+
+@pytest.mark.django_db
+def test_staff_with_a_membership_are_still_refused(scenario: Scenario, django_user_model) -> None:
+    scenario.user_a.is_staff = True
+    scenario.user_a.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(scenario.user_a)
+    for url in _urls(scenario.financed[0]):
+        assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.django_db
+def test_a_merchant_sees_its_own_receivables(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_a)
+    for url in _urls(scenario.financed[0]):
+        assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_another_merchants_receivable_is_not_found(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_b)
+    for name in sorted(RECEIVABLE_PAGES):
+        assert client.get(reverse(f"portal:{name}", args=[scenario.financed[0]])).status_code == 404
+        assert client.get(reverse(f"portal:{name}", args=[scenario.b_invoice])).status_code == 200
+    listing = client.get(reverse("portal:receivables")).content.decode()
+    assert scenario.b_invoice in listing
+    assert scenario.financed[0] not in listing and scenario.eligible[0] not in listing
+
+
+@pytest.mark.django_db
+def test_a_user_without_a_merchant_is_refused(scenario: Scenario, django_user_model) -> None:
+    loner = django_user_model.objects.create_user("loner", password="a-long-portal-password")
+    client = Client()
+    client.force_login(loner)
+    for url in _urls(scenario.financed[0]):
+        if url == reverse("portal:switch"):
+            assert client.get(url).status_code == 200  # an empty choice, nothing to see
+            continue
+        assert client.get(url).status_code == 403, url
+
+
+@pytest.mark.django_db
+def test_a_user_of_two_merchants_chooses_and_sees_one_at_a_time(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_both)
+    response = client.get(reverse("portal:dashboard"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("portal:switch"))
+
+    response = client.post(reverse("portal:switch"), {"merchant": scenario.b.public_id})
+    assert response.status_code == 302
+    assert client.get(reverse("portal:receivable", args=[scenario.b_invoice])).status_code == 200
+    assert client.get(reverse("portal:receivable", args=[scenario.financed[0]])).status_code == 404
+
+    client.post(reverse("portal:switch"), {"merchant": scenario.a.public_id})
+    assert client.get(reverse("portal:receivable", args=[scenario.financed[0]])).status_code == 200
+    assert client.get(reverse("portal:receivable", args=[scenario.b_invoice])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_switching_to_a_merchant_not_ones_own_is_refused(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_a)
+    response = client.post(reverse("portal:switch"), {"merchant": scenario.b.public_id})
+    assert response.status_code == 403
+    # And the merchant acted for did not change.
+    assert client.get(reverse("portal:receivable", args=[scenario.b_invoice])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_revoked_membership_takes_effect_at_once(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_both)
+    client.post(reverse("portal:switch"), {"merchant": scenario.b.public_id})
+    scenario.user_both.memberships.filter(merchant=scenario.b).delete()
+    # Only A is left: the session's B is dropped and A, the one membership, is taken.
+    assert client.get(reverse("portal:receivable", args=[scenario.b_invoice])).status_code == 404
+    assert client.get(reverse("portal:receivable", args=[scenario.financed[0]])).status_code == 200
