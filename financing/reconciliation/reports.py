@@ -1,0 +1,215 @@
+"""Marketplace settlement reports: uploaded once per file, reconciled by a Celery job.
+
+``settlement_report_upload`` streams the upload to ``SETTLEMENT_REPORT_DIR/<sha256>.report``
+(hashing as it writes, never holding the file) and creates the file's one ``ReconJob``; the
+same bytes again return the same job and change nothing. ``settlement_report_run`` (the task
+``financing.tasks.settlement_report_reconcile``) reads the file twice, line by line: first to
+validate all of it, so a refused file writes no break, then to match it in batches of
+``SETTLEMENT_REPORT_PROGRESS_EVERY`` lines, each batch's breaks and the job's progress
+committed together for the admin's progress bar and ``GET /api/v1/jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from financing.exceptions import FinancingError
+from financing.models import Break, ReconJob
+from financing.reconciliation.formats import ReportLine, ReportRefused, report_open
+from financing.reconciliation.report_matching import SettlementMatcher
+from merchants.models import Marketplace
+
+SETTLEMENT_REPORT = ReconJob.Kind.SETTLEMENT_REPORT
+
+
+class ReportUploadedElsewhere(FinancingError):
+    """The same file was uploaded for another marketplace: its job is not the caller's."""
+
+    code = "report_uploaded_elsewhere"
+
+
+@dataclass(frozen=True)
+class ReportUpload:
+    job: ReconJob
+    created: bool  # False: the same file was uploaded before, and this is its job
+
+
+def settlement_report_path(sha256: str) -> Path:
+    """Where the report with this SHA-256 is kept (the worker reads it from there)."""
+    return Path(settings.SETTLEMENT_REPORT_DIR) / f"{sha256}.report"
+
+
+def settlement_report_upload(
+    *,
+    chunks: Iterable[bytes],
+    file_name: str,
+    marketplace: Marketplace,
+    uploaded_by: AbstractBaseUser | None,
+    now: datetime,
+) -> ReportUpload:
+    """Store a report and queue its reconciliation, once per file (by SHA-256).
+
+    A file above ``SETTLEMENT_REPORT_MAX_BYTES`` gets a job refused at once, with nothing
+    stored. The job is enqueued after commit.
+
+    :raises ReportUploadedElsewhere: these exact bytes are another marketplace's report.
+    """
+    directory = Path(settings.SETTLEMENT_REPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    limit = settings.SETTLEMENT_REPORT_MAX_BYTES
+    digest, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".part", delete=False) as part:
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                if size <= limit:  # past the limit keep hashing, so a retry finds its job
+                    part.write(chunk)
+        except BaseException:
+            os.unlink(part.name)
+            raise
+    sha256 = digest.hexdigest()
+    refusal = (
+        f"The file is {size:,} bytes; the limit is {limit:,} (SETTLEMENT_REPORT_MAX_BYTES)."
+        if size > limit
+        else ""
+    )
+    try:
+        with transaction.atomic():
+            job, created = ReconJob.objects.get_or_create(
+                kind=SETTLEMENT_REPORT,
+                file_sha256=sha256,
+                defaults={
+                    "file_name": file_name[:255],
+                    "marketplace": marketplace,
+                    "uploaded_by": uploaded_by,
+                    "created_at": now,
+                    "status": ReconJob.Status.REFUSED if refusal else ReconJob.Status.QUEUED,
+                    "finished_at": now if refusal else None,
+                    "refusal": refusal,
+                },
+            )
+            if job.marketplace_id != marketplace.pk:
+                raise ReportUploadedElsewhere(
+                    "This file was uploaded for another marketplace; upload your own report."
+                )
+            if created and not refusal:
+                os.replace(part.name, settlement_report_path(sha256))
+                transaction.on_commit(lambda: _enqueue(job.pk))
+    finally:
+        if os.path.exists(part.name):
+            os.unlink(part.name)
+    return ReportUpload(job=job, created=created)
+
+
+def _enqueue(job_id: int) -> None:
+    from financing.tasks import settlement_report_reconcile  # tasks import this module
+
+    settlement_report_reconcile.delay(job_id=job_id)
+
+
+def _batches(lines: Iterator[ReportLine], size: int) -> Iterator[list[ReportLine]]:
+    while batch := list(islice(lines, size)):
+        yield batch
+
+
+def settlement_report_run(*, job_id: int, now: datetime) -> ReconJob:
+    """Reconcile the job's report against the ledger, recording its breaks and progress.
+
+    Idempotent: a done or refused job is left as it is; a job found running (its worker died)
+    runs again from the top and, its break keys being stable, ends with the same breaks.
+    """
+    claimed = ReconJob.objects.filter(
+        pk=job_id,
+        kind=SETTLEMENT_REPORT,
+        status__in=[ReconJob.Status.QUEUED, ReconJob.Status.RUNNING],
+    ).update(status=ReconJob.Status.RUNNING, started_at=now)
+    job = ReconJob.objects.select_related("marketplace").get(pk=job_id)
+    if not claimed:
+        return job
+    path = settlement_report_path(job.file_sha256)
+    try:
+        with path.open("rb") as handle:  # pass 1: the whole file is valid, or nothing is written
+            reader = report_open(handle)
+            total = sum(1 for _ in reader.lines)
+    except ReportRefused as exc:
+        ReconJob.objects.filter(pk=job.pk).update(
+            status=ReconJob.Status.REFUSED, refusal=exc.reason, finished_at=now
+        )
+        job.refresh_from_db()
+        return job
+    ReconJob.objects.filter(pk=job.pk).update(
+        file_format=reader.layout.name, lines_total=total, lines_done=0, matched=0, breaks_found=0
+    )
+    assert job.marketplace is not None  # every settlement report job names its marketplace
+    matcher = SettlementMatcher(
+        job=job,
+        marketplace_code=job.marketplace.code,
+        sums_orders=reader.layout.sums_orders,
+        now=now,
+    )
+    done = 0
+    with path.open("rb") as handle:  # pass 2: match, a batch at a time
+        for batch in _batches(report_open(handle).lines, settings.SETTLEMENT_REPORT_PROGRESS_EVERY):
+            done += len(batch)
+            _progress(job, matcher.feed(batch), matcher, done)
+    _progress(job, matcher.flush(), matcher, done)
+    _write(matcher.missing_in_report())
+    return _finish(job, matcher, total=total, layout=reader.layout.name, now=now)
+
+
+def _progress(job: ReconJob, breaks: list[Break], matcher: SettlementMatcher, done: int) -> None:
+    with transaction.atomic():
+        _write(breaks)
+        ReconJob.objects.filter(pk=job.pk).update(
+            lines_done=done,
+            matched=matcher.tally.matched,
+            breaks_found=sum(matcher.tally.breaks.values()),
+        )
+
+
+def _write(breaks: Iterable[Break], size: int = 2000) -> None:
+    iterator = iter(breaks)
+    while batch := list(islice(iterator, size)):
+        # A re-run meets its own earlier breaks: UNIQUE(kind, key) keeps the first of each.
+        Break.objects.bulk_create(batch, ignore_conflicts=True)
+
+
+def _finish(
+    job: ReconJob, matcher: SettlementMatcher, *, total: int, layout: str, now: datetime
+) -> ReconJob:
+    tally = matcher.tally
+    counts = dict(sorted(tally.breaks.items()))
+    summary = {
+        "format": layout,
+        "lines": total,
+        "matched": tally.matched,
+        "unallocated": tally.unallocated,
+        "payouts": tally.payouts,
+        "period": [
+            tally.first_settled.isoformat() if tally.first_settled else None,
+            tally.last_settled.isoformat() if tally.last_settled else None,
+        ],
+        "breaks": counts,
+    }
+    ReconJob.objects.filter(pk=job.pk).update(
+        status=ReconJob.Status.DONE,
+        finished_at=now,
+        lines_done=total,
+        matched=tally.matched,
+        breaks_found=Break.objects.filter(job=job).count(),
+        summary=summary,
+    )
+    job.refresh_from_db()
+    return job
