@@ -126,7 +126,7 @@ def amount_parse(value: str, currency: str, *, column: str, number: int) -> int:
 
 
 def _date(value: str, column: str, number: int) -> date:
-    """The date at the start of an ISO date or timestamp ("2026-09-04", "2026-09-04 00:00:00 UTC")."""
+    """The date an ISO date or timestamp starts with ("2026-09-04 00:00:00 UTC")."""
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
@@ -407,4 +407,3 @@ def _lines(rows: _reader, header: list[str], layout: Layout) -> Iterator[ReportL
                 yield line
     except csv.Error as exc:
         raise ReportRefused(f"Line {number + 1} is not well-formed CSV: {exc}.") from None
-

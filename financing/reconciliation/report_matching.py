@@ -27,7 +27,7 @@ job finds exactly the same breaks and the database's UNIQUE(kind, key) keeps one
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -62,7 +62,7 @@ class MatchTally:
     payouts: int = 0
 
 
-def _ledger_payout(row: dict[str, Any]) -> _LedgerPayout:
+def _ledger_payout(row: Mapping[str, Any]) -> _LedgerPayout:
     lines: dict[str, list[tuple[int, int]]] = {}
     for index, line in enumerate(row["lines"]):
         amount = parse_minor_units(line["amount"], row["currency"], allow_zero=True)
@@ -109,7 +109,8 @@ class SettlementMatcher:
         """Sum an order's rows while its payout lasts; emit the payout's orders when it ends."""
         done: list[ReportLine] = []
         if line.payout_ref != self._order_payout:
-            done, self._orders, self._order_payout = list(self._orders.values()), {}, line.payout_ref
+            done, self._orders = list(self._orders.values()), {}
+            self._order_payout = line.payout_ref
         earlier = self._orders.get(line.order_ref)
         if earlier is None:
             self._orders[line.order_ref] = replace(
@@ -305,7 +306,7 @@ class SettlementMatcher:
         by_order: dict[tuple[int, str], list[str]],
     ) -> set[tuple[int, str]]:
         """The receivables, among those paid to the merchant, that are assigned to the bank."""
-        wanted = set()
+        wanted: set[tuple[int, str]] = set()
         for item, payout in resolved:
             if payout is not None and item.paid_to == PAID_TO_MERCHANT:
                 refs = (
@@ -350,7 +351,7 @@ class SettlementMatcher:
                     yield self._missing(row, index, line["invoice_ref"], amount)
 
     def _missing(
-        self, row: dict[str, Any], index: int | None, invoice_ref: str | None, expected: int
+        self, row: Mapping[str, Any], index: int | None, invoice_ref: str | None, expected: int
     ) -> Break:
         where = "" if index is None else f":{index}"
         self.tally.breaks[Break.Kind.MISSING_IN_REPORT] += 1

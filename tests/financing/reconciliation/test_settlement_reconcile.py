@@ -32,6 +32,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 PAYOUTS, LINES_PER_PAYOUT, ASSIGNED = 10, 980, 110
 INJECTED = 100  # of each kind: 1 % of the report
 SETTLED_ON = date(2026, 11, 1)
+BREAKS_OF_A_REPORT = {
+    "missing_in_ledger",
+    "missing_in_report",
+    "amount_mismatch",
+    "currency_mismatch",
+    "duplicate_line",
+    "unknown_reference",
+    "diverted_payment",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +80,9 @@ def ledger(
     for p in range(PAYOUTS):
         mine = assigned[p * 11 : (p + 1) * 11]
         refs = [*mine, *(f"INV-P{p}-{i}" for i in range(LINES_PER_PAYOUT - len(mine)))]
-        payout_append(trade, f"PO-{p}", [(r, 100 + (p * 997 + i * 31) % 90_000) for i, r in
-                                          enumerate(refs)])
+        payout_append(
+            trade, f"PO-{p}", [(r, 100 + (p * 997 + i * 31) % 90_000) for i, r in enumerate(refs)]
+        )
     # Another merchant's payout of the same days: not in this report, and not its business.
     other = trade_for(make_merchant())
     payout_append(other, "PO-OTHER", [("INV-OTHER-1", 5000)])
@@ -152,18 +162,8 @@ def test_ten_thousand_lines_with_one_percent_of_each_difference(
     assert job.status == ReconJob.Status.DONE, job.refusal
     assert found(job) == expected  # 100 % reported, 0 false breaks
     counts = Counter(Break.objects.filter(job=job).values_list("kind", flat=True))
-    assert counts == {
-        kind: INJECTED
-        for kind in (
-            "missing_in_ledger",
-            "missing_in_report",
-            "amount_mismatch",
-            "currency_mismatch",
-            "duplicate_line",
-            "unknown_reference",
-            "diverted_payment",
-        )
-    }
+    kinds = [kind for kind in Break.Kind.values if kind in BREAKS_OF_A_REPORT]
+    assert counts == dict.fromkeys(kinds, INJECTED)
     assert (job.lines_total, job.lines_done, job.breaks_found) == (10_000, 10_000, 700)
     assert job.matched == 10_000 - 6 * INJECTED  # every line but those six kinds of break
     assert job.summary["breaks"] == dict(sorted(counts.items()))
