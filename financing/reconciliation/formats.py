@@ -14,13 +14,16 @@ whole file in a first pass before matching it in a second).
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import IO, TYPE_CHECKING
+from functools import lru_cache
+from operator import itemgetter
+from typing import IO, TYPE_CHECKING, NamedTuple
 
-from ledger.money import CURRENCY_EXPONENTS, MoneyError, parse_minor_units
+from ledger.money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS
 
 if TYPE_CHECKING:
     from _csv import _reader
@@ -31,10 +34,10 @@ PAID_TO = (PAID_TO_BANK, PAID_TO_MERCHANT)
 
 # OWASP's CSV injection list: a spreadsheet evaluates a cell starting with one of these. A plain
 # signed number ("-12.50") is data, not a formula, and stays allowed.
-_FORMULA_STARTS = ("=", "+", "-", "@")
+_FORMULA_FIRST = frozenset("=+-@")
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-_SIGNED_DECIMAL = re.compile(r"(-?)((?:0|[1-9][0-9]*)(?:\.[0-9]+)?)")
-MAX_FIELD_CHARS = 4096
+# Sign, whole (at most 16 digits: a longer one is refused before int() parses it), fraction.
+_SIGNED_DECIMAL = re.compile(r"(-?)(0|[1-9][0-9]{0,15})(?:\.([0-9]+))?")
 
 
 class ReportRefused(Exception):
@@ -45,12 +48,12 @@ class ReportRefused(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class ReportLine:
+class ReportLine(NamedTuple):
     """One money movement of a report, whatever its layout.
 
     ``number`` is the line's row in the file (the header is row 1). ``invoice_ref`` and
     ``order_ref`` are both blank for a line that pays no receivable (a fee, a subscription).
+    A named tuple: a million of them are made per report, and a tuple is the cheapest object.
     """
 
     number: int
@@ -65,25 +68,41 @@ class ReportLine:
 
 
 Row = Mapping[str, str]
+# Reads one row's cells (its line number given) into a line, or None for a row that is not a
+# money movement (Amazon's summary row, a Shopify charge not yet paid out).
+RowReader = Callable[[list[str], int], ReportLine | None]
 
 
 @dataclass(frozen=True)
 class Layout:
     """A report layout: the column that identifies it, the ones it needs, and how a row maps.
 
-    ``line`` returns None for a row that is not a money movement (Amazon's summary row, a
-    Shopify charge not yet paid out); ``carry`` is state a layout keeps between rows (Amazon
-    states currency and deposit date once, in the summary row).
+    ``reader`` is given the file's header and returns the ``RowReader`` for its rows: columns
+    are found by name, once per file, wherever the header puts them.
     """
 
     name: str
     signature: str
     required: tuple[str, ...]
     delimiter: str
-    line: Callable[[Row, int, dict[str, str]], ReportLine | None]
+    reader: Callable[[list[str]], RowReader]
     # Net amounts of the same order within one payout are summed before matching: these
     # layouts spread an order over several rows (price, tax, fees, refund).
     sums_orders: bool = False
+
+
+def _by_name(
+    line: Callable[[Row, int, dict[str, str]], ReportLine | None],
+) -> Callable[[list[str]], RowReader]:
+    """A reader handing ``line`` each row as a mapping of column name to cell, and ``carry``:
+    state a layout keeps between rows (Amazon states currency and deposit date once, in the
+    summary row)."""
+
+    def reader(header: list[str]) -> RowReader:
+        carry: dict[str, str] = {}
+        return lambda cells, number: line(dict(zip(header, cells, strict=True)), number, carry)
+
+    return reader
 
 
 def _cell(row: Row, column: str) -> str:
@@ -109,8 +128,11 @@ def _currency(value: str, column: str, number: int) -> str:
 def amount_parse(value: str, currency: str, *, column: str, number: int) -> int:
     """Parse a signed decimal amount in major units ("-12.50") into minor units of ``currency``.
 
+    The rules of ``ledger.money.parse_minor_units``, with a sign, in one regular expression
+    (it runs for every line of a report).
+
     :raises ReportRefused: naming the line and column; decimal commas, thousands separators,
-        exponents and more decimals than the currency has are all refused.
+        exponents, more decimals than the currency has and absurd magnitudes are all refused.
     """
     match = _SIGNED_DECIMAL.fullmatch(value)
     if match is None:
@@ -118,21 +140,36 @@ def amount_parse(value: str, currency: str, *, column: str, number: int) -> int:
             f"Line {number}, column '{column}': '{value[:40]}' is not a decimal amount such as"
             " -1234.50 (a point for decimals, no thousands separator)."
         )
+    sign, whole, fraction = match.groups()
+    exponent = CURRENCY_EXPONENTS[currency]
+    if fraction is not None and len(fraction) > exponent:
+        raise ReportRefused(
+            f"Line {number}, column '{column}': {currency} has {exponent} decimal place(s);"
+            f" '{value[:40]}' has {len(fraction)}."
+        )
+    minor = int(whole) * 10**exponent + (int(fraction.ljust(exponent, "0")) if fraction else 0)
+    if minor >= MAX_MINOR_UNITS:
+        raise ReportRefused(f"Line {number}, column '{column}': '{value[:40]}' is too large.")
+    return -minor if sign else minor
+
+
+@lru_cache(maxsize=4096)
+def _iso_date(value: str) -> date | None:
+    # Most lines of a report share a handful of dates: parse each once.
     try:
-        minor = parse_minor_units(match[2], currency, allow_zero=True)
-    except MoneyError as exc:
-        raise ReportRefused(f"Line {number}, column '{column}': {exc}") from None
-    return -minor if match[1] else minor
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
 
 
 def _date(value: str, column: str, number: int) -> date:
     """The date an ISO date or timestamp starts with ("2026-09-04 00:00:00 UTC")."""
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
+    parsed = _iso_date(value)
+    if parsed is None:
         raise ReportRefused(
             f"Line {number}, column '{column}': '{value[:40]}' is not a date (YYYY-MM-DD)."
-        ) from None
+        )
+    return parsed
 
 
 # --- Chainfin's column set --------------------------------------------------------------------
@@ -147,33 +184,39 @@ CHAINFIN_COLUMNS = (
     "paid_to",
     "settled_on",
 )
+_CHAINFIN_OPTIONAL = frozenset(("invoice_ref", "order_ref"))
 
 
-def _chainfin_line(row: Row, number: int, carry: dict[str, str]) -> ReportLine:
-    currency = _currency(_required(row, "currency", number), "currency", number)
-    paid_to = _required(row, "paid_to", number)
-    if paid_to not in PAID_TO:
-        raise ReportRefused(
-            f"Line {number}, column 'paid_to': '{paid_to[:20]}' is neither 'bank' nor 'merchant'."
+def _chainfin_reader(header: list[str]) -> RowReader:
+    """Chainfin's own layout, read by index (the columns found by name once): a million lines
+    a run make a dict per row too dear. Cells are taken exactly as written, unpadded."""
+    pick = itemgetter(*(header.index(column) for column in CHAINFIN_COLUMNS))
+
+    def line(cells: list[str], number: int) -> ReportLine:
+        values: tuple[str, ...] = pick(cells)
+        line_id, payout_ref, invoice_ref, order_ref, currency, amount, paid_to, settled_on = values
+        for column, value in zip(CHAINFIN_COLUMNS, values, strict=True):
+            if not value and column not in _CHAINFIN_OPTIONAL:
+                raise ReportRefused(f"Line {number}, column '{column}': the value is missing.")
+        if currency not in CURRENCY_EXPONENTS:
+            currency = _currency(currency, "currency", number)  # refuses, or allows "eur"
+        if paid_to not in PAID_TO:
+            raise ReportRefused(
+                f"Line {number}, column 'paid_to': '{paid_to[:20]}' is neither 'bank' nor"
+                " 'merchant'."
+            )
+        settled = _iso_date(settled_on) if len(settled_on) == 10 else None
+        if settled is None:
+            raise ReportRefused(
+                f"Line {number}, column 'settled_on': '{settled_on[:40]}' is not a date"
+                " (YYYY-MM-DD)."
+            )
+        minor = amount_parse(amount, currency, column="amount", number=number)
+        return ReportLine(
+            number, line_id, payout_ref, invoice_ref, order_ref, currency, minor, paid_to, settled
         )
-    settled_on = _required(row, "settled_on", number)
-    if len(settled_on) != 10:
-        raise ReportRefused(
-            f"Line {number}, column 'settled_on': '{settled_on[:40]}' is not a date (YYYY-MM-DD)."
-        )
-    return ReportLine(
-        number=number,
-        line_id=_required(row, "line_id", number),
-        payout_ref=_required(row, "payout_ref", number),
-        invoice_ref=_cell(row, "invoice_ref"),
-        order_ref=_cell(row, "order_ref"),
-        currency=currency,
-        amount_minor=amount_parse(
-            _required(row, "amount", number), currency, column="amount", number=number
-        ),
-        paid_to=paid_to,
-        settled_on=_date(settled_on, "settled_on", number),
-    )
+
+    return line
 
 
 # --- Amazon settlement flat file V2 -----------------------------------------------------------
@@ -261,7 +304,7 @@ def _stripe_line(row: Row, number: int, carry: dict[str, str]) -> ReportLine:
 
 
 LAYOUTS: tuple[Layout, ...] = (
-    Layout("chainfin", "payout_ref", CHAINFIN_COLUMNS, ",", _chainfin_line),
+    Layout("chainfin", "payout_ref", CHAINFIN_COLUMNS, ",", _chainfin_reader),
     Layout(
         "amazon-v2",
         "settlement-id",
@@ -275,7 +318,7 @@ LAYOUTS: tuple[Layout, ...] = (
             "amount",
         ),
         "\t",
-        _amazon_line,
+        _by_name(_amazon_line),
         sums_orders=True,
     ),
     Layout(
@@ -283,7 +326,7 @@ LAYOUTS: tuple[Layout, ...] = (
         "Payout ID",
         ("Type", "Order", "Payout Status", "Payout Date", "Payout ID", "Net", "Currency"),
         ",",
-        _shopify_line,
+        _by_name(_shopify_line),
         sums_orders=True,
     ),
     Layout(
@@ -297,25 +340,39 @@ LAYOUTS: tuple[Layout, ...] = (
             "net",
         ),
         ",",
-        _stripe_line,
+        _by_name(_stripe_line),
         sums_orders=True,
     ),
 )
 
 
 def _text_lines(handle: IO[bytes]) -> Iterator[str]:
-    """Decode ``handle`` line by line as strict UTF-8 (a BOM allowed), naming where it is not."""
+    """Decode ``handle`` as strict UTF-8 (a BOM allowed), line by line, naming where it is not.
+
+    The fast path decodes in large chunks; only a file that fails is read again, a line at a
+    time, to say which line and byte.
+    """
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        yield from text
+    except UnicodeDecodeError:
+        handle.seek(0)
+        raise _not_utf8(handle) from None
+    finally:
+        if not handle.closed:
+            text.detach()  # the caller owns the file; the wrapper must not close it
+
+
+def _not_utf8(handle: IO[bytes]) -> ReportRefused:
     for number, raw in enumerate(handle, start=1):
         try:
-            text = raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ReportRefused(
+            return ReportRefused(
                 f"The file is not UTF-8: line {number} has byte 0x{raw[exc.start]:02x} at"
                 f" position {exc.start + 1}. Export the report as UTF-8."
-            ) from None
-        if number == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        yield text
+            )
+    return ReportRefused("The file is not UTF-8. Export the report as UTF-8.")
 
 
 def _layout_for(header: list[str]) -> Layout:
@@ -340,11 +397,7 @@ def _layout_for(header: list[str]) -> Layout:
 
 def _injection_check(cells: list[str], header: list[str], number: int) -> None:
     for column, cell in zip(header, cells, strict=False):
-        if len(cell) > MAX_FIELD_CHARS:
-            raise ReportRefused(
-                f"Line {number}, column '{column}': longer than {MAX_FIELD_CHARS} characters."
-            )
-        if cell.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        if cell[:1] in _FORMULA_FIRST and not _PLAIN_NUMBER.fullmatch(cell):
             raise ReportRefused(
                 f"Line {number}, column '{column}': the cell starts with '{cell[0]}', which a"
                 " spreadsheet would run as a formula (CSV injection); the file is refused."
@@ -389,7 +442,7 @@ def report_open(handle: IO[bytes]) -> ReportReader:
 
 
 def _lines(rows: _reader, header: list[str], layout: Layout) -> Iterator[ReportLine]:
-    carry: dict[str, str] = {}
+    read = layout.reader(header)
     width = len(header)
     number = 1
     try:
@@ -402,7 +455,7 @@ def _lines(rows: _reader, header: list[str], layout: Layout) -> Iterator[ReportL
                     f"Line {number} has {len(cells)} field(s); the header has {width}."
                 )
             _injection_check(cells, header, number)
-            line = layout.line(dict(zip(header, cells, strict=True)), number, carry)
+            line = read(cells, number)
             if line is not None:
                 yield line
     except csv.Error as exc:

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from financing.models import Assignment, Break, ReconJob
 from financing.reconciliation.formats import PAID_TO_MERCHANT, ReportLine
 from ledger.models import Invoice, Payout
-from ledger.money import parse_minor_units
+from ledger.money import CURRENCY_EXPONENTS
 
 CACHED_PAYOUTS = 128
 
@@ -62,10 +62,18 @@ class MatchTally:
     payouts: int = 0
 
 
+def _ledger_amount(amount: str, currency: str) -> int:
+    """Minor units of a ledger payout line's amount: a canonical decimal string the ledger
+    validated when the payout was appended, so converting it is all that is left."""
+    exponent = CURRENCY_EXPONENTS[currency]
+    whole, _, fraction = amount.partition(".")
+    return int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
+
+
 def _ledger_payout(row: Mapping[str, Any]) -> _LedgerPayout:
     lines: dict[str, list[tuple[int, int]]] = {}
     for index, line in enumerate(row["lines"]):
-        amount = parse_minor_units(line["amount"], row["currency"], allow_zero=True)
+        amount = _ledger_amount(line["amount"], row["currency"])
         lines.setdefault(line["invoice_ref"], []).append((index, amount))
     return _LedgerPayout(row["pk"], row["merchant_id"], row["ref"], row["currency"], lines)
 
@@ -81,6 +89,8 @@ class SettlementMatcher:
         self._paid: dict[int, bytearray] = {}  # payout pk -> 1 per ledger line a line paid
         self._merchants: set[int] = set()
         self._unmatched_ids: set[str] = set()  # line ids of lines that matched no ledger line
+        self._assigned_read: set[int] = set()  # merchants whose assignments were read
+        self._assigned_refs: set[tuple[int, str]] = set()
         # Layouts that spread an order over rows: the current payout's orders, summed.
         self._order_payout = ""
         self._orders: dict[str, ReportLine] = {}
@@ -113,12 +123,12 @@ class SettlementMatcher:
             self._order_payout = line.payout_ref
         earlier = self._orders.get(line.order_ref)
         if earlier is None:
-            self._orders[line.order_ref] = replace(
-                line, line_id=f"{line.payout_ref}:{line.order_ref}"
+            self._orders[line.order_ref] = line._replace(
+                line_id=f"{line.payout_ref}:{line.order_ref}"
             )
         else:
             total = earlier.amount_minor + line.amount_minor
-            self._orders[line.order_ref] = replace(earlier, amount_minor=total)
+            self._orders[line.order_ref] = earlier._replace(amount_minor=total)
         return done
 
     def _period(self, settled_on: date) -> None:
@@ -137,7 +147,7 @@ class SettlementMatcher:
         resolved = [(item, self._payout_of(item)) for item in items]
         known = self._known_invoices(resolved)
         by_order = self._invoices_by_order(resolved)
-        assigned = self._assigned(resolved, by_order)
+        assigned = self._assigned(resolved)
         breaks = []
         for item, payout in resolved:
             found = self._judge_one(item, payout, known, by_order, assigned)
@@ -169,7 +179,10 @@ class SettlementMatcher:
         if candidates is None:
             return self._unmatched(item, Break.Kind.MISSING_IN_LEDGER, payout, invoice_ref)
         paid = self._paid[payout.pk]
-        free = next(((i, amount) for i, amount in candidates if not paid[i]), None)
+        if len(candidates) == 1:  # nearly always: one ledger line per invoice and payout
+            free: tuple[int, int] | None = None if paid[candidates[0][0]] else candidates[0]
+        else:
+            free = next(((i, amount) for i, amount in candidates if not paid[i]), None)
         if free is None:
             return self._break(item, Break.Kind.DUPLICATE_LINE, payout, invoice_ref, None)
         index, expected = free
@@ -262,6 +275,8 @@ class SettlementMatcher:
         payouts = self._cache.get(item.payout_ref)
         if not payouts:
             return None
+        if len(payouts) == 1:
+            return payouts[0]
         # One marketplace's payout refs are its own; should two merchants share one, the one
         # whose lines name this line's invoice is meant.
         return next((p for p in payouts if item.invoice_ref in p.lines), payouts[0])
@@ -301,28 +316,25 @@ class SettlementMatcher:
         return by_order
 
     def _assigned(
-        self,
-        resolved: list[tuple[ReportLine, _LedgerPayout | None]],
-        by_order: dict[tuple[int, str], list[str]],
+        self, resolved: list[tuple[ReportLine, _LedgerPayout | None]]
     ) -> set[tuple[int, str]]:
-        """The receivables, among those paid to the merchant, that are assigned to the bank."""
-        wanted: set[tuple[int, str]] = set()
+        """The receivables assigned to the bank, of every merchant paid directly so far.
+
+        Read once per merchant and kept for the job: a merchant's live assignments are bounded
+        by its facility, and one query per merchant beats a query naming every line's invoice.
+        """
         for item, payout in resolved:
-            if payout is not None and item.paid_to == PAID_TO_MERCHANT:
-                refs = (
-                    [item.invoice_ref]
-                    if item.invoice_ref
-                    else by_order.get((payout.merchant_id, item.order_ref), [])
-                )
-                wanted.update((payout.merchant_id, ref) for ref in refs)
-        if not wanted:
-            return set()
-        rows = Assignment.objects.filter(
-            merchant_id__in={m for m, _ in wanted},
-            invoice_ref__in={r for _, r in wanted},
-            status=Assignment.Status.ASSIGNED,
-        ).values_list("merchant_id", "invoice_ref")
-        return set(rows) & wanted
+            if (
+                payout is not None
+                and item.paid_to == PAID_TO_MERCHANT
+                and payout.merchant_id not in self._assigned_read
+            ):
+                self._assigned_read.add(payout.merchant_id)
+                refs = Assignment.objects.filter(
+                    merchant_id=payout.merchant_id, status=Assignment.Status.ASSIGNED
+                ).values_list("invoice_ref", flat=True)
+                self._assigned_refs.update((payout.merchant_id, ref) for ref in refs)
+        return self._assigned_refs
 
     # --- the end -------------------------------------------------------------------------
 
@@ -347,7 +359,7 @@ class SettlementMatcher:
                 continue
             for index, line in enumerate(row["lines"]):
                 if not paid[index]:
-                    amount = parse_minor_units(line["amount"], row["currency"], allow_zero=True)
+                    amount = _ledger_amount(line["amount"], row["currency"])
                     yield self._missing(row, index, line["invoice_ref"], amount)
 
     def _missing(

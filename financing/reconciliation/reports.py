@@ -3,10 +3,10 @@
 ``settlement_report_upload`` streams the upload to ``SETTLEMENT_REPORT_DIR/<sha256>.report``
 (hashing as it writes, never holding the file) and creates the file's one ``ReconJob``; the
 same bytes again return the same job and change nothing. ``settlement_report_run`` (the task
-``financing.tasks.settlement_report_reconcile``) reads the file twice, line by line: first to
-validate all of it, so a refused file writes no break, then to match it in batches of
-``SETTLEMENT_REPORT_PROGRESS_EVERY`` lines, each batch's breaks and the job's progress
-committed together for the admin's progress bar and ``GET /api/v1/jobs/{id}``.
+``financing.tasks.settlement_report_reconcile``) reads the file once, line by line, matching it
+in batches of ``SETTLEMENT_REPORT_PROGRESS_EVERY`` lines and committing the job's progress
+after each for the admin's progress bar and ``GET /api/v1/jobs/{id}``; the breaks are written
+at the end, all at once, only if the whole file was valid.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import IO
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -127,6 +129,11 @@ def _batches(lines: Iterator[ReportLine], size: int) -> Iterator[list[ReportLine
 def settlement_report_run(*, job_id: int, now: datetime) -> ReconJob:
     """Reconcile the job's report against the ledger, recording its breaks and progress.
 
+    One pass over the file: the breaks found are spooled to a temporary file and written, all
+    in one transaction with the job's summary, only once the last line has been read, so a file
+    refused at its last line (a formula, a bad amount, a byte that is not UTF-8) writes none.
+    Progress (lines done of the total, breaks so far) is committed every batch meanwhile.
+
     Idempotent: a done or refused job is left as it is; a job found running (its worker died)
     runs again from the top and, its break keys being stable, ends with the same breaks.
     """
@@ -138,45 +145,78 @@ def settlement_report_run(*, job_id: int, now: datetime) -> ReconJob:
     job = ReconJob.objects.select_related("marketplace").get(pk=job_id)
     if not claimed:
         return job
-    path = settlement_report_path(job.file_sha256)
-    try:
-        with path.open("rb") as handle:  # pass 1: the whole file is valid, or nothing is written
-            reader = report_open(handle)
-            total = sum(1 for _ in reader.lines)
-    except ReportRefused as exc:
-        ReconJob.objects.filter(pk=job.pk).update(
-            status=ReconJob.Status.REFUSED, refusal=exc.reason, finished_at=now
-        )
-        job.refresh_from_db()
-        return job
-    ReconJob.objects.filter(pk=job.pk).update(
-        file_format=reader.layout.name, lines_total=total, lines_done=0, matched=0, breaks_found=0
-    )
     assert job.marketplace is not None  # every settlement report job names its marketplace
-    matcher = SettlementMatcher(
-        job=job,
-        marketplace_code=job.marketplace.code,
-        sums_orders=reader.layout.sums_orders,
-        now=now,
+    path = settlement_report_path(job.file_sha256)
+    total = _lines_after_header(path)
+    ReconJob.objects.filter(pk=job.pk).update(
+        lines_total=total, lines_done=0, matched=0, breaks_found=0
     )
-    done = 0
-    with path.open("rb") as handle:  # pass 2: match, a batch at a time
-        for batch in _batches(report_open(handle).lines, settings.SETTLEMENT_REPORT_PROGRESS_EVERY):
-            done += len(batch)
-            _progress(job, matcher.feed(batch), matcher, done)
-    _progress(job, matcher.flush(), matcher, done)
-    _write(matcher.missing_in_report())
-    return _finish(job, matcher, total=total, layout=reader.layout.name, now=now)
+    with tempfile.TemporaryFile() as spool, path.open("rb") as handle:
+        try:
+            reader = report_open(handle)
+            ReconJob.objects.filter(pk=job.pk).update(file_format=reader.layout.name)
+            matcher = SettlementMatcher(
+                job=job,
+                marketplace_code=job.marketplace.code,
+                sums_orders=reader.layout.sums_orders,
+                now=now,
+            )
+            size = settings.SETTLEMENT_REPORT_PROGRESS_EVERY
+            for batch in _batches(reader.lines, size):
+                _spool(spool, matcher.feed(batch))
+                ReconJob.objects.filter(pk=job.pk).update(
+                    lines_done=min(batch[-1].number - 1, total),
+                    matched=matcher.tally.matched,
+                    breaks_found=sum(matcher.tally.breaks.values()),
+                )
+        except ReportRefused as exc:
+            ReconJob.objects.filter(pk=job.pk).update(
+                status=ReconJob.Status.REFUSED, refusal=exc.reason, finished_at=now
+            )
+            job.refresh_from_db()
+            return job
+        _spool(spool, matcher.flush())
+        _spool(spool, list(matcher.missing_in_report()))
+        with transaction.atomic():
+            _write(_unspooled(spool, job, now))
+            return _finish(job, matcher, total=total, layout=reader.layout.name, now=now)
 
 
-def _progress(job: ReconJob, breaks: list[Break], matcher: SettlementMatcher, done: int) -> None:
-    with transaction.atomic():
-        _write(breaks)
-        ReconJob.objects.filter(pk=job.pk).update(
-            lines_done=done,
-            matched=matcher.tally.matched,
-            breaks_found=sum(matcher.tally.breaks.values()),
-        )
+def _lines_after_header(path: Path) -> int:
+    """The physical lines after the header, counted in bytes (fast): the progress bar's 100 %."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return max(lines - 1, 0)
+
+
+# What a spooled break keeps: all but the job and the time, which the run knows.
+_SPOOLED = (
+    "key",
+    "kind",
+    "merchant_id",
+    "currency",
+    "amount_minor",
+    "expected_minor",
+    "reference",
+    "detail",
+)
+
+
+def _spool(spool: IO[bytes], breaks: list[Break]) -> None:
+    if breaks:
+        rows = [[getattr(b, name) for name in _SPOOLED] for b in breaks]
+        spool.write(orjson.dumps(rows) + b"\n")
+
+
+def _unspooled(spool: IO[bytes], job: ReconJob, now: datetime) -> Iterator[Break]:
+    spool.seek(0)
+    for batch in spool:  # one JSON array of breaks per line
+        for values in orjson.loads(batch):
+            yield Break(job=job, found_at=now, **dict(zip(_SPOOLED, values, strict=True)))
 
 
 def _write(breaks: Iterable[Break], size: int = 2000) -> None:
