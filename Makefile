@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/python -m tests.bench.api_bench
 	$(BIN)/python -m tests.bench.books_bench
 	$(BIN)/python -m tests.bench.log_bench
+	$(BIN)/python -m tests.bench.recon_bench
 
 clean:
 	rm -rf $(DEMO_DIR) $(SMOKE_DB) .serve

@@ -67,7 +67,8 @@ def _ledger_amount(amount: str, currency: str) -> int:
     validated when the payout was appended, so converting it is all that is left."""
     exponent = CURRENCY_EXPONENTS[currency]
     whole, _, fraction = amount.partition(".")
-    return int(whole) * 10**exponent + int(fraction.ljust(exponent, "0") or 0)
+    scale: int = 10**exponent
+    return int(whole) * scale + int(fraction.ljust(exponent, "0") or 0)
 
 
 def _ledger_payout(row: Mapping[str, Any]) -> _LedgerPayout:
@@ -99,9 +100,11 @@ class SettlementMatcher:
 
     def feed(self, lines: Iterable[ReportLine]) -> list[Break]:
         """Judge a batch of lines; return the breaks found, for the caller to write."""
-        items = []
+        items: list[ReportLine] = []
+        lines = list(lines)
+        for settled_on in {line.settled_on for line in lines}:
+            self._period(settled_on)
         for line in lines:
-            self._period(line.settled_on)
             if not line.invoice_ref and not line.order_ref:
                 self.tally.unallocated += 1
             elif self.sums_orders:

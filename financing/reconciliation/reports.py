@@ -170,8 +170,13 @@ def settlement_report_run(*, job_id: int, now: datetime) -> ReconJob:
                     breaks_found=sum(matcher.tally.breaks.values()),
                 )
         except ReportRefused as exc:
+            # Nothing of it is kept: the counts go back to nothing, as the breaks never came.
             ReconJob.objects.filter(pk=job.pk).update(
-                status=ReconJob.Status.REFUSED, refusal=exc.reason, finished_at=now
+                status=ReconJob.Status.REFUSED,
+                refusal=exc.reason,
+                finished_at=now,
+                matched=0,
+                breaks_found=0,
             )
             job.refresh_from_db()
             return job
