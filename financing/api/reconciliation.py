@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -26,6 +26,7 @@ from config.api.permissions import IsMarketplaceKey, api_principal, calling_mark
 from config.api.problems import ApiProblem
 from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
+from financing.api import reconciliation_schema as schema
 from financing.reconciliation.reports import ReportUploadedElsewhere, settlement_report_upload
 from financing.reconciliation.selectors import recon_job_of_marketplace, recon_job_progress
 
@@ -71,14 +72,7 @@ def _chunks(handle: _Readable) -> Iterable[bytes]:
 class SettlementReportCreateApi(_MarketplaceApi):
     parser_classes = [_CsvParser, _TsvParser, _OctetParser, MultiPartParser]
 
-    @extend_schema(
-        summary="Upload a settlement report",
-        request={"text/csv": bytes, "multipart/form-data": bytes},
-        responses={
-            202: OpenApiResponse(description="The job, queued"),
-            200: OpenApiResponse(description="The same file again: its job"),
-        },
-    )
+    @extend_schema(**schema.SETTLEMENT_REPORT_POST)
     def post(self, request: Request) -> HttpResponse:
         calling_marketplace(request)  # a merchant key is refused before anything is read
         return idempotent(request, api_principal(request).scope, lambda: self._upload(request))
@@ -109,7 +103,7 @@ class SettlementReportCreateApi(_MarketplaceApi):
 
 
 class JobDetailApi(_MarketplaceApi):
-    @extend_schema(summary="A reconciliation job's progress and summary")
+    @extend_schema(**schema.JOB_GET)
     def get(self, request: Request, job_id: int) -> HttpResponse:
         job = recon_job_of_marketplace(marketplace=calling_marketplace(request), job_id=job_id)
         if job is None:
