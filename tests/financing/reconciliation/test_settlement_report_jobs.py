@@ -234,7 +234,13 @@ def test_a_marketplace_uploads_and_gets_202_with_its_job_at_once(
     assert (job["status"], job["lines_done"], job["percent"]) == ("queued", 0, 0)
     assert enqueued.job_ids == [job["id"]]
 
-    again = api.post("/api/v1/settlement-reports", ghosts(5), content_type="text/csv")
+    # Signed a second earlier: the same bytes in the same second would be a replayed signature.
+    again = api.post(
+        "/api/v1/settlement-reports",
+        ghosts(5),
+        content_type="text/csv",
+        timestamp=int(time.time()) - 1,
+    )
     assert again.status_code == 200 and again.json()["job"]["id"] == job["id"]
 
 
