@@ -107,6 +107,7 @@ bench: install
 	$(BIN)/python -m tests.bench.books_bench
 	$(BIN)/python -m tests.bench.log_bench
 	$(BIN)/python -m tests.bench.settlement_bench
+	$(BIN)/python -m tests.bench.recon_bench
 
 # The django-hordak harness in ../shared/peers/hordak (own virtualenv in /tmp, own database),
 # then Chainfin's transfers, same processes, seconds, accounts and preload; PEERS_ARGS for more.

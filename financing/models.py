@@ -26,6 +26,7 @@ from financing.notice_models import (
 )
 from financing.pricing import DayCount
 from financing.reconciliation.models import Break, ReconJob
+from financing.reconciliation.report_models import SettlementReportJob
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -55,6 +56,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "ReconJob",
     "Recourse",
     "RiskChange",
+    "SettlementReportJob",
     "SettlementWork",
     "SuspenseItem",
     "WebhookEndpoint",

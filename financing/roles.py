@@ -32,6 +32,7 @@ _OFFICER_ACTS = [
     ("financing", "resend_assignmentnotice"),
     ("financing", "change_suspenseitem"),
     ("financing", "change_deadletter"),
+    ("financing", "upload_settlementreport"),
 ]
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from financing import notices
 from financing.books.models import BooksVerification
 from financing.books.verification import books_verification_run
+from financing.reconciliation.reports import settlement_report_run
 from financing.services.early_warning import early_warnings_run
 from financing.services.fee_accrual import fee_accrual_sweep
 from financing.services.overdue import overdue_sweep
@@ -138,3 +139,17 @@ def fee_accrual_run(**kwargs: object) -> int:
 def early_warning_run(**kwargs: object) -> int:
     """Daily: list the merchants with money outstanding whose evidence turned for the worse."""
     return early_warnings_run(now=timezone.now())
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
+def settlement_report_reconcile(*, job_id: int, **kwargs: object) -> str:
+    """Reconcile one uploaded settlement report; a re-run finds the same breaks."""
+    return settlement_report_run(job_id=job_id, now=timezone.now()).status

@@ -245,6 +245,12 @@ SETTLEMENT_MAX_RETRIES = env.int("SETTLEMENT_MAX_RETRIES", default=5)
 SETTLEMENT_RETRY_BACKOFF_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MS", default=2_000)
 SETTLEMENT_RETRY_BACKOFF_MAX_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MAX_MS", default=300_000)
 SETTLEMENT_LOCK_TIMEOUT_MS = env.int("SETTLEMENT_LOCK_TIMEOUT_MS", default=10_000)
+# Settlement reports: uploads are kept under REPORT_DIR as <sha256>.report (the worker streams
+# them from there; nothing holds a whole report in memory), refused above MAX_BYTES; a job
+# writes its breaks and progress every PROGRESS_EVERY lines.
+SETTLEMENT_REPORT_DIR = env("SETTLEMENT_REPORT_DIR", default=str(BASE_DIR / "var" / "reports"))
+SETTLEMENT_REPORT_MAX_BYTES = env.int("SETTLEMENT_REPORT_MAX_BYTES", default=32 * 1024 * 1024)
+SETTLEMENT_REPORT_PROGRESS_EVERY = env.int("SETTLEMENT_REPORT_PROGRESS_EVERY", default=5000)
 # Early warnings (monitoring after funding): the last 30 days against the 90 before them.
 # Orders or deliveries falling by more than DROP_BP of their monthly average warn, once that
 # average is at least MIN_MONTHLY (a handful of orders a month is noise, not a trend); returns

@@ -15,6 +15,7 @@ from financing.admin import (
     notices,
     receivables,
     settlement,
+    settlement_reports,
     suspense,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "notices",
     "receivables",
     "settlement",
+    "settlement_reports",
     "suspense",
 ]

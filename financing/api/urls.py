@@ -1,6 +1,6 @@
 from django.urls import path
 
-from financing.api import views
+from financing.api import reconciliation, views
 
 urlpatterns = [
     path("advances/quote", views.AdvanceQuoteApi.as_view(), name="api-advances-quote"),
@@ -13,4 +13,10 @@ urlpatterns = [
         name="api-advance-withdraw",
     ),
     path("receivables", views.ReceivableListApi.as_view(), name="api-receivables"),
+    path(
+        "settlement-reports",
+        reconciliation.SettlementReportCreateApi.as_view(),
+        name="api-settlement-reports",
+    ),
+    path("jobs/<int:job_id>", reconciliation.JobDetailApi.as_view(), name="api-job"),
 ]

@@ -108,6 +108,14 @@ TESTED_ELSEWHERE = {
     ("POST", "/api/v1/advances/{ref}/accept"): "tests/financing/test_quotes_api.py",
     ("POST", "/api/v1/advances/{ref}/withdraw"): "tests/financing/test_quotes_api.py",
     ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
+    # A report names the caller's own payouts; a job is seen by its uploader only.
+    ("POST", "/api/v1/settlement-reports"): (
+        "tests/financing/reconciliation/test_settlement_report_jobs.py"
+    ),
+    (
+        "GET",
+        "/api/v1/jobs/{job_id}",
+    ): "tests/financing/reconciliation/test_settlement_report_jobs.py",
     # The log's tree heads and proofs between them name no entry; any key reads them.
     ("GET", "/api/v1/checkpoint"): "tests/ledger/log/test_api.py",
     ("GET", "/api/v1/proofs/consistency"): "tests/ledger/log/test_api.py",

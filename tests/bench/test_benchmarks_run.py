@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("script", ["ledger_bench", "books_bench", "log_bench", "settlement_bench"])
+@pytest.mark.parametrize(
+    "script", ["ledger_bench", "books_bench", "log_bench", "settlement_bench", "recon_bench"]
+)
 def test_the_benchmark_runs(script: str, request: pytest.FixtureRequest) -> None:
     # A database of its own, so a developer's `make bench` on the same server is not disturbed.
     env = os.environ | {

@@ -1,0 +1,39 @@
+"""Reads of reconciliation jobs, scoped by the caller: a marketplace sees only its own uploads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from financing.models import ReconJob
+from merchants.models import Marketplace
+
+
+def recon_job_of_marketplace(*, marketplace: Marketplace, job_id: int) -> ReconJob | None:
+    """The job ``job_id`` if ``marketplace`` uploaded it; None for anyone else's or none."""
+    return ReconJob.objects.filter(pk=job_id, marketplace=marketplace).first()
+
+
+def recon_job_progress(job: ReconJob) -> dict[str, Any]:
+    """A job as the admin's progress bar and ``GET /api/v1/jobs/{id}`` show it."""
+    total = job.lines_total
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "file_name": job.file_name,
+        "file_sha256": job.file_sha256,
+        "format": job.file_format or None,
+        "lines_total": total,
+        "lines_done": job.lines_done,
+        # Whole percent, floored: 100 only once every line is done.
+        "percent": (job.lines_done * 100 // total if total else 0)
+        if job.status != ReconJob.Status.DONE
+        else 100,
+        "matched": job.matched,
+        "breaks_found": job.breaks_found,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "summary": job.summary,
+        "refusal": job.refusal or None,
+    }
