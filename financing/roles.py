@@ -32,6 +32,10 @@ _OFFICER_ACTS = [
     ("financing", "resend_assignmentnotice"),
     ("financing", "change_suspenseitem"),
     ("financing", "change_deadletter"),
+    # Money movement (issue 10): propose a payee account (four-eyes), send and read bank files.
+    ("merchants", "add_bankaccount"),
+    ("financing", "add_paymentbatch"),
+    ("financing", "add_bankstatement"),
 ]
 
 

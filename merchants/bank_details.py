@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
+from merchants import credentials
 from merchants.exceptions import BankDetailsInvalid
 
 _LOCAL_ACCOUNT_RE = re.compile(r"^[A-Z0-9]{4,34}$")
@@ -64,3 +65,19 @@ def account_mask(number: str) -> str:
     if re.match(r"^[A-Z]{2}[0-9]{2}", compact) and len(compact) >= 12:
         return f"{compact[:4]} •••• •••• •••• {compact[-4:]}"
     return f"•••• {compact[-4:]}"
+
+
+def bank_number_seal(number: str) -> bytes:
+    """``number`` sealed under the newest key of the ring.
+
+    :raises SealingKeysMissing: no sealing key is configured.
+    """
+    return credentials.secret_seal(number)
+
+
+def bank_number_open(sealed: bytes) -> str:
+    """The account number sealed in ``sealed``: for the payment file, never for a page or log.
+
+    :raises cryptography.fernet.InvalidToken: no key of the ring opens it.
+    """
+    return credentials.secret_open(sealed)

@@ -294,6 +294,7 @@ CHAINFIN_SEALED_FIELDS = [
     "merchants.ApiKey.signing_secret_sealed",
     "financing.WebhookEndpoint.secret_sealed",
     "merchants.BankAccount.iban_sealed",
+    "financing.PaymentBatch.xml_sealed",
 ]
 
 # Who stamps entries that the system itself writes (capital flow, rebuilds).
