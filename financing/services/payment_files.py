@@ -265,9 +265,19 @@ def _pain002_parse(data: bytes) -> tuple[str, list[_Status]]:
         )
         for tx in report.iter("TxInfAndSts")
     ]
-    return namespace.rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".xsd"), [
-        s for s in statuses if s.end_to_end_id
-    ]
+    file_format = namespace.rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".xsd")
+    if not statuses and (report.findtext("OrgnlGrpInfAndSts/GrpSts") or "").strip() == "RJCT":
+        # The whole file refused, without a status per transaction: every payment in it.
+        msg_id = (report.findtext("OrgnlGrpInfAndSts/OrgnlMsgId") or "").strip()
+        group = report.find("OrgnlGrpInfAndSts")
+        reason = (_reason(group) if group is not None else "") or "RJCT"
+        return file_format, [
+            _Status(end_to_end_id=e2e, code="RJCT", reason=reason)
+            for e2e in Payment.objects.filter(batch__msg_id=msg_id).values_list(
+                "end_to_end_id", flat=True
+            )
+        ]
+    return file_format, [s for s in statuses if s.end_to_end_id]
 
 
 def _reason(tx: Element) -> str:
