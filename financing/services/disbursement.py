@@ -66,14 +66,15 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
             ),
             now=now,
         )
-        payment_record(
-            merchant=advance.merchant,
-            kind=Payment.Kind.DISBURSEMENT,
-            currency=advance.currency,
-            amount_minor=advance.advance_minor - advance.fee_minor,
-            source_key=f"disburse:{advance.ref}",
-            now=now,
-        )
+        if advance.advance_minor > advance.fee_minor:  # what leaves disbursement clearing
+            payment_record(
+                merchant=advance.merchant,
+                kind=Payment.Kind.DISBURSEMENT,
+                currency=advance.currency,
+                amount_minor=advance.advance_minor - advance.fee_minor,
+                source_key=f"disburse:{advance.ref}",
+                now=now,
+            )
         _chain_disbursement(advance, now)
         _notices_create(advance, now)
     return advance

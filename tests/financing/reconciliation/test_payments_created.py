@@ -123,3 +123,21 @@ def test_the_database_refuses_a_malformed_payment(
     }
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
         Payment.objects.create(**fields)
+
+
+def test_a_release_pays_what_is_left_after_recourse_is_netted(
+    trade: Trade, facility: Facility, officer: User, now: datetime
+) -> None:
+    [ref] = trade.fundable(1)
+    disbursed(trade, [ref], officer, now)
+    trade.credited(ref, "100.00")  # 100.00 of recourse once the advance is diluted
+    settle_pending(now)
+    payout(trade, [(ref, "900.00")])
+
+    settle_pending(now)
+
+    # 100.00 to the merchant kept back against the recourse, 100.00 of reserve left released.
+    [release] = Payment.objects.filter(kind=Payment.Kind.RELEASE)
+    assert release.amount_minor == 10_000
+    total = sum(Payment.objects.values_list("amount_minor", flat=True))
+    assert total == -balance("disbursement_clearing")
