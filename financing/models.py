@@ -27,6 +27,12 @@ from financing.notice_models import (
 from financing.pricing import DayCount
 from financing.reconciliation.models import Break, ReconJob
 from financing.reconciliation.report_models import SettlementReportJob
+from financing.reconciliation.payments import (
+    BankStatement,
+    Payment,
+    PaymentBatch,
+    StatementEntry,
+)
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -42,6 +48,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Advance",
     "Assignment",
     "AssignmentNotice",
+    "BankStatement",
     "Blacklisting",
     "Break",
     "DeadLetter",
@@ -52,12 +59,15 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "FacilityChange",
     "LineAllocation",
     "NoticeAttempt",
+    "Payment",
+    "PaymentBatch",
     "Receivable",
     "ReconJob",
     "Recourse",
     "RiskChange",
     "SettlementReportJob",
     "SettlementWork",
+    "StatementEntry",
     "SuspenseItem",
     "WebhookEndpoint",
     "new_sealed_webhook_secret",

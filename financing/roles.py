@@ -33,6 +33,10 @@ _OFFICER_ACTS = [
     ("financing", "change_suspenseitem"),
     ("financing", "change_deadletter"),
     ("financing", "upload_settlementreport"),
+    # Money movement (issue 10): propose a payee account (four-eyes), send and read bank files.
+    ("merchants", "add_bankaccount"),
+    ("financing", "add_paymentbatch"),
+    ("financing", "add_bankstatement"),
 ]
 
 

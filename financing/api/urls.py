@@ -1,6 +1,6 @@
 from django.urls import path
 
-from financing.api import reconciliation, views
+from financing.api import bank_statements, reconciliation, views
 
 urlpatterns = [
     path("advances/quote", views.AdvanceQuoteApi.as_view(), name="api-advances-quote"),
@@ -19,4 +19,9 @@ urlpatterns = [
         name="api-settlement-reports",
     ),
     path("jobs/<int:job_id>", reconciliation.JobDetailApi.as_view(), name="api-job"),
+    path(
+        "bank-statements",
+        bank_statements.BankStatementCreateApi.as_view(),
+        name="api-bank-statements",
+    ),
 ]

@@ -116,6 +116,8 @@ TESTED_ELSEWHERE = {
         "GET",
         "/api/v1/jobs/{job_id}",
     ): "tests/financing/reconciliation/test_settlement_report_jobs.py",
+    # Bank keys only: marketplaces and merchants get 403 there.
+    ("POST", "/api/v1/bank-statements"): "tests/financing/reconciliation/test_bank_statements.py",
     # The log's tree heads and proofs between them name no entry; any key reads them.
     ("GET", "/api/v1/checkpoint"): "tests/ledger/log/test_api.py",
     ("GET", "/api/v1/proofs/consistency"): "tests/ledger/log/test_api.py",

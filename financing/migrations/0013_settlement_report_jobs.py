@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0009_reconciliation_jobs_breaks'),
+        ('financing', '0012_matching'),
     ]
 
     operations = [
