@@ -19,7 +19,7 @@ precise first; what a rule matches is no longer open to the rules after it. Each
   days before the item's date and ``days_after`` days after it).
 
 A match that is exact (no adjustment) under a rule that may confirm is *confirmed*; one within
-tolerance is *suggested* with the adjustment it needs (entry total − items total), and only an
+tolerance is *suggested* with the adjustment it needs (entry total minus items total), and only an
 officer confirms it. When more than one candidate fits an entry, or one candidate fits more
 than one entry, the result is *ambiguous*: nothing is matched, the entries leave the open set
 (no weaker rule guesses after a stronger one could not decide) and an officer chooses.
@@ -129,7 +129,7 @@ class CandidateFacts:
 
 @dataclass(frozen=True)
 class Proposal:
-    """Entries and candidates that fit one rule; ``adjustment_minor`` = entries − candidates."""
+    """Entries and candidates that fit one rule; ``adjustment_minor``: entries minus candidates."""
 
     rule: RuleSpec
     entry_ids: tuple[int, ...]
