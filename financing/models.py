@@ -25,6 +25,7 @@ from financing.notice_models import (
     new_webhook_secret,
 )
 from financing.pricing import DayCount
+from financing.reconciliation.match_models import Match, MatchRule
 from financing.reconciliation.models import Break, ReconJob
 from financing.settlement_models import (
     DeadLetter,
@@ -50,6 +51,8 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Facility",
     "FacilityChange",
     "LineAllocation",
+    "Match",
+    "MatchRule",
     "NoticeAttempt",
     "Receivable",
     "ReconJob",
