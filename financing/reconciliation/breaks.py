@@ -171,7 +171,11 @@ def break_adjust_apply(*, change: RiskChange, now: datetime) -> Break:
         raise WrongState("Only a confirmed change applies.")
     payload = change.payload
     with transaction.atomic():
-        brk = Break.objects.select_for_update().select_related("merchant").get(pk=payload["break"])
+        brk = (
+            Break.objects.select_for_update(of=("self",))
+            .select_related("merchant")
+            .get(pk=payload["break"])
+        )
         amount = int(payload["amount_minor"])
         journal_post(
             key=f"break:{brk.pk}",
