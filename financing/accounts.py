@@ -58,13 +58,13 @@ class Chart:
         """Payments to merchants ordered and not yet seen on the bank statement."""
         return self._bank("disbursement_clearing", "Disbursement clearing", Account.Kind.ASSET)
 
-    def collections_clearing(self) -> Account:
-        """Payouts marketplaces reported paying to the bank, not yet seen on the statement."""
-        return self._bank("collections_clearing", "Collections clearing", Account.Kind.ASSET)
-
     def bank_cash(self) -> Account:
         """The bank's own account at its bank, as its statements show it."""
         return self._bank("bank_cash", "Bank cash", Account.Kind.ASSET)
+
+    def collections_clearing(self) -> Account:
+        """Payouts marketplaces reported paying to the bank, not yet seen on the statement."""
+        return self._bank("collections_clearing", "Collections clearing", Account.Kind.ASSET)
 
     def reconciliation_differences(self) -> Account:
         """What matching wrote off or found: bank charges deducted in transit, rounding."""

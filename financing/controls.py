@@ -17,6 +17,7 @@ _KINDS = [
     "blacklist_lift",
     "duplicate_clear",
     "suspense_allocate",
+    "bank_account_change",
     "break_adjust",
 ]
 
@@ -36,6 +37,7 @@ class RiskChange(models.Model):
         BLACKLIST_LIFT = "blacklist_lift", "Lift a blacklisting"
         DUPLICATE_CLEAR = "duplicate_clear", "Clear a duplicate-invoice flag"
         SUSPENSE_ALLOCATE = "suspense_allocate", "Allocate money held in suspense"
+        BANK_ACCOUNT_CHANGE = "bank_account_change", "Change a merchant's bank account"
         BREAK_ADJUST = "break_adjust", "Post a journal adjustment resolving a break"
 
     class Status(models.TextChoices):

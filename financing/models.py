@@ -25,8 +25,14 @@ from financing.notice_models import (
     new_webhook_secret,
 )
 from financing.pricing import DayCount
-from financing.reconciliation.match_models import Match, MatchRule
+from financing.reconciliation.match_models import Match, MatchItem, MatchRule
 from financing.reconciliation.models import Break, ReconJob
+from financing.reconciliation.payments import (
+    BankStatement,
+    Payment,
+    PaymentBatch,
+    StatementEntry,
+)
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -42,6 +48,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Advance",
     "Assignment",
     "AssignmentNotice",
+    "BankStatement",
     "Blacklisting",
     "Break",
     "DeadLetter",
@@ -52,13 +59,17 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "FacilityChange",
     "LineAllocation",
     "Match",
+    "MatchItem",
     "MatchRule",
     "NoticeAttempt",
+    "Payment",
+    "PaymentBatch",
     "Receivable",
     "ReconJob",
     "Recourse",
     "RiskChange",
     "SettlementWork",
+    "StatementEntry",
     "SuspenseItem",
     "WebhookEndpoint",
     "new_sealed_webhook_secret",

@@ -16,6 +16,8 @@ from django.conf import settings
 
 from financing import accounts
 from financing.books.services import Leg, journal_post
+from financing.models import Payment
+from financing.services.payments import payment_record
 from ledger.events import REF_MAX_LENGTH, ValidEvent, system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
@@ -69,7 +71,11 @@ class SettlementBooks:
         return format_minor_units(minor, self.currency)
 
     def write(self, *, key: str, memo: str) -> None:
-        """Post the journal entry and append the chain entries; the caller holds the locks."""
+        """Post the journal entry, record the payment to the merchant and append the chain
+        entries; the caller holds the locks.
+
+        :raises WrongState: ``key`` caused a different payment before.
+        """
         legs = [
             Leg(getattr(self.chart, name)(), minor)
             for name, minor in sorted(self._deltas.items())
@@ -77,6 +83,18 @@ class SettlementBooks:
         ]
         if legs:
             journal_post(key=key, memo=memo, legs=legs, now=self.now)
+        # What pay_merchant sent out through disbursement clearing, less anything netted back
+        # in the same entry: one payment for the merchant's total, caused by this entry.
+        released = -self._deltas.get("disbursement_clearing", 0)
+        if released > 0:
+            payment_record(
+                merchant=self.merchant,
+                kind=Payment.Kind.RELEASE,
+                currency=self.currency,
+                amount_minor=released,
+                source_key=f"release:{key}",
+                now=self.now,
+            )
         if self._events:
             entries_append(
                 source=settings.LEDGER_SYSTEM_SOURCE,

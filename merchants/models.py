@@ -246,3 +246,60 @@ class ApiKey(models.Model):
         if self.marketplace is not None:
             return self.marketplace.code
         return self.merchant.public_id if self.merchant is not None else "no owner"
+
+
+class BankAccount(models.Model):
+    """Where a merchant's money is paid: an IBAN, or a local account number with its BIC.
+
+    The number is sealed (merchants/credentials.py, the ring ``reseal_secrets`` rotates) and
+    never stored in the clear; ``masked`` is what every page and log shows. A merchant has at
+    most one active account; a new one is proposed and becomes active only when a second, senior
+    officer confirms it (a changed payee is the classic fraud), retiring the old one.
+    """
+
+    class Kind(models.TextChoices):
+        IBAN = "iban", "IBAN"
+        LOCAL = "local", "Local account number and BIC"
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed, awaiting a senior officer"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="bank_accounts")
+    holder_name = models.CharField(max_length=70, help_text="As the bank knows the holder.")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.IBAN)
+    # The IBAN, or the local account number, sealed; named for the usual case.
+    iban_sealed = models.BinaryField(editable=False)
+    bic = models.CharField(max_length=11, blank=True)
+    masked = models.CharField(max_length=40, editable=False, help_text="e.g. DE89 •••• 3000")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant"],
+                condition=Q(status="active"),
+                name="bankaccount_one_active_per_merchant",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["proposed", "active", "retired"]),
+                name="bankaccount_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["iban", "local"]), name="bankaccount_kind_valid"
+            ),
+            # A local number routes only with the bank's BIC; an IBAN may carry one.
+            models.CheckConstraint(
+                condition=Q(kind="iban") | ~Q(bic=""), name="bankaccount_local_has_bic"
+            ),
+            models.CheckConstraint(
+                condition=Q(bic="") | Q(bic__regex=r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$"),
+                name="bankaccount_bic_format",
+            ),
+            models.CheckConstraint(condition=~Q(masked=""), name="bankaccount_masked_set"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.masked} ({self.status})"

@@ -285,6 +285,7 @@ CHAINFIN_SEALING_KEYS = env.list("CHAINFIN_SEALING_KEYS", default=[])
 CHAINFIN_SEALED_FIELDS = [
     "merchants.ApiKey.signing_secret_sealed",
     "financing.WebhookEndpoint.secret_sealed",
+    "merchants.BankAccount.iban_sealed",
 ]
 
 # Who stamps entries that the system itself writes (capital flow, rebuilds).

@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 
 from financing.reconciliation.models import ReconJob
+from financing.reconciliation.payments import Payment, StatementEntry
+from ledger.models import Payout
 
 RULE_KINDS = ["one_to_one", "one_to_many", "many_to_one"]
 RULE_SOURCES = ["debit_payments", "credit_payouts"]
@@ -153,3 +155,50 @@ class Match(models.Model):
 
     def __str__(self) -> str:
         return f"match {self.pk} ({self.status}) by {self.rule.name}"
+
+
+class MatchItem(models.Model):
+    """One statement entry, payment or payout joined by a match.
+
+    ``live`` is true while the match is suggested or confirmed, and turns false in the
+    transaction that rejects it; an item is in at most one live match (partial unique indexes),
+    so no entry clears two payments and no payout is cleared twice, whatever runs at once.
+    """
+
+    match = models.ForeignKey(Match, on_delete=models.PROTECT, related_name="items")
+    statement_entry = models.ForeignKey(
+        StatementEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    payout = models.ForeignKey(
+        Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    amount_minor = models.BigIntegerField()
+    live = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    statement_entry__isnull=False, payment__isnull=True, payout__isnull=True
+                )
+                | Q(statement_entry__isnull=True, payment__isnull=False, payout__isnull=True)
+                | Q(statement_entry__isnull=True, payment__isnull=True, payout__isnull=False),
+                name="matchitem_exactly_one_item",
+            ),
+            models.UniqueConstraint(
+                fields=["statement_entry"], condition=Q(live=True), name="matchitem_entry_once"
+            ),
+            models.UniqueConstraint(
+                fields=["payment"], condition=Q(live=True), name="matchitem_payment_once"
+            ),
+            models.UniqueConstraint(
+                fields=["payout"], condition=Q(live=True), name="matchitem_payout_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        item = self.statement_entry or self.payment or self.payout
+        return f"{item} in match {self.match_id}"

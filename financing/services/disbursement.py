@@ -13,16 +13,18 @@ from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
 from financing.locks import merchant_chain_lock
-from financing.models import Advance, Assignment, assignment_entry_ref
+from financing.models import Advance, Assignment, Payment, assignment_entry_ref
 from financing.notices import notices_create
+from financing.services.payments import payment_record
 from ledger.events import system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
 
 
 def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
-    """Pay out an approved advance: assign its receivables, post the journal, extend the chain
-    and write a notice for each debtor, to be sent once the transaction commits.
+    """Pay out an approved advance: assign its receivables, post the journal, record the payment
+    of the net advance, extend the chain and write a notice for each debtor, to be sent once the
+    transaction commits.
 
     The caller decided it: it holds the advance's lock and the merchant's chain lock
     (``financing.locks``, taken before it re-checked the evidence) in its transaction and has
@@ -62,6 +64,14 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
                 Leg(book.unearned_discount(), -advance.fee_minor),
                 Leg(book.reserve_payable(), -advance.reserve_minor),
             ),
+            now=now,
+        )
+        payment_record(
+            merchant=advance.merchant,
+            kind=Payment.Kind.DISBURSEMENT,
+            currency=advance.currency,
+            amount_minor=advance.advance_minor - advance.fee_minor,
+            source_key=f"disburse:{advance.ref}",
             now=now,
         )
         _chain_disbursement(advance, now)
