@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -29,7 +29,7 @@ from financing.admin.changes import FORM_TEMPLATE
 from financing.admin.formatting import refusal
 from financing.admin.writes import PROPOSED, ServiceSaveAdmin, officer_of
 from financing.exceptions import FinancingError
-from financing.models import Break, MatchRule
+from financing.models import Break, Match, MatchRule, Payment
 from financing.reconciliation.breaks import (
     ADJUSTABLE,
     AGE_BUCKETS,
@@ -38,8 +38,15 @@ from financing.reconciliation.breaks import (
     break_adjust_propose,
     break_resolve,
 )
+from financing.reconciliation.engine import (
+    CONFIRM_PERMISSION,
+    ambiguity_decide,
+    match_confirm,
+    match_reject,
+)
 from financing.reconciliation.matching import KEYS
 from financing.reconciliation.rules import EDIT_PERMISSION, match_rule_save
+from ledger.models import Payout
 from ledger.money import Money, MoneyError, parse_minor_units
 
 
@@ -124,6 +131,13 @@ class AmountFilter(admin.SimpleListFilter):
 
 
 class ResolveForm(forms.Form):
+    choose = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        label="Match to",
+        help_text="An ambiguous match: the candidate that is the one (posts its clearing).",
+    )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Why: what you found (a bank charge, a marketplace correction). It stays on "
@@ -220,6 +234,13 @@ class BreakAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Break]):
         officer = officer_of(request)
         is_open = brk.status == Break.Status.OPEN
         form = ResolveForm(request.POST or None)
+        options = _options(brk)
+        if options:
+            choose = form.fields["choose"]
+            assert isinstance(choose, forms.TypedChoiceField)
+            choose.choices = [("", "—"), *options]
+        else:
+            del form.fields["choose"]
         if request.method == "POST" and form.is_valid():
             try:
                 proposed = _resolve_or_propose(brk, officer, form.cleaned_data)
@@ -251,8 +272,14 @@ class BreakAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Break]):
 
 
 def _resolve_or_propose(brk: Break, officer: Any, data: dict[str, Any]) -> bool:
-    """Resolve, or (debit, credit and amount given) propose the adjustment; True if proposed."""
+    """Choose a candidate, resolve, or (debit, credit and amount given) propose the
+    adjustment; True if proposed."""
     now = timezone.now()
+    if data.get("choose") is not None:
+        ambiguity_decide(
+            brk=brk, option=data["choose"], officer=officer, reason=data["reason"], now=now
+        )
+        return False
     if not (data["debit"] or data["credit"] or data["amount"]):
         break_resolve(brk=brk, officer=officer, reason=data["reason"], now=now)
         return False
@@ -267,6 +294,31 @@ def _resolve_or_propose(brk: Break, officer: Any, data: dict[str, Any]) -> bool:
         now=now,
     )
     return True
+
+
+def _options(brk: Break) -> list[tuple[int, str]]:
+    """An ambiguous break's candidate sets, as the officer chooses between them."""
+    if brk.kind != Break.Kind.AMBIGUOUS_MATCH:
+        return []
+    model = Payment if brk.detail.get("candidate_kind") == "payment" else Payout
+    choices = []
+    for n, ids in enumerate(brk.detail.get("options", [])):
+        rows = model.objects.filter(pk__in=ids).select_related("merchant").order_by("pk")
+        choices.append((n, "; ".join(_candidate_label(row) for row in rows)))
+    return choices
+
+
+def _candidate_label(row: Payment | Payout) -> str:
+    if isinstance(row, Payment):
+        return (
+            f"payment {row.end_to_end_id} to {row.merchant.legal_name}, "
+            f"{Money.display(row.amount_minor, row.currency)}, sent {row.created_at:%Y-%m-%d}"
+        )
+    return (
+        f"payout {row.ref} of {row.merchant.legal_name}, "
+        f"{Money.display(row.amount_minor, row.currency)}, settled {row.settled_on:%Y-%m-%d}, "
+        f"{len(row.lines)} line(s)"
+    )
 
 
 def _summary(brk: Break) -> str:
@@ -366,3 +418,145 @@ class MatchRuleAdmin(ServiceSaveAdmin[MatchRule]):
         self.save_through(
             request, obj, lambda: match_rule_save(rule=obj, officer=officer_of(request))
         )
+
+
+class DecideMatchForm(forms.Form):
+    note = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Needed to reject: the officer who resolves the entry's break reads it.",
+    )
+
+
+@admin.register(Match)
+class MatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Match]):
+    """Matches the engine made, suggested first; an officer confirms or rejects a suggestion."""
+
+    list_display = [
+        "found_at",
+        "rule",
+        "source",
+        "status",
+        "amount",
+        "amount_expected",
+        "amount_adjustment",
+        "items_shown",
+        "confirmed_by",
+        "decide_link",
+    ]
+    change_list_template = "admin/compact_change_list.html"
+    list_filter = ["status", "source", "rule"]
+    list_select_related = ["rule", "confirmed_by"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        suggested_first = Case(
+            When(status=Match.Status.SUGGESTED, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("items__statement_entry", "items__payment", "items__payout")
+            .order_by(suggested_first, "-found_at", "-id")
+        )
+
+    @admin.display(description="amount")
+    def amount(self, match: Match) -> str:
+        return Money.display(match.amount_minor, match.currency)
+
+    @admin.display(description="expected")
+    def amount_expected(self, match: Match) -> str:
+        return Money.display(match.expected_minor, match.currency)
+
+    @admin.display(description="adjustment")
+    def amount_adjustment(self, match: Match) -> str:
+        return Money.display(match.adjustment_minor, match.currency)
+
+    @admin.display(description="items")
+    def items_shown(self, match: Match) -> str:
+        return _items_text(match)
+
+    @admin.display(description="")
+    def decide_link(self, match: Match) -> str:
+        if match.status != Match.Status.SUGGESTED:
+            return ""
+        url = reverse("admin:financing_match_decide", args=[quote(match.pk)])
+        return format_html('<a href="{}">Decide…</a>', url)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        columns = list(self.list_display)
+        if not officer_of(request).has_perm(CONFIRM_PERMISSION):
+            columns.remove("decide_link")
+        return columns
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/decide/",
+                self.admin_site.admin_view(self.decide_view),
+                name="financing_match_decide",
+            )
+        ]
+        return [*own, *super().get_urls()]
+
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Confirm a suggested match (its clearing and adjustment post) or reject it."""
+        match = self.get_object(request, unquote(object_id))
+        if match is None:
+            raise Http404(f"No match {object_id}.")
+        if not self.has_view_permission(request, match):
+            raise PermissionDenied
+        officer = officer_of(request)
+        suggested = match.status == Match.Status.SUGGESTED
+        form = DecideMatchForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                if "_reject" in request.POST:
+                    match_reject(
+                        match=match,
+                        officer=officer,
+                        note=form.cleaned_data["note"],
+                        now=timezone.now(),
+                    )
+                else:
+                    match_confirm(match=match, officer=officer, now=timezone.now())
+            except FinancingError as exc:
+                form.add_error(None, refusal(exc))
+            else:
+                self.message_user(request, f"Decided: {match}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:financing_match_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Decide match {match.pk}",
+            "summary": f"Rule '{match.rule.name}': {_items_text(match)}; entries "
+            f"{Money.display(match.amount_minor, match.currency)}, expected "
+            f"{Money.display(match.expected_minor, match.currency)}, adjustment "
+            f"{Money.display(match.adjustment_minor, match.currency)} (to reconciliation "
+            "differences when confirmed).",
+            "form_title": "Decision",
+            "form": form if suggested else None,
+            "actions": [("_confirm", "Confirm"), ("_reject", "Reject")],
+            "may_act": officer.has_perm(CONFIRM_PERMISSION) and suggested,
+            "cannot_act": f"{match.get_status_display()} already."
+            if not suggested
+            else "You do not hold the permission to decide on matches.",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, FORM_TEMPLATE, context)
+
+
+def _items_text(match: Match) -> str:
+    parts = []
+    for item in sorted(match.items.all(), key=lambda i: i.pk):  # prefetched on the list
+        if item.statement_entry is not None:
+            parts.append(f"entry {item.statement_entry.entry_ref or item.statement_entry.pk}")
+        elif item.payment is not None:
+            parts.append(f"payment {item.payment.end_to_end_id}")
+        elif item.payout is not None:
+            parts.append(f"payout {item.payout.ref}")
+    shown = parts[:4]
+    more = f" +{len(parts) - 4} more" if len(parts) > 4 else ""
+    return ", ".join(shown) + more

@@ -185,6 +185,66 @@ def match_reject(*, match: Match, officer: User, note: str, now: datetime) -> Ma
     return match
 
 
+def ambiguity_decide(
+    *, brk: Break, option: int, officer: User, reason: str, now: datetime
+) -> Match:
+    """Decide an ambiguous match: the officer picks one of the break's candidate sets; the
+    match is confirmed by them (its clearing posted once), and the break resolved with why.
+
+    :raises NotPermitted: the officer may not decide on matches.
+    :raises WrongState: no reason, not an open ambiguous break, no such option, or an item of
+        it was matched since.
+    """
+    officer_require(officer, CONFIRM_PERMISSION)
+    if not reason.strip():
+        raise WrongState("Say why this candidate is the one: the auditors read it.")
+    if brk.kind != Break.Kind.AMBIGUOUS_MATCH or brk.status != Break.Status.OPEN:
+        raise WrongState("Only an open ambiguous-match break is decided by choosing.")
+    options = brk.detail.get("options", [])
+    if not 0 <= option < len(options):
+        raise WrongState(f"Choose one of the {len(options)} candidate sets.")
+    rule = MatchRule.objects.get(pk=brk.detail["rule"])
+    entry = StatementEntry.objects.get(pk=brk.detail["entry"])
+    side = "payment" if rule.source == DEBITS_TO_PAYMENTS else "payout"
+    ids = sorted(int(i) for i in options[option])
+    items = (Payment if side == "payment" else Payout).objects.in_bulk(ids)
+    expected = sum(items[i].amount_minor for i in ids)
+    try:
+        with transaction.atomic():
+            match = Match.objects.create(
+                rule=rule,
+                job=brk.job,
+                source=rule.source,
+                status=Match.Status.CONFIRMED,
+                currency=entry.currency,
+                amount_minor=entry.amount_minor,
+                expected_minor=expected,
+                adjustment_minor=entry.amount_minor - expected,
+                found_at=now,
+                confirmed_at=now,
+                confirmed_by=officer,
+                note=reason.strip(),
+            )
+            MatchItem.objects.bulk_create(
+                [MatchItem(match=match, statement_entry=entry, amount_minor=entry.amount_minor)]
+                + [
+                    MatchItem(match=match, amount_minor=items[i].amount_minor, **{f"{side}_id": i})
+                    for i in ids
+                ]
+            )
+            _clear(match, now)
+            why = (
+                f"{reason.strip()} (matched to {side} {', '.join(map(str, ids))}, match {match.pk})"
+            )
+            if not Break.objects.filter(pk=brk.pk, status=Break.Status.OPEN).update(
+                status=Break.Status.RESOLVED, resolved_at=now, resolved_by=officer, resolution=why
+            ):
+                raise WrongState("This break was resolved already.")
+    except IntegrityError:
+        raise WrongState("The entry or a candidate was matched since; look again.") from None
+    return match
+
+
 def _open_entries() -> dict[int, StatementEntry]:
     live = MatchItem.objects.filter(statement_entry=OuterRef("pk"))
     # An entry an officer took a match away from is theirs to resolve; the engine stops
