@@ -33,6 +33,11 @@ _OFFICER_ACTS = [
     ("financing", "resend_assignmentnotice"),
     ("financing", "change_suspenseitem"),
     ("financing", "change_deadletter"),
+    # Money movement (issue 10): propose a payee account (four-eyes), send and read bank files.
+    ("merchants", "add_bankaccount"),
+    ("financing", "add_paymentbatch"),
+    ("financing", "add_bankstatement"),
+    # Reconciliation (issue 10): resolve breaks, decide suggested and ambiguous matches.
     ("financing", "change_break"),
     ("financing", "change_match"),
 ]

@@ -74,7 +74,7 @@ class ApiKeyForm(ModelForm[ApiKey]):
 
     class Meta:
         model = ApiKey
-        fields = ["marketplace", "merchant", "label"]
+        fields = ["marketplace", "merchant", "bank", "label"]
 
     def clean_merchant(self) -> Merchant | None:
         merchant: Merchant | None = self.cleaned_data.get("merchant")
@@ -92,14 +92,22 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     The key and secret are shown once, on issue.
     """
 
-    list_display = ["prefix", "marketplace", "merchant", "label", "created_at", "revoked_at"]
+    list_display = [
+        "prefix",
+        "marketplace",
+        "merchant",
+        "bank",
+        "label",
+        "created_at",
+        "revoked_at",
+    ]
     list_filter = [
         "marketplace",
         ("merchant", admin.EmptyFieldListFilter),
         ("revoked_at", admin.EmptyFieldListFilter),
     ]
     search_fields = ["prefix", "label", "marketplace__code", "merchant__public_id"]
-    fields = ["marketplace", "merchant", "label", "prefix", "created_at", "revoked_at"]
+    fields = ["marketplace", "merchant", "bank", "label", "prefix", "created_at", "revoked_at"]
     autocomplete_fields = ["merchant"]
     form = ApiKeyForm
     actions = ["revoke"]
@@ -118,7 +126,11 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             super().save_model(request, obj, form, change)
             return
         issued = api_key_issue(
-            marketplace=obj.marketplace, merchant=obj.merchant, now=timezone.now(), label=obj.label
+            marketplace=obj.marketplace,
+            merchant=obj.merchant,
+            bank=obj.bank,
+            now=timezone.now(),
+            label=obj.label,
         )
         obj.pk = issued.api_key.pk
         self.message_user(

@@ -19,3 +19,9 @@ class MerchantNotActive(PartyError):
         super().__init__(
             f"Merchant {public_id} is {status}; API keys are issued to active merchants only."
         )
+
+
+class BankDetailsInvalid(PartyError):
+    """An IBAN, local account number or BIC that is not valid."""
+
+    code = "bank_details_invalid"

@@ -197,8 +197,9 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """An API credential: a bearer key (stored hashed) and an HMAC signing secret.
 
-    A key belongs to exactly one party: a marketplace (it pushes evidence for its merchants) or
-    one merchant (it acts for that merchant alone, e.g. requesting advances). The database
+    A key belongs to exactly one party: a marketplace (it pushes evidence for its merchants),
+    one merchant (it acts for that merchant alone, e.g. requesting advances) or the bank's own
+    systems (``bank``: they send bank statements). The database
     refuses a key with both or neither, so no code path can mint a key that speaks for two.
 
     The signing secret must be readable to verify signatures, so it is stored encrypted
@@ -211,6 +212,10 @@ class ApiKey(models.Model):
     )
     merchant = models.ForeignKey(
         Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
+    )
+    bank = models.BooleanField(
+        default=False,
+        help_text="A key of the bank's own systems: it sends bank statements, nothing else.",
     )
     prefix = models.CharField(max_length=24, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
@@ -227,12 +232,13 @@ class ApiKey(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(marketplace__isnull=False, merchant__isnull=True)
-                    | Q(marketplace__isnull=True, merchant__isnull=False)
+                    Q(marketplace__isnull=False, merchant__isnull=True, bank=False)
+                    | Q(marketplace__isnull=True, merchant__isnull=False, bank=False)
+                    | Q(marketplace__isnull=True, merchant__isnull=True, bank=True)
                 ),
                 name="apikey_exactly_one_owner",
-                violation_error_message="A key belongs to a marketplace or to a merchant: "
-                "choose exactly one.",
+                violation_error_message="A key belongs to a marketplace, to a merchant or to "
+                "the bank: choose exactly one.",
             ),
         ]
 
@@ -242,7 +248,9 @@ class ApiKey(models.Model):
 
     @property
     def owner_label(self) -> str:
-        """The marketplace's code or the merchant's public id."""
+        """The marketplace's code, the merchant's public id or 'bank'."""
+        if self.bank:
+            return "bank"
         if self.marketplace is not None:
             return self.marketplace.code
         return self.merchant.public_id if self.merchant is not None else "no owner"

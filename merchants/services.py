@@ -69,18 +69,20 @@ def api_key_issue(
     *,
     marketplace: Marketplace | None = None,
     merchant: Merchant | None = None,
+    bank: bool = False,
     now: datetime,
     label: str = "",
 ) -> IssuedApiKey:
-    """Create an API credential for ``marketplace`` or for ``merchant`` (exactly one of them).
+    """Create an API credential for ``marketplace``, for ``merchant`` or for the ``bank``'s own
+    systems (exactly one of them).
 
     The key and secret are returned once, in the clear, and stored only hashed and sealed.
 
-    :raises ValueError: when both or neither of ``marketplace`` and ``merchant`` are given.
+    :raises ValueError: when not exactly one of ``marketplace``, ``merchant`` and ``bank``.
     :raises MerchantNotActive: when ``merchant`` is suspended or closed.
     """
-    if (marketplace is None) == (merchant is None):
-        raise ValueError("Issue a key for a marketplace or for a merchant, exactly one.")
+    if [marketplace is not None, merchant is not None, bank].count(True) != 1:
+        raise ValueError("Issue a key for a marketplace, a merchant or the bank, exactly one.")
     # Checked without a lock: a merchant closed a moment later keeps a key that authentication
     # refuses anyway (config/api/authentication.py), so the race grants nothing.
     if merchant is not None and merchant.status != Merchant.Status.ACTIVE:
@@ -90,6 +92,7 @@ def api_key_issue(
     api_key = ApiKey.objects.create(
         marketplace=marketplace,
         merchant=merchant,
+        bank=bank,
         prefix=prefix,
         key_hash=credentials.key_hash(key),
         signing_secret_sealed=credentials.secret_seal(secret),

@@ -39,23 +39,26 @@ TIMESTAMP_TOLERANCE_SECONDS = 300
 class ApiPrincipal:
     """The authenticated caller, as ``request.user``: one party acting through one key.
 
-    Exactly one of ``marketplace`` and ``merchant`` is set, as on the key itself.
+    Exactly one of ``marketplace``, ``merchant`` and ``bank`` is set, as on the key itself.
     """
 
     api_key_id: int
     marketplace: Marketplace | None = None
     merchant: Merchant | None = None
+    bank: bool = False
 
     is_authenticated = True
     is_anonymous = False
 
     def __post_init__(self) -> None:
-        if (self.marketplace is None) == (self.merchant is None):
-            raise ValueError("A principal is a marketplace or a merchant, exactly one.")
+        if [self.marketplace is not None, self.merchant is not None, self.bank].count(True) != 1:
+            raise ValueError("A principal is a marketplace, a merchant or the bank, exactly one.")
 
     @property
     def kind(self) -> str:
-        """Either 'marketplace' or 'merchant'."""
+        """'marketplace', 'merchant' or 'bank'."""
+        if self.bank:
+            return "bank"
         return "marketplace" if self.marketplace is not None else "merchant"
 
     @property
@@ -68,8 +71,10 @@ class ApiPrincipal:
 
     @property
     def scope(self) -> str:
-        """What idempotency keys and rate limits are counted per: "marketplace:<id>" or
-        "merchant:<id>", so the two kinds never share a key or a counter."""
+        """What idempotency keys and rate limits are counted per: "marketplace:<id>",
+        "merchant:<id>" or "bank", so no two parties share a key or a counter."""
+        if self.bank:
+            return "bank"
         if self.marketplace is not None:
             return f"marketplace:{self.marketplace.pk}"
         return f"merchant:{self.merchant_id}"
@@ -159,7 +164,10 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         if api_key.merchant is not None and api_key.merchant.status == Merchant.Status.CLOSED:
             raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
         principal = ApiPrincipal(
-            api_key_id=api_key.pk, marketplace=api_key.marketplace, merchant=api_key.merchant
+            api_key_id=api_key.pk,
+            marketplace=api_key.marketplace,
+            merchant=api_key.merchant,
+            bank=api_key.bank,
         )
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             self._check_signature(request, api_key, principal)

@@ -93,8 +93,20 @@ class IsMerchantKey(_IsKeyOfKind):
     kind = "merchant"
 
 
+class IsBankKey(_IsKeyOfKind):
+    """Only the bank's own keys (statements in); a marketplace or merchant key gets 403."""
+
+    kind = "bank"
+
+
 class IsAnyApiKey(BasePermission):
-    """Either kind of key, declared on purpose: the view answers each party with its own data."""
+    """A marketplace or a merchant key, declared on purpose: the view answers each party with its
+    own data. A bank key has no data of a party here and gets 403."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return isinstance(request.user, ApiPrincipal)
+        principal = request.user
+        if not isinstance(principal, ApiPrincipal):
+            return False
+        if principal.kind == "bank":
+            raise _wrong_kind("marketplace or merchant")
+        return True

@@ -210,6 +210,14 @@ RECON_PAYMENT_STATEMENT_DAYS = env.int("RECON_PAYMENT_STATEMENT_DAYS", default=5
 SETTLEMENT_RETRY_BACKOFF_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MS", default=2_000)
 SETTLEMENT_RETRY_BACKOFF_MAX_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MAX_MS", default=300_000)
 SETTLEMENT_LOCK_TIMEOUT_MS = env.int("SETTLEMENT_LOCK_TIMEOUT_MS", default=10_000)
+
+# Bank files (camt.053/.054 statements, pain.002 status reports) are read whole in the request:
+# anything larger is refused before it is parsed.
+RECON_XML_MAX_BYTES = env.int("RECON_XML_MAX_BYTES", default=20 * 1024 * 1024)
+# The account payments leave from, named as debtor in every pain.001 file.
+CHAINFIN_PAYING_NAME = env("CHAINFIN_PAYING_NAME", default="Chainfin Demo Bank")
+CHAINFIN_PAYING_IBAN = env("CHAINFIN_PAYING_IBAN", default="DE89370400440532013000")
+CHAINFIN_PAYING_BIC = env("CHAINFIN_PAYING_BIC", default="COBADEFFXXX")
 # Early warnings (monitoring after funding): the last 30 days against the 90 before them.
 # Orders or deliveries falling by more than DROP_BP of their monthly average warn, once that
 # average is at least MIN_MONTHLY (a handful of orders a month is noise, not a trend); returns
@@ -288,6 +296,7 @@ CHAINFIN_SEALED_FIELDS = [
     "merchants.ApiKey.signing_secret_sealed",
     "financing.WebhookEndpoint.secret_sealed",
     "merchants.BankAccount.iban_sealed",
+    "financing.PaymentBatch.xml_sealed",
 ]
 
 # Who stamps entries that the system itself writes (capital flow, rebuilds).

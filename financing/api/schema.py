@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from config.api.inputs import BodySerializer, RefListField
+from config.api.inputs import REF_SCHEMA, BodySerializer, RefListField
 from config.api.schema import (
     INVALID_QUERY,
     LIMIT,
@@ -336,4 +337,50 @@ RECEIVABLES_GET: dict[str, Any] = {
         LIMIT,
     ],
     "responses": {200: ReceivablePageSerializer, **_READ_ERRORS},
+}
+
+
+class ReconJobSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A file read by reconciliation: its job, as the admin shows it."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "refused"])
+    file_name = serializers.CharField()
+    file_sha256 = serializers.CharField()
+    file_format = serializers.CharField(help_text="As detected, e.g. 'camt.054.001.04'.")
+    lines_total = serializers.IntegerField(allow_null=True)
+    lines_done = serializers.IntegerField()
+    summary = serializers.DictField()
+    refusal = serializers.CharField(help_text="Why the file was refused, precisely; '' if not.")
+
+
+BANK_STATEMENT_POST: dict[str, Any] = {
+    "operation_id": "bank_statements_create",
+    "summary": "Import a camt.053 statement or camt.054 notification (bank keys only)",
+    "description": "Versions .001.02, .001.04 and .001.08, UTF-8. The file is read whole or "
+    "refused whole (422 with the job and its refusal); DTDs and entities are refused. The same "
+    "file again returns its first job and changes nothing; another file repeating a statement "
+    "already imported is refused.",
+    "request": {"application/xml": OpenApiTypes.STR, "text/xml": OpenApiTypes.STR},
+    "parameters": [
+        OpenApiParameter(
+            "file_name", REF_SCHEMA, description="The file's name, shown to officers."
+        ),
+        *SIGNED_HEADERS,
+    ],
+    "responses": {
+        201: ReconJobSerializer,
+        (400, PROBLEM): problem("No Idempotency-Key, or a file_name that is not a ref."),
+        (401, PROBLEM): UNSIGNED,
+        (403, PROBLEM): problem("A marketplace or merchant key: this operation takes bank keys."),
+        (404, PROBLEM): problem("Not found (no resource is named by this operation)."),
+        (409, PROBLEM): problem("The same Idempotency-Key is in flight."),
+        (413, PROBLEM): TOO_LARGE,
+        (415, PROBLEM): WRONG_CONTENT_TYPE,
+        (422, PROBLEM): problem(
+            "file_refused: the file is not one we read; the problem's job names the reason."
+        ),
+        (429, PROBLEM): RATE_LIMITED,
+    },
 }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from financing.api import views
+from financing.api import bank_statements, views
 
 urlpatterns = [
     path("advances/quote", views.AdvanceQuoteApi.as_view(), name="api-advances-quote"),
@@ -13,4 +13,9 @@ urlpatterns = [
         name="api-advance-withdraw",
     ),
     path("receivables", views.ReceivableListApi.as_view(), name="api-receivables"),
+    path(
+        "bank-statements",
+        bank_statements.BankStatementCreateApi.as_view(),
+        name="api-bank-statements",
+    ),
 ]

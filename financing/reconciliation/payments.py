@@ -28,7 +28,11 @@ def end_to_end_id_for(source_key: str) -> str:
 
 
 class PaymentBatch(models.Model):
-    """One pain.001 credit-transfer file: the payments it carries and the XML as sent."""
+    """One pain.001 credit-transfer file: the payments it carries and the XML as sent.
+
+    The file names every creditor's account in the clear, so it is stored sealed like the
+    accounts themselves (CHAINFIN_SEALED_FIELDS) and opened only to be downloaded.
+    """
 
     class Scheme(models.TextChoices):
         PAIN_001_001_03 = "pain.001.001.03", "pain.001.001.03"
@@ -39,7 +43,7 @@ class PaymentBatch(models.Model):
     scheme = models.CharField(max_length=16, choices=Scheme.choices)
     currency = models.CharField(max_length=3)
     file_sha256 = models.CharField(max_length=64)
-    xml = models.TextField()
+    xml_sealed = models.BinaryField(editable=False)
     payments_count = models.PositiveIntegerField()
     control_sum_minor = models.BigIntegerField()
 

@@ -108,6 +108,8 @@ TESTED_ELSEWHERE = {
     ("POST", "/api/v1/advances/{ref}/accept"): "tests/financing/test_quotes_api.py",
     ("POST", "/api/v1/advances/{ref}/withdraw"): "tests/financing/test_quotes_api.py",
     ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
+    # Bank keys only: marketplaces and merchants get 403 there.
+    ("POST", "/api/v1/bank-statements"): "tests/financing/reconciliation/test_bank_statements.py",
     # The log's tree heads and proofs between them name no entry; any key reads them.
     ("GET", "/api/v1/checkpoint"): "tests/ledger/log/test_api.py",
     ("GET", "/api/v1/proofs/consistency"): "tests/ledger/log/test_api.py",

@@ -1,7 +1,9 @@
-"""manage.py create_api_key MARKETPLACE_CODE | --merchant PUBLIC_ID: issue a credential, print once.
+"""manage.py create_api_key MARKETPLACE_CODE | --merchant PUBLIC_ID | --bank: issue a credential,
+print once.
 
     manage.py create_api_key acme --label prod            # a marketplace key
     manage.py create_api_key --merchant mer_3f2a9c0d1e4b5a6f  # a key scoped to one merchant
+    manage.py create_api_key --bank --label statements   # the bank's systems: statements in
 
 Both print {"api_key": ..., "signing_secret": ...} as JSON; neither is shown again.
 """
@@ -35,10 +37,21 @@ class Command(BaseCommand):
             metavar="PUBLIC_ID",
             help="A merchant's public id (mer_…), for a key scoped to that merchant alone.",
         )
+        parser.add_argument(
+            "--bank", action="store_true", help="A key of the bank's systems, for statements."
+        )
         parser.add_argument("--label", default="", help="What the key is for, e.g. 'prod-eu'.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         code, public_id = options["marketplace_code"], options["merchant"]
+        if options["bank"]:
+            if code is not None or public_id is not None:
+                raise CommandError("A --bank key belongs to the bank alone: name no other party.")
+            issued = api_key_issue(bank=True, now=timezone.now(), label=options["label"])
+            self.stdout.write(
+                json.dumps({"api_key": issued.key, "signing_secret": issued.signing_secret})
+            )
+            return
         if code is not None and public_id is not None:
             raise CommandError(
                 "Give a marketplace code or --merchant PUBLIC_ID, not both: "

@@ -56,7 +56,7 @@ def rules_unseed(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('financing', '0010_payments_statements'),
+        ('financing', '0011_payment_batch_sealed'),
         ('ledger', '0009_global_log_triggers'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

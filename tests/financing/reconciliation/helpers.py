@@ -1,0 +1,43 @@
+"""Bank accounts and payments as the services write them, for the money movement tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import count
+
+from django.contrib.auth.models import User
+
+from financing.models import Payment
+from financing.services.bank_accounts import bank_account_propose
+from financing.services.payments import payment_record
+from financing.services.proposals import change_confirm
+from merchants.models import BankAccount, Merchant
+
+IBAN = "DE89370400440532013000"
+_causes = count(1)
+
+
+def account_active(
+    merchant: Merchant, officer: User, senior: User, now: datetime, iban: str = IBAN
+) -> BankAccount:
+    change = bank_account_propose(
+        merchant=merchant,
+        holder_name=merchant.legal_name,
+        iban=iban,
+        officer=officer,
+        reason="Onboarding: account confirmed by the merchant's bank letter.",
+        now=now,
+    )
+    change_confirm(change=change, officer=senior, now=now)
+    return BankAccount.objects.get(pk=change.payload["bank_account"])
+
+
+def payment_pending(merchant: Merchant, now: datetime, amount_minor: int = 80_000) -> Payment:
+    return payment_record(
+        merchant=merchant,
+        kind=Payment.Kind.DISBURSEMENT,
+        currency="EUR",
+        amount_minor=amount_minor,
+        source_key=f"disburse:adv_test{next(_causes)}",
+        now=now,
+    )
