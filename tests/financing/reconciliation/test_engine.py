@@ -18,13 +18,13 @@ from financing.models import (
     MatchItem,
     MatchRule,
     Payment,
-    PaymentBatch,
     StatementEntry,
 )
 from financing.reconciliation.engine import match_confirm, match_reject, statement_match
+from financing.services.payment_files import payment_batch_create
 from ledger.models import Payout
-from merchants.models import BankAccount
 from tests.financing.conftest import Trade
+from tests.financing.reconciliation.helpers import account_active
 from tests.financing.reconciliation.statements import (
     Line,
     batch_debit_of,
@@ -179,33 +179,14 @@ def test_a_second_run_posts_nothing_again(
 
 
 def test_unmatched_entries_and_missing_payments_become_breaks(
-    trade: Trade, facility: Facility, officer: User, now: datetime
+    trade: Trade, facility: Facility, officer: User, senior: User, now: datetime
 ) -> None:
     [ref] = trade.fundable(1)
     disbursed(trade, [ref], officer, now)
     payment = Payment.objects.get()
-    # As if batching sent it in a file a week ago, and no statement shows it.
-    account = BankAccount.objects.create(
-        merchant=trade.merchant,
-        holder_name="Holder",
-        iban_sealed=b"sealed",
-        masked="DE89 …",
-        status="active",
-        created_at=now,
-    )
-    batch = PaymentBatch.objects.create(
-        msg_id="MSG-1",
-        created_at=now,
-        scheme="pain.001.001.09",
-        currency="EUR",
-        file_sha256="0" * 64,
-        xml="<Document/>",
-        payments_count=1,
-        control_sum_minor=payment.amount_minor,
-    )
-    Payment.objects.filter(pk=payment.pk).update(
-        status=Payment.Status.ACCEPTED, batch=batch, bank_account=account
-    )
+    # Sent in a payment file (accepted by the bank), and a week on no statement shows it.
+    account_active(trade.merchant, officer, senior, now)
+    payment_batch_create(currency="EUR", scheme="pain.001.001.09", officer=officer, now=now)
     later = now + timedelta(days=7)
     statement([Line("debit", 1_250, VALUE_ON, references=["Account fee November"])], now)
 
