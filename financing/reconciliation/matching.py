@@ -298,12 +298,14 @@ class _Index:
         self.by_e2e: dict[str, list[CandidateFacts]] = defaultdict(list)
         self.by_word: dict[str, list[CandidateFacts]] = defaultdict(list)
         self.by_currency: dict[str, list[CandidateFacts]] = defaultdict(list)
+        self.by_amount: dict[tuple[str, int], list[CandidateFacts]] = defaultdict(list)
         for c in candidates:
             if c.end_to_end_id:
                 self.by_e2e[c.end_to_end_id].append(c)
             for word in {" ".join(r.upper().split()) for r in c.references if r.strip()}:
                 self.by_word[word].append(c)
             self.by_currency[c.currency].append(c)
+            self.by_amount[(c.currency, c.amount_minor)].append(c)
 
     def named_by(self, rule: RuleSpec, entry: EntryFacts) -> list[CandidateFacts]:
         """The candidates the entry names under the rule's identifying keys, in id order."""
@@ -313,6 +315,8 @@ class _Index:
         if REFERENCE in rule.keys:
             by_ref = {c.id: c for w in entry.words for c in self.by_word.get(w, ())}
             found = by_ref if found is None else {k: v for k, v in found.items() if k in by_ref}
+        if found is None and AMOUNT in rule.keys:  # the exact amount is the only key left
+            return list(self.by_amount.get((entry.currency, entry.amount_minor), ()))
         if found is None:  # no identifying key: every open candidate in the currency
             return list(self.by_currency.get(entry.currency, ()))
         return [found[k] for k in sorted(found)]
