@@ -63,6 +63,16 @@ def change_diff(change: RiskChange) -> SafeString:
             change.before["merchant"],
             change.before["reason"],
         )
+    if change.kind == RiskChange.Kind.BANK_ACCOUNT_CHANGE:
+        # Masks only: the confirming officer checks the last digits against the bank letter.
+        return format_html(
+            "{}: pays to {} → {} ({}{})",
+            change.before["merchant"],
+            change.before["account"] or "no account",
+            payload["account"],
+            payload["holder"],
+            f", {payload['bic']}" if payload["bic"] else "",
+        )
     if change.kind == RiskChange.Kind.SUSPENSE_ALLOCATE:
         before = change.before
         goes = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from xml.etree.ElementTree import Element, ParseError
@@ -41,10 +42,16 @@ ACCEPTED = {"ACCP", "ACSC", "ACSP", "ACTC", "ACWC", "ACCC"}
 
 
 def payment_batch_create(
-    *, currency: str, scheme: str, officer: User, now: datetime
+    *,
+    currency: str,
+    scheme: str,
+    officer: User,
+    now: datetime,
+    payment_ids: Collection[int] | None = None,
 ) -> PaymentBatch:
-    """Batch every pending ``currency`` payment whose merchant has an active bank account into
-    one pain.001 file, validated against the official XSD, in one transaction.
+    """Batch every pending ``currency`` payment (of ``payment_ids``, when given) whose merchant
+    has an active bank account into one pain.001 file, validated against the official XSD, in
+    one transaction.
 
     :raises NotPermitted: the officer may not create payment files.
     :raises WrongState: an unknown scheme, or no payment is ready.
@@ -61,6 +68,7 @@ def payment_batch_create(
             Payment.objects.select_for_update(of=("self",))
             .filter(status=Payment.Status.PENDING, currency=currency)
             .filter(Exists(active))
+            .filter(**({} if payment_ids is None else {"pk__in": list(payment_ids)}))
             .select_related("merchant")
             .order_by("pk")
         )
@@ -257,9 +265,19 @@ def _pain002_parse(data: bytes) -> tuple[str, list[_Status]]:
         )
         for tx in report.iter("TxInfAndSts")
     ]
-    return namespace.rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".xsd"), [
-        s for s in statuses if s.end_to_end_id
-    ]
+    file_format = namespace.rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".xsd")
+    if not statuses and (report.findtext("OrgnlGrpInfAndSts/GrpSts") or "").strip() == "RJCT":
+        # The whole file refused, without a status per transaction: every payment in it.
+        msg_id = (report.findtext("OrgnlGrpInfAndSts/OrgnlMsgId") or "").strip()
+        group = report.find("OrgnlGrpInfAndSts")
+        reason = (_reason(group) if group is not None else "") or "RJCT"
+        return file_format, [
+            _Status(end_to_end_id=e2e, code="RJCT", reason=reason)
+            for e2e in Payment.objects.filter(batch__msg_id=msg_id).values_list(
+                "end_to_end_id", flat=True
+            )
+        ]
+    return file_format, [s for s in statuses if s.end_to_end_id]
 
 
 def _reason(tx: Element) -> str:

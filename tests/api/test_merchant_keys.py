@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.urls import resolve
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
@@ -27,6 +28,7 @@ from config.api.authentication import ApiPrincipal, SignedApiKeyAuthentication
 from config.api.idempotency import idempotent
 from config.api.permissions import (
     IsAnyApiKey,
+    IsBankKey,
     IsMarketplaceKey,
     IsMerchantKey,
     api_principal,
@@ -39,7 +41,7 @@ from config.api.signing import sign
 from config.api.throttling import CredentialRateThrottle
 from ledger.models import Entry, IdempotentRequest
 from merchants.models import ApiKey, Marketplace, Merchant
-from merchants.services import api_key_revoke
+from merchants.services import api_key_issue, api_key_revoke
 from tests.api.conftest import SignedClient, merchant_signed_client, order_event, seller_id
 from tests.api.test_signature_mutations import Wire
 
@@ -71,18 +73,25 @@ def _concrete(path: str) -> str:
     return _PARAMETER.sub("1", path)
 
 
-_KINDS = (("marketplace", IsMarketplaceKey), ("merchant", IsMerchantKey), ("either", IsAnyApiKey))
+_KINDS = (
+    ("marketplace", IsMarketplaceKey),
+    ("merchant", IsMerchantKey),
+    ("either", IsAnyApiKey),
+    ("bank", IsBankKey),
+)
 
 
 def _kind(path: str) -> str:
-    """'marketplace', 'merchant' or 'either', from the permission class the view declares.
+    """'marketplace', 'merchant', 'either' or 'bank', from the permission class the view declares.
 
     'either' views answer each kind of key with that party's own data; their tenancy is tested
     beside them (tests/financing/test_api.py).
     """
     view_class = resolve(_concrete(path)).func.view_class
     kinds = {kind for kind, permission in _KINDS if permission in view_class.permission_classes}
-    assert len(kinds) == 1, f"{path}: declare one of IsMarketplaceKey, IsMerchantKey, IsAnyApiKey"
+    assert len(kinds) == 1, (
+        f"{path}: declare one of IsMarketplaceKey, IsMerchantKey, IsAnyApiKey, IsBankKey"
+    )
     return kinds.pop()
 
 
@@ -109,7 +118,8 @@ def merchant_api(merchant: Merchant) -> SignedClient:
 def test_every_operation_declares_the_kind_of_key_it_takes() -> None:
     operations = _operations()
     assert operations
-    assert {_kind(path) for _, path, _ in operations} <= {"marketplace", "merchant", "either"}
+    kinds = {"marketplace", "merchant", "either", "bank"}
+    assert {_kind(path) for _, path, _ in operations} <= kinds
     assert _operations_of("marketplace"), "no marketplace operation found: the check is vacuous"
 
 
@@ -135,6 +145,29 @@ def test_a_marketplace_key_is_refused_on_every_merchant_operation(
     response = _send(api, method, path, operation)
     assert response.status_code == 403, response.content
     assert json.loads(response.content)["detail"] == "This endpoint is for merchant keys."
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), _operations_of("bank"))
+def test_marketplace_and_merchant_keys_are_refused_on_every_bank_operation(
+    api, merchant_api, method, path, operation
+) -> None:
+    for client in (api, merchant_api):
+        response = _send(client, method, path, operation)
+        assert response.status_code == 403, response.content
+        assert json.loads(response.content)["detail"] == "This endpoint is for bank keys."
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "operation"),
+    _operations_of("marketplace") + _operations_of("merchant") + _operations_of("either"),
+)
+def test_a_bank_key_is_refused_on_every_party_operation(method, path, operation) -> None:
+    issued = api_key_issue(bank=True, now=timezone.now())
+    bank = SignedClient(Client(), None, issued.key, issued.signing_secret)
+    response = _send(bank, method, path, operation)
+    assert response.status_code == 403, response.content
+    assert _code(response) == "credential_scope"
+    assert Entry.objects.count() == IdempotentRequest.objects.count() == 0
 
 
 def test_the_marketplace_key_still_passes(api, merchant) -> None:

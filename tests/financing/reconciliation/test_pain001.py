@@ -184,3 +184,24 @@ def test_a_broken_status_report_is_refused_and_changes_nothing(
     job = payment_status_import(file_name="bad.xml", data=data, uploaded_by=None, now=now)
     assert job.status == ReconJob.Status.REFUSED and reason in job.refusal
     assert not Break.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_whole_file_rejected_rejects_every_payment_in_it(
+    merchant: Merchant, officer: User, senior: User, now: datetime
+) -> None:
+    payment = _batched(merchant, officer, senior, now)
+    report = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"><CstmrPmtStsRpt>
+<GrpHdr><MsgId>STS-2</MsgId><CreDtTm>2026-11-01T12:00:00</CreDtTm></GrpHdr>
+<OrgnlGrpInfAndSts><OrgnlMsgId>{payment.batch.msg_id}</OrgnlMsgId>
+<OrgnlMsgNmId>pain.001.001.09</OrgnlMsgNmId><GrpSts>RJCT</GrpSts>
+<StsRsnInf><Rsn><Cd>FF01</Cd></Rsn></StsRsnInf></OrgnlGrpInfAndSts>
+</CstmrPmtStsRpt></Document>""".encode()
+
+    job = payment_status_import(file_name="all.xml", data=report, uploaded_by=None, now=now)
+
+    assert job.summary["rejected"] == 1
+    payment.refresh_from_db()
+    assert (payment.status, payment.status_reason) == ("rejected", "FF01")
