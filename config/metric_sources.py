@@ -1,7 +1,4 @@
-"""The business figures /metrics reads from the tables at scrape time (config/metrics.py).
-
-Open reconciliation breaks join here once their table exists (issue 10).
-"""
+"""The business figures /metrics reads from the tables at scrape time (config/metrics.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ from django.utils import timezone
 from config.metrics import Reading, gauge_source
 from financing.books.models import BooksVerification
 from financing.models import AssignmentNotice, DeadLetter, SuspenseItem
+from financing.reconciliation.selectors import open_breaks_by_kind
 from financing.settlement_selectors import settlement_lag
 from ledger.models import Chain, LedgerVerification
 
@@ -97,3 +95,13 @@ def _last_verifications() -> Iterator[tuple[str, bool, datetime]]:
         yield "ledger", ledger.outcome == LedgerVerification.Outcome.INTACT, ledger.started_at
     if books is not None:
         yield "books", books.outcome == BooksVerification.Outcome.BALANCED, books.started_at
+
+
+@gauge_source(
+    name="chainfin_reconciliation_breaks_open",
+    documentation="Reconciliation breaks waiting for an officer, by kind.",
+    labels=("kind",),
+)
+def reconciliation_breaks_open() -> Iterator[Reading]:
+    for kind, count in open_breaks_by_kind().items():
+        yield (kind,), float(count)

@@ -80,6 +80,12 @@ class Chart:
         """Payouts marketplaces reported paying to the bank, not yet seen on the statement."""
         return self._bank("collections_clearing", "Collections clearing", Account.Kind.ASSET)
 
+    def reconciliation_differences(self) -> Account:
+        """What matching wrote off or found: bank charges deducted in transit, rounding."""
+        return self._bank(
+            "reconciliation_differences", "Reconciliation differences", Account.Kind.EXPENSE
+        )
+
     def unearned_discount(self) -> Account:
         """Discount fees withheld at disbursement, earned day by day over each advance's life."""
         return self._bank("unearned_discount", "Unearned discount", Account.Kind.LIABILITY)

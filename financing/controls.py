@@ -18,6 +18,7 @@ _KINDS = [
     "duplicate_clear",
     "suspense_allocate",
     "bank_account_change",
+    "break_adjust",
 ]
 
 
@@ -37,6 +38,7 @@ class RiskChange(models.Model):
         DUPLICATE_CLEAR = "duplicate_clear", "Clear a duplicate-invoice flag"
         SUSPENSE_ALLOCATE = "suspense_allocate", "Allocate money held in suspense"
         BANK_ACCOUNT_CHANGE = "bank_account_change", "Change a merchant's bank account"
+        BREAK_ADJUST = "break_adjust", "Post a journal adjustment resolving a break"
 
     class Status(models.TextChoices):
         PROPOSED = "proposed", "Proposed, awaiting a senior officer"

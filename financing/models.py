@@ -25,14 +25,15 @@ from financing.notice_models import (
     new_webhook_secret,
 )
 from financing.pricing import DayCount
+from financing.reconciliation.match_models import Match, MatchItem, MatchRule
 from financing.reconciliation.models import Break, ReconJob
-from financing.reconciliation.report_models import SettlementReportJob
 from financing.reconciliation.payments import (
     BankStatement,
     Payment,
     PaymentBatch,
     StatementEntry,
 )
+from financing.reconciliation.report_models import SettlementReportJob
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -58,6 +59,9 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Facility",
     "FacilityChange",
     "LineAllocation",
+    "Match",
+    "MatchItem",
+    "MatchRule",
     "NoticeAttempt",
     "Payment",
     "PaymentBatch",

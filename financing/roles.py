@@ -2,9 +2,10 @@
 
 * officer: reviews advances (maker: approve, reject); proposes facilities and their changes,
   bank-wide debtor limits, blacklist lifts, duplicate-flag clearances and suspense
-  allocations; blacklists; re-runs dead-lettered tasks.
+  allocations; blacklists; re-runs dead-lettered tasks; resolves reconciliation breaks and
+  confirms or rejects suggested matches.
 * senior officer: an officer who may also authorize disbursement (checker) and confirm or
-  reject what another officer proposed (four-eyes).
+  reject what another officer proposed (four-eyes); edits the reconciliation match rules.
 * auditor: reads everything, changes nothing.
 
 Synced after every migrate, so a new model's view permission reaches the auditor at once.
@@ -37,6 +38,9 @@ _OFFICER_ACTS = [
     ("merchants", "add_bankaccount"),
     ("financing", "add_paymentbatch"),
     ("financing", "add_bankstatement"),
+    # Reconciliation (issue 10): resolve breaks, decide suggested and ambiguous matches.
+    ("financing", "change_break"),
+    ("financing", "change_match"),
 ]
 
 
@@ -51,7 +55,12 @@ def officer_groups_sync(**kwargs: Any) -> None:
         )
     authorize = Permission.objects.filter(
         content_type__app_label="financing",
-        codename__in=["authorize_advance", "confirm_riskchange"],
+        codename__in=[
+            "authorize_advance",
+            "confirm_riskchange",
+            "add_matchrule",
+            "change_matchrule",
+        ],
     )
     grants = {
         AUDITOR: views,

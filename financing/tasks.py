@@ -14,6 +14,7 @@ from django.utils import timezone
 from financing import notices
 from financing.books.models import BooksVerification
 from financing.books.verification import books_verification_run
+from financing.reconciliation.engine import statement_match
 from financing.reconciliation.reports import settlement_report_run
 from financing.services.early_warning import early_warnings_run
 from financing.services.fee_accrual import fee_accrual_sweep
@@ -153,3 +154,17 @@ def early_warning_run(**kwargs: object) -> int:
 def settlement_report_reconcile(*, job_id: int, **kwargs: object) -> str:
     """Reconcile one uploaded settlement report; a re-run finds the same breaks."""
     return settlement_report_run(job_id=job_id, now=timezone.now()).status
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def statement_match_run(*, job_id: int | None = None, **kwargs: object) -> dict[str, int]:
+    """After a statement import (or by hand): match open bank entries, record the breaks.
+
+    Idempotent: matched items are no longer open and each break is recorded once.
+    """
+    return statement_match(job_id=job_id, now=timezone.now()).__dict__
+
+
+def statement_match_enqueue_on_commit(job_id: int) -> None:
+    """Ask a worker to match ``job_id``'s statement once the import's transaction commits."""
+    transaction.on_commit(lambda: statement_match_run.delay(job_id=job_id))

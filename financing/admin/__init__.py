@@ -7,6 +7,7 @@ One module per concern; importing them here registers every admin when Django au
 from financing.admin import (
     advances,
     blacklist,
+    breaks,
     changes,
     early_warnings,
     facilities,
@@ -23,6 +24,7 @@ from financing.admin import (
 __all__ = [
     "advances",
     "blacklist",
+    "breaks",
     "changes",
     "early_warnings",
     "facilities",

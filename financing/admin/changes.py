@@ -88,6 +88,15 @@ def change_diff(change: RiskChange) -> SafeString:
             before["reason"],
             goes,
         )
+    if change.kind == RiskChange.Kind.BREAK_ADJUST:
+        return format_html(
+            "{}: journal adjustment {} {}, Dr {} / Cr {}",
+            change.before["break"],
+            payload["amount"],
+            change.before["currency"],
+            payload["debit"],
+            payload["credit"],
+        )
     return format_html("invoice {}: DUPLICATE_INVOICE → flag cleared", payload["ref"])
 
 

@@ -22,7 +22,16 @@ from django.urls import reverse
 from financing.admin.settlement import lag_display
 from financing.books.models import BooksVerification
 from financing.business_day import business_day
-from financing.models import Advance, AssignmentNotice, DeadLetter, RiskChange, SuspenseItem
+from financing.models import (
+    Advance,
+    AssignmentNotice,
+    Break,
+    DeadLetter,
+    RiskChange,
+    SuspenseItem,
+)
+from financing.reconciliation.breaks import AGE_BUCKETS
+from financing.reconciliation.selectors import open_breaks_by_age
 from financing.risk import grade_of
 from financing.selectors import early_warnings_active
 from financing.services.suspense import ALLOCATE_PERMISSION
@@ -210,6 +219,30 @@ def suspense_to_allocate(user: User, now: datetime) -> HomeSection | None:
     )
 
 
+def breaks_ageing(user: User, now: datetime) -> HomeSection | None:
+    ages = open_breaks_by_age(today=now.date())
+    queue = reverse("admin:financing_break_changelist")
+    oldest = AGE_BUCKETS[-1][0]
+    items = tuple(
+        HomeItem(
+            label=f"{label}: {ages.get(label, 0):,} open",
+            url=f"{queue}?age={label}",
+            tone="bad" if label == oldest and ages.get(label) else "",
+        )
+        for label, _low, _high in AGE_BUCKETS
+    )
+    return HomeSection(
+        key="breaks",
+        title="Open breaks by age",
+        items=items if sum(ages.values()) else (),
+        total=Break.objects.filter(status=Break.Status.OPEN).count(),
+        more_url=queue,
+        empty="No reconciliation break is open.",
+        help="Differences between the bank, the marketplaces and the books; each is resolved "
+        "with a reason, and where money moves by an adjustment a second officer confirms.",
+    )
+
+
 def dead_letters(user: User, now: datetime) -> HomeSection | None:
     rows = DeadLetter.objects.filter(rerun_at__isnull=True)
     items = tuple(
@@ -341,6 +374,7 @@ SECTIONS: list[SectionBuilder] = [
     overdue,
     failed_notices,
     suspense_to_allocate,
+    breaks_ageing,
     dead_letters,
     settlement_behind,
     early_warnings,

@@ -4,7 +4,8 @@ statements and their entries written in one transaction, or nothing but a refuse
 The same file twice returns the first job and writes nothing (ReconJob is unique per kind and
 SHA-256); a different file repeating a statement already imported (same message and statement
 id) is refused, so an entry is never on the books twice. Matching the entries is
-reconciliation's next step and not done here.
+reconciliation's next step: the import asks a worker for it once its transaction commits
+(``financing.reconciliation.engine.statement_match``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from financing import tasks
 from financing.models import BankStatement, ReconJob, StatementEntry
 from financing.reconciliation.camt import FileRefused, ParsedMessage, camt_parse
 
@@ -120,3 +122,4 @@ def _statements_write(job: ReconJob, message: ParsedMessage, now: datetime) -> N
             )
             for entry in parsed.entries
         )
+    tasks.statement_match_enqueue_on_commit(job.pk)

@@ -1,8 +1,8 @@
 """Four-eyes over what moves risk: one officer proposes, a different senior officer confirms.
 
 Opening a facility or changing its terms, a bank-wide debtor limit, lifting a blacklisting,
-clearing a duplicate-invoice flag, allocating money held in suspense and changing a merchant's
-bank account are each a
+clearing a duplicate-invoice flag, allocating money held in suspense, changing a merchant's
+bank account and a journal adjustment resolving a reconciliation break are each a
 ``RiskChange``, written by a ``<thing>_propose`` service in the thing's own module; nothing
 changes until ``change_confirm`` applies it, in the transaction that records the confirmation.
 The database refuses a decider who is the proposer and a second open proposal for one target.
@@ -18,6 +18,7 @@ from django.db import transaction
 
 from financing.exceptions import MakerCheckerViolation, WrongState
 from financing.models import RiskChange
+from financing.reconciliation.breaks import break_adjust_apply
 from financing.services._shared import officer_require
 from financing.services.bank_accounts import bank_account_change_apply
 from financing.services.blacklist import blacklist_lift_apply
@@ -36,6 +37,7 @@ _APPLY: dict[str, Callable[..., object]] = {
     RiskChange.Kind.DUPLICATE_CLEAR: duplicate_clear_apply,
     RiskChange.Kind.SUSPENSE_ALLOCATE: suspense_allocate_apply,
     RiskChange.Kind.BANK_ACCOUNT_CHANGE: bank_account_change_apply,
+    RiskChange.Kind.BREAK_ADJUST: break_adjust_apply,
 }
 
 

@@ -85,6 +85,7 @@ def test_the_home_lists_what_awaits_each_officer(
     assert audit == {
         "overdue",
         "failed-notices",
+        "breaks",
         "dead-letters",
         "settlement-lag",
         "early-warnings",
@@ -103,6 +104,7 @@ def test_the_home_has_one_section_per_builder_in_order() -> None:
         "overdue",
         "failed_notices",
         "suspense_to_allocate",
+        "breaks_ageing",
         "dead_letters",
         "settlement_behind",
         "early_warnings",

@@ -1,0 +1,212 @@
+"""The breaks workflow: a difference between records of money, found once, resolved with a reason.
+
+A break is recorded once per (kind, key) whatever number of runs find it again. An officer
+resolves it with a reason (``break_resolve``); where money must move to resolve it (a bank
+charge nobody booked, a payment the bank returned), the officer proposes a journal adjustment
+(``break_adjust_propose``) that a different senior officer confirms
+(``financing.services.proposals``), which posts it once (key ``break:<pk>``) and resolves the
+break in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from financing.accounts import Chart
+from financing.books.models import Account
+from financing.books.services import Leg, journal_post
+from financing.exceptions import WrongState
+from financing.models import Break, ReconJob, RiskChange
+from financing.services._shared import officer_require, proposal_confirmed_require, proposal_record
+from ledger.money import format_minor_units
+from merchants.models import Merchant
+
+RESOLVE_PERMISSION = "financing.change_break"
+
+# The accounts an adjustment may move money between: the bank's own clearing and cash, the
+# differences account, and the merchant's suspense. Never a merchant's advances or reserve:
+# those move only through settlement, where the waterfall keeps them right.
+ADJUSTABLE = {
+    "bank_cash": "Bank cash",
+    "disbursement_clearing": "Disbursement clearing",
+    "collections_clearing": "Collections clearing",
+    "reconciliation_differences": "Reconciliation differences",
+    "suspense": "The merchant's suspense",
+}
+_MERCHANTS = {"suspense"}
+
+# Age buckets for the queue and the officer's home, in days since found: the ranges a
+# reconciliation team reports (within a day, a week, a month, older).
+AGE_BUCKETS: list[tuple[str, int, int | None]] = [
+    ("0-1d", 0, 1),
+    ("2-7d", 2, 7),
+    ("8-30d", 8, 30),
+    (">30d", 31, None),
+]
+
+
+def break_open(
+    *,
+    kind: str,
+    key: str,
+    now: datetime,
+    job: ReconJob | None = None,
+    merchant: Merchant | None = None,
+    currency: str = "",
+    amount_minor: int | None = None,
+    expected_minor: int | None = None,
+    reference: str = "",
+    detail: Mapping[str, Any] | None = None,
+) -> tuple[Break, bool]:
+    """Record a break once per (kind, key); a break found again is returned as it is.
+
+    A resolved break stays resolved: the same difference found again was decided already.
+    """
+    return Break.objects.get_or_create(
+        kind=kind,
+        key=key,
+        defaults={
+            "job": job,
+            "merchant": merchant,
+            "currency": currency,
+            "amount_minor": amount_minor,
+            "expected_minor": expected_minor,
+            "reference": reference[:255],
+            "detail": dict(detail or {}),
+            "found_at": now,
+        },
+    )
+
+
+def break_resolve(*, brk: Break, officer: User, reason: str, now: datetime) -> Break:
+    """Resolve an open break with the officer's reason.
+
+    :raises NotPermitted: the officer may not resolve breaks (an auditor).
+    :raises WrongState: no reason, or it was resolved already.
+    """
+    officer_require(officer, RESOLVE_PERMISSION)
+    if not reason.strip():
+        raise WrongState("Say why the break is resolved: the auditors read it.")
+    _resolve(brk.pk, officer, reason.strip(), now)
+    brk.refresh_from_db()
+    return brk
+
+
+def _resolve(pk: int, officer: User, reason: str, now: datetime) -> None:
+    resolved = Break.objects.filter(pk=pk, status=Break.Status.OPEN).update(
+        status=Break.Status.RESOLVED, resolved_at=now, resolved_by=officer, resolution=reason
+    )
+    if not resolved:
+        raise WrongState("This break was resolved already.")
+
+
+def break_adjust_propose(
+    *,
+    brk: Break,
+    officer: User,
+    debit: str,
+    credit: str,
+    amount_minor: int,
+    reason: str,
+    now: datetime,
+) -> RiskChange:
+    """Propose the journal entry that resolves a break: ``debit`` and ``credit`` name accounts
+    in ``ADJUSTABLE``, in the break's currency; a different senior officer confirms it.
+
+    :raises NotPermitted: the officer may not resolve breaks.
+    :raises WrongState: no reason, the break is resolved or has no currency, an account is
+        not adjustable (or needs a merchant the break lacks), both are one account, the
+        amount is not positive, or an adjustment of it is pending.
+    """
+    officer_require(officer, RESOLVE_PERMISSION)
+    if brk.status != Break.Status.OPEN:
+        raise WrongState("This break was resolved already.")
+    if not brk.currency:
+        raise WrongState("This break names no currency: resolve it with a reason instead.")
+    for name in (debit, credit):
+        if name not in ADJUSTABLE:
+            raise WrongState(f"'{name}' is not an account an adjustment may move.")
+        if name in _MERCHANTS and brk.merchant_id is None:
+            raise WrongState(f"'{name}' is a merchant's account; this break names no merchant.")
+    if debit == credit:
+        raise WrongState("Debit and credit are the same account.")
+    if amount_minor <= 0:
+        raise WrongState("The amount of an adjustment is positive.")
+    return proposal_record(
+        kind=RiskChange.Kind.BREAK_ADJUST,
+        target=f"break:{brk.pk}",
+        officer=officer,
+        reason=reason,
+        now=now,
+        before={
+            "break": str(brk),
+            "currency": brk.currency,
+            "amount_minor": brk.amount_minor,
+            "expected_minor": brk.expected_minor,
+        },
+        payload={
+            "break": brk.pk,
+            "debit": debit,
+            "credit": credit,
+            "amount_minor": amount_minor,
+            "amount": format_minor_units(amount_minor, brk.currency),
+        },
+    )
+
+
+def break_adjust_apply(*, change: RiskChange, now: datetime) -> Break:
+    """Post a confirmed adjustment, once (key ``break:<pk>``), and resolve its break with the
+    proposer's reason, in the confirming transaction.
+
+    :raises WrongState: ``change`` is not a confirmed adjustment, or the break was resolved.
+    """
+    proposal_confirmed_require(change, RiskChange.Kind.BREAK_ADJUST)
+    confirmer = change.decided_by
+    if confirmer is None:  # a confirmed change names its decider (riskchange_decision_...)
+        raise WrongState("Only a confirmed change applies.")
+    payload = change.payload
+    with transaction.atomic():
+        brk = (
+            Break.objects.select_for_update(of=("self",))
+            .select_related("merchant")
+            .get(pk=payload["break"])
+        )
+        amount = int(payload["amount_minor"])
+        journal_post(
+            key=f"break:{brk.pk}",
+            memo=f"Reconciliation adjustment for {brk.get_kind_display().lower()} {brk.key}"[:200],
+            legs=[
+                Leg(account=_account(brk, payload["debit"]), amount_minor=amount),
+                Leg(account=_account(brk, payload["credit"]), amount_minor=-amount),
+            ],
+            now=now,
+        )
+        reason = (
+            f"{change.reason} (adjustment {payload['amount']} {brk.currency}: Dr "
+            f"{payload['debit']} / Cr {payload['credit']}, proposed by "
+            f"{change.proposed_by.get_username()}, confirmed by {confirmer.get_username()})"
+        )
+        _resolve(brk.pk, confirmer, reason, now)
+    brk.refresh_from_db()
+    return brk
+
+
+def _account(brk: Break, name: str) -> Account:
+    # A bank account needs no merchant; Chart takes one for the merchant's ledgers only.
+    chart = Chart(brk.merchant, brk.currency)  # type: ignore[arg-type]
+    opened: Account = getattr(chart, name)()
+    return opened
+
+
+def age_bucket(found_on: date, today: date) -> str:
+    """The age bucket of a break found on ``found_on``, as of ``today``."""
+    days = (today - found_on).days
+    for label, low, high in AGE_BUCKETS:
+        if days >= low and (high is None or days <= high):
+            return label
+    return AGE_BUCKETS[0][0]  # found "in the future" (clock skew): the newest bucket
