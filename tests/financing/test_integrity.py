@@ -9,7 +9,6 @@ has its negative control: without the check, both verifiers are green.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from io import StringIO
 
@@ -60,10 +59,9 @@ def funded(trade: Trade, facility: Facility, officer: User, now: datetime) -> Fu
 
 
 @pytest.fixture
-def unchecked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative control: the books without the financing check, as before issue 12."""
     monkeypatch.setattr(verification, "_checks", [])
-    yield
 
 
 def run(command: str) -> tuple[int, str]:
