@@ -9,8 +9,9 @@ class FinancingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the receivable projector and the settlement outbox into the ledger's
-        # registry (DESIGN §2).
-        from financing import projectors, settlement_outbox  # noqa: F401
+        # registry (DESIGN §2), and the check of the financing tables against the chain into
+        # the books' checks (verify_books and its nightly run).
+        from financing import integrity, projectors, settlement_outbox  # noqa: F401
         from financing.roles import officer_groups_sync
 
         # After the last of the roles' apps has its permissions (books comes after financing).

@@ -3,7 +3,8 @@
 A receivable is eligible only when the three flows agree (an order, an invoice within it and,
 with the order's other invoices, within its amount; every shipment of the order delivered,
 nothing returned, cancelled or credited since), the facility's terms allow it, the merchant may
-borrow and nobody holds it already (nor was it assigned to a third party). Every rule that
+borrow and nobody holds it already (nor was it assigned to a third party, nor to the bank
+according to the merchant's chain, whatever the assignment rows say). Every rule that
 fails adds its own reason, so a merchant sees everything that stands in the way at once, and an
 officer sees why.
 
@@ -13,6 +14,7 @@ anything is held, and the database's constraints decide races.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +31,11 @@ from financing.models import (
     DuplicateClearance,
     Facility,
     Receivable,
+    assignment_entry_ref,
 )
 from financing.order_evidence import OrderEvidence, orders_evidence
 from financing.pricing import advance_amount
-from ledger.models import Invoice, Order
+from ledger.models import Entry, Invoice, Order
 from ledger.money import Money
 from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
@@ -63,6 +66,7 @@ class Code(StrEnum):
     ALREADY_ASSIGNED = "ALREADY_ASSIGNED"
     DUPLICATE_INVOICE = "DUPLICATE_INVOICE"
     ASSIGNED_ELSEWHERE = "ASSIGNED_ELSEWHERE"
+    ASSIGNED_ON_CHAIN = "ASSIGNED_ON_CHAIN"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class _Evidence:
     bank_room: dict[tuple[str, str], int]
     cleared: set[str]
     own_commitment: int
+    on_chain: dict[str, str]
 
 
 def verdicts(
@@ -185,7 +190,36 @@ def _evidence_load(
             if ref in receivables and receivables[ref].entry_id == entry_id
         },
         own_commitment=holder.advance_minor if holder is not None else 0,
+        on_chain=_assigned_on_chain(merchant, invoices, holder),
     )
+
+
+def _assigned_on_chain(
+    merchant: Merchant, invoices: dict[str, Invoice], holder: Advance | None
+) -> dict[str, str]:
+    """Invoice ref -> the advance the merchant's chain records it assigned to (not ``holder``).
+
+    Defence in depth: the assignment rows are what a database superuser can flip to released;
+    the chain is append-only and covered by signed checkpoints others hold. A receivable the
+    chain gave to the bank is never fundable again, whatever the rows say (``verify_books``
+    names the row that disagrees).
+    """
+    if not invoices:
+        return {}
+    # An invoice ref too long for a chain ref stands there as its SHA-256 (assignment_entry_ref).
+    hashed = {f"sha256-{hashlib.sha256(r.encode()).hexdigest()}": r for r in invoices}
+    found: dict[str, str] = {}
+    refs = Entry.objects.filter(chain_id=merchant.pk, type="receivable.assigned").values_list(
+        "external_ref", flat=True
+    )
+    for entry_ref in refs.order_by("seq"):
+        head, _, advance_ref = entry_ref.rpartition("@")
+        invoice_ref = head if head in invoices else hashed.get(head)
+        if invoice_ref is None or (holder is not None and advance_ref == holder.ref):
+            continue
+        if assignment_entry_ref(invoice_ref=invoice_ref, advance_ref=advance_ref) == entry_ref:
+            found.setdefault(invoice_ref, advance_ref)
+    return found
 
 
 def _refs_with_earlier_twin(
@@ -435,6 +469,12 @@ def _holders(evidence: _Evidence, invoice: Invoice, receivable: Receivable) -> I
         )
     if invoice.ref in evidence.held or receivable.fingerprint in evidence.fingerprints_held:
         yield Reason(Code.ALREADY_ASSIGNED, "Another advance holds this invoice.")
+    elif invoice.ref in evidence.on_chain:
+        yield Reason(
+            Code.ASSIGNED_ON_CHAIN,
+            f"The chain records this invoice assigned to the bank by advance "
+            f"{evidence.on_chain[invoice.ref]}: a receivable is financed once.",
+        )
     duplicate = _duplicate(evidence, invoice)
     if duplicate is not None:
         yield duplicate

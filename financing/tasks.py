@@ -75,7 +75,8 @@ def notice_send_on_commit(notice_id: int) -> None:
 
 @shared_task(acks_late=True)
 def books_verify_run(**kwargs: object) -> int:
-    """Verify the books and record the outcome where officers can see it; returns the run id."""
+    """Verify the books, and the financing tables against the chain (``financing.integrity``,
+    a registered books check), and record the outcome where officers see it; returns the run id."""
     run: BooksVerification = books_verification_run(now=timezone.now())
     return run.pk
 

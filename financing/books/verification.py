@@ -8,6 +8,7 @@ checks run cannot make sound books look broken.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,16 +83,40 @@ class BooksReport:
         return self.first_problem is None
 
 
+BooksCheck = Callable[[], "BooksProblem | None"]
+# Checks of what the journal records against the business that posted it. The books may not
+# import that business (an import-linter contract), so the business registers its checks here
+# at app-ready time, as financing registers projectors into the ledger's registry: then
+# ``verify_books`` and its nightly run, whose outcome officers see, cover them too.
+_checks: list[BooksCheck] = []
+
+
+def books_check_register(check: BooksCheck) -> BooksCheck:
+    """Have ``books_verify`` run ``check`` after its own (once, however often registered)."""
+    if check not in _checks:
+        _checks.append(check)
+    return check
+
+
 def books_verify() -> BooksReport:
     """Check every journal entry and every account balance; report the first problem, if any.
 
     Entries first (each balances per currency and has two postings or more), then postings'
-    currencies, then balances (each account's equals the sum of its postings). Needs no lock.
+    currencies, then balances (each account's equals the sum of its postings), then the
+    registered checks (``books_check_register``) in the order they registered. Needs no lock.
     """
     counts = _one(_COUNTS) or (0, 0, 0)
     accounts, entries, postings = (int(n) for n in counts)
-    problem = _unsound_entry() or _foreign_posting() or _wrong_balance()
+    problem = _unsound_entry() or _foreign_posting() or _wrong_balance() or _registered()
     return BooksReport(accounts, entries, postings, problem)
+
+
+def _registered() -> BooksProblem | None:
+    for check in _checks:
+        problem = check()
+        if problem is not None:
+            return problem
+    return None
 
 
 def books_verification_run(*, now: datetime) -> BooksVerification:

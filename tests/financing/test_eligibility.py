@@ -24,6 +24,8 @@ from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE, advance_quo
 from merchants.models import MarketplaceMerchant, Merchant
 from merchants.services import marketplace_create
 from tests.financing.conftest import TODAY, Trade, db_counts, debtor_limit_set
+from tests.financing.integrity_helpers import assignment_flip_released
+from tests.financing.settlement_helpers import disbursed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -230,6 +232,16 @@ def _already_assigned(s: Scene) -> str:
     return ref
 
 
+def _assigned_on_chain(s: Scene) -> str:
+    s.facility()
+    ref = s.evidence("1")
+    disbursed(s.trade, [ref], s.officer, s.now)
+    # A database superuser releases the assignment behind the services' back: the chain still
+    # records the receivable as the bank's.
+    assignment_flip_released(ref)
+    return ref
+
+
 def _duplicate_invoice(s: Scene) -> str:
     s.facility()
     s.evidence("1")
@@ -280,6 +292,7 @@ ROWS = [
     row(Code.ALREADY_ASSIGNED, _already_assigned),
     row(Code.DUPLICATE_INVOICE, _duplicate_invoice),
     row(Code.ASSIGNED_ELSEWHERE, _assigned_elsewhere),
+    row(Code.ASSIGNED_ON_CHAIN, _assigned_on_chain),
 ]
 
 

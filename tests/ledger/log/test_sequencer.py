@@ -53,3 +53,35 @@ def test_entries_get_gap_free_indexes_in_id_order_and_a_signed_checkpoint(
 def test_an_empty_queue_signs_nothing(db, now) -> None:
     result = log_sequence(now=now)
     assert (result.sequenced, result.checkpoint) == (0, None)
+
+
+@pytest.mark.postgres
+def test_the_postgresql_node_insert_stores_what_the_orm_fallback_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection, transaction
+
+    from ledger.log import sequencer
+    from ledger.models import LogNode
+
+    nodes = [((level, index), bytes([level, index % 256]) * 16) for level, index in SAMPLE_NODES]
+
+    def stored() -> list[tuple[int, int, bytes]]:
+        rows = LogNode.objects.order_by("level", "index").values_list("level", "index", "hash")
+        return [(level, index, bytes(hash_)) for level, index, hash_ in rows]
+
+    with transaction.atomic():
+        sequencer.nodes_insert(nodes)
+        by_unnest = stored()
+        transaction.set_rollback(True)
+    monkeypatch.setattr(connection, "vendor", "sqlite")  # the fallback, on the same database
+    with transaction.atomic():
+        sequencer.nodes_insert(nodes)
+        by_orm = stored()
+        transaction.set_rollback(True)
+
+    assert by_unnest == by_orm
+    assert len(by_orm) == len(nodes)
+
+
+SAMPLE_NODES = [(0, 0), (0, 1), (1, 0), (0, 2**40), (5, 7), (62, 1)]
