@@ -64,6 +64,14 @@ EXAMPLES_PER_OPERATION = int(os.environ.get("CHAINFIN_FUZZ_EXAMPLES", "60"))
 PROBLEM = "application/problem+json"
 
 APPLICATION = WSGIHandler()
+# Settlement reports are raw bytes: generated as bytes, they go out exactly as the harness signs
+# them (a str body for an unknown text type would be re-encoded after signing).
+_REPORTS = st.one_of(
+    st.binary(max_size=300),
+    st.just(b"line_id,payout_ref,invoice_ref,order_ref,currency,amount,paid_to,settled_on\n"),
+)
+for _media_type in ("text/csv", "text/tab-separated-values"):
+    schemathesis.openapi.media_type(_media_type, _REPORTS)
 with override_settings(ALLOWED_HOSTS=["localhost"]):
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APPLICATION)
 
@@ -164,8 +172,13 @@ class Signer:
         if response.headers.get("content-type", [""])[0] == PROBLEM:
             code = json.loads(response.content)["code"]
             self.codes[code] += 1
-            # Signed as sent, so a refused signature means this harness, not the data, is off.
-            assert code not in ("invalid_signature", "replayed_signature"), response.content
+            # Signed as sent, so a refused signature means this harness, not the data, is off;
+            # except for a multipart type without a boundary, which the harness cannot rebuild
+            # byte for byte (werkzeug makes a form of it) and no real client sends.
+            content_type = str((case.headers or {}).get("Content-Type", ""))
+            unbuildable = content_type.startswith("multipart/") and "boundary=" not in content_type
+            if not unbuildable:
+                assert code not in ("invalid_signature", "replayed_signature"), response.content
 
 
 def problem_conforms(response: schemathesis.Response) -> None:
