@@ -36,6 +36,7 @@ from financing.models import Advance, Assignment, assignment_entry_ref
 from financing.settlement_models import Recourse
 from ledger.models import Entry
 from ledger.money import MoneyError, format_minor_units, parse_minor_units
+from ledger.verification import ledger_check_register
 
 _CAPITAL_TYPES = (
     "receivable.assigned",
@@ -112,6 +113,13 @@ def financing_verify() -> IntegrityReport:
 def financing_integrity_problem() -> BooksProblem | None:
     """The first disagreement between the financing tables and the chain (a books check)."""
     return financing_verify().first_problem
+
+
+@ledger_check_register
+def financing_integrity_said() -> str | None:
+    """The same disagreement in words, for ``verify_ledger`` (a ledger check)."""
+    problem = financing_verify().first_problem
+    return None if problem is None else f"financing: {problem}"
 
 
 def _merchants() -> list[int]:

@@ -27,7 +27,7 @@ from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
 from ledger.models import Entry, LedgerVerification
 from ledger.projections.registry import project, rows_only
-from ledger.verification import ledger_verify
+from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
 from merchants.identifiers import tax_id_is_own
 
@@ -288,6 +288,9 @@ def ledger_verification_run(*, now: datetime, merchant_id: int | None = None) ->
     elif audit.problem is not None:
         run.outcome = LedgerVerification.Outcome.BROKEN
         run.problem = f"log: {audit.problem}"
+    elif (resting := ledger_checks_problem()) is not None:
+        run.outcome = LedgerVerification.Outcome.BROKEN
+        run.problem = resting
     else:
         run.outcome = LedgerVerification.Outcome.INTACT
         # The head proven here: a later run holds the tree to it (ledger/log/audit.py).

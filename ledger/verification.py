@@ -473,3 +473,27 @@ def _head_problem(
 
 def _fresh_head_seq(chain_id: int) -> int | None:
     return Chain.objects.filter(pk=chain_id).values_list("head_seq", flat=True).first()
+
+
+# What rests on the chains: other apps' tables that must agree with them (financing registers
+# its assignments, advances and journals at app-ready time, as it registers projectors).
+# Each check returns None, or the first disagreement in words.
+LedgerCheck = Callable[[], "str | None"]
+_checks: list[LedgerCheck] = []
+
+
+def ledger_check_register(check: LedgerCheck) -> LedgerCheck:
+    """Have ``verify_ledger`` run ``check`` once the chains and the log hold (once, however
+    often registered)."""
+    if check not in _checks:
+        _checks.append(check)
+    return check
+
+
+def ledger_checks_problem() -> str | None:
+    """The first problem a registered check finds, in the order they registered, or None."""
+    for check in _checks:
+        problem = check()
+        if problem is not None:
+            return problem
+    return None

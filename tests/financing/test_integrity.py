@@ -26,6 +26,7 @@ from financing.integrity import financing_integrity_problem, financing_verify
 from financing.models import Advance, Assignment, Facility
 from financing.services.requests import advance_quote
 from financing.tasks import books_verify_run
+from ledger import verification as ledger_verification
 from ledger.verification import ledger_verify
 from merchants.models import Merchant
 from tests.financing.conftest import TODAY, Trade
@@ -60,8 +61,9 @@ def funded(trade: Trade, facility: Facility, officer: User, now: datetime) -> Fu
 
 @pytest.fixture
 def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The negative control: the books without the financing check, as before issue 12."""
+    """The negative control: both verifiers without the financing check, as before issue 12."""
     monkeypatch.setattr(verification, "_checks", [])
+    monkeypatch.setattr(ledger_verification, "_checks", [])
 
 
 def run(command: str) -> tuple[int, str]:
@@ -74,9 +76,9 @@ def run(command: str) -> tuple[int, str]:
 
 
 def broken_naming(*words: str) -> None:
-    """Both commands exit 1 naming ``words``; the chain itself is intact."""
+    """The three commands exit 1 naming ``words``; the chain itself is intact."""
     assert ledger_verify().intact
-    for command in ("verify_financing", "verify_books"):
+    for command in ("verify_financing", "verify_books", "verify_ledger"):
         code, said = run(command)
         assert code == 1, (command, said)
         for word in words:
@@ -85,6 +87,7 @@ def broken_naming(*words: str) -> None:
 
 def both_verifiers_green() -> None:
     assert ledger_verify().intact
+    assert run("verify_ledger")[0] == 0
     report = books_verify()
     assert report.intact, report.first_problem
 
@@ -97,6 +100,7 @@ def test_sound_tables_agree_with_the_chain(funded: Funded) -> None:
     assert report.journal_entries == 3  # two disbursements, one settlement
     assert run("verify_financing")[0] == 0
     assert run("verify_books")[0] == 0
+    assert run("verify_ledger")[0] == 0
     assert financing_integrity_problem in verification._checks
 
 

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
-from ledger.verification import ledger_verify
+from ledger.verification import ledger_checks_problem, ledger_verify
 from merchants.models import Merchant
 
 
@@ -49,6 +49,11 @@ class Command(BaseCommand):
         audit = log_audit(verifier=log_verifier())
         if audit.problem is not None:
             self.stderr.write(self.style.ERROR(f"BROKEN: log: {audit.problem}"))
+            raise SystemExit(1)
+        # And what rests on the chains (financing's assignments, advances and journals).
+        resting = ledger_checks_problem()
+        if resting is not None:
+            self.stderr.write(self.style.ERROR(f"BROKEN: {resting}"))
             raise SystemExit(1)
         rate = result.entries / elapsed if elapsed else 0
         self.stdout.write(
