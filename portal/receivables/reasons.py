@@ -39,6 +39,7 @@ REASONS: dict[Code, Promise] = {
     Code.DEBTOR_LIMIT: _("You have already financed as much as allowed on the buyer %(debtor)s."),
     Code.BANK_DEBTOR_LIMIT: _("The bank has reached its limit on the buyer %(debtor)s."),
     Code.ALREADY_ASSIGNED: _("This invoice is already part of an advance."),
+    Code.ASSIGNED_ON_CHAIN: _("This invoice was financed before; it cannot be financed again."),
     Code.DUPLICATE_INVOICE: _(
         "An invoice with this number reached us before; the bank is checking it."
     ),
