@@ -125,6 +125,7 @@ DOMAIN_PROBLEMS: dict[str, DomainProblem] = {
     "party_error": DomainProblem(422, "The request was refused."),
     "merchant_not_active": DomainProblem(409, "The merchant is not active."),
     "bank_details_invalid": DomainProblem(422, "The bank account details are not valid."),
+    "report_uploaded_elsewhere": DomainProblem(409, "Another marketplace uploaded this file."),
 }
 
 

@@ -27,7 +27,7 @@ from config.api.problems import ApiProblem
 from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
 from financing.api import reconciliation_schema as schema
-from financing.reconciliation.reports import ReportUploadedElsewhere, settlement_report_upload
+from financing.reconciliation.reports import settlement_report_upload
 from financing.reconciliation.selectors import recon_job_of_marketplace, recon_job_progress
 
 CHUNK = 64 * 1024
@@ -85,16 +85,14 @@ class SettlementReportCreateApi(_MarketplaceApi):
         # The signature check has read the body already; it is read here from that copy.
         handle = upload.file if upload is not None else request._request
         name = upload.name if upload is not None and upload.name else "settlement-report"
-        try:
-            result = settlement_report_upload(
-                chunks=_chunks(handle),
-                file_name=name,
-                marketplace=calling_marketplace(request),
-                uploaded_by=None,
-                now=timezone.now(),
-            )
-        except ReportUploadedElsewhere as exc:
-            raise ApiProblem(409, exc.code, exc.message) from None
+        # Another marketplace's file is refused by the one exception handler (409).
+        result = settlement_report_upload(
+            chunks=_chunks(handle),
+            file_name=name,
+            marketplace=calling_marketplace(request),
+            uploaded_by=None,
+            now=timezone.now(),
+        )
         response = json_response(
             {"job": recon_job_progress(result.job)}, status=202 if result.created else 200
         )
