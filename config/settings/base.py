@@ -192,6 +192,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several "status" fields have choice sets of their own; a reconciliation job's is named.
+    "ENUM_NAME_OVERRIDES": {"ReconJobStatusEnum": ["queued", "running", "done", "refused"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.openapi.require_request_bodies",
