@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -266,20 +267,20 @@ def celery_worker(queue: str, broker_url: str, **env: str) -> Iterator[list[str]
     )
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
     command += ["-Q", queue, "--without-heartbeat", "--without-mingle", "--without-gossip"]
-    worker = subprocess.Popen(
-        [*command, "--loglevel=WARNING"],
-        cwd=REPO_ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    output: list[str] = []
-    try:
-        yield output
-    finally:
-        worker.terminate()
+    # A file, not a pipe: a pipe nobody reads while the test runs fills up and blocks the worker.
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen(
+            [*command, "--loglevel=WARNING"], cwd=REPO_ROOT, env=environment, stdout=log, stderr=log
+        )
+        output: list[str] = []
         try:
-            output.append(worker.communicate(timeout=30)[0].decode())
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output.append(worker.communicate()[0].decode())
+            yield output
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+            log.seek(0)
+            output.append(log.read().decode(errors="replace"))

@@ -44,13 +44,14 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter, sleep
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tests.bench._setup import (
@@ -458,44 +459,50 @@ def _workers_run(url: str, broker: str, work_ids: list[int]) -> float:
         "DATABASE_URL": url,
         "CELERY_BROKER_URL": broker,
         "DJANGO_DEBUG": "false",
+        # Django's LOGGING, not celery's --loglevel, decides what the workers log.
+        "LOG_LEVEL": "WARNING",
     }
     with app.connection_for_write() as broker_connection:  # an interrupted run's messages
         broker_connection.default_channel.queue_purge(QUEUE)
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-n", node]
     command += ["-Q", QUEUE, "--without-heartbeat", "--without-mingle", "--without-gossip"]
-    worker = subprocess.Popen(
-        [*command, "--loglevel=WARNING"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_ready(app, node.replace("%h", os.uname().nodename), worker)
-        started = perf_counter()
-        for work_id in work_ids:
-            settlement_run.apply_async(kwargs={"work_id": work_id}, queue=QUEUE)
-        while _pending_count():
-            if worker.poll() is not None:
-                raise SystemExit("bench: the worker stopped before the work was done")
-            sleep(0.02)
-        return perf_counter() - started
-    finally:
-        worker.terminate()
+    # A file, not a pipe: a pipe nobody reads while the clock runs fills up and blocks the pool.
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen(
+            [*command, "--loglevel=WARNING"], cwd=ROOT, env=environment, stdout=log, stderr=log
+        )
         try:
-            output = worker.communicate(timeout=60)[0].decode()
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output = worker.communicate()[0].decode()
-        if worker.returncode not in (0, -15):
-            print(output[-3000:], file=sys.stderr)
+            _wait_ready(app, node.replace("%h", os.uname().nodename), worker)
+            started = perf_counter()
+            for work_id in work_ids:
+                settlement_run.apply_async(kwargs={"work_id": work_id}, queue=QUEUE)
+            while _pending_count():
+                if worker.poll() is not None:
+                    raise SystemExit("bench: the worker stopped before the work was done")
+                sleep(0.02)
+            return perf_counter() - started
+        finally:
+            _worker_stop(worker, log)
+
+
+def _worker_stop(worker: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    """Stop the pool; print the end of its log when it did not stop cleanly."""
+    worker.terminate()
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    if worker.returncode not in (0, -15):
+        log.seek(0)
+        print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
 
 
 def _wait_ready(app: Any, node: str, worker: subprocess.Popen[bytes]) -> None:
     deadline = perf_counter() + 60
     while perf_counter() < deadline:
         if worker.poll() is not None:
-            raise SystemExit(f"bench: the worker exited at start: {worker.communicate()[0]!r}")
+            raise SystemExit(f"bench: the worker exited at start (status {worker.returncode})")
         if app.control.ping(destination=[node], timeout=0.5):
             return
     raise SystemExit("bench: the worker did not answer a ping within 60 s")
