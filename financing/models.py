@@ -41,7 +41,7 @@ from financing.settlement_models import (
     SettlementWork,
     SuspenseItem,
 )
-from ledger.events import REF_MAX_LENGTH
+from ledger.event_fields import REF_MAX_LENGTH
 from ledger.models import Entry
 from merchants.models import Debtor, Merchant
 

@@ -18,7 +18,8 @@ from financing import accounts
 from financing.books.services import Leg, journal_post
 from financing.models import Payment
 from financing.services.payments import payment_record
-from ledger.events import REF_MAX_LENGTH, ValidEvent, system_event
+from ledger.event_fields import REF_MAX_LENGTH
+from ledger.events import ValidEvent, system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
 from merchants.models import Merchant

@@ -3,7 +3,7 @@ segments and JSON bodies.
 
 A refusal is a ``RequestInvalid`` (422) whose errors point at the parameter ("/limit") or the
 body field ("/receivables/0"). Text that names something (an invoice ref, a cursor) follows the
-ledger's own rules for refs (``ledger.events.Ref``): a NUL or another control character can
+ledger's own rules for refs (``ledger.event_fields.Ref``): a NUL or another control character can
 never name anything stored, so it is refused here instead of reaching the database.
 """
 
@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
 from config.api.problems import RequestInvalid
-from ledger.events import REF_MAX_LENGTH, TEXT_PATTERN, Ref
+from ledger.event_fields import REF_MAX_LENGTH, TEXT_PATTERN, Ref
 from ledger.exceptions import FieldError
 
 MAX_PAGE = 1000

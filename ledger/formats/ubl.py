@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from ledger.events import FORBIDDEN_CHARS, event_parse
+from ledger.event_fields import FORBIDDEN_CHARS
+from ledger.events import event_parse
 from ledger.exceptions import EventInvalid
 from ledger.formats.ubl_parties import party_ids, party_names, tax_id, third_party_payee
 from ledger.formats.ubl_xml import (

@@ -24,7 +24,7 @@ from defusedxml import (
 )
 from defusedxml import ElementTree as safe_et
 
-from ledger.events import FORBIDDEN_CHARS
+from ledger.event_fields import FORBIDDEN_CHARS
 from ledger.exceptions import FieldError, LedgerError
 
 _CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"

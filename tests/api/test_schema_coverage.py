@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from config.api.inputs import DEFAULT_PAGE, MAX_CURSOR, MAX_PAGE, REF_SCHEMA, ref_refusal
 from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE
 from ledger.api.views import MAX_EVENTS
-from ledger.events import REF_MAX_LENGTH
+from ledger.event_fields import REF_MAX_LENGTH
 from tests.api.conftest import merchant_signed_client, signed_client
 
 API_PREFIX = "/api/v1/"
@@ -251,7 +251,7 @@ def test_the_schema_states_the_limits_the_server_enforces(schema) -> None:
      "a\x1fb", "a\x7f", "a\x85", "a\u202eb", "a\u2066", "\ufdd0", "a\uffff", "\ud800"],
 )  # fmt: skip
 def test_the_ref_pattern_is_the_servers_ref_rule(value: str) -> None:
-    """The pattern clients read and the rule the server applies (ledger.events.Ref) agree."""
+    """The pattern clients read and the rule the server applies (ledger.event_fields.Ref) agree."""
     by_pattern = re.fullmatch(REF_SCHEMA["pattern"], value) is not None
     by_server = ref_refusal(value) is None
 

@@ -17,7 +17,7 @@ from financing.selectors import evidence_trails
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.disbursement import advance_disburse
 from financing.services.requests import advance_request
-from ledger.events import REF_MAX_LENGTH
+from ledger.event_fields import REF_MAX_LENGTH
 from ledger.models import Entry
 from tests.financing.conftest import Trade
 
