@@ -140,7 +140,7 @@ def test_the_page_in_chinese_formats_the_month_its_way(
     with translation.override("zh-hans"):
         client.cookies["django_language"] = "zh-hans"
         page = client.get(reverse("portal:statement", args=["2026-12"])).content.decode()
-    assert "2026年12月" in page and "你欠的追索款" in page
+    assert "2026年12月" in page and "您应付的追索款" in page
 
 
 def test_the_csv_holds_minor_units_and_decimals(activity: Activity, make_portal_user) -> None:
