@@ -4,13 +4,15 @@ payout then settles, and a payout line names an invoice nobody knows (held in su
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import pytest
 from django.contrib.auth.models import User
 
 from financing.books.models import Account
-from financing.models import Advance
+from financing.models import Advance, Facility
 from merchants.models import Merchant
 from tests.financing.conftest import Trade
 from tests.financing.settlement_helpers import disbursed, payout, settle_pending
@@ -65,3 +67,12 @@ def activity_post(trade: Trade, officer: User, now: datetime) -> Activity:
         before_december=before,
         after_december=balances(trade.merchant),
     )
+
+
+@pytest.fixture
+def activity(
+    trade: Trade, open_facility: Callable[..., Facility], officer: User, now: datetime
+) -> Activity:
+    """The scenario, on a merchant with a credit line (import this fixture to use it)."""
+    open_facility(trade.merchant)
+    return activity_post(trade, officer, now)

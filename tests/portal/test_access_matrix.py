@@ -36,7 +36,7 @@ MERCHANT_PAGES = {
 }
 # Pages of one receivable: the id is an invoice ref, which must be the merchant's own.
 RECEIVABLE_PAGES = {"receivable", "receivable_receipt"}
-# Pages of one month's statement: the id is a month, which must be one the merchant's books moved in.
+# Pages of one month's statement: the id is a month in which the merchant's own books moved.
 MONTH_PAGES = {"statement", "statement_csv", "statement_pdf"}
 # The merchant's chain as a bundle: only its own entries (tests/portal/test_chain_export.py).
 CHAIN_PAGES = {"chain_export_download"}

@@ -89,4 +89,4 @@ def test_the_recipe_page_names_the_file_the_command_and_the_key(
     assert f"python -m ledger.verify {trade.merchant.public_id}-chain.json" in page
     assert log_verifier().vkey in page
     checker = client.get(reverse("portal:verifier_download"))
-    assert b"".join(checker.streaming_content) == Path(verify.__file__).read_bytes()
+    assert checker.content == Path(verify.__file__).read_bytes()

@@ -2,6 +2,9 @@
 (no cell a spreadsheet would run as a formula), the PDF with pypdf in English and Chinese, and
 in English with a note when the Chinese font is missing."""
 
+# The shared fixture is imported; tests naming it as an argument are not redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import csv
@@ -15,23 +18,13 @@ from django.test import Client
 from django.urls import reverse
 from pypdf import PdfReader
 
-from financing.models import Facility
 from portal.statements import pdf as statement_pdf
 from portal.statements.csv_export import csv_cell
-from tests.financing.conftest import Trade
 from tests.portal.conftest import portal_sign_in
-from tests.portal.statements_scenario import Activity, activity_post
+from tests.portal.statements_scenario import Activity, activity  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-
-
-@pytest.fixture
-def activity(
-    trade: Trade, open_facility: Callable[..., Facility], officer: User, now: object
-) -> Activity:
-    open_facility(trade.merchant)
-    return activity_post(trade, officer, now)  # type: ignore[arg-type]
 
 
 @pytest.fixture

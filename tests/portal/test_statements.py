@@ -2,6 +2,9 @@
 start of the month to its balance at the end, and the summary agrees with what the services
 recorded (advances, fees, recourse, payments to the merchant)."""
 
+# The shared fixture is imported; tests naming it as an argument are not redefinitions.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import csv
@@ -9,33 +12,23 @@ import io
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import translation
 
-from financing.models import Facility, Recourse
+from financing.models import Recourse
 from financing.reconciliation.payments import Payment
 from merchants.models import Membership, Merchant
 from portal.statements.selectors import SECTIONS, Statement, statement_months, statements_read
-from tests.financing.conftest import Trade
 from tests.portal.conftest import portal_sign_in
 from tests.portal.statements_scenario import (
     DECEMBER,
     DECEMBER_NOW,
     NOVEMBER,
     Activity,
-    activity_post,
+    activity,  # noqa: F401  (a fixture)
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def activity(
-    trade: Trade, open_facility: Callable[..., Facility], officer: User, now: object
-) -> Activity:
-    open_facility(trade.merchant)
-    return activity_post(trade, officer, now)  # type: ignore[arg-type]
 
 
 def _summary(statement: Statement) -> dict[str, int]:
