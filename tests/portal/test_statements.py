@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -18,7 +19,13 @@ from django.utils import translation
 from financing.models import Recourse
 from financing.reconciliation.payments import Payment
 from merchants.models import Membership, Merchant
-from portal.statements.selectors import SECTIONS, Statement, statement_months, statements_read
+from portal.statements.selectors import (
+    SECTIONS,
+    Statement,
+    month_bounds,
+    statement_months,
+    statements_read,
+)
 from tests.portal.conftest import portal_sign_in
 from tests.portal.statements_scenario import (
     DECEMBER,
@@ -152,3 +159,21 @@ def test_the_csv_holds_minor_units_and_decimals(activity: Activity, make_portal_
         "EUR",
     )
     assert {r["merchant_id"] for r in rows} == {activity.merchant.public_id}
+
+
+def test_each_months_opening_is_the_previous_months_closing(activity: Activity) -> None:
+    [november] = statements_read(merchant=activity.merchant, month=NOVEMBER)
+    [december] = statements_read(merchant=activity.merchant, month=DECEMBER)
+    closed = {s.name: s.closing_minor for s in november.sections}
+    assert {s.name: s.opening_minor for s in december.sections} == {
+        name: closed.get(name, 0) for name in (s.name for s in december.sections)
+    }
+
+
+def test_months_are_the_banks_business_months(settings) -> None:
+    settings.CHAINFIN_BUSINESS_TZ = "Asia/Shanghai"
+    start, end = month_bounds(DECEMBER)
+    assert (start.astimezone(UTC), end.astimezone(UTC)) == (
+        datetime(2026, 11, 30, 16, 0, tzinfo=UTC),
+        datetime(2026, 12, 31, 16, 0, tzinfo=UTC),
+    )
