@@ -6,6 +6,7 @@ from django.urls import path
 from portal.auth import views as auth
 from portal.dashboard import views as dashboard
 from portal.receivables import views as receivables
+from portal.statements import views as statements
 
 app_name = "portal"
 
@@ -34,4 +35,19 @@ urlpatterns = [
         name="receivable_receipt",
     ),
     # Advances, statements and settings come here (issue 11, items 4 to 6).
+    path("statements/", statements.statement_list, name="statements"),
+    path("statements/<str:month>/", statements.statement_show, name="statement"),
+    path(
+        "statements/<str:month>/statement.csv",
+        statements.statement_csv_download,
+        name="statement_csv",
+    ),
+    path(
+        "statements/<str:month>/statement.pdf",
+        statements.statement_pdf_download,
+        name="statement_pdf",
+    ),
+    path("export/", statements.chain_export, name="chain_export"),
+    path("export/chain.json", statements.chain_export_download, name="chain_export_download"),
+    path("export/verify.py", statements.verifier_download, name="verifier_download"),
 ]

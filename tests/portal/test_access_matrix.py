@@ -25,9 +25,22 @@ OPEN = {
     "password_reset_complete",
 }
 # Pages of the merchant acted for, without an object id.
-MERCHANT_PAGES = {"dashboard", "switch", "security", "receivables"}
+MERCHANT_PAGES = {
+    "dashboard",
+    "switch",
+    "security",
+    "receivables",
+    "statements",
+    "chain_export",
+    "verifier_download",
+}
 # Pages of one receivable: the id is an invoice ref, which must be the merchant's own.
 RECEIVABLE_PAGES = {"receivable", "receivable_receipt"}
+# Pages of one month's statement: the id is a month in which the merchant's own books moved.
+MONTH_PAGES = {"statement", "statement_csv", "statement_pdf"}
+# The merchant's chain as a bundle: only its own entries (tests/portal/test_chain_export.py).
+CHAIN_PAGES = {"chain_export_download"}
+SCENARIO_MONTH = "2026-11"  # the scenario's advance and payout are posted on NOW
 
 
 def _names() -> set[str]:
@@ -35,19 +48,25 @@ def _names() -> set[str]:
 
 
 def test_every_portal_url_is_covered_by_this_matrix() -> None:
-    unclassified = _names() - OPEN - MERCHANT_PAGES - RECEIVABLE_PAGES
+    unclassified = _names() - OPEN - MERCHANT_PAGES - RECEIVABLE_PAGES - MONTH_PAGES - CHAIN_PAGES
     assert not unclassified, f"add these portal URLs to the access matrix: {unclassified}"
 
 
 def _urls(ref: str) -> list[str]:
-    return [reverse(f"portal:{name}") for name in sorted(MERCHANT_PAGES)] + [
-        reverse(f"portal:{name}", args=[ref]) for name in sorted(RECEIVABLE_PAGES)
-    ]
+    return (
+        [reverse(f"portal:{name}") for name in sorted(MERCHANT_PAGES)]
+        + [reverse(f"portal:{name}", args=[ref]) for name in sorted(RECEIVABLE_PAGES)]
+        + [reverse(f"portal:{name}", args=[SCENARIO_MONTH]) for name in sorted(MONTH_PAGES)]
+    )
+
+
+def _chain_urls() -> list[str]:
+    return [reverse(f"portal:{name}") for name in sorted(CHAIN_PAGES)]
 
 
 @pytest.mark.django_db
 def test_anonymous_visitors_are_sent_to_sign_in(scenario: Scenario, client: Client) -> None:
-    for url in _urls(scenario.financed[0]):
+    for url in _urls(scenario.financed[0]) + _chain_urls():
         response = client.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("portal:login")), url
@@ -55,7 +74,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(scenario: Scenario, client: Clie
 
 @pytest.mark.django_db
 def test_staff_never_act_as_merchants(scenario: Scenario, staff_client: Client) -> None:
-    for url in _urls(scenario.financed[0]):
+    for url in _urls(scenario.financed[0]) + _chain_urls():
         assert staff_client.get(url).status_code == 403, url
 
 
@@ -85,6 +104,14 @@ def test_another_merchants_receivable_is_not_found(scenario: Scenario) -> None:
     listing = client.get(reverse("portal:receivables")).content.decode()
     assert scenario.b_invoice in listing
     assert scenario.financed[0] not in listing and scenario.eligible[0] not in listing
+
+
+@pytest.mark.django_db
+def test_another_merchants_month_is_not_found(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_b)  # B's books never moved: A's month is not B's
+    for name in sorted(MONTH_PAGES):
+        assert client.get(reverse(f"portal:{name}", args=[SCENARIO_MONTH])).status_code == 404
+    assert SCENARIO_MONTH not in client.get(reverse("portal:statements")).content.decode()
 
 
 @pytest.mark.django_db

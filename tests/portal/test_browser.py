@@ -1,7 +1,8 @@
 """The portal in a real browser: Debian's Chromium driven by Playwright against a live server.
 
 Signs in, reads the dashboard, filters the receivables, opens one's evidence, switches to
-Chinese, and looks at the dashboard on a 375 px phone. Every page is saved as a screenshot in
+Chinese, and looks at the dashboard on a 375 px phone; opens a statement and downloads it as
+CSV and PDF, in English and in Chinese. Every page is saved as a screenshot in
 PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at.
 """
 
@@ -91,3 +92,61 @@ def test_sign_in_dashboard_receivable_and_chinese(
         _shot(phone, name)
         # Usable on a phone: nothing wider than the screen, no sideways scrolling.
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375, name
+
+
+def _download(page: Any, link: str) -> bytes:
+    with page.expect_download() as info:
+        page.get_by_role("link", name=link).click()
+    return Path(info.value.path()).read_bytes()
+
+
+def test_statements_download_csv_and_pdf_in_english_and_chinese(
+    scenario: Scenario, live_server: Any, browser: Any
+) -> None:
+    import csv
+    import io
+
+    from pypdf import PdfReader
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page.goto(f"{live_server.url}/portal/login/")
+    page.get_by_label("Username").fill(scenario.user_a.username)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/portal/")
+
+    page.get_by_role("link", name="Statements", exact=True).click()
+    page.wait_for_url("**/portal/statements/")
+    _shot(page, "09-statements")
+    page.get_by_role("link", name="November 2026").click()
+    page.wait_for_url("**/portal/statements/2026-11/")
+    assert page.get_by_role("heading", name="Statement for November 2026").is_visible()
+    disbursed = page.locator("[data-section=summary] [data-item=advances_disbursed] .num")
+    assert disbursed.inner_text() == "1,600.00 EUR"  # 80 % of the two 1,000.00 invoices
+    _shot(page, "10-statement")
+    phone = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(page.url)
+    _shot(phone, "10-statement-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+    rows = list(csv.DictReader(io.StringIO(_download(page, "Download CSV").decode("utf-8-sig"))))
+    by_item = {(r["section"], r["item"]): r for r in rows}
+    assert by_item[("summary", "advances_disbursed")]["amount_minor"] == "160000"
+    assert by_item[("summary", "repayments")]["amount"] == "1000.00"
+    pdf = PdfReader(io.BytesIO(_download(page, "Download PDF")))
+    text = "".join(p.extract_text() for p in pdf.pages)
+    assert "Statement for November 2026" in text and "1,600.00 EUR" in text
+
+    page.get_by_label("Language").select_option("zh-hans")
+    page.wait_for_function("document.documentElement.lang === 'zh-hans'")
+    assert page.get_by_role("heading", name="2026年11月对账单").is_visible()
+    _shot(page, "11-statement-zh")
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(_download(page, "下载 PDF"))).pages
+    )
+    assert "2026年11月对账单" in text or "Chinese font is not installed" in text
+
+    page.goto(f"{live_server.url}/portal/export/")
+    assert page.get_by_role("heading", name="导出您的凭证链").is_visible()
+    _shot(page, "12-chain-export-zh")
