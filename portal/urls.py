@@ -3,6 +3,7 @@ tests/portal/test_access_matrix.py fails when a pattern here is not covered."""
 
 from django.urls import path
 
+from portal.advances import views as advances
 from portal.auth import views as auth
 from portal.dashboard import views as dashboard
 from portal.receivables import views as receivables
@@ -33,5 +34,13 @@ urlpatterns = [
         receivables.receivable_receipt_download,
         name="receivable_receipt",
     ),
-    # Advances, statements and settings come here (issue 11, items 4 to 6).
+    # Advances (issue 11, item 4): reading for every role, the POSTs for owner and finance.
+    path("advances/", advances.advance_list, name="advances"),
+    path("advances/new/", advances.advance_new, name="advance_new"),
+    path("advances/new/price/", advances.advance_price, name="advance_price"),
+    path("advances/new/request/", advances.advance_create, name="advance_create"),
+    path("advances/<str:ref>/", advances.advance_show, name="advance"),
+    path("advances/<str:ref>/accept/", advances.advance_accept, name="advance_accept"),
+    path("advances/<str:ref>/withdraw/", advances.advance_withdraw, name="advance_withdraw"),
+    # Statements and settings come here (issue 11, items 5 and 6).
 ]
