@@ -41,8 +41,10 @@ def fundable_receivables(*, merchant: Merchant, today: date) -> Fundable:
 def advances_for_merchant(*, merchant: Merchant) -> QuerySet[Advance]:
     """Return the merchant's advances, newest first, each with how many invoices it holds and
     what it pays out (``net_minor``: the advance less the fee)."""
-    return Advance.objects.filter(merchant=merchant).annotate(
-        invoices=Count("assignments"), net_minor=F("advance_minor") - F("fee_minor")
+    return (
+        Advance.objects.filter(merchant=merchant)
+        .annotate(invoices=Count("assignments"), net_minor=F("advance_minor") - F("fee_minor"))
+        .order_by("-requested_at", "-id")
     )
 
 
