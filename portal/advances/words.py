@@ -36,6 +36,8 @@ RECEIVABLE_STATUS: dict[str, Promise] = {
     Assignment.Status.RELEASED: gettext_lazy("Back with you"),
 }
 
+UNKNOWN_INVOICE = "UNKNOWN_INVOICE"  # the code financing.services.requests refuses it with
+
 # Invoices that are each fundable may still not fit together: these codes say so.
 TOGETHER: dict[str, Promise] = {
     Code.FACILITY_LIMIT: gettext_lazy(
@@ -65,6 +67,11 @@ def refusal_in_words(
         f"{verdict.ref}: {reason}"
         for verdict in verdicts(merchant, today, refs)
         for reason in reasons_in_words(verdict)
+    ]
+    sentences += [
+        _("%(ref)s: not one of your invoices.") % {"ref": ref}
+        for ref, pairs in exc.reasons.items()
+        if any(code == UNKNOWN_INVOICE for code, _message in pairs)
     ]
     if sentences:
         return sentences

@@ -250,3 +250,14 @@ def test_withdrawing_and_accepting_need_a_csrf_token(scenario: Scenario, owner: 
     assert accept.status_code == withdraw.status_code == 403
     advance.refresh_from_db()
     assert advance.status == Advance.Status.REQUOTE
+
+
+def test_the_advance_pages_speak_chinese(scenario: Scenario, owner: Client) -> None:
+    owner.post(reverse("set_language"), {"language": "zh-hans", "next": "/portal/"})
+
+    price = page(owner.get(reverse("portal:advance_price"), {"refs": scenario.eligible[:1]}))
+    detail = page(owner.get(reverse("portal:advance", args=[scenario.advance.ref])))
+
+    assert "现在支付给您" in price and "接受并申请" in price and "400.00 EUR" in price
+    assert "买方付款如何偿还此融资" in detail and "已放款：还款中" in detail
+    assert "Paid to you now" not in price and "Where it stands" not in detail

@@ -92,6 +92,18 @@ def test_another_merchants_invoice_cannot_be_priced(scenario: Scenario, owner: C
     assert "is not one of yours" in page(response)
 
 
+def test_a_request_naming_another_merchants_invoice_is_refused(
+    scenario: Scenario, owner: Client
+) -> None:
+    form = {**price_form(owner, scenario.eligible[:1]), "refs": [scenario.b_invoice]}
+
+    response = owner.post(reverse("portal:advance_create"), form)
+
+    assert response.status_code == 409
+    assert f"{scenario.b_invoice}: not one of your invoices." in page(response)
+    assert not Advance.objects.filter(request_key=form["request_key"]).exists()
+
+
 def test_a_refused_quote_says_why_and_requests_nothing(scenario: Scenario, owner: Client) -> None:
     # Room for one of the 400.00 advances, not for two together.
     Facility.objects.filter(pk=scenario.facility.pk).update(
