@@ -54,7 +54,9 @@ class InvoicesChoiceForm(forms.Form):
     def __init__(self, data: Any = None, *, fundable: tuple[Verdict, ...], **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
         self.currencies = {v.ref: v.currency for v in fundable}
-        self.fields["refs"].choices = [(v.ref, v.ref) for v in fundable]
+        refs = self.fields["refs"]
+        assert isinstance(refs, forms.MultipleChoiceField)
+        refs.choices = [(v.ref, v.ref) for v in fundable]
 
     def clean_refs(self) -> list[str]:
         refs: list[str] = self.cleaned_data["refs"]

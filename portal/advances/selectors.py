@@ -194,6 +194,15 @@ class AdvanceDetail:
         return price_of_advance(self.advance)
 
     @property
+    def stage(self) -> str:
+        """How to read its price: "paid" out, "closed" without a payout, or still "pending"."""
+        if self.advance.disbursed_at is not None:
+            return "paid"
+        if self.advance.status in (Advance.Status.WITHDRAWN, Advance.Status.REJECTED):
+            return "closed"
+        return "pending"
+
+    @property
     def principal_repaid_minor(self) -> int:
         return sum(r.line.to_principal_minor for r in self.repayments)
 

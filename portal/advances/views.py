@@ -126,8 +126,8 @@ def _price(
     except AdvanceRefused as exc:
         fundable = fundable_receivables(merchant=portal.merchant, today=today)
         refusal = refusal_in_words(exc, merchant=portal.merchant, refs=refs, today=today)
-        form = InvoicesChoiceForm(fundable=fundable.verdicts)
-        return _choose(request, fundable, form, refusal=refusal, status=409)
+        choice = InvoicesChoiceForm(fundable=fundable.verdicts)
+        return _choose(request, fundable, choice, refusal=refusal, status=409)
     form = AdvanceRequestForm(
         initial={"refs": refs, "terms_hash": quote.terms_hash, "request_key": new_request_key()}
     )
@@ -228,7 +228,8 @@ def advance_accept(request: HttpRequest, ref: str) -> HttpResponse:
     advance = _own_advance(portal, ref)
     form = PriceAcceptForm(request.POST)
     if not form.is_valid():
-        return _detail(request, advance, problem=form.errors["terms_hash"][0], status=400)
+        problem = " ".join(str(error) for error in form.errors["terms_hash"])
+        return _detail(request, advance, problem=problem, status=400)
     now, today = _clock()
     try:
         price_answers.advance_accept(
@@ -260,7 +261,7 @@ def advance_withdraw(request: HttpRequest, ref: str) -> HttpResponse:
     advance = _own_advance(portal, ref)
     form = WithdrawForm(request.POST)
     if not form.is_valid():
-        problem = form.errors["reason"][0]
+        problem = " ".join(str(error) for error in form.errors["reason"])
         return _detail(request, advance, problem=problem, withdraw_form=form, status=400)
     try:
         price_answers.advance_withdraw(

@@ -117,7 +117,9 @@ def test_withdrawing_before_approval_frees_the_invoices(scenario: Scenario, owne
     assert response.status_code == 302
     advance.refresh_from_db()
     assert advance.status == Advance.Status.WITHDRAWN
-    assert "You withdrew it" in page(owner.get(response["Location"]))
+    withdrawn = page(owner.get(response["Location"]))
+    assert "You withdrew it" in withdrawn and "Would have been paid to you" in withdrawn
+    assert "In plain words" not in withdrawn and "Withdraw the request" not in withdrawn
     assert f'value="{scenario.eligible[0]}"' in page(owner.get(reverse("portal:advance_new")))
 
 
