@@ -4,11 +4,14 @@ reason is written for the merchant, and what the services add themselves stays i
 
 from __future__ import annotations
 
+import importlib
+
+from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
 from financing.models import Advance, Facility
-from financing.services.decisions import advance_approve
+from financing.services.decisions import advance_approve, advance_reject
 from financing.services.quotes import advance_withdraw
 from tests.financing.admin.conftest import SignIn, _request, _url
 from tests.financing.conftest import Trade
@@ -67,4 +70,22 @@ def test_a_withdrawals_reason_is_kept_for_the_officers_only(live: Trade, line: F
     withdrawn = advance_withdraw(advance=_request(live), now=timezone.now(), reason="Found cheaper")
 
     assert "Found cheaper" in withdrawn.decision_note
+    assert withdrawn.merchant_note == ""
+
+
+def test_the_migration_hands_earlier_rejection_notes_to_the_merchant(
+    live: Trade, line: Facility, officer: User
+) -> None:
+    rejected = advance_reject(
+        advance=_request(live), officer=officer, now=timezone.now(), note="Buyer disputes."
+    )
+    withdrawn = advance_withdraw(advance=_request(live), now=timezone.now(), reason="Cheaper")
+    Advance.objects.update(merchant_note="")  # as they stood before the field existed
+    migration = importlib.import_module("financing.migrations.0014_advance_merchant_note")
+
+    migration.rejection_notes_to_merchant(django_apps, None)
+
+    rejected.refresh_from_db()
+    withdrawn.refresh_from_db()
+    assert rejected.merchant_note == "Buyer disputes."
     assert withdrawn.merchant_note == ""
