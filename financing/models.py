@@ -288,7 +288,14 @@ class Advance(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
+    # Two notes, kept apart so internal reasoning never reaches the merchant: decision_note is
+    # the officers' record (their approval note, why a second officer is needed, why an
+    # approval was voided, a withdrawal's reason); merchant_note is only what an officer wrote
+    # for the merchant when approving or rejecting, and the only one the portal shows.
+    decision_note = models.TextField(blank=True, help_text="For officers only; never shown.")
+    merchant_note = models.TextField(
+        blank=True, help_text="What the officers told the merchant; shown in its portal."
+    )
     disbursed_at = models.DateTimeField(null=True, blank=True)
     late_fee_minor = models.BigIntegerField(default=0)
     late_fee_accrued_to = models.DateField(null=True, blank=True)

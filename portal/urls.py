@@ -3,6 +3,7 @@ tests/portal/test_access_matrix.py fails when a pattern here is not covered."""
 
 from django.urls import path
 
+from portal.advances import views as advances
 from portal.auth import views as auth
 from portal.dashboard import views as dashboard
 from portal.receivables import views as receivables
@@ -34,7 +35,15 @@ urlpatterns = [
         receivables.receivable_receipt_download,
         name="receivable_receipt",
     ),
-    # Advances, statements and settings come here (issue 11, items 4 to 6).
+    # Advances (issue 11, item 4): reading for every role, the POSTs for owner and finance.
+    path("advances/", advances.advance_list, name="advances"),
+    path("advances/new/", advances.advance_new, name="advance_new"),
+    path("advances/new/price/", advances.advance_price, name="advance_price"),
+    path("advances/new/request/", advances.advance_create, name="advance_create"),
+    path("advances/<str:ref>/", advances.advance_show, name="advance"),
+    path("advances/<str:ref>/accept/", advances.advance_accept, name="advance_accept"),
+    path("advances/<str:ref>/withdraw/", advances.advance_withdraw, name="advance_withdraw"),
+    # Statements (issue 11, item 5): every role reads them.
     path("statements/", statements.statement_list, name="statements"),
     path("statements/<str:month>/", statements.statement_show, name="statement"),
     path(
@@ -50,4 +59,5 @@ urlpatterns = [
     path("export/", statements.chain_export, name="chain_export"),
     path("export/chain.json", statements.chain_export_download, name="chain_export_download"),
     path("export/verify.py", statements.verifier_download, name="verifier_download"),
+    # Settings come here (issue 11, item 6).
 ]

@@ -230,11 +230,12 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
     @method_decorator(require_POST)
     def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         note = request.POST.get("note", "").strip()
+        merchant_note = request.POST.get("merchant_note", "").strip()
         return self._decide(
             request,
             object_id,
             lambda advance, officer, now: advance_approve(
-                advance=advance, officer=officer, now=now, note=note
+                advance=advance, officer=officer, now=now, note=note, merchant_note=merchant_note
             ),
         )
 

@@ -183,7 +183,10 @@ class AdvanceSerializer(serializers.Serializer[Any]):
     non_accrual_on = serializers.DateField(allow_null=True)
     requested_at = serializers.DateTimeField()
     disbursed_at = serializers.DateTimeField(allow_null=True)
-    decision_note = serializers.CharField(allow_blank=True)
+    merchant_note = serializers.CharField(
+        allow_blank=True,
+        help_text="The bank's note to the merchant; its internal notes never appear.",
+    )
     receivables = AdvanceItemSerializer(many=True)
 
 

@@ -140,7 +140,7 @@ def advance_json(advance: Advance) -> dict[str, Any]:
         "non_accrual_on": advance.non_accrual_on.isoformat() if advance.non_accrual_on else None,
         "requested_at": advance.requested_at.isoformat(),
         "disbursed_at": advance.disbursed_at.isoformat() if advance.disbursed_at else None,
-        "decision_note": advance.decision_note,
+        "merchant_note": advance.merchant_note,
         "receivables": [
             {
                 "ref": a.invoice_ref,

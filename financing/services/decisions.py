@@ -29,9 +29,13 @@ from ledger.models import Invoice
 from ledger.money import Money
 
 
-def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str = "") -> Advance:
+def advance_approve(
+    *, advance: Advance, officer: User, now: datetime, note: str = "", merchant_note: str = ""
+) -> Advance:
     """The maker's decision, at the price the merchant accepted. Binds a hash of what was
     approved; small advances disburse at once.
+
+    ``note`` is the officers' record; ``merchant_note``, if any, is what the merchant reads.
 
     :raises NotPermitted: the officer may not approve.
     :raises WrongState: the advance is not awaiting approval.
@@ -49,6 +53,7 @@ def advance_approve(*, advance: Advance, officer: User, now: datetime, note: str
             locked.approved_at = now
             locked.approval_hash = terms_hash(locked)
             locked.decision_note = note
+            locked.merchant_note = merchant_note.strip()
             window_total = advanced_in_window(advance=locked, now=now)
             if window_total <= locked.facility.checker_threshold_minor:
                 advance_disburse(advance=locked, now=now)
@@ -145,6 +150,9 @@ def _requote_message(advance: Advance) -> str:
 def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str) -> Advance:
     """Turn a request down, with a note the merchant reads; its holds and room are released.
 
+    ``note`` is written for the merchant: it is the advance's merchant note (what the portal
+    shows) and is kept in the officers' record too.
+
     :raises NotPermitted: the officer may not decide on advances.
     :raises WrongState: no note, or the advance is no longer open.
     """
@@ -156,6 +164,7 @@ def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str)
         locked.status = Advance.Status.REJECTED
         locked.decided_at = now
         locked.decision_note = note
+        locked.merchant_note = note.strip()
         locked.save()
         holds_release(locked)
     return locked

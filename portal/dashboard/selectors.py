@@ -56,6 +56,7 @@ class CurrencyFigures:
 class Alert:
     level: str  # "danger", "warning" or "info"
     message: str
+    advance_ref: str = ""  # the advance it concerns, which the alert links to
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def dashboard_alerts(*, merchant: Merchant, today: date) -> list[Alert]:
                 "warning",
                 _("The bank offers a new price for advance %(ref)s: accept or decline it.")
                 % {"ref": ref},
+                advance_ref=ref,
             )
         )
     warnings = early_warnings_active(today=today).filter(merchant=merchant)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from financing.models import Advance, Facility
+from financing.services.decisions import advance_approve
 from financing.services.quotes import advance_requote_send
 from merchants.models import Marketplace, Merchant
 from tests.api.conftest import SignedClient, merchant_signed_client, signed_client
@@ -136,9 +138,32 @@ def test_a_withdrawal_releases_the_receivables_and_replays(
 
     assert first.status_code == 200, first.content
     assert first.json()["status"] == "withdrawn"
-    assert first.json()["decision_note"] == "Withdrawn by the merchant. Paid early"
+    # The reason is the officers' record; the API shows the merchant only the bank's note to it.
+    assert Advance.objects.get(ref=advance["ref"]).decision_note == (
+        "Withdrawn by the merchant. Paid early"
+    )
+    assert first.json()["merchant_note"] == ""
+    assert "decision_note" not in first.json()
     assert [r["status"] for r in first.json()["receivables"]] == ["released"]
     assert Facility.objects.get().committed_minor == 0
+
+
+def test_the_api_shows_the_merchant_the_banks_note_to_it_never_the_internal_one(
+    funded: Trade, client: SignedClient, officer: User
+) -> None:
+    advance = Advance.objects.get(ref=_requested(funded, client)["ref"])
+    advance_approve(
+        advance=advance,
+        officer=officer,
+        now=timezone.now(),
+        note="Internal: debtor on the watch list",
+        merchant_note="Approved; paid out today.",
+    )
+
+    shown = client.get(f"/api/v1/advances/{advance.ref}").json()
+
+    assert shown["merchant_note"] == "Approved; paid out today."
+    assert "Internal" not in json.dumps(shown)
 
 
 def test_another_merchants_advance_cannot_be_accepted_or_withdrawn(

@@ -11,7 +11,9 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, reverse
 
+from financing.models import Advance
 from portal.urls import urlpatterns
+from tests.portal.advance_helpers import frozen_now  # noqa: F401  (a fixture)
 from tests.portal.conftest import Scenario, portal_sign_in
 
 # The way in: open to anyone (the access tests for these live in test_sign_in.py).
@@ -33,6 +35,8 @@ MERCHANT_PAGES = {
     "statements",
     "chain_export",
     "verifier_download",
+    "advances",
+    "advance_new",
 }
 # Pages of one receivable: the id is an invoice ref, which must be the merchant's own.
 RECEIVABLE_PAGES = {"receivable", "receivable_receipt"}
@@ -41,6 +45,13 @@ MONTH_PAGES = {"statement", "statement_csv", "statement_pdf"}
 # The merchant's chain as a bundle: only its own entries (tests/portal/test_chain_export.py).
 CHAIN_PAGES = {"chain_export_download"}
 SCENARIO_MONTH = "2026-11"  # the scenario's advance and payout are posted on NOW
+# The price of the invoices named in the query: another merchant's are not the merchant's (400).
+PRICE_PAGES = {"advance_price"}
+# Pages of one advance: the id is an advance ref, which must be the merchant's own.
+ADVANCE_PAGES = {"advance"}
+# POSTs on one advance (its ref must be the merchant's own), and the request (no id).
+ADVANCE_ACTIONS = {"advance_accept", "advance_withdraw"}
+REQUEST_ACTIONS = {"advance_create"}
 
 
 def _names() -> set[str]:
@@ -48,7 +59,18 @@ def _names() -> set[str]:
 
 
 def test_every_portal_url_is_covered_by_this_matrix() -> None:
-    unclassified = _names() - OPEN - MERCHANT_PAGES - RECEIVABLE_PAGES - MONTH_PAGES - CHAIN_PAGES
+    unclassified = (
+        _names()
+        - OPEN
+        - MERCHANT_PAGES
+        - RECEIVABLE_PAGES
+        - MONTH_PAGES
+        - CHAIN_PAGES
+        - PRICE_PAGES
+        - ADVANCE_PAGES
+        - ADVANCE_ACTIONS
+        - REQUEST_ACTIONS
+    )
     assert not unclassified, f"add these portal URLs to the access matrix: {unclassified}"
 
 
@@ -160,3 +182,50 @@ def test_a_revoked_membership_takes_effect_at_once(scenario: Scenario) -> None:
     # Only A is left: the session's B is dropped and A, the one membership, is taken.
     assert client.get(reverse("portal:receivable", args=[scenario.b_invoice])).status_code == 404
     assert client.get(reverse("portal:receivable", args=[scenario.financed[0]])).status_code == 200
+
+
+def _advance_urls(scenario: Scenario) -> tuple[list[str], list[str]]:
+    """The advances' URLs with merchant A's ids: those read with GET, those sent a POST."""
+    price = reverse("portal:advance_price") + f"?refs={scenario.eligible[0]}"
+    pages = [price] + [reverse(f"portal:{n}", args=[scenario.advance.ref]) for n in ADVANCE_PAGES]
+    posts = [reverse(f"portal:{n}") for n in sorted(REQUEST_ACTIONS)] + [
+        reverse(f"portal:{n}", args=[scenario.advance.ref]) for n in sorted(ADVANCE_ACTIONS)
+    ]
+    return pages, posts
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+def test_the_advances_urls_keep_out_the_anonymous_and_staff(
+    scenario: Scenario, client: Client, staff_client: Client
+) -> None:
+    pages, posts = _advance_urls(scenario)
+    for url in pages:
+        assert client.get(url)["Location"].startswith(reverse("portal:login")), url
+        assert staff_client.get(url).status_code == 403, url
+    for url in posts:
+        assert client.post(url)["Location"].startswith(reverse("portal:login")), url
+        assert staff_client.post(url).status_code == 403, url
+    owner = portal_sign_in(scenario.user_a)
+    for url in pages:
+        assert owner.get(url).status_code == 200, url
+    for url in posts:
+        assert owner.get(url).status_code == 405, url
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("frozen_now")
+def test_another_merchants_advance_and_invoices_are_not_found(scenario: Scenario) -> None:
+    client = portal_sign_in(scenario.user_b)
+    for name in sorted(ADVANCE_PAGES):
+        assert client.get(reverse(f"portal:{name}", args=[scenario.advance.ref])).status_code == 404
+    for name in sorted(ADVANCE_ACTIONS):
+        url = reverse(f"portal:{name}", args=[scenario.advance.ref])
+        assert client.post(url, {"terms_hash": scenario.advance.price_hash}).status_code == 404
+    scenario.advance.refresh_from_db()
+    assert scenario.advance.status == Advance.Status.DISBURSED
+    for name in sorted(PRICE_PAGES):
+        response = client.get(reverse(f"portal:{name}"), {"refs": [scenario.eligible[0]]})
+        assert response.status_code == 400
+    listing = client.get(reverse("portal:advances")).content.decode()
+    assert scenario.advance.ref not in listing

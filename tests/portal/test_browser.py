@@ -1,8 +1,9 @@
 """The portal in a real browser: Debian's Chromium driven by Playwright against a live server.
 
 Signs in, reads the dashboard, filters the receivables, opens one's evidence, switches to
-Chinese, and looks at the dashboard on a 375 px phone; opens a statement and downloads it as
-CSV and PDF, in English and in Chinese. Every page is saved as a screenshot in
+Chinese, and looks at the dashboard on a 375 px phone; requests an advance at the price shown,
+withdraws another, and follows one being repaid; opens a statement and downloads it as CSV and
+PDF, in English and in Chinese. Every page is saved as a screenshot in
 PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.portal.advance_helpers import frozen_now  # noqa: F401  (a fixture)
 from tests.portal.conftest import PORTAL_PASSWORD, Scenario
 
 SCREENSHOTS = Path(os.environ.get("PORTAL_SCREENSHOTS", "/tmp/chainfin-portal-screenshots"))
@@ -150,3 +152,64 @@ def test_statements_download_csv_and_pdf_in_english_and_chinese(
     page.goto(f"{live_server.url}/portal/export/")
     assert page.get_by_role("heading", name="导出您的凭证链").is_visible()
     _shot(page, "12-chain-export-zh")
+
+
+@pytest.mark.usefixtures("frozen_now")
+def test_request_an_advance_accept_the_quote_and_withdraw_one(
+    scenario: Scenario, live_server: Any, browser: Any
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page.goto(f"{live_server.url}/portal/login/")
+    page.get_by_label("Username").fill(scenario.user_a.username)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/portal/")
+
+    page.get_by_role("link", name="Advances", exact=True).click()
+    page.wait_for_url("**/portal/advances/")
+    assert page.get_by_text("Paid out: being repaid").is_visible()
+    _shot(page, "20-advances")
+
+    # Two invoices together, at the price shown, accepted.
+    page.get_by_role("link", name="Get an advance").first.click()
+    page.wait_for_url("**/portal/advances/new/")
+    for ref in scenario.eligible[:2]:
+        page.get_by_label(ref).check()
+    _shot(page, "21-advance-choose")
+    page.get_by_role("button", name="See the price").click()
+    page.wait_for_url("**/portal/advances/new/price/**")
+    assert page.locator("[data-figure=advance]").inner_text() == "800.00 EUR"
+    _shot(page, "22-advance-price")
+    page.get_by_role("button", name="Accept and request").click()
+    page.wait_for_url("**/portal/advances/adv_*/")
+    assert page.get_by_text("requested. The bank reviews it").is_visible()
+    assert page.locator("#advance-status").inner_text() == "Under review"
+    _shot(page, "23-advance-requested")
+
+    # A third invoice on its own, requested, then withdrawn with a reason.
+    page.goto(f"{live_server.url}/portal/advances/new/")
+    page.get_by_label(scenario.eligible[2]).check()
+    page.get_by_role("button", name="See the price").click()
+    page.get_by_role("button", name="Accept and request").click()
+    page.wait_for_url("**/portal/advances/adv_*/")
+    page.get_by_label("Why (optional)").fill("Our buyer paid early.")
+    page.get_by_role("button", name="Withdraw the request").click()
+    page.wait_for_load_state()
+    assert page.locator("#advance-status").inner_text() == "Withdrawn"
+    assert page.get_by_text("its invoices are free again").first.is_visible()
+    _shot(page, "24-advance-withdrawn")
+
+    # The advance paid out and part repaid: its stages and the waterfall of the payout.
+    page.goto(f"{live_server.url}/portal/advances/{scenario.advance.ref}/")
+    assert page.locator(".waterfall-line").count() == 1
+    _shot(page, "25-advance-repayments")
+
+    phone = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
+    phone.context.add_cookies(page.context.cookies())
+    for name, path in [
+        ("16-advance-phone", f"advances/{scenario.advance.ref}/"),
+        ("17-advance-price-phone", f"advances/new/price/?refs={scenario.eligible[0]}"),
+    ]:
+        phone.goto(f"{live_server.url}/portal/{path}")
+        _shot(phone, name)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 375, name
