@@ -29,9 +29,10 @@ from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
 from financing.admin.writes import officer_of
 from financing.exceptions import FinancingError
+from financing.exposure import exposure_read
 from financing.models import Advance, Facility, MerchantFile
 from financing.risk import grade_of
-from financing.selectors import ReceivableTrail, advance_review, exposure_read
+from financing.selectors import ReceivableTrail, advance_review
 from financing.services.decisions import advance_approve, advance_authorize, advance_reject
 from financing.settlement_selectors import RepaymentHistory, recourse_balances, repayment_history
 from ledger.money import Money

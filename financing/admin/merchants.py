@@ -17,9 +17,9 @@ from django.urls import reverse
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import percent_of_bp
+from financing.exposure import exposure_by_merchant
 from financing.models import Advance, Blacklisting, Facility, MerchantFile
 from financing.risk import grade_of
-from financing.selectors import exposure_by_merchant
 from financing.settlement_selectors import recourse_balances
 from ledger.models import Entry
 from ledger.money import Money
