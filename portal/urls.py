@@ -5,6 +5,7 @@ from django.urls import path
 
 from portal.auth import views as auth
 from portal.dashboard import views as dashboard
+from portal.merchant_settings import api_keys, bank_account, team
 from portal.receivables import views as receivables
 
 app_name = "portal"
@@ -34,4 +35,16 @@ urlpatterns = [
         name="receivable_receipt",
     ),
     # Advances, statements and settings come here (issue 11, items 4 to 6).
+    path("settings/team/", team.team, name="settings_team"),
+    path("settings/team/<int:member_id>/role/", team.member_role, name="settings_member_role"),
+    path(
+        "settings/team/<int:member_id>/remove/", team.member_delete, name="settings_member_remove"
+    ),
+    path("settings/bank-account/", bank_account.bank_account, name="settings_bank_account"),
+    path("settings/api-keys/", api_keys.api_keys, name="settings_api_keys"),
+    path(
+        "settings/api-keys/<str:prefix>/revoke/",
+        api_keys.api_key_revoke_view,
+        name="settings_api_key_revoke",
+    ),
 ]
