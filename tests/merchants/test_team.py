@@ -116,7 +116,7 @@ def test_the_database_refuses_to_demote_the_last_owner(
     merchant: Merchant, member: Callable[..., Membership]
 ) -> None:
     owner = member(merchant, OWNER, "olga")
-    with pytest.raises(IntegrityError, match="without an owner|last owner"), transaction.atomic():
+    with pytest.raises(IntegrityError, match=r"without an owner|last owner"), transaction.atomic():
         Membership.objects.filter(pk=owner.pk).update(role=VIEWER)
     assert Membership.objects.get(pk=owner.pk).role == OWNER
 
