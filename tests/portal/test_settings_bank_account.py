@@ -70,6 +70,10 @@ def test_an_owners_new_account_pays_only_once_the_bank_confirms_it(
     assert change.proposed_by == team.owner
     active = BankAccount.objects.get(merchant=team.a, status="active")
     assert active.masked == "DE89 •••• •••• •••• 3000"  # still paying the old account
+    # In the database: sealed bytes and masks only (a full dump is tests/merchants' job).
+    proposed = BankAccount.objects.get(merchant=team.a, status="proposed")
+    stored = f"{change.payload} {change.before} {change.reason} {proposed.masked}"
+    assert _leaks(stored) == [] and _leaks(bytes(proposed.iban_sealed).decode("latin-1")) == []
 
     change_confirm(change=change, officer=officers[1], now=now)
     html = client.get(PAGE).content.decode()
