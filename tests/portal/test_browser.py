@@ -2,7 +2,8 @@
 
 Signs in, reads the dashboard, filters the receivables, opens one's evidence, switches to
 Chinese, and looks at the dashboard on a 375 px phone. Every page is saved as a screenshot in
-PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at.
+PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at, and
+checked with axe-core at desktop width and at 375 px (tests/portal/accessibility.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.portal.accessibility import assert_accessible
 from tests.portal.conftest import PORTAL_PASSWORD, Scenario
 
 SCREENSHOTS = Path(os.environ.get("PORTAL_SCREENSHOTS", "/tmp/chainfin-portal-screenshots"))
@@ -38,7 +40,9 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 def _shot(page: Any, name: str) -> None:
+    """Save the page for a person to look at, and let axe-core look at it at both widths."""
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    assert_accessible(page, name)
 
 
 def test_sign_in_dashboard_receivable_and_chinese(
