@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -17,20 +17,19 @@ from merchants.selectors import api_keys_of
 from merchants.services import api_key_issue, api_key_revoke
 from portal.access import portal_context
 from portal.merchant_settings.forms import ApiKeyIssueForm
-from portal.merchant_settings.owners import is_owner, settings_view
+from portal.merchant_settings.owners import settings_render, settings_view
 
 
 def _page(request: HttpRequest, form: ApiKeyIssueForm, status: int = 200) -> HttpResponse:
-    portal = portal_context(request)
-    context = {
-        "portal": portal,
-        "nav": "settings",
-        "tab": "api_keys",
-        "owner": is_owner(request),
-        "keys": api_keys_of(merchant=portal.merchant),
-        "form": form,
-    }
-    return render(request, "portal/settings/api_keys.html", context, status=status)
+    keys = api_keys_of(merchant=portal_context(request).merchant)
+    return settings_render(
+        request,
+        "portal/settings/api_keys.html",
+        tab="api_keys",
+        status=status,
+        keys=keys,
+        form=form,
+    )
 
 
 @never_cache
@@ -55,14 +54,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         )
         return _page(request, form, status=409)
     # Rendered here, never redirected to: the secret is in no session, no URL and no later page.
-    context = {
-        "portal": portal,
-        "nav": "settings",
-        "tab": "api_keys",
-        "owner": True,
-        "issued": issued,
-    }
-    return render(request, "portal/settings/api_key_issued.html", context)
+    return settings_render(
+        request, "portal/settings/api_key_issued.html", tab="api_keys", issued=issued
+    )
 
 
 @settings_view

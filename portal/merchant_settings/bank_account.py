@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
@@ -18,23 +18,25 @@ from merchants.models import BankAccount
 from merchants.selectors import bank_accounts_of
 from portal.access import portal_context, refused
 from portal.merchant_settings.forms import BankAccountForm
-from portal.merchant_settings.owners import is_owner, owners_only_message, settings_view
+from portal.merchant_settings.owners import owners_only_message, settings_render, settings_view
 
 
 def _page(request: HttpRequest, form: BankAccountForm, status: int = 200) -> HttpResponse:
-    portal = portal_context(request)
-    accounts = list(bank_accounts_of(merchant=portal.merchant))
-    context = {
-        "portal": portal,
-        "nav": "settings",
-        "tab": "bank",
-        "owner": is_owner(request),
-        "active": next((a for a in accounts if a.status == BankAccount.Status.ACTIVE), None),
-        "proposed": next((a for a in accounts if a.status == BankAccount.Status.PROPOSED), None),
-        "rejected": next((a for a in accounts if a.status == BankAccount.Status.REJECTED), None),
-        "form": form,
-    }
-    return render(request, "portal/settings/bank_account.html", context, status=status)
+    accounts = list(bank_accounts_of(merchant=portal_context(request).merchant))
+
+    def newest(status: str) -> BankAccount | None:
+        return next((a for a in accounts if a.status == status), None)
+
+    return settings_render(
+        request,
+        "portal/settings/bank_account.html",
+        tab="bank",
+        status=status,
+        active=newest(BankAccount.Status.ACTIVE),
+        proposed=newest(BankAccount.Status.PROPOSED),
+        rejected=newest(BankAccount.Status.REJECTED),
+        form=form,
+    )
 
 
 @sensitive_post_parameters("iban")

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from merchants.models import Membership
@@ -37,3 +38,16 @@ def owners_only_message() -> str:
         "Only an owner can change the settings. You can see them; ask an owner of your "
         "company to make the change."
     )
+
+
+def settings_render(
+    request: HttpRequest, template: str, *, tab: str, status: int = 200, **context: Any
+) -> HttpResponse:
+    """Render one tab of the settings, with what every tab shows (merchant, role, tabs)."""
+    base = {
+        "portal": portal_context(request),
+        "nav": "settings",
+        "tab": tab,
+        "owner": is_owner(request),
+    }
+    return render(request, template, base | context, status=status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -20,24 +20,22 @@ from merchants.team import member_add, member_remove, member_role_change
 from portal.access import portal_context, refused
 from portal.merchant_settings.forms import ROLE_CHOICES, MemberAddForm, RoleForm
 from portal.merchant_settings.invitations import invitation_send
-from portal.merchant_settings.owners import is_owner, owners_only_message, settings_view
+from portal.merchant_settings.owners import owners_only_message, settings_render, settings_view
 
 
 def _page(
     request: HttpRequest, form: MemberAddForm, *, status: int = 200, error: str = ""
 ) -> HttpResponse:
-    portal = portal_context(request)
-    context = {
-        "portal": portal,
-        "nav": "settings",
-        "tab": "team",
-        "owner": is_owner(request),
-        "members": members_of(merchant=portal.merchant),
-        "form": form,
-        "role_choices": ROLE_CHOICES,
-        "error": error,
-    }
-    return render(request, "portal/settings/team.html", context, status=status)
+    return settings_render(
+        request,
+        "portal/settings/team.html",
+        tab="team",
+        status=status,
+        members=members_of(merchant=portal_context(request).merchant),
+        form=form,
+        role_choices=ROLE_CHOICES,
+        error=error,
+    )
 
 
 @settings_view
