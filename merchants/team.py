@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from merchants.exceptions import (
     LastOwner,
@@ -95,9 +95,19 @@ def member_add(*, merchant: Merchant, email: str, role: str, by: AbstractBaseUse
             raise MemberAlreadyAdded("This person is a member already.")
         if not users and user_model.objects.filter(username__iexact=email).exists():
             raise MemberEmailRefused("A sign-in with this name exists under another address.")
-        user = users[0] if users else user_model.objects.create_user(username=email, email=email)
+        user = users[0] if users else _user_create(user_model, email)
         membership = Membership.objects.create(user=user, merchant=merchant, role=role)
     return MemberAdded(membership=membership, user_created=not users)
+
+
+def _user_create(user_model: Any, email: str) -> Any:
+    # Another merchant's owner may be adding the same new person right now (their lock is not
+    # ours); the unique username decides, and the loser is told in words, not with a 500.
+    try:
+        with transaction.atomic():
+            return user_model.objects.create_user(username=email, email=email)
+    except IntegrityError:
+        raise MemberEmailRefused("This address was just added elsewhere; try again.") from None
 
 
 def member_role_change(
