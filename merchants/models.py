@@ -168,7 +168,11 @@ class Debtor(models.Model):
 
 
 class Membership(models.Model):
-    """A portal user's access to one merchant."""
+    """A portal user's access to one merchant.
+
+    A merchant that has an owner keeps one: the last owner can be neither demoted nor removed
+    (``merchants.team``, and a constraint trigger in migration 0009 on PostgreSQL).
+    """
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
@@ -262,7 +266,8 @@ class BankAccount(models.Model):
     The number is sealed (merchants/credentials.py, the ring ``reseal_secrets`` rotates) and
     never stored in the clear; ``masked`` is what every page and log shows. A merchant has at
     most one active account; a new one is proposed and becomes active only when a second, senior
-    officer confirms it (a changed payee is the classic fraud), retiring the old one.
+    officer confirms it (a changed payee is the classic fraud), retiring the old one;
+    a rejected proposal ends `rejected`.
     """
 
     class Kind(models.TextChoices):
@@ -273,6 +278,7 @@ class BankAccount(models.Model):
         PROPOSED = "proposed", "Proposed, awaiting a senior officer"
         ACTIVE = "active", "Active"
         RETIRED = "retired", "Retired"
+        REJECTED = "rejected", "Rejected by a senior officer"
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="bank_accounts")
     holder_name = models.CharField(max_length=70, help_text="As the bank knows the holder.")
@@ -292,7 +298,7 @@ class BankAccount(models.Model):
                 name="bankaccount_one_active_per_merchant",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["proposed", "active", "retired"]),
+                condition=Q(status__in=["proposed", "active", "retired", "rejected"]),
                 name="bankaccount_status_valid",
             ),
             models.CheckConstraint(

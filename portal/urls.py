@@ -6,6 +6,7 @@ from django.urls import path
 from portal.advances import views as advances
 from portal.auth import views as auth
 from portal.dashboard import views as dashboard
+from portal.merchant_settings import api_keys, bank_account, team
 from portal.receivables import views as receivables
 from portal.statements import views as statements
 
@@ -59,5 +60,17 @@ urlpatterns = [
     path("export/", statements.chain_export, name="chain_export"),
     path("export/chain.json", statements.chain_export_download, name="chain_export_download"),
     path("export/verify.py", statements.verifier_download, name="verifier_download"),
-    # Settings come here (issue 11, item 6).
+    # Settings (issue 11, item 6): every role reads them, owners change them.
+    path("settings/team/", team.team, name="settings_team"),
+    path("settings/team/<int:member_id>/role/", team.member_role, name="settings_member_role"),
+    path(
+        "settings/team/<int:member_id>/remove/", team.member_delete, name="settings_member_remove"
+    ),
+    path("settings/bank-account/", bank_account.bank_account, name="settings_bank_account"),
+    path("settings/api-keys/", api_keys.api_keys, name="settings_api_keys"),
+    path(
+        "settings/api-keys/<str:prefix>/revoke/",
+        api_keys.api_key_revoke_view,
+        name="settings_api_key_revoke",
+    ),
 ]

@@ -125,6 +125,11 @@ DOMAIN_PROBLEMS: dict[str, DomainProblem] = {
     "party_error": DomainProblem(422, "The request was refused."),
     "merchant_not_active": DomainProblem(409, "The merchant is not active."),
     "bank_details_invalid": DomainProblem(422, "The bank account details are not valid."),
+    "not_an_owner": DomainProblem(403, "Only an owner of the merchant may do this."),
+    "last_owner": DomainProblem(409, "The merchant would be left without an owner."),
+    "member_not_found": DomainProblem(404, "No such member of this merchant."),
+    "member_already_added": DomainProblem(409, "The person is a member already."),
+    "member_email_refused": DomainProblem(422, "This address cannot be added."),
     "report_uploaded_elsewhere": DomainProblem(409, "Another marketplace uploaded this file."),
 }
 

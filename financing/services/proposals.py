@@ -20,7 +20,10 @@ from financing.exceptions import MakerCheckerViolation, WrongState
 from financing.models import RiskChange
 from financing.reconciliation.breaks import break_adjust_apply
 from financing.services._shared import officer_require
-from financing.services.bank_accounts import bank_account_change_apply
+from financing.services.bank_accounts import (
+    bank_account_change_apply,
+    bank_account_change_discard,
+)
 from financing.services.blacklist import blacklist_lift_apply
 from financing.services.debtor_limits import debtor_limit_apply
 from financing.services.duplicates import duplicate_clear_apply
@@ -38,6 +41,12 @@ _APPLY: dict[str, Callable[..., object]] = {
     RiskChange.Kind.SUSPENSE_ALLOCATE: suspense_allocate_apply,
     RiskChange.Kind.BANK_ACCOUNT_CHANGE: bank_account_change_apply,
     RiskChange.Kind.BREAK_ADJUST: break_adjust_apply,
+}
+
+# What a rejection ends besides the proposal itself: a proposed bank account must not linger
+# as ``proposed`` (it would read as still pending, and one day be confirmed by mistake).
+_DISCARD: dict[str, Callable[..., object]] = {
+    RiskChange.Kind.BANK_ACCOUNT_CHANGE: bank_account_change_discard,
 }
 
 
@@ -78,6 +87,9 @@ def change_reject(*, change: RiskChange, officer: User, now: datetime, note: str
         locked.decided_at = now
         locked.decision_note = note.strip()
         locked.save()
+        discard = _DISCARD.get(locked.kind)
+        if discard is not None:
+            discard(change=locked, now=now)
     return locked
 
 

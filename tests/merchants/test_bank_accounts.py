@@ -21,7 +21,7 @@ from financing.models import Payment, RiskChange
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER
 from financing.services.bank_accounts import bank_account_propose
 from financing.services.payment_files import payment_batch_create
-from financing.services.proposals import change_confirm
+from financing.services.proposals import change_confirm, change_reject
 from merchants.bank_details import account_mask, bank_details_validate, bank_number_open
 from merchants.exceptions import BankDetailsInvalid
 from merchants.models import BankAccount, Merchant
@@ -129,6 +129,35 @@ def test_a_senior_may_not_confirm_their_own_proposal(
     with pytest.raises(MakerCheckerViolation):
         change_confirm(change=change, officer=senior, now=now)
     assert BankAccount.objects.get().status == "proposed"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_rejected_proposal_ends_rejected_and_the_active_account_stays(
+    merchant: Merchant, officer: User, senior: User, now: datetime
+) -> None:
+    active = account_active(merchant, officer, senior, now)
+    change = bank_account_propose(
+        merchant=merchant,
+        holder_name="Acme GmbH",
+        iban=OTHER_IBAN,
+        officer=officer,
+        reason="Phone call.",
+        now=now,
+    )
+    change_reject(change=change, officer=senior, now=now, note="Not on the bank letter.")
+    proposed = BankAccount.objects.get(pk=change.payload["bank_account"])
+    assert proposed.status == BankAccount.Status.REJECTED
+    active.refresh_from_db()
+    assert active.status == BankAccount.Status.ACTIVE
+    # Terminal: the rejected account can never be confirmed into use later.
+    with pytest.raises(WrongState):
+        change_confirm(change=change, officer=senior, now=now)
+    assert BankAccount.objects.get(pk=proposed.pk).status == BankAccount.Status.REJECTED
+    # And a new proposal may follow at once.
+    bank_account_propose(
+        merchant=merchant, holder_name="Acme", iban=OTHER_IBAN, officer=officer, reason="x", now=now
+    )
 
 
 @pytest.mark.postgres

@@ -10,8 +10,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import URLPattern, reverse
+from django.utils import timezone
 
 from financing.models import Advance
+from merchants.models import ApiKey, Membership
+from merchants.services import api_key_issue
 from portal.urls import urlpatterns
 from tests.portal.advance_helpers import frozen_now  # noqa: F401  (a fixture)
 from tests.portal.conftest import Scenario, portal_sign_in
@@ -37,6 +40,9 @@ MERCHANT_PAGES = {
     "verifier_download",
     "advances",
     "advance_new",
+    "settings_team",
+    "settings_bank_account",
+    "settings_api_keys",
 }
 # Pages of one receivable: the id is an invoice ref, which must be the merchant's own.
 RECEIVABLE_PAGES = {"receivable", "receivable_receipt"}
@@ -52,6 +58,9 @@ ADVANCE_PAGES = {"advance"}
 # POSTs on one advance (its ref must be the merchant's own), and the request (no id).
 ADVANCE_ACTIONS = {"advance_accept", "advance_withdraw"}
 REQUEST_ACTIONS = {"advance_create"}
+# Settings actions (POST only) on one object of the merchant: a membership id, an API key id.
+MEMBER_ACTIONS = {"settings_member_role", "settings_member_remove"}
+API_KEY_ACTIONS = {"settings_api_key_revoke"}
 
 
 def _names() -> set[str]:
@@ -70,6 +79,8 @@ def test_every_portal_url_is_covered_by_this_matrix() -> None:
         - ADVANCE_PAGES
         - ADVANCE_ACTIONS
         - REQUEST_ACTIONS
+        - MEMBER_ACTIONS
+        - API_KEY_ACTIONS
     )
     assert not unclassified, f"add these portal URLs to the access matrix: {unclassified}"
 
@@ -229,3 +240,38 @@ def test_another_merchants_advance_and_invoices_are_not_found(scenario: Scenario
         assert response.status_code == 400
     listing = client.get(reverse("portal:advances")).content.decode()
     assert scenario.advance.ref not in listing
+
+
+def _actions(scenario: Scenario) -> list[str]:
+    """Each settings action on one of merchant A's objects: a finance member, a key."""
+    member = Membership.objects.get(user=scenario.user_both, merchant=scenario.a)
+    key = api_key_issue(merchant=scenario.a, now=timezone.now()).api_key
+    # The role change before the removal, so both find the member.
+    members = sorted(MEMBER_ACTIONS, reverse=True)
+    return [reverse(f"portal:{name}", args=[member.pk]) for name in members] + [
+        reverse(f"portal:{name}", args=[key.prefix]) for name in sorted(API_KEY_ACTIONS)
+    ]
+
+
+@pytest.mark.django_db
+def test_settings_actions_ask_who_it_is_and_refuse_staff(
+    scenario: Scenario, client: Client, staff_client: Client
+) -> None:
+    for url in _actions(scenario):
+        response = client.post(url, {"role": "viewer"})
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("portal:login")), url
+        assert staff_client.post(url, {"role": "viewer"}).status_code == 403, url
+
+
+@pytest.mark.django_db
+def test_settings_actions_on_another_merchants_ids_are_not_found(scenario: Scenario) -> None:
+    urls = _actions(scenario)
+    client = portal_sign_in(scenario.user_b)  # an owner, of merchant B
+    for url in urls:
+        assert client.post(url, {"role": "viewer"}).status_code == 404, url
+    owner_a = portal_sign_in(scenario.user_a)
+    for url in urls:
+        assert owner_a.post(url, {"role": "viewer"}).status_code == 302, url
+    assert not Membership.objects.filter(user=scenario.user_both, merchant=scenario.a).exists()
+    assert ApiKey.objects.get(merchant=scenario.a).revoked_at is not None

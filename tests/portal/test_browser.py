@@ -4,7 +4,8 @@ Signs in, reads the dashboard, filters the receivables, opens one's evidence, sw
 Chinese, and looks at the dashboard on a 375 px phone; requests an advance at the price shown,
 withdraws another, and follows one being repaid; opens a statement and downloads it as CSV and
 PDF, in English and in Chinese. Every page is saved as a screenshot in
-PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at.
+PORTAL_SCREENSHOTS (default /tmp/chainfin-portal-screenshots) for a person to look at, and
+checked with axe-core at desktop width and at 375 px (tests/portal/accessibility.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.portal.accessibility import assert_accessible
 from tests.portal.advance_helpers import frozen_now  # noqa: F401  (a fixture)
 from tests.portal.conftest import PORTAL_PASSWORD, Scenario
 
@@ -41,7 +43,9 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 def _shot(page: Any, name: str) -> None:
+    """Save the page for a person to look at, and let axe-core look at it at both widths."""
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    assert_accessible(page, name)
 
 
 def test_sign_in_dashboard_receivable_and_chinese(
