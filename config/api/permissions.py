@@ -99,6 +99,19 @@ class IsBankKey(_IsKeyOfKind):
     kind = "bank"
 
 
+class IsMarketplaceOrBankKey(BasePermission):
+    """A marketplace key or the bank's: each follows the jobs of the files it sent (reports,
+    statements). A merchant key gets 403 credential_scope."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        principal = request.user
+        if not isinstance(principal, ApiPrincipal):
+            return False
+        if principal.kind == "merchant":
+            raise _wrong_kind("marketplace or bank")
+        return True
+
+
 class IsAnyApiKey(BasePermission):
     """A marketplace or a merchant key, declared on purpose: the view answers each party with its
     own data. A bank key has no data of a party here and gets 403."""

@@ -6,6 +6,7 @@ One module per concern; importing them here registers every admin when Django au
 
 from financing.admin import (
     advances,
+    bank_statement_jobs,
     blacklist,
     breaks,
     changes,
@@ -16,6 +17,7 @@ from financing.admin import (
     money,
     notices,
     receivables,
+    recon_jobs,
     settlement,
     settlement_reports,
     suspense,
@@ -23,6 +25,7 @@ from financing.admin import (
 
 __all__ = [
     "advances",
+    "bank_statement_jobs",
     "blacklist",
     "breaks",
     "changes",
@@ -33,6 +36,7 @@ __all__ = [
     "money",
     "notices",
     "receivables",
+    "recon_jobs",
     "settlement",
     "settlement_reports",
     "suspense",

@@ -19,12 +19,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from financing.admin.bank_statement_jobs import UPLOAD_PERMISSION
 from financing.admin.formatting import refusal
 from financing.admin.writes import PROPOSED, officer_of
 from financing.exceptions import FinancingError
 from financing.models import BankStatement, Payment, PaymentBatch, ReconJob, StatementEntry
 from financing.services.bank_accounts import PROPOSE_PERMISSION, bank_account_propose
-from financing.services.bank_statements import bank_statement_import
 from financing.services.payment_files import (
     BATCH_PERMISSION,
     payment_batch_create,
@@ -36,7 +36,6 @@ from merchants.models import BankAccount, Merchant
 
 FORM_TEMPLATE = "admin/financing/money/form.html"
 CHANGE_LIST_TEMPLATE = "admin/financing/money/change_list.html"
-UPLOAD_PERMISSION = "financing.add_bankstatement"
 # The same limit as the importers', so a browser upload is refused before it is read.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -224,10 +223,6 @@ class StatusReportForm(forms.Form):
     file = forms.FileField(help_text="A pain.002 payment status report from the bank.")
 
 
-class StatementForm(forms.Form):
-    file = forms.FileField(help_text="A camt.053 statement or camt.054 notification, UTF-8.")
-
-
 def _uploaded(form: forms.Form) -> tuple[str, bytes] | None:
     upload = form.cleaned_data["file"]
     if upload.size > MAX_UPLOAD_BYTES:
@@ -394,40 +389,6 @@ class BankStatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BankStatement]):
     ) -> HttpResponse:
         tools = _tools(
             request,
-            ("admin:financing_bankstatement_upload", "Upload a statement…", UPLOAD_PERMISSION),
+            ("admin:financing_bankstatementjob_upload", "Upload a statement…", UPLOAD_PERMISSION),
         )
         return super().changelist_view(request, tools | (extra_context or {}))
-
-    def get_urls(self) -> list[URLPattern]:
-        own = [
-            path(
-                "upload/",
-                self.admin_site.admin_view(self.upload_view),
-                name="financing_bankstatement_upload",
-            )
-        ]
-        return [*own, *super().get_urls()]
-
-    def upload_view(self, request: HttpRequest) -> HttpResponse:
-        """Import a camt.053/.054 file whole, or see precisely why it was refused."""
-        if not officer_of(request).has_perm(UPLOAD_PERMISSION):
-            raise PermissionDenied
-        form = StatementForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid() and (upload := _uploaded(form)):
-            job = bank_statement_import(
-                file_name=upload[0],
-                data=upload[1],
-                uploaded_by=officer_of(request),
-                now=timezone.now(),
-            )
-            _job_message(self, request, job)
-            return HttpResponseRedirect(reverse("admin:financing_bankstatement_changelist"))
-        return _form_page(
-            self,
-            request,
-            form,
-            title="Upload a bank statement",
-            action="Upload",
-            explanation="camt.053 or camt.054, versions .02, .04 and .08. The same file twice "
-            "changes nothing.",
-        )

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -43,7 +44,7 @@ from financing.models import (
     SettlementWork,
     StatementEntry,
 )
-from financing.reconciliation.breaks import break_open
+from financing.reconciliation.breaks import break_open, breaks_close_by_match
 from financing.reconciliation.matching import (
     CREDITS_TO_PAYOUTS,
     DEBITS_TO_PAYMENTS,
@@ -77,12 +78,22 @@ class MatchRun:
     not_on_statement: int
 
 
-def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
+class MatchProgress(Protocol):
+    """Told of each decision: the entries it decided, and whether they were matched."""
+
+    def __call__(self, entry_ids: Sequence[int], *, matched: bool) -> None: ...
+
+
+def statement_match(
+    *, now: datetime, job_id: int | None = None, progress: MatchProgress | None = None
+) -> MatchRun:
     """Match every open booked statement entry under the active rules; record what it finds.
 
-    ``job_id`` names the statement import that asked for the run: its breaks and figures are
-    recorded on that job. Safe to run twice or at once: an item is in one live match at most
-    (the database refuses a second), and each break is recorded once.
+    ``job_id`` names the statement import that asked for the run: its matches and breaks are
+    recorded on that job; ``progress`` hears of each entry decided. Safe to run twice or at
+    once: an item is in one live match at most (the database refuses a second), and each break
+    is recorded once. A confirmed match closes the open breaks it clears
+    (``breaks_close_by_match``).
     """
     job = ReconJob.objects.get(pk=job_id) if job_id is not None else None
     rules = [rule_spec(r) for r in MatchRule.objects.filter(active=True)]
@@ -98,6 +109,8 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
     confirmed = suggested = 0
     for proposal in outcome.proposals:
         match = _match_record(proposal, entries, job, now)
+        if progress is not None:
+            progress(proposal.entry_ids, matched=match is not None)
         if match is None:
             continue  # a concurrent run matched one of its items first
         if match.status == Match.Status.CONFIRMED:
@@ -106,6 +119,8 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
             suggested += 1
     for ambiguity in outcome.ambiguities:
         _ambiguity_record(ambiguity, entries[ambiguity.entry_id], job, now)
+        if progress is not None:
+            progress([ambiguity.entry_id], matched=False)
     for entry_id in outcome.unmatched:
         entry = entries[entry_id]
         break_open(
@@ -118,17 +133,15 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
             reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
             detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
         )
-    missing = _payments_not_on_statement(now, job)
-    run = MatchRun(
+        if progress is not None:
+            progress([entry_id], matched=False)
+    return MatchRun(
         confirmed=confirmed,
         suggested=suggested,
         ambiguous=len(outcome.ambiguities),
         unmatched=len(outcome.unmatched),
-        not_on_statement=missing,
+        not_on_statement=_payments_not_on_statement(now, job),
     )
-    if job is not None:
-        ReconJob.objects.filter(pk=job.pk).update(summary={**job.summary, "matching": run.__dict__})
-    return run
 
 
 def match_confirm(*, match: Match, officer: User, now: datetime) -> Match:
@@ -232,7 +245,6 @@ def ambiguity_decide(
                     for i in ids
                 ]
             )
-            _clear(match, now)
             why = (
                 f"{reason.strip()} (matched to {side} {', '.join(map(str, ids))}, match {match.pk})"
             )
@@ -240,6 +252,7 @@ def ambiguity_decide(
                 status=Break.Status.RESOLVED, resolved_at=now, resolved_by=officer, resolution=why
             ):
                 raise WrongState("This break was resolved already.")
+            _clear(match, now)  # after: the officer's decision, not the match, resolves this one
     except IntegrityError:
         raise WrongState("The entry or a candidate was matched since; look again.") from None
     return match
@@ -406,6 +419,9 @@ def _clear(match: Match, now: datetime) -> None:
         )
     StatementEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
         match_status=StatementEntry.MatchStatus.MATCHED
+    )
+    breaks_close_by_match(
+        match=match, entry_ids=[e.pk for e in entries], payment_ids=payment_ids, now=now
     )
 
 

@@ -7,8 +7,9 @@ from itertools import count
 
 from django.contrib.auth.models import User
 
-from financing.models import Payment
+from financing.models import Payment, ReconJob
 from financing.services.bank_accounts import bank_account_propose
+from financing.services.bank_statements import bank_statement_import_run, bank_statement_upload
 from financing.services.payments import payment_record
 from financing.services.proposals import change_confirm
 from merchants.models import BankAccount, Merchant
@@ -41,3 +42,9 @@ def payment_pending(merchant: Merchant, now: datetime, amount_minor: int = 80_00
         source_key=f"disburse:adv_test{next(_causes)}",
         now=now,
     )
+
+
+def statement_imported(data: bytes, now: datetime, file_name: str = "statement.xml") -> ReconJob:
+    """Upload a camt file and run its import job in-line, as the worker does; the job after."""
+    upload = bank_statement_upload(file_name=file_name, data=data, uploaded_by=None, now=now)
+    return bank_statement_import_run(job_id=upload.job.pk, now=now)
