@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.bank_statement_jobs import UPLOAD_PERMISSION
 from financing.admin.formatting import refusal
-from financing.admin.writes import PROPOSED, officer_of
+from financing.admin.writes import officer_of, proposal_posted
 from financing.exceptions import FinancingError
 from financing.models import BankStatement, Payment, PaymentBatch, ReconJob, StatementEntry
 from financing.services.bank_accounts import PROPOSE_PERMISSION, bank_account_propose
@@ -126,24 +126,16 @@ class BankAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BankAccount]):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = BankAccountProposeForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                bank_account_propose(
-                    merchant=data["merchant"],
-                    holder_name=data["holder_name"],
-                    iban=data["iban"],
-                    account_number=data["account_number"],
-                    bic=data["bic"],
-                    officer=officer_of(request),
-                    reason=data["reason"],
-                    now=timezone.now(),
-                )
-            except FinancingError as exc:
-                form.add_error(None, refusal(exc))
-            else:
-                self.message_user(request, PROPOSED, messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
+        proposed = proposal_posted(
+            self,
+            request,
+            form,
+            lambda: bank_account_propose(
+                officer=officer_of(request), now=timezone.now(), **form.cleaned_data
+            ),
+        )
+        if proposed is not None:
+            return proposed
         return _form_page(
             self, request, form, title="Propose a merchant's bank account", action="Propose"
         )
@@ -328,34 +320,24 @@ class PaymentBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PaymentBatch]):
         return _form_page(self, request, form, title="Upload a pain.002", action="Upload")
 
 
+ENTRY_FIELDS = (
+    "line",
+    "direction",
+    "amount",
+    "booking_date",
+    "value_date",
+    "booked",
+    "entry_ref",
+    "end_to_end_ids",
+    "references",
+    "counterparty_name",
+    "match_status",
+)
+
+
 class StatementEntryInline(ReadOnlyAdminMixin, admin.TabularInline[StatementEntry, Any]):
     model = StatementEntry
-    fields = [
-        "line",
-        "direction",
-        "amount",
-        "booking_date",
-        "value_date",
-        "booked",
-        "entry_ref",
-        "end_to_end_ids",
-        "references",
-        "counterparty_name",
-        "match_status",
-    ]
-    readonly_fields = [
-        "line",
-        "direction",
-        "amount",
-        "booking_date",
-        "value_date",
-        "booked",
-        "entry_ref",
-        "end_to_end_ids",
-        "references",
-        "counterparty_name",
-        "match_status",
-    ]
+    fields = readonly_fields = ENTRY_FIELDS
     extra = 0
 
     @admin.display(description="amount")

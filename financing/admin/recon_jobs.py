@@ -12,17 +12,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
-from financing.admin.writes import officer_of
+from financing.admin.writes import object_seen, officer_of
 from financing.exceptions import FinancingError
 from financing.models import ReconJob
 from financing.reconciliation.selectors import recon_job_progress
@@ -137,11 +137,7 @@ class ReconJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Any]):
         return TemplateResponse(request, FORM_TEMPLATE, context)
 
     def _job(self, request: HttpRequest, object_id: str) -> ReconJob:
-        job: ReconJob | None = self.get_object(request, unquote(object_id))
-        if job is None:
-            raise Http404(f"No {self.opts.verbose_name} {object_id}.")
-        if not self.has_view_permission(request, job):
-            raise PermissionDenied
+        job: ReconJob = object_seen(self, request, object_id)
         return job
 
     def progress_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -26,6 +26,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 VALUE_ON = date(2026, 11, 2)
 
 
+def late_payment(merchant: Merchant, source_key: str, now: datetime) -> Payment:
+    """A payment of 800.00 recorded only now; its end-to-end id follows from its cause."""
+    return payment_record(
+        merchant=merchant,
+        kind=Payment.Kind.DISBURSEMENT,
+        currency="EUR",
+        amount_minor=80_000,
+        source_key=source_key,
+        now=now,
+    )
+
+
 def test_an_unmatched_entry_closes_when_its_payment_appears(
     merchant: Merchant, now: datetime
 ) -> None:
@@ -38,14 +50,7 @@ def test_an_unmatched_entry_closes_when_its_payment_appears(
     assert statement_match(now=now).unmatched == 1
     brk = Break.objects.get(kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY)
 
-    payment_record(
-        merchant=merchant,
-        kind=Payment.Kind.DISBURSEMENT,
-        currency="EUR",
-        amount_minor=80_000,
-        source_key=source_key,
-        now=now,
-    )
+    late_payment(merchant, source_key, now)
     assert statement_match(now=now + timedelta(hours=1)).confirmed == 1
 
     brk.refresh_from_db()
@@ -65,14 +70,7 @@ def test_a_suggested_match_closes_the_break_only_once_confirmed(
     statement([Line("debit", 80_030, VALUE_ON, end_to_end_ids=[e2e])], now)  # 0.30 off
     statement_match(now=now)
     brk = Break.objects.get(kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY)
-    payment_record(
-        merchant=merchant,
-        kind=Payment.Kind.DISBURSEMENT,
-        currency="EUR",
-        amount_minor=80_000,
-        source_key=source_key,
-        now=now,
-    )
+    late_payment(merchant, source_key, now)
 
     assert statement_match(now=now).suggested == 1
     brk.refresh_from_db()
