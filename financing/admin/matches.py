@@ -22,7 +22,7 @@ from financing.admin.formatting import refusal
 from financing.admin.writes import ServiceSaveAdmin, object_seen, officer_of
 from financing.exceptions import FinancingError
 from financing.models import Match, MatchRule
-from financing.reconciliation.engine import CONFIRM_PERMISSION, match_confirm, match_reject
+from financing.reconciliation.decisions import CONFIRM_PERMISSION, match_confirm, match_reject
 from financing.reconciliation.matching import KEYS
 from financing.reconciliation.rules import EDIT_PERMISSION, match_rule_save
 from ledger.money import Money

@@ -7,7 +7,7 @@ runs the active ``MatchRule`` rows through ``financing.reconciliation.matching``
 - a confirmed match (exact, under an auto-confirming rule): its clearing journal entry posted
   and its payments booked, in the match's transaction;
 - a suggested match (within tolerance, or under a rule that only suggests): nothing posted
-  until an officer confirms it (``match_confirm``) or rejects it (``match_reject``);
+  until an officer confirms or rejects it (``financing.reconciliation.decisions``);
 - a break ``ambiguous_match`` for an entry several candidates fit, ``unmatched_statement_entry``
   for one nothing fits, and ``payment_not_on_statement`` for a payment sent more than
   ``RECON_PAYMENT_STATEMENT_DAYS`` days ago that no statement shows.
@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
@@ -55,12 +54,10 @@ from financing.reconciliation.matching import (
     match_entries,
 )
 from financing.reconciliation.rules import rule_spec
-from financing.services._shared import officer_require
 from ledger.models import Payout
 from ledger.money import format_minor_units
 from merchants.models import Merchant
 
-CONFIRM_PERMISSION = "financing.change_match"
 # A payment the bank has not shown yet: in a file, or accepted. Pending ones were never sent;
 # rejected ones will never show; booked ones showed already.
 _OPEN_PAYMENTS = [Payment.Status.PENDING, Payment.Status.BATCHED, Payment.Status.ACCEPTED]
@@ -129,7 +126,7 @@ def statement_match(
             now=now,
             job=job,
             currency=entry.currency,
-            amount_minor=_signed(entry),
+            amount_minor=entry_signed_minor(entry),
             reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
             detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
         )
@@ -142,120 +139,6 @@ def statement_match(
         unmatched=len(outcome.unmatched),
         not_on_statement=_payments_not_on_statement(now, job),
     )
-
-
-def match_confirm(*, match: Match, officer: User, now: datetime) -> Match:
-    """Confirm a suggested match: post its clearing (and adjustment) once, book its payments.
-
-    :raises NotPermitted: the officer may not confirm matches (an auditor).
-    :raises WrongState: it is not suggested (confirmed or rejected already).
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    with transaction.atomic():
-        claimed = Match.objects.filter(pk=match.pk, status=Match.Status.SUGGESTED).update(
-            status=Match.Status.CONFIRMED, confirmed_at=now, confirmed_by=officer
-        )
-        if not claimed:
-            raise WrongState("This match was decided already.")
-        match.refresh_from_db()
-        _clear(match, now)
-    return match
-
-
-def match_reject(*, match: Match, officer: User, note: str, now: datetime) -> Match:
-    """Reject a suggested match: its items are free again, and each of its entries becomes a
-    break ``unmatched_statement_entry`` that the engine no longer guesses at.
-
-    :raises NotPermitted: the officer may not decide on matches.
-    :raises WrongState: no note, or it is not suggested.
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    if not note.strip():
-        raise WrongState("Say why the match is wrong: the officer resolving the break reads it.")
-    with transaction.atomic():
-        claimed = Match.objects.filter(pk=match.pk, status=Match.Status.SUGGESTED).update(
-            status=Match.Status.REJECTED, rejected_at=now, rejected_by=officer, note=note.strip()
-        )
-        if not claimed:
-            raise WrongState("This match was decided already.")
-        match.items.update(live=False)
-        entry_ids = match.items.filter(statement_entry__isnull=False).values("statement_entry")
-        StatementEntry.objects.filter(pk__in=entry_ids).update(
-            match_status=StatementEntry.MatchStatus.UNMATCHED
-        )
-        for entry in StatementEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
-            break_open(
-                kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
-                key=f"entry:{entry.pk}",
-                now=now,
-                job=match.job,
-                currency=entry.currency,
-                amount_minor=_signed(entry),
-                reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
-                detail={"entry": entry.pk, "rejected_match": match.pk, "note": note.strip()},
-            )
-    match.refresh_from_db()
-    return match
-
-
-def ambiguity_decide(
-    *, brk: Break, option: int, officer: User, reason: str, now: datetime
-) -> Match:
-    """Decide an ambiguous match: the officer picks one of the break's candidate sets; the
-    match is confirmed by them (its clearing posted once), and the break resolved with why.
-
-    :raises NotPermitted: the officer may not decide on matches.
-    :raises WrongState: no reason, not an open ambiguous break, no such option, or an item of
-        it was matched since.
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    if not reason.strip():
-        raise WrongState("Say why this candidate is the one: the auditors read it.")
-    if brk.kind != Break.Kind.AMBIGUOUS_MATCH or brk.status != Break.Status.OPEN:
-        raise WrongState("Only an open ambiguous-match break is decided by choosing.")
-    options = brk.detail.get("options", [])
-    if not 0 <= option < len(options):
-        raise WrongState(f"Choose one of the {len(options)} candidate sets.")
-    rule = MatchRule.objects.get(pk=brk.detail["rule"])
-    entry = StatementEntry.objects.get(pk=brk.detail["entry"])
-    side = "payment" if rule.source == DEBITS_TO_PAYMENTS else "payout"
-    ids = sorted(int(i) for i in options[option])
-    items = (Payment if side == "payment" else Payout).objects.in_bulk(ids)
-    expected = sum(items[i].amount_minor for i in ids)
-    try:
-        with transaction.atomic():
-            match = Match.objects.create(
-                rule=rule,
-                job=brk.job,
-                source=rule.source,
-                status=Match.Status.CONFIRMED,
-                currency=entry.currency,
-                amount_minor=entry.amount_minor,
-                expected_minor=expected,
-                adjustment_minor=entry.amount_minor - expected,
-                found_at=now,
-                confirmed_at=now,
-                confirmed_by=officer,
-                note=reason.strip(),
-            )
-            MatchItem.objects.bulk_create(
-                [MatchItem(match=match, statement_entry=entry, amount_minor=entry.amount_minor)]
-                + [
-                    MatchItem(match=match, amount_minor=items[i].amount_minor, **{f"{side}_id": i})
-                    for i in ids
-                ]
-            )
-            why = (
-                f"{reason.strip()} (matched to {side} {', '.join(map(str, ids))}, match {match.pk})"
-            )
-            if not Break.objects.filter(pk=brk.pk, status=Break.Status.OPEN).update(
-                status=Break.Status.RESOLVED, resolved_at=now, resolved_by=officer, resolution=why
-            ):
-                raise WrongState("This break was resolved already.")
-            _clear(match, now)  # after: the officer's decision, not the match, resolves this one
-    except IntegrityError:
-        raise WrongState("The entry or a candidate was matched since; look again.") from None
-    return match
 
 
 def _open_entries() -> dict[int, StatementEntry]:
@@ -322,7 +205,7 @@ def _payout_facts(payout: Payout) -> CandidateFacts:
     )
 
 
-def _signed(entry: StatementEntry) -> int:
+def entry_signed_minor(entry: StatementEntry) -> int:
     return entry.amount_minor if entry.direction == "credit" else -entry.amount_minor
 
 
@@ -362,7 +245,7 @@ def _match_record(
                 ]
             )
             if proposal.confirmed:
-                _clear(match, now)
+                match_clear(match, now)
             else:
                 StatementEntry.objects.filter(pk__in=proposal.entry_ids).update(
                     match_status=StatementEntry.MatchStatus.SUGGESTED
@@ -374,7 +257,7 @@ def _match_record(
     return match
 
 
-def _clear(match: Match, now: datetime) -> None:
+def match_clear(match: Match, now: datetime) -> None:
     """Post a confirmed match's clearing once (key ``match:<pk>``) and book what it clears.
 
     Runs inside the confirming transaction, after the status change that makes it happen once.
@@ -444,7 +327,7 @@ def _ambiguity_record(
         now=now,
         job=job,
         currency=entry.currency,
-        amount_minor=_signed(entry),
+        amount_minor=entry_signed_minor(entry),
         reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
         detail={
             "entry": entry.pk,

@@ -24,7 +24,7 @@ from financing.reconciliation.breaks import (
     break_adjust_propose,
     break_resolve,
 )
-from financing.reconciliation.engine import ambiguity_decide
+from financing.reconciliation.decisions import ambiguity_decide
 from ledger.models import Payout
 from ledger.money import Money, MoneyError, parse_minor_units
 

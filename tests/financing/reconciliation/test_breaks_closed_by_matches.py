@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from financing.models import Break, Facility, Match, Payment
-from financing.reconciliation.engine import match_confirm, statement_match
+from financing.reconciliation.decisions import match_confirm
+from financing.reconciliation.engine import statement_match
 from financing.reconciliation.payments import end_to_end_id_for
 from financing.reconciliation.reports import settlement_report_run, settlement_report_upload
 from financing.services.payment_files import payment_batch_create
