@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,14 +14,12 @@ from django.apps import apps
 from django.test import Client
 from django.utils import timezone
 
-import financing.tasks
 from financing.models import Break, MatchRule, Payment, StatementEntry
 from merchants.models import Merchant
 from merchants.services import api_key_issue
 from tests.api.conftest import SignedClient
-from tests.conftest import celery_worker
 from tests.financing.reconciliation.camt_synthetic import camt054_debits
-from tests.financing.reconciliation.helpers import payment_pending
+from tests.financing.reconciliation.helpers import file_job_worker, payment_pending
 
 pytestmark = [
     pytest.mark.postgres,
@@ -32,28 +29,12 @@ pytestmark = [
 ]
 
 
-class OnQueue:
-    """The task sent to this test's own queue, so no other worker meets it on the broker."""
-
-    def __init__(self, queue: str) -> None:
-        self.queue = queue
-        self.task = financing.tasks.bank_statement_import
-
-    def delay(self, job_id: int) -> None:
-        self.task.apply_async(kwargs={"job_id": job_id}, queue=self.queue)
-
-
 @pytest.fixture
 def worker_queue(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, uploads_dir: Path
 ) -> Iterator[str]:
-    queue = f"test-statements-{uuid.uuid4().hex[:8]}"
-    with celery_worker(queue, redis_url, SETTLEMENT_REPORT_DIR=str(uploads_dir)) as output:
-        monkeypatch.setattr(financing.tasks, "bank_statement_import", OnQueue(queue))
-        try:
-            yield queue
-        finally:
-            print(output)
+    with file_job_worker("bank_statement_import", redis_url, monkeypatch, uploads_dir) as queue:
+        yield queue
 
 
 @pytest.fixture
