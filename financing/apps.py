@@ -9,9 +9,11 @@ class FinancingConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the receivable projector and the settlement outbox into the ledger's
-        # registry (DESIGN §2), and the check of the financing tables against the chain into
+        # registry (DESIGN §2) with the projector that closes settlement report breaks a payout
+        # clears, and the check of the financing tables against the chain into
         # the books' checks (verify_books and its nightly run).
         from financing import integrity, projectors, settlement_outbox  # noqa: F401
+        from financing.reconciliation import report_breaks  # noqa: F401
         from financing.roles import officer_groups_sync
 
         # After the last of the roles' apps has its permissions (books comes after financing).

@@ -61,3 +61,15 @@ class QuoteChanged(FinancingError):
 
 class FacilityInvalid(FinancingError):
     code = "facility_invalid"
+
+
+class StatementRefused(FinancingError):
+    """A bank statement refused at upload, before any job: what its envelope shows (size,
+    encoding, a DTD or entity, another namespace) is wrong; ``message`` says precisely what."""
+
+    code = "file_refused"
+
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        if too_large:
+            self.code = "file_too_large"

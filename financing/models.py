@@ -33,7 +33,7 @@ from financing.reconciliation.payments import (
     PaymentBatch,
     StatementEntry,
 )
-from financing.reconciliation.report_models import SettlementReportJob
+from financing.reconciliation.report_models import BankStatementJob, SettlementReportJob
 from financing.settlement_models import (
     DeadLetter,
     LineAllocation,
@@ -50,6 +50,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Assignment",
     "AssignmentNotice",
     "BankStatement",
+    "BankStatementJob",
     "Blacklisting",
     "Break",
     "DeadLetter",

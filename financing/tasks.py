@@ -16,6 +16,7 @@ from financing.books.models import BooksVerification
 from financing.books.verification import books_verification_run
 from financing.reconciliation.engine import statement_match
 from financing.reconciliation.reports import settlement_report_run
+from financing.services.bank_statements import bank_statement_import_run
 from financing.services.early_warning import early_warnings_run
 from financing.services.fee_accrual import fee_accrual_sweep
 from financing.services.overdue import overdue_sweep
@@ -30,6 +31,17 @@ logger = logging.getLogger(__name__)
 
 # Worth another try: the database went away, a lock timed out, receivables kept moving.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, SettlementContended)
+# A job reading an uploaded file: run again when the worker dies or the database goes away
+# (the job picks up where its rows say), never on the file's own faults (a refused job).
+file_job = shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+)
 
 
 @shared_task(acks_late=True)
@@ -143,29 +155,22 @@ def early_warning_run(**kwargs: object) -> int:
     return early_warnings_run(now=timezone.now())
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=5,
-)
+@file_job
 def settlement_report_reconcile(*, job_id: int, **kwargs: object) -> str:
     """Reconcile one uploaded settlement report; a re-run finds the same breaks."""
     return settlement_report_run(job_id=job_id, now=timezone.now()).status
 
 
+@file_job
+def bank_statement_import(*, job_id: int, **kwargs: object) -> str:
+    """Import one uploaded camt.053/.054 file and match its entries; a re-run changes nothing."""
+    return bank_statement_import_run(job_id=job_id, now=timezone.now()).status
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def statement_match_run(*, job_id: int | None = None, **kwargs: object) -> dict[str, int]:
-    """After a statement import (or by hand): match open bank entries, record the breaks.
+    """By hand (a statement import matches its own): match open bank entries, record breaks.
 
     Idempotent: matched items are no longer open and each break is recorded once.
     """
     return statement_match(job_id=job_id, now=timezone.now()).__dict__
-
-
-def statement_match_enqueue_on_commit(job_id: int) -> None:
-    """Ask a worker to match ``job_id``'s statement once the import's transaction commits."""
-    transaction.on_commit(lambda: statement_match_run.delay(job_id=job_id))

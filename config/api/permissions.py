@@ -99,14 +99,28 @@ class IsBankKey(_IsKeyOfKind):
     kind = "bank"
 
 
-class IsAnyApiKey(BasePermission):
-    """A marketplace or a merchant key, declared on purpose: the view answers each party with its
-    own data. A bank key has no data of a party here and gets 403."""
+class _AllKeysBut(BasePermission):
+    refused: str  # the one kind of key the endpoint has nothing for
+    wanted: str  # the kinds it serves, as the 403 names them
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         principal = request.user
         if not isinstance(principal, ApiPrincipal):
             return False
-        if principal.kind == "bank":
-            raise _wrong_kind("marketplace or merchant")
+        if principal.kind == self.refused:
+            raise _wrong_kind(self.wanted)
         return True
+
+
+class IsMarketplaceOrBankKey(_AllKeysBut):
+    """A marketplace key or the bank's: each follows the jobs of the files it sent (reports,
+    statements). A merchant key gets 403 credential_scope."""
+
+    refused, wanted = "merchant", "marketplace or bank"
+
+
+class IsAnyApiKey(_AllKeysBut):
+    """A marketplace or a merchant key, declared on purpose: the view answers each party with its
+    own data. A bank key has no data of a party here and gets 403."""
+
+    refused, wanted = "bank", "marketplace or merchant"

@@ -121,6 +121,8 @@ DOMAIN_PROBLEMS: dict[str, DomainProblem] = {
     "approval_void": DomainProblem(409, "What was approved has changed; approve it again."),
     "quote_changed": DomainProblem(409, "The price changed; accept the new quote."),
     "facility_invalid": DomainProblem(422, "The facility's terms are invalid."),
+    "file_refused": DomainProblem(422, "The file was refused."),
+    "file_too_large": DomainProblem(413, "The file was refused."),
     # parties
     "party_error": DomainProblem(422, "The request was refused."),
     "merchant_not_active": DomainProblem(409, "The merchant is not active."),

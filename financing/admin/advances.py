@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
-from financing.admin.writes import officer_of
+from financing.admin.writes import object_seen, officer_of
 from financing.exceptions import FinancingError
 from financing.exposure import exposure_read
 from financing.models import Advance, Facility, MerchantFile
@@ -175,11 +175,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
         return [*own, *super().get_urls()]
 
     def _advance_or_404(self, request: HttpRequest, object_id: str) -> Advance:
-        advance = self.get_object(request, unquote(object_id))
-        if advance is None:
-            raise Http404(f"No advance {object_id}.")
-        if not self.has_view_permission(request, advance):
-            raise PermissionDenied
+        advance = object_seen(self, request, object_id)
         return advance
 
     def change_view(

@@ -7,10 +7,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import refusal
-from financing.admin.writes import PROPOSED, officer_of
+from financing.admin.writes import PROPOSED, object_seen, officer_of
 from financing.exceptions import FinancingError
 from financing.models import Blacklisting
 from financing.services.blacklist import blacklist_add, blacklist_lift_propose
@@ -144,11 +144,7 @@ class BlacklistingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Blacklisting]):
 
     def lift_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Propose lifting a blacklisting, with a written reason, for a senior to confirm."""
-        blacklisting = self.get_object(request, unquote(object_id))
-        if blacklisting is None:
-            raise Http404(f"No blacklisting {object_id}.")
-        if not self.has_view_permission(request, blacklisting):
-            raise PermissionDenied
+        blacklisting = object_seen(self, request, object_id)
         form = LiftForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:

@@ -10,10 +10,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Value, When
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import diff_html, refusal
-from financing.admin.writes import PROPOSED, officer_of
+from financing.admin.writes import PROPOSED, object_seen, officer_of
 from financing.eligibility import bank_debtor_room
 from financing.exceptions import FinancingError
 from financing.models import DebtorLimit, Facility, RiskChange
@@ -143,11 +143,7 @@ class RiskChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[RiskChange]):
 
     def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """A proposal with its before → after; a senior officer confirms or rejects it."""
-        change = self.get_object(request, unquote(object_id))
-        if change is None:
-            raise Http404(f"No proposed change {object_id}.")
-        if not self.has_view_permission(request, change):
-            raise PermissionDenied
+        change = object_seen(self, request, object_id)
         officer = officer_of(request)
         pending = change.status == RiskChange.Status.PROPOSED
         form = DecideForm(request.POST or None) if pending else None

@@ -19,12 +19,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
+from financing.admin.bank_statement_jobs import UPLOAD_PERMISSION
 from financing.admin.formatting import refusal
-from financing.admin.writes import PROPOSED, officer_of
+from financing.admin.writes import officer_of, proposal_posted
 from financing.exceptions import FinancingError
 from financing.models import BankStatement, Payment, PaymentBatch, ReconJob, StatementEntry
 from financing.services.bank_accounts import PROPOSE_PERMISSION, bank_account_propose
-from financing.services.bank_statements import bank_statement_import
 from financing.services.payment_files import (
     BATCH_PERMISSION,
     payment_batch_create,
@@ -36,7 +36,6 @@ from merchants.models import BankAccount, Merchant
 
 FORM_TEMPLATE = "admin/financing/money/form.html"
 CHANGE_LIST_TEMPLATE = "admin/financing/money/change_list.html"
-UPLOAD_PERMISSION = "financing.add_bankstatement"
 # The same limit as the importers', so a browser upload is refused before it is read.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -127,24 +126,16 @@ class BankAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BankAccount]):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = BankAccountProposeForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                bank_account_propose(
-                    merchant=data["merchant"],
-                    holder_name=data["holder_name"],
-                    iban=data["iban"],
-                    account_number=data["account_number"],
-                    bic=data["bic"],
-                    officer=officer_of(request),
-                    reason=data["reason"],
-                    now=timezone.now(),
-                )
-            except FinancingError as exc:
-                form.add_error(None, refusal(exc))
-            else:
-                self.message_user(request, PROPOSED, messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
+        proposed = proposal_posted(
+            self,
+            request,
+            form,
+            lambda: bank_account_propose(
+                officer=officer_of(request), now=timezone.now(), **form.cleaned_data
+            ),
+        )
+        if proposed is not None:
+            return proposed
         return _form_page(
             self, request, form, title="Propose a merchant's bank account", action="Propose"
         )
@@ -222,10 +213,6 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
 
 class StatusReportForm(forms.Form):
     file = forms.FileField(help_text="A pain.002 payment status report from the bank.")
-
-
-class StatementForm(forms.Form):
-    file = forms.FileField(help_text="A camt.053 statement or camt.054 notification, UTF-8.")
 
 
 def _uploaded(form: forms.Form) -> tuple[str, bytes] | None:
@@ -333,34 +320,24 @@ class PaymentBatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[PaymentBatch]):
         return _form_page(self, request, form, title="Upload a pain.002", action="Upload")
 
 
+ENTRY_FIELDS = (
+    "line",
+    "direction",
+    "amount",
+    "booking_date",
+    "value_date",
+    "booked",
+    "entry_ref",
+    "end_to_end_ids",
+    "references",
+    "counterparty_name",
+    "match_status",
+)
+
+
 class StatementEntryInline(ReadOnlyAdminMixin, admin.TabularInline[StatementEntry, Any]):
     model = StatementEntry
-    fields = [
-        "line",
-        "direction",
-        "amount",
-        "booking_date",
-        "value_date",
-        "booked",
-        "entry_ref",
-        "end_to_end_ids",
-        "references",
-        "counterparty_name",
-        "match_status",
-    ]
-    readonly_fields = [
-        "line",
-        "direction",
-        "amount",
-        "booking_date",
-        "value_date",
-        "booked",
-        "entry_ref",
-        "end_to_end_ids",
-        "references",
-        "counterparty_name",
-        "match_status",
-    ]
+    fields = readonly_fields = ENTRY_FIELDS
     extra = 0
 
     @admin.display(description="amount")
@@ -394,40 +371,6 @@ class BankStatementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BankStatement]):
     ) -> HttpResponse:
         tools = _tools(
             request,
-            ("admin:financing_bankstatement_upload", "Upload a statement…", UPLOAD_PERMISSION),
+            ("admin:financing_bankstatementjob_upload", "Upload a statement…", UPLOAD_PERMISSION),
         )
         return super().changelist_view(request, tools | (extra_context or {}))
-
-    def get_urls(self) -> list[URLPattern]:
-        own = [
-            path(
-                "upload/",
-                self.admin_site.admin_view(self.upload_view),
-                name="financing_bankstatement_upload",
-            )
-        ]
-        return [*own, *super().get_urls()]
-
-    def upload_view(self, request: HttpRequest) -> HttpResponse:
-        """Import a camt.053/.054 file whole, or see precisely why it was refused."""
-        if not officer_of(request).has_perm(UPLOAD_PERMISSION):
-            raise PermissionDenied
-        form = StatementForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid() and (upload := _uploaded(form)):
-            job = bank_statement_import(
-                file_name=upload[0],
-                data=upload[1],
-                uploaded_by=officer_of(request),
-                now=timezone.now(),
-            )
-            _job_message(self, request, job)
-            return HttpResponseRedirect(reverse("admin:financing_bankstatement_changelist"))
-        return _form_page(
-            self,
-            request,
-            form,
-            title="Upload a bank statement",
-            action="Upload",
-            explanation="camt.053 or camt.054, versions .02, .04 and .08. The same file twice "
-            "changes nothing.",
-        )

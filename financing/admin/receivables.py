@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
+from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -22,10 +21,8 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
-from financing.admin.formatting import refusal
-from financing.admin.writes import PROPOSED, officer_of
+from financing.admin.writes import object_seen, officer_of, proposal_posted
 from financing.eligibility import Verdict, verdicts
-from financing.exceptions import FinancingError
 from financing.models import Assignment, DuplicateClearance, Receivable
 from financing.services.duplicates import duplicate_clear_propose
 from ledger.money import Money
@@ -182,26 +179,22 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
 
     def clear_duplicate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Propose clearing a false DUPLICATE_INVOICE flag, for a senior officer to confirm."""
-        receivable = self.get_object(request, unquote(object_id))
-        if receivable is None:
-            raise Http404(f"No receivable {object_id}.")
-        if not self.has_view_permission(request, receivable):
-            raise PermissionDenied
+        receivable = object_seen(self, request, object_id)
         officer = officer_of(request)
         form = ClearDuplicateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                duplicate_clear_propose(
-                    receivable=receivable,
-                    officer=officer,
-                    reason=form.cleaned_data["reason"].strip(),
-                    now=timezone.now(),
-                )
-            except FinancingError as exc:
-                form.add_error(None, refusal(exc))
-            else:
-                self.message_user(request, PROPOSED, messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
+        proposed = proposal_posted(
+            self,
+            request,
+            form,
+            lambda: duplicate_clear_propose(
+                receivable=receivable,
+                officer=officer,
+                reason=form.cleaned_data["reason"].strip(),
+                now=timezone.now(),
+            ),
+        )
+        if proposed is not None:
+            return proposed
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

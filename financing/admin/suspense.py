@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -22,9 +21,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
-from financing.admin.formatting import refusal
-from financing.admin.writes import PROPOSED, officer_of
-from financing.exceptions import FinancingError
+from financing.admin.writes import object_seen, officer_of, proposal_posted
 from financing.models import SuspenseItem
 from financing.services.suspense import (
     ALLOCATE_PERMISSION,
@@ -133,27 +130,23 @@ class SuspenseItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SuspenseItem]):
 
     def allocate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Propose where an item goes; a different senior officer confirms it."""
-        item = self.get_object(request, unquote(object_id))
-        if item is None:
-            raise Http404(f"No suspense item {object_id}.")
-        if not self.has_view_permission(request, item):
-            raise PermissionDenied
+        item = object_seen(self, request, object_id)
         officer = officer_of(request)
         form = AllocateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                suspense_allocate_propose(
-                    item=item,
-                    officer=officer,
-                    target=form.cleaned_data["target"],
-                    reason=form.cleaned_data["reason"],
-                    now=timezone.now(),
-                )
-            except FinancingError as exc:
-                form.add_error(None, refusal(exc))
-            else:
-                self.message_user(request, PROPOSED, messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
+        proposed = proposal_posted(
+            self,
+            request,
+            form,
+            lambda: suspense_allocate_propose(
+                item=item,
+                officer=officer,
+                target=form.cleaned_data["target"],
+                reason=form.cleaned_data["reason"],
+                now=timezone.now(),
+            ),
+        )
+        if proposed is not None:
+            return proposed
         named = f", naming invoice '{item.invoice_ref}'" if item.invoice_ref else ""
         context = {
             **self.admin_site.each_context(request),

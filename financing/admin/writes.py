@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from financing.admin.formatting import refusal
@@ -33,6 +35,37 @@ def officer_of(request: HttpRequest) -> User:
     if not isinstance(user, User):
         raise PermissionDenied
     return user
+
+
+def object_seen(model_admin: admin.ModelAdmin[_M], request: HttpRequest, object_id: str) -> _M:
+    """The row an officer page is about: 404 when there is none, 403 when the officer may not
+    see it (a page of its own is no way around the admin's view permission)."""
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(f"No {model_admin.opts.verbose_name} {object_id}.")
+    if not model_admin.has_view_permission(request, obj):
+        raise PermissionDenied
+    return obj
+
+
+def proposal_posted(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    form: forms.Form,
+    propose: Callable[[], object],
+) -> HttpResponse | None:
+    """For a valid POST, record a four-eyes proposal by one service call: the officer lands on
+    the pending changes. None when the page is to be shown (again): a GET, an invalid form, or
+    the service's refusal, which the form now carries."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        propose()
+    except FinancingError as exc:
+        form.add_error(None, refusal(exc))
+        return None
+    model_admin.message_user(request, PROPOSED, messages.SUCCESS)
+    return HttpResponseRedirect(reverse("admin:financing_riskchange_changelist"))
 
 
 class ServiceSaveAdmin(admin.ModelAdmin[_M]):

@@ -3,8 +3,9 @@
 ``POST /api/v1/settlement-reports`` takes the report as the raw body (text/csv,
 text/tab-separated-values, application/octet-stream) or as the ``file`` part of a multipart
 form, signed like every POST; it answers 202 with the job at once (200 with the same job when
-the same file was sent before). ``GET /api/v1/jobs/{id}`` shows a job to the marketplace that
-uploaded it, and to no one else (404).
+the same file was sent before). ``GET /api/v1/jobs/{id}`` shows a job to the party whose file
+it reads: a settlement report's to the marketplace that uploaded it, a bank statement import's
+to the bank's keys; to anyone else it is 404.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from rest_framework.views import APIView
 
 from config.api.authentication import SignedApiKeyAuthentication
 from config.api.idempotency import idempotent
-from config.api.permissions import IsMarketplaceKey, api_principal, calling_marketplace
+from config.api.permissions import (
+    IsMarketplaceKey,
+    IsMarketplaceOrBankKey,
+    api_principal,
+    calling_marketplace,
+)
 from config.api.problems import ApiProblem
 from config.api.responses import json_response
 from config.api.throttling import CredentialRateThrottle
 from financing.api import reconciliation_schema as schema
 from financing.reconciliation.reports import settlement_report_upload
-from financing.reconciliation.selectors import recon_job_of_marketplace, recon_job_progress
+from financing.reconciliation.selectors import recon_job_of_party, recon_job_progress
 
 CHUNK = 64 * 1024
 
@@ -100,10 +106,17 @@ class SettlementReportCreateApi(_MarketplaceApi):
         return response
 
 
-class JobDetailApi(_MarketplaceApi):
+class JobDetailApi(APIView):
+    authentication_classes = [SignedApiKeyAuthentication]
+    permission_classes = [IsMarketplaceOrBankKey]
+    throttle_classes = [CredentialRateThrottle]
+
     @extend_schema(**schema.JOB_GET)
     def get(self, request: Request, job_id: int) -> HttpResponse:
-        job = recon_job_of_marketplace(marketplace=calling_marketplace(request), job_id=job_id)
+        principal = api_principal(request)
+        job = recon_job_of_party(
+            marketplace=principal.marketplace, bank=principal.bank, job_id=job_id
+        )
         if job is None:
             raise ApiProblem(404, "job_not_found", "No such job.")
         return json_response({"job": recon_job_progress(job)})

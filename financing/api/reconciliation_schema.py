@@ -20,6 +20,7 @@ from config.api.schema import (
 )
 
 _MARKETPLACE_KEY = problem("A merchant key: these operations take marketplace keys.")
+_JOB_KEY = problem("A merchant key: jobs are followed with marketplace or bank keys.")
 
 
 class JobSerializer(serializers.Serializer[Any]):
@@ -29,9 +30,13 @@ class JobSerializer(serializers.Serializer[Any]):
     file_name = serializers.CharField()
     file_sha256 = serializers.CharField(help_text="Hex SHA-256 of the file: one job per file.")
     format = serializers.CharField(
-        allow_null=True, help_text="chainfin, amazon-v2, shopify-payments, stripe-itemized."
+        allow_null=True,
+        help_text="Reports: chainfin, amazon-v2, shopify-payments, stripe-itemized. Bank "
+        "statements: camt.053.001.02 … camt.054.001.08.",
     )
-    lines_total = serializers.IntegerField(allow_null=True, help_text="Null until counted.")
+    lines_total = serializers.IntegerField(
+        allow_null=True, help_text="Report lines or statement entries; null until counted."
+    )
     lines_done = serializers.IntegerField()
     percent = serializers.IntegerField(min_value=0, max_value=100)
     matched = serializers.IntegerField()
@@ -40,7 +45,10 @@ class JobSerializer(serializers.Serializer[Any]):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     summary = serializers.DictField(
-        help_text="When done: format, lines, matched, unallocated, payouts, period, breaks by kind."
+        help_text="When done. Reports: format, lines, matched, unallocated, payouts, period, "
+        "breaks by kind. Bank statements: message_id, statements, entries, matching "
+        "(confirmed, suggested, ambiguous, unmatched, not_on_statement); refused as a repeat "
+        "of an imported statement: already_imported (the first job and its summary)."
     )
     refusal = serializers.CharField(
         allow_null=True, help_text="Why the file was refused: line, column and reason."
@@ -49,6 +57,12 @@ class JobSerializer(serializers.Serializer[Any]):
 
 class JobEnvelopeSerializer(serializers.Serializer[Any]):
     job = JobSerializer()
+
+
+class StatementJobEnvelopeSerializer(JobEnvelopeSerializer):
+    already_imported = serializers.BooleanField(
+        help_text="True when these bytes were sent before: the job is theirs, nothing changed."
+    )
 
 
 SETTLEMENT_REPORT_POST: dict[str, Any] = {
@@ -80,14 +94,16 @@ SETTLEMENT_REPORT_POST: dict[str, Any] = {
 }
 JOB_GET: dict[str, Any] = {
     "operation_id": "job_detail",
-    "summary": "A reconciliation job you uploaded: progress, then its summary or refusal",
+    "summary": "A reconciliation job of yours: progress, then its summary or refusal",
+    "description": "A marketplace key sees the settlement reports its marketplace uploaded; "
+    "a bank key the bank statement imports. Any other job is 404.",
     "parameters": [
         OpenApiParameter("job_id", int, OpenApiParameter.PATH, description="The job's id.")
     ],
     "responses": {
         200: JobEnvelopeSerializer,
         (401, PROBLEM): UNAUTHENTICATED,
-        (403, PROBLEM): _MARKETPLACE_KEY,
+        (403, PROBLEM): _JOB_KEY,
         (404, PROBLEM): problem("No such job of yours."),
         (429, PROBLEM): RATE_LIMITED,
     },

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, PolymorphicProxySerializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+)
 from rest_framework import serializers
 
 from config.api.inputs import REF_SCHEMA, BodySerializer, RefListField
@@ -26,6 +31,7 @@ from config.api.schema import (
     problem,
     ref_parameter,
 )
+from financing.api.reconciliation_schema import StatementJobEnvelopeSerializer
 from financing.services.requests import MAX_RECEIVABLES_PER_ADVANCE
 
 MONEY_HELP = 'Decimal string in the currency\'s minor-unit precision, e.g. "1234.50".'
@@ -343,28 +349,18 @@ RECEIVABLES_GET: dict[str, Any] = {
 }
 
 
-class ReconJobSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """A file read by reconciliation: its job, as the admin shows it."""
-
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "running", "done", "refused"])
-    file_name = serializers.CharField()
-    file_sha256 = serializers.CharField()
-    file_format = serializers.CharField(help_text="As detected, e.g. 'camt.054.001.04'.")
-    lines_total = serializers.IntegerField(allow_null=True)
-    lines_done = serializers.IntegerField()
-    summary = serializers.DictField()
-    refusal = serializers.CharField(help_text="Why the file was refused, precisely; '' if not.")
-
-
 BANK_STATEMENT_POST: dict[str, Any] = {
     "operation_id": "bank_statements_create",
-    "summary": "Import a camt.053 statement or camt.054 notification (bank keys only)",
-    "description": "Versions .001.02, .001.04 and .001.08, UTF-8. The file is read whole or "
-    "refused whole (422 with the job and its refusal); DTDs and entities are refused. The same "
-    "file again returns its first job and changes nothing; another file repeating a statement "
-    "already imported is refused.",
+    "summary": "Send a camt.053 statement or camt.054 notification; its import job is queued "
+    "at once (bank keys only)",
+    "description": "Versions .001.02, .001.04 and .001.08, UTF-8. What the file's envelope "
+    "shows is checked at once: above RECON_XML_MAX_BYTES (413 file_too_large), not UTF-8, a "
+    "DTD or entity, another root or namespace (422 file_refused); nothing is written then. "
+    "Otherwise 202 with the job, which a worker runs: it reads the file whole and imports it "
+    "whole, or refuses the job with the precise reason (truncated XML, an unreadable entry, a "
+    "statement imported before from another file: `summary.already_imported` names that "
+    "job), then matches the entries; follow it at `GET /api/v1/jobs/{id}` (Location). The "
+    "same bytes again: 200 with their job, `already_imported` true, and nothing changes.",
     "request": {"application/xml": OpenApiTypes.STR, "text/xml": OpenApiTypes.STR},
     "parameters": [
         OpenApiParameter(
@@ -373,16 +369,24 @@ BANK_STATEMENT_POST: dict[str, Any] = {
         *SIGNED_HEADERS,
     ],
     "responses": {
-        201: ReconJobSerializer,
+        202: OpenApiResponse(StatementJobEnvelopeSerializer, description="The job, queued."),
+        200: OpenApiResponse(
+            StatementJobEnvelopeSerializer,
+            description="The same file again: its job, already_imported true.",
+        ),
         (400, PROBLEM): problem("No Idempotency-Key, or a file_name that is not a ref."),
         (401, PROBLEM): UNSIGNED,
         (403, PROBLEM): problem("A marketplace or merchant key: this operation takes bank keys."),
         (404, PROBLEM): problem("Not found (no resource is named by this operation)."),
         (409, PROBLEM): problem("The same Idempotency-Key is in flight."),
-        (413, PROBLEM): TOO_LARGE,
+        (413, PROBLEM): problem(
+            "The body is above the API's limit, or the file above RECON_XML_MAX_BYTES "
+            "(file_too_large)."
+        ),
         (415, PROBLEM): WRONG_CONTENT_TYPE,
         (422, PROBLEM): problem(
-            "file_refused: the file is not one we read; the problem's job names the reason."
+            "file_refused: the envelope is not one we read (encoding, DTD or entity, root "
+            "element or namespace); the detail says which. Or the Idempotency-Key was reused."
         ),
         (429, PROBLEM): RATE_LIMITED,
     },

@@ -16,12 +16,13 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 
 from financing.accounts import Chart
 from financing.books.models import Account
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
-from financing.models import Break, ReconJob, RiskChange
+from financing.models import Break, Match, ReconJob, RiskChange
 from financing.services._shared import officer_require, proposal_confirmed_require, proposal_record
 from ledger.money import format_minor_units
 from merchants.models import Merchant
@@ -80,6 +81,28 @@ def break_open(
             "detail": dict(detail or {}),
             "found_at": now,
         },
+    )
+
+
+def breaks_close_by_match(
+    *, match: Match, entry_ids: list[int], payment_ids: list[int], now: datetime
+) -> int:
+    """Close the open breaks a confirmed match clears, the match their resolution: its
+    statement entries found unmatched or ambiguous before (their payment or payout appeared
+    since), and its payments found missing from the statements. Returns how many closed.
+
+    Runs in the match's transaction, so a break closes exactly when its clearing posts.
+    """
+    cleared = Q(
+        kind__in=[Break.Kind.UNMATCHED_STATEMENT_ENTRY, Break.Kind.AMBIGUOUS_MATCH],
+        key__in=[f"entry:{pk}" for pk in entry_ids],
+    ) | Q(kind=Break.Kind.PAYMENT_NOT_ON_STATEMENT, key__in=[f"payment:{pk}" for pk in payment_ids])
+    return Break.objects.filter(cleared, status=Break.Status.OPEN).update(
+        status=Break.Status.RESOLVED,
+        resolved_at=now,
+        resolved_match=match,
+        resolution=f"Cleared by match {match.pk} (rule '{match.rule.name}'), "
+        f"{format_minor_units(match.amount_minor, match.currency)} {match.currency}.",
     )
 
 

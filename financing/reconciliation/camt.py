@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from io import BytesIO
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import fromstring, iterparse
 
 from ledger.money import MoneyError, currency_exponent, parse_minor_units
 from merchants.bank_details import account_mask
@@ -77,13 +78,7 @@ def camt_parse(data: bytes, *, max_bytes: int) -> ParsedMessage:
     :raises FileRefused: the file is not one we read, with the reason.
     """
     root = _document(data, max_bytes=max_bytes)
-    match = NAMESPACE_RE.match(root.tag[1:].split("}", 1)[0]) if root.tag.startswith("{") else None
-    if match is None or root.tag.rsplit("}", 1)[-1] != "Document":
-        raise FileRefused(
-            f"The root element is {root.tag!r}: expected a Document in the namespace of "
-            "camt.053 or camt.054, version .001.02, .001.04 or .001.08."
-        )
-    kind, version = match[1], match[2]
+    kind, version = _message_of(root.tag)
     for element in root.iter():  # one namespace for the whole document: drop it
         element.tag = element.tag.rsplit("}", 1)[-1]
     message_name, block_name = ROOTS[kind]
@@ -105,7 +100,53 @@ def camt_parse(data: bytes, *, max_bytes: int) -> ParsedMessage:
     )
 
 
-def _document(data: bytes, *, max_bytes: int) -> Element:
+def camt_envelope_check(data: bytes, *, max_bytes: int) -> str:
+    """Check what needs no reading of the entries: size, encoding, no DTD or entity, and the
+    root element's namespace; return the file's format ("camt.053.001.02").
+
+    Cheap enough for an upload to answer at once: the bytes are decoded once and the XML is
+    read only up to its root element. Well-formedness of the rest, and the entries, are
+    ``camt_parse``'s.
+
+    :raises FileRefused: the file is not one we read, with the reason.
+    """
+    _bytes_check(data, max_bytes=max_bytes)
+    try:
+        for _event, root in iterparse(
+            BytesIO(data),
+            events=("start",),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+        ):
+            kind, version = _message_of(root.tag)
+            return f"{kind}.001.{version}"
+    except DefusedXmlException as error:
+        raise _dtd_refused(error) from None
+    except ParseError as error:
+        raise FileRefused(f"The file is not well-formed XML: {error}.") from None
+    raise FileRefused("The file has no root element.")
+
+
+def _message_of(tag: str) -> tuple[str, str]:
+    """The message kind and version a root element's tag names, or a refusal."""
+    match = NAMESPACE_RE.match(tag[1:].split("}", 1)[0]) if tag.startswith("{") else None
+    if match is None or tag.rsplit("}", 1)[-1] != "Document":
+        raise FileRefused(
+            f"The root element is {tag!r}: expected a Document in the namespace of "
+            "camt.053 or camt.054, version .001.02, .001.04 or .001.08."
+        )
+    return match[1], match[2]
+
+
+def _dtd_refused(error: DefusedXmlException) -> FileRefused:
+    return FileRefused(
+        f"The file carries a DTD or entity declaration ({type(error).__name__}); bank "
+        "messages have none, and they can read local files or expand without bound."
+    )
+
+
+def _bytes_check(data: bytes, *, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise FileRefused(f"The file has {len(data):,} bytes; the limit is {max_bytes:,} bytes.")
     if not data.strip():
@@ -121,13 +162,14 @@ def _document(data: bytes, *, max_bytes: int) -> Element:
         raise FileRefused(
             f"The file is not UTF-8: byte 0x{data[error.start]:02x} at offset {error.start}."
         ) from None
+
+
+def _document(data: bytes, *, max_bytes: int) -> Element:
+    _bytes_check(data, max_bytes=max_bytes)
     try:
         return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as error:
-        raise FileRefused(
-            f"The file carries a DTD or entity declaration ({type(error).__name__}); bank "
-            "messages have none, and they can read local files or expand without bound."
-        ) from None
+        raise _dtd_refused(error) from None
     except ParseError as error:
         raise FileRefused(f"The file is not well-formed XML (truncated?): {error}.") from None
 

@@ -7,7 +7,7 @@ runs the active ``MatchRule`` rows through ``financing.reconciliation.matching``
 - a confirmed match (exact, under an auto-confirming rule): its clearing journal entry posted
   and its payments booked, in the match's transaction;
 - a suggested match (within tolerance, or under a rule that only suggests): nothing posted
-  until an officer confirms it (``match_confirm``) or rejects it (``match_reject``);
+  until an officer confirms or rejects it (``financing.reconciliation.decisions``);
 - a break ``ambiguous_match`` for an entry several candidates fit, ``unmatched_statement_entry``
   for one nothing fits, and ``payment_not_on_statement`` for a payment sent more than
   ``RECON_PAYMENT_STATEMENT_DAYS`` days ago that no statement shows.
@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
@@ -43,7 +43,7 @@ from financing.models import (
     SettlementWork,
     StatementEntry,
 )
-from financing.reconciliation.breaks import break_open
+from financing.reconciliation.breaks import break_open, breaks_close_by_match
 from financing.reconciliation.matching import (
     CREDITS_TO_PAYOUTS,
     DEBITS_TO_PAYMENTS,
@@ -54,12 +54,10 @@ from financing.reconciliation.matching import (
     match_entries,
 )
 from financing.reconciliation.rules import rule_spec
-from financing.services._shared import officer_require
 from ledger.models import Payout
 from ledger.money import format_minor_units
 from merchants.models import Merchant
 
-CONFIRM_PERMISSION = "financing.change_match"
 # A payment the bank has not shown yet: in a file, or accepted. Pending ones were never sent;
 # rejected ones will never show; booked ones showed already.
 _OPEN_PAYMENTS = [Payment.Status.PENDING, Payment.Status.BATCHED, Payment.Status.ACCEPTED]
@@ -77,12 +75,22 @@ class MatchRun:
     not_on_statement: int
 
 
-def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
+class MatchProgress(Protocol):
+    """Told of each decision: the entries it decided, and whether they were matched."""
+
+    def __call__(self, entry_ids: Sequence[int], *, matched: bool) -> None: ...
+
+
+def statement_match(
+    *, now: datetime, job_id: int | None = None, progress: MatchProgress | None = None
+) -> MatchRun:
     """Match every open booked statement entry under the active rules; record what it finds.
 
-    ``job_id`` names the statement import that asked for the run: its breaks and figures are
-    recorded on that job. Safe to run twice or at once: an item is in one live match at most
-    (the database refuses a second), and each break is recorded once.
+    ``job_id`` names the statement import that asked for the run: its matches and breaks are
+    recorded on that job; ``progress`` hears of each entry decided. Safe to run twice or at
+    once: an item is in one live match at most (the database refuses a second), and each break
+    is recorded once. A confirmed match closes the open breaks it clears
+    (``breaks_close_by_match``).
     """
     job = ReconJob.objects.get(pk=job_id) if job_id is not None else None
     rules = [rule_spec(r) for r in MatchRule.objects.filter(active=True)]
@@ -98,6 +106,8 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
     confirmed = suggested = 0
     for proposal in outcome.proposals:
         match = _match_record(proposal, entries, job, now)
+        if progress is not None:
+            progress(proposal.entry_ids, matched=match is not None)
         if match is None:
             continue  # a concurrent run matched one of its items first
         if match.status == Match.Status.CONFIRMED:
@@ -106,6 +116,8 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
             suggested += 1
     for ambiguity in outcome.ambiguities:
         _ambiguity_record(ambiguity, entries[ambiguity.entry_id], job, now)
+        if progress is not None:
+            progress([ambiguity.entry_id], matched=False)
     for entry_id in outcome.unmatched:
         entry = entries[entry_id]
         break_open(
@@ -114,135 +126,19 @@ def statement_match(*, now: datetime, job_id: int | None = None) -> MatchRun:
             now=now,
             job=job,
             currency=entry.currency,
-            amount_minor=_signed(entry),
+            amount_minor=entry_signed_minor(entry),
             reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
             detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
         )
-    missing = _payments_not_on_statement(now, job)
-    run = MatchRun(
+        if progress is not None:
+            progress([entry_id], matched=False)
+    return MatchRun(
         confirmed=confirmed,
         suggested=suggested,
         ambiguous=len(outcome.ambiguities),
         unmatched=len(outcome.unmatched),
-        not_on_statement=missing,
+        not_on_statement=_payments_not_on_statement(now, job),
     )
-    if job is not None:
-        ReconJob.objects.filter(pk=job.pk).update(summary={**job.summary, "matching": run.__dict__})
-    return run
-
-
-def match_confirm(*, match: Match, officer: User, now: datetime) -> Match:
-    """Confirm a suggested match: post its clearing (and adjustment) once, book its payments.
-
-    :raises NotPermitted: the officer may not confirm matches (an auditor).
-    :raises WrongState: it is not suggested (confirmed or rejected already).
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    with transaction.atomic():
-        claimed = Match.objects.filter(pk=match.pk, status=Match.Status.SUGGESTED).update(
-            status=Match.Status.CONFIRMED, confirmed_at=now, confirmed_by=officer
-        )
-        if not claimed:
-            raise WrongState("This match was decided already.")
-        match.refresh_from_db()
-        _clear(match, now)
-    return match
-
-
-def match_reject(*, match: Match, officer: User, note: str, now: datetime) -> Match:
-    """Reject a suggested match: its items are free again, and each of its entries becomes a
-    break ``unmatched_statement_entry`` that the engine no longer guesses at.
-
-    :raises NotPermitted: the officer may not decide on matches.
-    :raises WrongState: no note, or it is not suggested.
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    if not note.strip():
-        raise WrongState("Say why the match is wrong: the officer resolving the break reads it.")
-    with transaction.atomic():
-        claimed = Match.objects.filter(pk=match.pk, status=Match.Status.SUGGESTED).update(
-            status=Match.Status.REJECTED, rejected_at=now, rejected_by=officer, note=note.strip()
-        )
-        if not claimed:
-            raise WrongState("This match was decided already.")
-        match.items.update(live=False)
-        entry_ids = match.items.filter(statement_entry__isnull=False).values("statement_entry")
-        StatementEntry.objects.filter(pk__in=entry_ids).update(
-            match_status=StatementEntry.MatchStatus.UNMATCHED
-        )
-        for entry in StatementEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
-            break_open(
-                kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
-                key=f"entry:{entry.pk}",
-                now=now,
-                job=match.job,
-                currency=entry.currency,
-                amount_minor=_signed(entry),
-                reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
-                detail={"entry": entry.pk, "rejected_match": match.pk, "note": note.strip()},
-            )
-    match.refresh_from_db()
-    return match
-
-
-def ambiguity_decide(
-    *, brk: Break, option: int, officer: User, reason: str, now: datetime
-) -> Match:
-    """Decide an ambiguous match: the officer picks one of the break's candidate sets; the
-    match is confirmed by them (its clearing posted once), and the break resolved with why.
-
-    :raises NotPermitted: the officer may not decide on matches.
-    :raises WrongState: no reason, not an open ambiguous break, no such option, or an item of
-        it was matched since.
-    """
-    officer_require(officer, CONFIRM_PERMISSION)
-    if not reason.strip():
-        raise WrongState("Say why this candidate is the one: the auditors read it.")
-    if brk.kind != Break.Kind.AMBIGUOUS_MATCH or brk.status != Break.Status.OPEN:
-        raise WrongState("Only an open ambiguous-match break is decided by choosing.")
-    options = brk.detail.get("options", [])
-    if not 0 <= option < len(options):
-        raise WrongState(f"Choose one of the {len(options)} candidate sets.")
-    rule = MatchRule.objects.get(pk=brk.detail["rule"])
-    entry = StatementEntry.objects.get(pk=brk.detail["entry"])
-    side = "payment" if rule.source == DEBITS_TO_PAYMENTS else "payout"
-    ids = sorted(int(i) for i in options[option])
-    items = (Payment if side == "payment" else Payout).objects.in_bulk(ids)
-    expected = sum(items[i].amount_minor for i in ids)
-    try:
-        with transaction.atomic():
-            match = Match.objects.create(
-                rule=rule,
-                job=brk.job,
-                source=rule.source,
-                status=Match.Status.CONFIRMED,
-                currency=entry.currency,
-                amount_minor=entry.amount_minor,
-                expected_minor=expected,
-                adjustment_minor=entry.amount_minor - expected,
-                found_at=now,
-                confirmed_at=now,
-                confirmed_by=officer,
-                note=reason.strip(),
-            )
-            MatchItem.objects.bulk_create(
-                [MatchItem(match=match, statement_entry=entry, amount_minor=entry.amount_minor)]
-                + [
-                    MatchItem(match=match, amount_minor=items[i].amount_minor, **{f"{side}_id": i})
-                    for i in ids
-                ]
-            )
-            _clear(match, now)
-            why = (
-                f"{reason.strip()} (matched to {side} {', '.join(map(str, ids))}, match {match.pk})"
-            )
-            if not Break.objects.filter(pk=brk.pk, status=Break.Status.OPEN).update(
-                status=Break.Status.RESOLVED, resolved_at=now, resolved_by=officer, resolution=why
-            ):
-                raise WrongState("This break was resolved already.")
-    except IntegrityError:
-        raise WrongState("The entry or a candidate was matched since; look again.") from None
-    return match
 
 
 def _open_entries() -> dict[int, StatementEntry]:
@@ -309,7 +205,7 @@ def _payout_facts(payout: Payout) -> CandidateFacts:
     )
 
 
-def _signed(entry: StatementEntry) -> int:
+def entry_signed_minor(entry: StatementEntry) -> int:
     return entry.amount_minor if entry.direction == "credit" else -entry.amount_minor
 
 
@@ -349,7 +245,7 @@ def _match_record(
                 ]
             )
             if proposal.confirmed:
-                _clear(match, now)
+                match_clear(match, now)
             else:
                 StatementEntry.objects.filter(pk__in=proposal.entry_ids).update(
                     match_status=StatementEntry.MatchStatus.SUGGESTED
@@ -361,7 +257,7 @@ def _match_record(
     return match
 
 
-def _clear(match: Match, now: datetime) -> None:
+def match_clear(match: Match, now: datetime) -> None:
     """Post a confirmed match's clearing once (key ``match:<pk>``) and book what it clears.
 
     Runs inside the confirming transaction, after the status change that makes it happen once.
@@ -407,6 +303,9 @@ def _clear(match: Match, now: datetime) -> None:
     StatementEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
         match_status=StatementEntry.MatchStatus.MATCHED
     )
+    breaks_close_by_match(
+        match=match, entry_ids=[e.pk for e in entries], payment_ids=payment_ids, now=now
+    )
 
 
 def _merchant_of(items: list[MatchItem]) -> Merchant:
@@ -428,7 +327,7 @@ def _ambiguity_record(
         now=now,
         job=job,
         currency=entry.currency,
-        amount_minor=_signed(entry),
+        amount_minor=entry_signed_minor(entry),
         reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
         detail={
             "entry": entry.pk,

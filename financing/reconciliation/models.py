@@ -120,16 +120,35 @@ class Break(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     resolution = models.TextField(blank=True)
+    # Resolved by no officer but by what cleared it: a bank statement match, or the ledger
+    # entry that brought what a settlement report line was missing.
+    resolved_match = models.ForeignKey(
+        "financing.Match", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_entry = models.ForeignKey(
+        "ledger.Entry", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-found_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["kind", "key"], name="break_once_per_key"),
             models.CheckConstraint(
-                condition=Q(status="open", resolved_at__isnull=True, resolved_by__isnull=True)
+                condition=Q(
+                    status="open",
+                    resolved_at__isnull=True,
+                    resolved_by__isnull=True,
+                    resolved_match__isnull=True,
+                    resolved_entry__isnull=True,
+                )
                 | (
-                    Q(status="resolved", resolved_at__isnull=False, resolved_by__isnull=False)
+                    Q(status="resolved", resolved_at__isnull=False)
                     & ~Q(resolution="")
+                    & (
+                        Q(resolved_by__isnull=False)
+                        | Q(resolved_match__isnull=False)
+                        | Q(resolved_entry__isnull=False)
+                    )
                 ),
                 name="break_resolution_complete",
             ),

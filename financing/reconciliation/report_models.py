@@ -1,8 +1,8 @@
-"""The settlement report jobs as officers see them: the ``ReconJob`` rows of that kind.
+"""The reconciliation jobs as officers see them: the ``ReconJob`` rows of one kind each.
 
-A proxy, so the settlement report admin has a model (and an upload permission) of its own
-beside the bank statement jobs' admin, with no table or column of its own; the admin filters
-the rows by kind.
+Proxies, so the settlement report and bank statement jobs have an admin (and the reports an
+upload permission) of their own, with no table or column of their own; each admin filters the
+rows by kind. Bank statements are uploaded under ``financing.add_bankstatement``.
 """
 
 from __future__ import annotations
@@ -15,3 +15,9 @@ class SettlementReportJob(ReconJob):
         proxy = True
         verbose_name = "settlement report"
         permissions = [("upload_settlementreport", "Can upload a marketplace settlement report")]
+
+
+class BankStatementJob(ReconJob):
+    class Meta:
+        proxy = True
+        verbose_name = "bank statement import"

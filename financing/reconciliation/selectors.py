@@ -13,9 +13,16 @@ from financing.reconciliation.breaks import AGE_BUCKETS
 from merchants.models import Marketplace
 
 
-def recon_job_of_marketplace(*, marketplace: Marketplace, job_id: int) -> ReconJob | None:
-    """The job ``job_id`` if ``marketplace`` uploaded it; None for anyone else's or none."""
-    return ReconJob.objects.filter(pk=job_id, marketplace=marketplace).first()
+def recon_job_of_party(
+    *, marketplace: Marketplace | None, bank: bool, job_id: int
+) -> ReconJob | None:
+    """The job ``job_id`` if its file is the caller's: a marketplace's settlement report, or
+    for the bank a bank statement import; None for anyone else's or none."""
+    if marketplace is not None:
+        return ReconJob.objects.filter(pk=job_id, marketplace=marketplace).first()
+    if bank:
+        return ReconJob.objects.filter(pk=job_id, kind=ReconJob.Kind.BANK_STATEMENT).first()
+    return None
 
 
 def recon_job_progress(job: ReconJob) -> dict[str, Any]:

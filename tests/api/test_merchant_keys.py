@@ -30,6 +30,7 @@ from config.api.permissions import (
     IsAnyApiKey,
     IsBankKey,
     IsMarketplaceKey,
+    IsMarketplaceOrBankKey,
     IsMerchantKey,
     api_principal,
     calling_marketplace,
@@ -78,11 +79,12 @@ _KINDS = (
     ("merchant", IsMerchantKey),
     ("either", IsAnyApiKey),
     ("bank", IsBankKey),
+    ("files", IsMarketplaceOrBankKey),  # the jobs of uploaded files: reports and statements
 )
 
 
 def _kind(path: str) -> str:
-    """'marketplace', 'merchant', 'either' or 'bank', from the permission class the view declares.
+    """'marketplace', 'merchant', 'either', 'bank' or 'files', from the view's permission class.
 
     'either' views answer each kind of key with that party's own data; their tenancy is tested
     beside them (tests/financing/test_api.py).
@@ -90,7 +92,8 @@ def _kind(path: str) -> str:
     view_class = resolve(_concrete(path)).func.view_class
     kinds = {kind for kind, permission in _KINDS if permission in view_class.permission_classes}
     assert len(kinds) == 1, (
-        f"{path}: declare one of IsMarketplaceKey, IsMerchantKey, IsAnyApiKey, IsBankKey"
+        f"{path}: declare one of IsMarketplaceKey, IsMerchantKey, IsAnyApiKey, IsBankKey, "
+        "IsMarketplaceOrBankKey"
     )
     return kinds.pop()
 
@@ -118,7 +121,7 @@ def merchant_api(merchant: Merchant) -> SignedClient:
 def test_every_operation_declares_the_kind_of_key_it_takes() -> None:
     operations = _operations()
     assert operations
-    kinds = {"marketplace", "merchant", "either", "bank"}
+    kinds = {"marketplace", "merchant", "either", "bank", "files"}
     assert {_kind(path) for _, path, _ in operations} <= kinds
     assert _operations_of("marketplace"), "no marketplace operation found: the check is vacuous"
 
@@ -155,6 +158,17 @@ def test_marketplace_and_merchant_keys_are_refused_on_every_bank_operation(
         response = _send(client, method, path, operation)
         assert response.status_code == 403, response.content
         assert json.loads(response.content)["detail"] == "This endpoint is for bank keys."
+
+
+@pytest.mark.parametrize(("method", "path", "operation"), _operations_of("files"))
+def test_a_merchant_key_is_refused_on_every_file_job_operation(
+    merchant_api, method, path, operation
+) -> None:
+    response = _send(merchant_api, method, path, operation)
+    assert response.status_code == 403, response.content
+    detail = json.loads(response.content)["detail"]
+    assert detail == "This endpoint is for marketplace or bank keys."
+    assert "403" in operation["responses"], f"{method} {path} does not document its 403"
 
 
 @pytest.mark.parametrize(

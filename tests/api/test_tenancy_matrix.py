@@ -108,14 +108,15 @@ TESTED_ELSEWHERE = {
     ("POST", "/api/v1/advances/{ref}/accept"): "tests/financing/test_quotes_api.py",
     ("POST", "/api/v1/advances/{ref}/withdraw"): "tests/financing/test_quotes_api.py",
     ("GET", "/api/v1/receivables"): "tests/financing/test_api.py",
-    # A report names the caller's own payouts; a job is seen by its uploader only.
+    # A report names the caller's own payouts; a job is seen by its uploader only (a report's
+    # by its marketplace, a statement import's by the bank: both files test it).
     ("POST", "/api/v1/settlement-reports"): (
         "tests/financing/reconciliation/test_settlement_report_jobs.py"
     ),
     (
         "GET",
         "/api/v1/jobs/{job_id}",
-    ): "tests/financing/reconciliation/test_settlement_report_jobs.py",
+    ): "tests/financing/reconciliation/test_bank_statements.py",
     # Bank keys only: marketplaces and merchants get 403 there.
     ("POST", "/api/v1/bank-statements"): "tests/financing/reconciliation/test_bank_statements.py",
     # The log's tree heads and proofs between them name no entry; any key reads them.

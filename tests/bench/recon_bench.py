@@ -1,4 +1,5 @@
-"""Settlement report reconciliation: a 1,000,000-line report reconciled by a real worker.
+"""Reconciliation: a 1,000,000-line settlement report reconciled by a real worker, and a
+camt.053 bank statement of 100,000 entries imported and matched.
 
     .venv/bin/python -m tests.bench.recon_bench [--repeat N] [--quick]
 
@@ -16,6 +17,10 @@ events of 1,000 lines each (--quick: 20 of 500). Then, per repetition:
    worker (``celery -A config worker --pool=solo``, its own queue on CELERY_BROKER_URL, started
    and ready before the clock starts) validates the whole file, then matches it batch by batch,
    writing breaks and progress; the bench polls the job row every 0.2 s.
+
+3. the bank statement (``tests/bench/recon_camt.py``): 100,000 pending payments (--quick: 300)
+   and a camt.053 of one booked debit naming each; timed, its parse alone (the baseline) and
+   its import job (parse, write, match every entry, one clearing each), entries per second.
 
 Figures: the seconds and the lines per second of each run, and the worker's peak resident set
 size (VmHWM of its process, read from /proc after the run: the whole process, Django included;
@@ -66,9 +71,11 @@ class Sizes:
     payouts: int
     lines_per_payout: int  # at most 1,000: a payout.settled event's limit
 
+    statement_entries: int  # the camt.053's booked debits, one matched payment each
 
-FULL = Sizes(payouts=1_000, lines_per_payout=1_000)
-QUICK = Sizes(payouts=20, lines_per_payout=500)
+
+FULL = Sizes(payouts=1_000, lines_per_payout=1_000, statement_entries=100_000)
+QUICK = Sizes(payouts=20, lines_per_payout=500, statement_entries=300)
 
 
 def _elapsed() -> str:
@@ -104,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = Figure("1 report reconciled by the worker (upload to done)", "s")
         rate = Figure("  lines per second", "lines/s")
         peak = Figure("  worker peak RSS (VmHWM)", "MB")
+        parsed = Figure("camt.053 parsed alone (baseline)", "entries/s")
+        matched = Figure("camt.053 imported and matched", "entries/s")
         with _Worker(url, queue, settings.SETTLEMENT_REPORT_DIR) as worker:
             ready_mb = worker.rss_mb("VmRSS")
             for run in range(1, args.repeat + 1):
@@ -134,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
                 report.unlink()
+                if not _statement_measured(marketplace, sizes, run, parsed, matched):
+                    return 1
 
     print()
     table_print(
@@ -150,10 +161,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verdict=_at_most(max(peak.samples), TARGET_RSS_MB, sizes),
             ),
             Row("  worker RSS when ready, before any job", f"{ready_mb:,.0f} MB"),
+            figure_row(parsed),
+            figure_row(matched),
+            Row("  matched / parsed alone", f"{matched.median / parsed.median:.1%}"),
         ]
     )
     print(f"\ntotal run time {perf_counter() - _STARTED:.1f} s")
     return 0
+
+
+def _statement_measured(
+    marketplace: Any, sizes: Sizes, run: int, parsed: Figure, matched: Figure
+) -> bool:
+    from ledger.models import Payout
+    from tests.bench.recon_camt import camt_run
+
+    merchant_id = Payout.objects.filter(source=marketplace.code).values("merchant_id")[0]
+    measured = camt_run(merchant_id["merchant_id"], sizes.statement_entries, tag=f"r{run}")
+    job, count = measured.job, measured.entries
+    if (job.status, job.matched, job.breaks_found) != ("done", count, 0):
+        print(f"\nFAILED: run {run}: the statement job ended {job}: {job.summary}", file=sys.stderr)
+        return False
+    parsed.samples.append(count / measured.parse_seconds)
+    matched.samples.append(count / measured.import_seconds)
+    print(
+        f"run {run}: camt.053 of {count:,} entries parsed alone in "
+        f"{measured.parse_seconds:.2f} s, imported and matched in "
+        f"{measured.import_seconds:.1f} s ({matched.samples[-1]:,.0f} entries/s) {_elapsed()}",
+        flush=True,
+    )
+    return True
 
 
 def _at_most(value: float, target: float, sizes: Sizes) -> str:

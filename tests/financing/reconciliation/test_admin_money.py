@@ -6,15 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+import financing.tasks
 from financing.models import BankStatement, Break, Payment, PaymentBatch, ReconJob
 from financing.reconciliation.pain001 import pain001_validate
+from financing.services.bank_statements import bank_statement_import_run
 from merchants.models import Merchant
 from tests.financing.reconciliation.helpers import account_active, payment_pending
 
@@ -28,43 +32,93 @@ def _messages(response) -> list[str]:  # type: ignore[no-untyped-def]
     return [str(m) for m in response.context["messages"]]
 
 
-def test_an_officer_uploads_a_statement_and_reads_its_entries(
-    officer: User, officer_client_factory: Callable[..., Client]
+def _esr(name: str = "esr.xml") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, ESR.read_bytes(), content_type="application/xml")
+
+
+def test_an_officer_uploads_a_statement_watches_its_job_and_reads_its_entries(
+    officer: User,
+    officer_client_factory: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(
+        financing.tasks.bank_statement_import, "delay", lambda job_id: queued.append(job_id)
+    )
     client = officer_client_factory(officer)
-    url = reverse("admin:financing_bankstatement_upload")
-    assert client.get(url).status_code == 200
+    listing = client.get(reverse("admin:financing_bankstatement_changelist"))
+    url = reverse("admin:financing_bankstatementjob_upload")
+    assert url.encode() in listing.content and client.get(url).status_code == 200
 
-    upload = SimpleUploadedFile("esr.xml", ESR.read_bytes(), content_type="application/xml")
-    response = client.post(url, {"file": upload}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"file": _esr()})
 
-    assert "esr.xml (camt.054.001.04) read" in " ".join(_messages(response))
+    job = ReconJob.objects.get()
+    progress = reverse("admin:financing_bankstatementjob_progress", args=[job.pk])
+    assert response.status_code == 302 and response["Location"] == progress
+    assert (job.uploaded_by, job.status, queued) == (officer, "queued", [job.pk])
+    page = client.get(progress)
+    assert page.status_code == 200 and b"<progress" in page.content and b"entries" in page.content
+    poll = reverse("admin:financing_bankstatementjob_progress_json", args=[job.pk])
+    assert client.get(poll).json()["job"]["status"] == "queued"
+
+    bank_statement_import_run(job_id=job.pk, now=job.created_at)
+    done = client.get(poll).json()["job"]
+    assert (done["status"], done["percent"], done["lines_done"], done["breaks_found"]) == (
+        "done",
+        100,
+        2,
+        2,
+    )
     statement = BankStatement.objects.get()
     page = client.get(reverse("admin:financing_bankstatement_change", args=[statement.pk]))
     assert page.status_code == 200 and b"EndToEndId-001-02-01" in page.content
 
+    again = client.post(url, {"file": _esr("renamed.xml")}, follow=True)
+    assert again.redirect_chain[-1][0] == progress
+    assert any(m.startswith(f"Already uploaded as job {job.pk}") for m in _messages(again))
+    assert ReconJob.objects.count() == 1 and queued == [job.pk]
 
-def test_a_refused_upload_says_why_and_imports_nothing(
+
+def test_a_bad_envelope_is_refused_on_the_form_and_writes_nothing(
+    officer: User, officer_client_factory: Callable[..., Client]
+) -> None:
+    client = officer_client_factory(officer)
+    hostile = SimpleUploadedFile(
+        "x.xml", b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x "y">]><d>&x;</d>'
+    )
+
+    response = client.post(reverse("admin:financing_bankstatementjob_upload"), {"file": hostile})
+
+    assert response.status_code == 200
+    assert "DTD or entity declaration" in " ".join(response.context["form"].non_field_errors())
+    assert not ReconJob.objects.exists() and not BankStatement.objects.exists()
+
+
+def test_a_truncated_file_is_a_refused_job_that_says_why(
     officer: User, officer_client_factory: Callable[..., Client]
 ) -> None:
     client = officer_client_factory(officer)
     cut = SimpleUploadedFile("cut.xml", ESR.read_bytes()[:500], content_type="application/xml")
 
-    response = client.post(
-        reverse("admin:financing_bankstatement_upload"), {"file": cut}, follow=True
-    )
+    client.post(reverse("admin:financing_bankstatementjob_upload"), {"file": cut})
+    job = bank_statement_import_run(job_id=ReconJob.objects.get().pk, now=timezone.now())
 
-    assert any(
-        m.startswith("Refused: The file is not well-formed XML") for m in _messages(response)
-    )
-    assert ReconJob.objects.get().status == "refused" and not BankStatement.objects.exists()
+    poll = reverse("admin:financing_bankstatementjob_progress_json", args=[job.pk])
+    shown = client.get(poll).json()["job"]
+    assert shown["status"] == "refused"
+    assert shown["refusal"].startswith("The file is not well-formed XML")
+    assert not BankStatement.objects.exists()
 
 
-def test_an_auditor_may_not_upload(
+def test_an_auditor_may_watch_but_not_upload(
     auditor: User, officer_client_factory: Callable[..., Client]
 ) -> None:
     client = officer_client_factory(auditor)
-    for name in ("financing_bankstatement_upload", "financing_paymentbatch_status"):
+    listing = client.get(reverse("admin:financing_bankstatementjob_changelist"))
+    assert listing.status_code == 200 and b"Upload a statement" not in listing.content
+    for name in ("financing_bankstatementjob_upload", "financing_paymentbatch_status"):
         assert client.get(reverse(f"admin:{name}")).status_code == 403
 
 

@@ -20,7 +20,8 @@ from financing.models import (
     Payment,
     StatementEntry,
 )
-from financing.reconciliation.engine import match_confirm, match_reject, statement_match
+from financing.reconciliation.decisions import match_confirm, match_reject
+from financing.reconciliation.engine import statement_match
 from financing.services.payment_files import payment_batch_create
 from ledger.models import Payout
 from tests.financing.conftest import Trade

@@ -1,5 +1,5 @@
 """The round trip: payments out in a pain.001 file, the bank's camt.054 of the same payments
-imported through the real import, and matching (enqueued by the import) books every one."""
+uploaded and imported through the real import job, whose matching books every one."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from financing import tasks
-from financing.models import Facility, Match, Payment, StatementEntry
-from financing.services.bank_statements import bank_statement_import
+from financing.models import Facility, Match, Payment, ReconJob, StatementEntry
+from financing.services.bank_statements import bank_statement_upload
 from financing.services.payment_files import payment_batch_create, payment_batch_xml
 from tests.financing.conftest import Trade
 from tests.financing.reconciliation.helpers import account_active
@@ -87,26 +87,32 @@ def test_pain001_out_camt054_back_all_matched_and_cleared(
     transfers = transfers_of(payment_batch_xml(batch=batch))
     assert len(transfers) == 4
     sent = -balance("disbursement_clearing")
-    # The worker, run in-line: what the import enqueues on commit is the matching of its job.
-    ran: list[dict[str, Any]] = []
+    # The worker, run in-line: what the upload enqueues on commit is the import of its job.
+    ran: list[str] = []
     monkeypatch.setattr(
-        tasks.statement_match_run,
+        tasks.bank_statement_import,
         "delay",
-        lambda **kw: ran.append(tasks.statement_match_run(**kw)),
+        lambda **kw: ran.append(tasks.bank_statement_import(**kw)),
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        job = bank_statement_import(
+        upload = bank_statement_upload(
             file_name="camt054-rt.xml",
             data=camt054_of(transfers, batch_booked=2),
             uploaded_by=None,
             now=now,
         )
 
-    assert job.status == "done", job.refusal
-    assert ran == [
-        {"confirmed": 3, "suggested": 0, "ambiguous": 0, "unmatched": 0, "not_on_statement": 0}
-    ]
+    job = ReconJob.objects.get(pk=upload.job.pk)
+    assert ran == ["done"] and job.status == "done", job.refusal
+    assert job.summary["matching"] == {
+        "confirmed": 3,
+        "suggested": 0,
+        "ambiguous": 0,
+        "unmatched": 0,
+        "not_on_statement": 0,
+    }
+    assert (job.lines_done, job.lines_total, job.matched, job.breaks_found) == (3, 3, 3, 0)
     assert set(Payment.objects.values_list("status", flat=True)) == {"booked"}
     assert not StatementEntry.objects.exclude(match_status="matched").exists()
     assert Match.objects.filter(rule__kind="one_to_many").count() == 1

@@ -9,11 +9,14 @@ import pytest
 from django.contrib.auth.models import User
 
 from financing.models import StatementEntry
-from financing.services.bank_statements import bank_statement_import
 from financing.services.payment_files import payment_batch_create
 from merchants.models import Merchant
 from tests.financing.reconciliation.camt_synthetic import camt054_debits
-from tests.financing.reconciliation.helpers import account_active, payment_pending
+from tests.financing.reconciliation.helpers import (
+    account_active,
+    payment_pending,
+    statement_imported,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -29,7 +32,7 @@ def test_the_batched_payments_come_back_on_the_statement(
     assert [p.pk for p in sent] == [p.pk for p in payments]
 
     camt = camt054_debits(sent, message_id="RT-1", booked_on=now.date(), batch_entry=batch_entry)
-    job = bank_statement_import(file_name="rt.xml", data=camt, uploaded_by=None, now=now)
+    job = statement_imported(camt, now, "rt.xml")
 
     assert job.status == "done", job.refusal
     entries = list(StatementEntry.objects.order_by("line"))

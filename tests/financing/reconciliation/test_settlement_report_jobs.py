@@ -5,7 +5,6 @@ worker reconciles what was uploaded."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -28,8 +27,8 @@ from financing.reconciliation.reports import (
 )
 from merchants.models import Marketplace, Merchant
 from tests.api.conftest import SignedClient, merchant_signed_client, signed_client
-from tests.conftest import celery_worker
 from tests.financing.conftest import Trade
+from tests.financing.reconciliation.helpers import file_job_worker
 from tests.financing.reconciliation.report_helpers import chunks_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -343,28 +342,12 @@ def test_an_auditor_may_watch_but_not_upload(
 # --- a real worker --------------------------------------------------------------------------
 
 
-class OnQueue:
-    """The task sent to this test's own queue, so no other worker meets it on the broker."""
-
-    def __init__(self, queue: str) -> None:
-        self.queue = queue
-        self.task = financing.tasks.settlement_report_reconcile
-
-    def delay(self, job_id: int) -> None:
-        self.task.apply_async(kwargs={"job_id": job_id}, queue=self.queue)
-
-
 @pytest.fixture
 def worker_queue(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, report_dir: Path
 ) -> Iterator[str]:
-    queue = f"test-reports-{uuid.uuid4().hex[:8]}"
-    with celery_worker(queue, redis_url, SETTLEMENT_REPORT_DIR=str(report_dir)) as output:
-        monkeypatch.setattr(financing.tasks, "settlement_report_reconcile", OnQueue(queue))
-        try:
-            yield queue
-        finally:
-            print(output)
+    with file_job_worker("settlement_report_reconcile", redis_url, monkeypatch, report_dir) as q:
+        yield q
 
 
 @pytest.mark.redis
