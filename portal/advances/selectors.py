@@ -216,8 +216,12 @@ class AdvanceDetail:
         )
 
     @property
-    def released_to_you_minor(self) -> int:
-        return sum(r.to_you_minor for r in self.releases)
+    def paid_on_to_you_minor(self) -> int:
+        """What reached the merchant: each line's part beyond the advance (its reserve coming
+        back as the buyer pays) and the reserve released at closing, less recourse kept."""
+        return sum(r.to_you_minor for r in self.repayments) + sum(
+            r.to_you_minor for r in self.releases
+        )
 
     @property
     def price_pending(self) -> bool:

@@ -62,6 +62,13 @@ def test_an_advance_shows_its_stages_and_the_waterfall_of_each_payout(
     cells = re.findall(r'class="num">([^<]*)</td>', line)
     assert cells == ["1,000.00 EUR", "0.00 EUR", "800.00 EUR", "0.00 EUR", "200.00 EUR", "0.00 EUR"]
     assert scenario.financed[0] in body and scenario.financed[1] in body
+    assert _figure(body, "repaid") == "800.00 EUR"
+    assert _figure(body, "paid-on") == "200.00 EUR"  # that reserve, reaching the merchant
+
+
+def _figure(body: str, name: str) -> str:
+    [value] = re.findall(rf'data-figure="{name}">([^<]*)<', body)
+    return value
 
 
 def test_a_reserve_released_shows_what_was_kept_for_recourse(
@@ -80,6 +87,7 @@ def test_a_reserve_released_shows_what_was_kept_for_recourse(
     assert scenario.financed[1] in release
     cells = re.findall(r'class="num">([^<]*)</td>', release)
     assert cells == ["200.00 EUR", "200.00 EUR", "0.00 EUR"]
+    assert _figure(body, "paid-on") == "200.00 EUR"  # the first invoice's; this one's was kept
 
 
 def test_only_the_note_meant_for_the_merchant_is_shown(scenario: Scenario, owner: Client) -> None:
