@@ -61,8 +61,12 @@ lint: install
 
 test: lint test-postgres test-sqlite
 
+# In parallel processes (pytest-xdist), one per CPU, at most four: each has its own test
+# database (config/settings/test.py), every test that starts a worker its own queue. Work-stealing
+# keeps a process busy while another runs a long test. PYTEST_PROCESSES=0 runs in one process.
+PYTEST_PROCESSES ?= auto
 test-postgres: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_PROCESSES) --maxprocesses=4 --dist worksteal
 
 # The embedded default must work too: a short run of the suite's smoke tests on SQLite.
 test-sqlite: install

@@ -40,6 +40,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests record with ``record_property`` (the reliability tests' seconds
+    to redelivery, ...). Here, not in their folder's conftest: under pytest-xdist only this
+    conftest is loaded by the process that reports."""
+    figures = [
+        (report.nodeid.split("::")[-1], name, value)
+        for report in terminalreporter.stats.get("passed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+    ]
+    if figures:
+        terminalreporter.section("reliability figures")
+        for test, name, value in figures:
+            terminalreporter.write_line(f"{test}: {name} = {value}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_append_only_triggers() -> Iterator[None]:
     """Let transactional tests' teardown TRUNCATE ledger_entry, which its trigger refuses.

@@ -2,7 +2,7 @@
 (prefork, on the test database and the test broker) that a test may kill -9 and restart.
 
 Figures a test records with ``record_property`` (seconds to redelivery, ...) are printed at the
-end of the run, so ``make test`` shows them without ``-s``.
+end of the run (tests/conftest.py), so ``make test`` shows them without ``-s``.
 """
 
 from __future__ import annotations
@@ -51,19 +51,6 @@ FACE = "1000.00"
 FACE_MINOR = 100_000
 # Wide enough for every advance of the fleet, and no second officer for any of them.
 ROOMY_TERMS = {"limit_minor": 10**11, "checker_threshold_minor": 10**11}
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    figures = [
-        (report.nodeid.split("::")[-1], name, value)
-        for report in terminalreporter.stats.get("passed", [])
-        if report.when == "call"
-        for name, value in report.user_properties
-    ]
-    if figures:
-        terminalreporter.section("reliability figures")
-        for test, name, value in figures:
-            terminalreporter.write_line(f"{test}: {name} = {value}")
 
 
 # --- A fleet of financed receivables -----------------------------------------------------------
