@@ -8,7 +8,16 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-TOOLS = {"pytest", "pytest-django", "ruff", "mypy", "schemathesis", "hypothesis", "pip-tools"}
+TOOLS = {
+    "pytest",
+    "pytest-django",
+    "pytest-xdist",
+    "ruff",
+    "mypy",
+    "schemathesis",
+    "hypothesis",
+    "pip-tools",
+}
 # A requirement line of pip-compile's output: "name==version \", then its hash lines.
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
 
