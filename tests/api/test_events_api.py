@@ -208,10 +208,11 @@ class TestIdempotency:
 def test_sixteen_concurrent_requests_on_one_key_have_one_effect(api, merchant) -> None:
     body = {"events": [order_event(merchant, f"O-{n}") for n in range(50)]}
     barrier = threading.Barrier(16)
+    now = int(time.time())  # read once: a clock tick between threads could repeat a stamp
 
     def send(n: int) -> tuple[int, bytes]:
         client = SignedClient(Client(), api.marketplace, api.key, api.secret)
-        stamp = int(time.time()) - n  # sixteen retries, each signed anew
+        stamp = now - n  # sixteen retries, each signed anew
         barrier.wait()
         try:
             response = client.post(EVENTS, body, idempotency_key="race", timestamp=stamp)

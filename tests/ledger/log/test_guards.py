@@ -76,9 +76,11 @@ def test_a_cosignature_is_stored_once_and_only_when_it_verifies(sequenced, marke
     assert post(3, stranger.cosign(text, 1_790_000_000).line).status_code == 422
     assert post(3, witness.cosign(text.replace("\n3\n", "\n4\n"), 1).line).status_code == 422
     assert post(99, good).status_code == 422
-    created = post(3, good)
+    stamp = int(time.time())
+    created = post(3, good, stamp)
     assert created.status_code == 201, created.content
     assert created.json()["witness"] == "market.example/w"
-    assert post(3, good, int(time.time()) - 1).status_code == 201  # a second sending
+    # A second sending, signed at another second (the same stamp would be a replayed signature).
+    assert post(3, good, stamp - 1).status_code == 201
     assert Cosignature.objects.count() == 1
     assert api.get("/api/v1/checkpoint").content.decode().endswith(good)
