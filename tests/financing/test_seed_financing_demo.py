@@ -21,7 +21,7 @@ from financing.models import (
     SettlementWork,
     SuspenseItem,
 )
-from merchants.models import Merchant
+from merchants.models import BankAccount, Merchant
 
 
 @pytest.mark.sqlite_smoke
@@ -49,6 +49,15 @@ def test_the_demo_has_advances_in_every_state_and_balanced_books() -> None:
     assert all(c.proposed_by.username == "officer" for c in changes)
     assert {c.decided_by.username for c in changes.filter(status="confirmed")} == {"senior"}
     assert changes.filter(kind="facility_open", status="confirmed").count() == verified.count()
+    # Every merchant is paid to an account confirmed four-eyes, as the portal shows it (masked).
+    assert (
+        changes.filter(kind=RiskChange.Kind.BANK_ACCOUNT_CHANGE, status="confirmed").count()
+        == verified.count()
+    )
+    active = BankAccount.objects.filter(status=BankAccount.Status.ACTIVE)
+    assert set(active.values_list("merchant_id", flat=True)) == set(
+        verified.values_list("pk", flat=True)
+    )
     # a business buyer was e-mailed its notice of assignment, with the PDF (the console in the demo)
     emailed = AssignmentNotice.objects.filter(channel="email", status="delivered")
     assert emailed.exists()

@@ -35,6 +35,7 @@ from financing.models import (
     SuspenseItem,
 )
 from financing.notices import notice_deliver
+from financing.services.bank_accounts import bank_account_propose
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.early_warning import early_warnings_run
 from financing.services.facilities import facility_change_propose, facility_open_propose
@@ -58,6 +59,8 @@ TERMS: dict[str, Any] = {
     "debtor_cap_bp": 8000,
     "checker_threshold_minor": 150_000,  # advances above 1,500.00 need a second officer
 }
+# Published test IBANs (valid check digits, no real account behind them).
+DEMO_IBANS = ("DE89370400440532013000", "DE02120300000000202051", "DE02500105170137075030")
 
 
 class Command(BaseCommand):
@@ -89,6 +92,7 @@ class Command(BaseCommand):
                 )
                 change_confirm(change=opening, officer=senior, now=now)
                 facilities.append(Facility.objects.get(merchant=merchant, active=True))
+                self._payout_account(merchant, officer, senior, now)
             self._four_eyes(facilities, officer, senior, now)
             for facility in facilities:
                 spare = self._advances(facility.merchant, officer, now)
@@ -99,6 +103,20 @@ class Command(BaseCommand):
             self._settle(merchant, settled)
         found = early_warnings_run(now=timezone.now())
         self.stdout.write(f"  Early-warning check (daily, from beat): {found} warning(s) listed")
+
+    def _payout_account(self, merchant: Merchant, officer: User, senior: User, now: Any) -> None:
+        """The account advances are paid to, proposed and confirmed four-eyes as officers do."""
+        iban = DEMO_IBANS[(merchant.pk - 1) % len(DEMO_IBANS)]
+        change = bank_account_propose(
+            merchant=merchant,
+            holder_name=merchant.legal_name,
+            iban=iban,
+            officer=officer,
+            reason="Demo onboarding: account confirmed by the merchant's bank letter",
+            now=now,
+        )
+        change_confirm(change=change, officer=senior, now=now)
+        self.stdout.write(f"  {merchant}: payout account ending {iban[-4:]}, confirmed by senior")
 
     def _email_notices(self, now: Any) -> None:
         """Deliver the business buyers' notices here, so the demo's console shows the e-mail.
