@@ -1,9 +1,10 @@
-"""Receivables, facilities, advances and their assignments, blacklisting and notices.
+"""Receivables, advances and their assignments; every financing model is importable from here.
 
-The invariants that protect money live here as constraints: one live assignment per receivable
-and per invoice fingerprint (double financing), a facility's commitments within its limit, one
-active blacklisting per merchant. Services check the same rules first to explain a refusal;
-the database is what makes them hold under concurrency.
+The invariants that protect money live in constraints: one live assignment per receivable and
+per invoice fingerprint (double financing) here, a facility's commitments within its limit
+(``facility_models``), one active blacklisting per merchant (``blacklisting_models``).
+Services check the same rules first to explain a refusal; the database is what makes them hold
+under concurrency.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from financing.blacklisting_models import Blacklisting, MerchantFile
 from financing.controls import DebtorLimit, DuplicateClearance, RiskChange
+from financing.facility_models import Facility, FacilityChange
 from financing.monitoring_models import EarlyWarning
 from financing.notice_models import (
     AssignmentNotice,
@@ -24,7 +27,6 @@ from financing.notice_models import (
     new_sealed_webhook_secret,
     new_webhook_secret,
 )
-from financing.pricing import DayCount
 from financing.reconciliation.match_models import Match, MatchItem, MatchRule
 from financing.reconciliation.models import Break, ReconJob
 from financing.reconciliation.payments import (
@@ -63,6 +65,7 @@ __all__ = [  # the models of the other modules, importable from here like the re
     "Match",
     "MatchItem",
     "MatchRule",
+    "MerchantFile",
     "NoticeAttempt",
     "Payment",
     "PaymentBatch",
@@ -128,108 +131,6 @@ class Receivable(models.Model):
 
     def __str__(self) -> str:
         return f"receivable {self.ref}"
-
-
-class Facility(models.Model):
-    """A credit line for one merchant in one currency. Rates are basis points (1800 = 18%)."""
-
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="facilities")
-    currency = models.CharField(max_length=3)
-    limit_minor = models.BigIntegerField()
-    committed_minor = models.BigIntegerField(
-        default=0, help_text="Advance amounts requested, approved or outstanding."
-    )
-    advance_rate_bp = models.PositiveIntegerField(help_text="Share of face value advanced.")
-    annual_rate_bp = models.PositiveIntegerField(help_text="Annual discount rate.")
-    day_count = models.CharField(max_length=8, choices=DayCount.choices, default=DayCount.ACT_360)
-    max_tenor_days = models.PositiveIntegerField(default=120)
-    min_days_to_due = models.PositiveIntegerField(
-        default=7, help_text="A receivable due sooner than this (at least 1 day) is not financed."
-    )
-    debtor_cap_bp = models.PositiveIntegerField(
-        default=5000, help_text="Most of the limit one debtor may account for."
-    )
-    late_fee_rate_bp = models.PositiveIntegerField(default=2400)
-    late_fee_cap_bp = models.PositiveIntegerField(
-        default=1000,
-        help_text="Most late fees a receivable may carry, as a share of its principal (advance).",
-    )
-    non_accrual_after_days = models.PositiveIntegerField(
-        default=90, help_text="Days past due after which a receivable accrues no more late fees."
-    )
-    blacklist_after_days = models.PositiveIntegerField(default=30)
-    checker_threshold_minor = models.BigIntegerField(
-        default=500_000, help_text="Advances above this need a second officer to authorize."
-    )
-    active = models.BooleanField(default=True)
-    version = models.PositiveIntegerField(default=1, help_text="Raised by every change.")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        verbose_name_plural = "facilities"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["merchant", "currency"],
-                condition=Q(active=True),
-                name="facility_one_active_per_currency",
-            ),
-            models.CheckConstraint(condition=Q(limit_minor__gte=0), name="facility_limit_positive"),
-            models.CheckConstraint(
-                condition=Q(committed_minor__gte=0, committed_minor__lte=F("limit_minor")),
-                name="facility_commitments_within_limit",
-            ),
-            models.CheckConstraint(
-                condition=Q(advance_rate_bp__gt=0, advance_rate_bp__lte=10_000),
-                name="facility_advance_rate_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(annual_rate_bp__lte=100_000, late_fee_rate_bp__lte=100_000),
-                name="facility_rates_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(debtor_cap_bp__gt=0, debtor_cap_bp__lte=10_000),
-                name="facility_debtor_cap_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(max_tenor_days__gte=1, min_days_to_due__gte=1),
-                name="facility_days_positive",
-            ),
-            models.CheckConstraint(
-                condition=Q(day_count__in=DayCount.values), name="facility_day_count_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(late_fee_cap_bp__lte=10_000, non_accrual_after_days__gte=1),
-                name="facility_late_fee_cap_range",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.merchant.legal_name} {self.currency} facility"
-
-
-class FacilityChange(models.Model):
-    """The audit trail of a facility: who changed what, from what, to what, and why."""
-
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="changes")
-    officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    changed_at = models.DateTimeField()
-    before = models.JSONField(default=dict)
-    after = models.JSONField(default=dict)
-    reason = models.TextField()
-    proposal = models.ForeignKey(
-        RiskChange,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="The confirmed proposal this change carried out (empty before four-eyes).",
-    )
-
-    class Meta:
-        ordering = ["-changed_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"change of {self.facility} at {self.changed_at:%Y-%m-%d %H:%M}"
 
 
 class Advance(models.Model):
@@ -483,56 +384,3 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_ref} → {self.advance.ref}"
-
-
-class Blacklisting(models.Model):
-    """No new advances for the merchant while active; only an officer lifts it, with a reason."""
-
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="blacklistings")
-    reason = models.TextField()
-    created_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Empty when the overdue sweep blacklisted the merchant.",
-    )
-    advance = models.ForeignKey(
-        Advance, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    lifted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    lift_reason = models.TextField(blank=True)
-    lift_change = models.ForeignKey(
-        RiskChange, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["merchant"],
-                condition=Q(lifted_at__isnull=True),
-                name="blacklisting_one_active_per_merchant",
-            ),
-            models.CheckConstraint(
-                condition=Q(lifted_at__isnull=True)
-                | (Q(lifted_by__isnull=False) & ~Q(lift_reason="")),
-                name="blacklisting_lift_needs_officer_and_reason",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.merchant} blacklisted {self.created_at:%Y-%m-%d}"
-
-
-class MerchantFile(Merchant):
-    """A merchant as the credit officer reads it: facility, exposure, advances, risk, chain."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "merchant credit file"
