@@ -21,41 +21,55 @@ from django.utils import timezone
 from financing import tasks
 from financing.models import Advance, Assignment, SettlementWork
 from ledger.models import Entry, Invoice
-from ledger.projections.registry import projector
+from ledger.projections.registry import Pairs, batch_projector
 
 DILUTION_TYPES = ("invoice.credited", "shipment.returned", "order.cancelled")
 
 _INSERT = """
 INSERT INTO financing_settlementwork (entry_id, merchant_id, kind, status, created_at,
                                       enqueued_at, attempts)
-VALUES (%s, %s, %s, 'pending', %s, %s, 0)
+VALUES {rows}
 ON CONFLICT (entry_id) DO NOTHING
 RETURNING id
 """
+_ROW = "(%s, %s, %s, 'pending', %s, %s, 0)"
 
 
-@projector("payout.settled", *DILUTION_TYPES)
-def settlement_work_record(*, entry: Entry, data: dict[str, Any]) -> None:
-    if entry.type == "payout.settled":
-        if not _collected_by_bank(entry.chain_id, data["currency"]):
-            return
-        kind = SettlementWork.Kind.PAYOUT
-    else:
-        if not _assigned_receivables(entry, data):
-            return
-        kind = SettlementWork.Kind.DILUTION
+@batch_projector("payout.settled", *DILUTION_TYPES)
+def settlement_work_record(pairs: Pairs) -> None:
+    """Outbox rows for the payouts the bank collects and the dilutions of assigned receivables,
+    in one statement for the batch; each new row is sent to a worker once the append commits."""
+    payouts = {(e.chain_id, d["currency"]) for e, d in pairs if e.type == "payout.settled"}
+    collected = _collected_by_bank(payouts)
+    work = []
+    for entry, data in pairs:
+        if entry.type == "payout.settled":
+            if (entry.chain_id, data["currency"]) in collected:
+                work.append((entry, SettlementWork.Kind.PAYOUT))
+        elif _assigned_receivables(entry, data):
+            work.append((entry, SettlementWork.Kind.DILUTION))
+    if not work:
+        return
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT, [entry.pk, entry.chain_id, kind, now, now])
-        row = cursor.fetchone()
-    if row is not None:
-        tasks.settlement_enqueue_on_commit(row[0])
+        cursor.execute(
+            _INSERT.format(rows=", ".join([_ROW] * len(work))),
+            [value for entry, kind in work for value in (entry.pk, entry.chain_id, kind, now, now)],
+        )
+        created = [work_id for (work_id,) in cursor.fetchall()]
+    for work_id in created:
+        tasks.settlement_enqueue_on_commit(work_id)
 
 
-def _collected_by_bank(merchant_id: int, currency: str) -> bool:
-    return Advance.objects.filter(
-        merchant_id=merchant_id, currency=currency, disbursed_at__isnull=False
-    ).exists()
+def _collected_by_bank(payouts: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which (merchant, currency) of ``payouts`` the bank collects: those with an advance
+    disbursed in that currency (its notice redirected the marketplace's payouts)."""
+    if not payouts:
+        return set()
+    disbursed = Advance.objects.filter(
+        merchant_id__in={merchant_id for merchant_id, _ in payouts}, disbursed_at__isnull=False
+    )
+    return payouts & set(disbursed.values_list("merchant_id", "currency").distinct())
 
 
 def _assigned_receivables(entry: Entry, data: dict[str, Any]) -> bool:

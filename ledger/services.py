@@ -26,7 +26,7 @@ from ledger.locks import LockedChain, chains_lock
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
 from ledger.models import Entry, LedgerVerification
-from ledger.projections.registry import project, rows_only
+from ledger.projections.registry import fast_plan, project
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
 from merchants.identifiers import tax_id_is_own
@@ -192,9 +192,11 @@ def _append(
             rows.append((entry, new.event.data))
             positions.append(index)
         moved = [c for m, c in chains.items() if c.head_seq != locked_heads[m]]
-        new_rows = None if careful else rows_only(rows)
-        entries_write([entry for entry, _ in rows], moved, new_rows or ())
-        if new_rows is None:
+        plan = None if careful else fast_plan(rows)
+        entries_write([entry for entry, _ in rows], moved, plan.rows if plan else ())
+        if plan is not None:
+            plan.run_batched()
+        else:
             try:
                 project(rows, careful=careful)
             except EventConflict as exc:

@@ -15,22 +15,29 @@ from typing import Any
 from financing.models import Break, ReconJob
 from ledger.models import Entry, Invoice
 from ledger.money import MoneyError, format_minor_units, parse_minor_units
-from ledger.projections.registry import projector
+from ledger.projections.registry import Pairs, batch_projector
 
 
-@projector("payout.settled")
-def report_breaks_close_on_payout(*, entry: Entry, data: dict[str, Any]) -> None:
-    waiting = Break.objects.filter(
+@batch_projector("payout.settled")
+def report_breaks_close_on_payouts(pairs: Pairs) -> None:
+    # Nearly every payout clears nothing: a batch pays for one question on indexed columns,
+    # and only then, payout by payout in order, for the one inside the breaks' JSON.
+    if _waiting({entry.source for entry, _ in pairs}).exists():
+        for entry, data in pairs:
+            _close_on_payout(entry, data)
+
+
+def _waiting(sources: set[str]) -> Any:
+    return Break.objects.filter(
         status=Break.Status.OPEN,
         kind=Break.Kind.MISSING_IN_LEDGER,
         job__kind=ReconJob.Kind.SETTLEMENT_REPORT,
-        job__marketplace__code=entry.source,
+        job__marketplace__code__in=sources,
     )
-    # Nearly every payout clears nothing: the append pays for one question on indexed columns,
-    # and only then for the one inside the breaks' JSON.
-    if not waiting.exists():
-        return
-    waiting = waiting.filter(detail__payout_ref=entry.external_ref).order_by("pk")
+
+
+def _close_on_payout(entry: Entry, data: dict[str, Any]) -> None:
+    waiting = _waiting({entry.source}).filter(detail__payout_ref=entry.external_ref).order_by("pk")
     currency = data["currency"]
     free = dict(enumerate(data.get("lines", [])))
     for brk in waiting:

@@ -8,15 +8,22 @@ constraints (see the registry).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Q
 
 from ledger.exceptions import EventConflict
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.money import parse_minor_units
-from ledger.projections.registry import projection_model, projector, row_projector
+from ledger.projections.registry import (
+    Pairs,
+    batch_projector,
+    projection_model,
+    projector,
+    row_projector,
+)
 
 for _model in (Order, Invoice, Shipment, Payout):
     projection_model(_model)
@@ -168,27 +175,45 @@ def shipment_returned(*, entry: Entry, data: dict[str, Any]) -> None:
     _shipment_advance(entry, data, Shipment.Status.RETURNED, "returned_at")
 
 
-@projector("payout.settled")
-def invoices_paid(*, entry: Entry, data: dict[str, Any]) -> None:
+@batch_projector("payout.settled")
+def invoices_paid(pairs: Pairs) -> None:
     """Count each line against the invoice it names: a paid invoice is no longer a receivable.
 
-    A line naming no invoice of this merchant, or in another currency, pays nothing here;
-    settlement holds its money in suspense for officers.
+    A line naming no invoice of this merchant, or in another currency, or one issued after the
+    payout (later in the same batch), pays nothing here; settlement holds its money in
+    suspense for officers. One read and one write for all the payouts of a batch.
     """
-    paid: dict[str, int] = {}
-    for line in data.get("lines", []):
-        minor = parse_minor_units(line["amount"], data["currency"])
-        paid[line["invoice_ref"]] = paid.get(line["invoice_ref"], 0) + minor
-    if not paid:
+    lines: dict[tuple[int, str], list[tuple[int, str, int]]] = defaultdict(list)
+    for entry, data in pairs:
+        currency = data["currency"]
+        for line in data.get("lines", []):
+            minor = parse_minor_units(line["amount"], currency)
+            lines[entry.chain_id, line["invoice_ref"]].append((entry.seq, currency, minor))
+    if not lines:
         return
+    refs_of: dict[int, set[str]] = defaultdict(set)
+    for merchant_id, ref in lines:
+        refs_of[merchant_id].add(ref)
+    named = Q()
+    for merchant_id, refs in refs_of.items():
+        named |= Q(merchant_id=merchant_id, ref__in=refs)
     invoices = list(
-        Invoice.objects.select_for_update()
-        .filter(merchant_id=entry.chain_id, ref__in=paid, currency=data["currency"])
+        Invoice.objects.select_for_update(of=("self",))
+        .filter(named)
+        .annotate(issued_seq=F("entry__seq"))
         .order_by("pk")
     )
+    paid = []
     for invoice in invoices:
-        invoice.paid_minor += paid[invoice.ref]
-    Invoice.objects.bulk_update(invoices, ["paid_minor"])
+        amounts = [
+            minor
+            for payout_seq, currency, minor in lines[invoice.merchant_id, invoice.ref]
+            if currency == invoice.currency and invoice.issued_seq < payout_seq
+        ]
+        if amounts:
+            invoice.paid_minor += sum(amounts)
+            paid.append(invoice)
+    Invoice.objects.bulk_update(paid, ["paid_minor"])
 
 
 @projector("suspense.allocated")

@@ -4,12 +4,18 @@ Projectors run inside the append transaction, so their writes commit or roll bac
 entries. They must be deterministic functions of the entry and the projections before it:
 ``rebuild_projections`` replays every entry through them and expects the same tables.
 
-Two kinds:
+Three kinds:
 
 * ``@projector(types)`` functions do their own reads and writes (an update, a state change).
 * ``@row_projector(types)`` functions return one unsaved row; rows of a batch are inserted
   together, one statement per table, and the table's unique constraints refuse duplicates.
   When they do, the append is retried "carefully", row by row, to name the offending event.
+* ``@batch_projector(types)`` functions take many (entry, data) pairs at once, in append order,
+  and must leave what calling them pair by pair would: a pair sees the projections of the
+  entries before it, not of those after it (within a chain, a row whose entry has a higher seq
+  is after it). They refuse nothing (no ``EventConflict``): they apply facts, so they can run
+  once per batch after every entry and row of it is written, a few statements for the batch
+  instead of a few per entry.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from django.db import IntegrityError, models, transaction
@@ -34,10 +41,23 @@ class RowProjector(Protocol):
     def __call__(self, *, entry: Entry, data: dict[str, Any]) -> models.Model: ...
 
 
+Pairs = Sequence[tuple[Entry, dict[str, Any]]]
+
+
+class BatchProjector(Protocol):
+    def __call__(self, pairs: Pairs) -> None: ...
+
+
+class _Kind(Enum):
+    EACH = "each"
+    ROW = "row"
+    BATCH = "batch"
+
+
 @dataclass(frozen=True)
 class _Registered:
     function: Callable[..., Any]
-    returns_row: bool
+    kind: _Kind
 
 
 _projectors: dict[str, list[_Registered]] = defaultdict(list)
@@ -54,7 +74,7 @@ def projector(*event_types: str) -> Callable[[Projector], Projector]:
     """Register the decorated function to run for every new entry of ``event_types``."""
 
     def register(function: Projector) -> Projector:
-        _register(event_types, _Registered(function, returns_row=False))
+        _register(event_types, _Registered(function, _Kind.EACH))
         return function
 
     return register
@@ -64,7 +84,17 @@ def row_projector(*event_types: str) -> Callable[[RowProjector], RowProjector]:
     """Register a function that turns each new entry of ``event_types`` into one new row."""
 
     def register(function: RowProjector) -> RowProjector:
-        _register(event_types, _Registered(function, returns_row=True))
+        _register(event_types, _Registered(function, _Kind.ROW))
+        return function
+
+    return register
+
+
+def batch_projector(*event_types: str) -> Callable[[BatchProjector], BatchProjector]:
+    """Register a function that projects many new entries of ``event_types`` at once."""
+
+    def register(function: BatchProjector) -> BatchProjector:
+        _register(event_types, _Registered(function, _Kind.BATCH))
         return function
 
     return register
@@ -84,19 +114,31 @@ def projection_models() -> list[type[models.Model]]:
     return list(_models)
 
 
-def rows_only(pairs: Sequence[tuple[Entry, dict[str, Any]]]) -> list[models.Model] | None:
-    """The new rows for ``pairs`` when only row projectors apply to them, else None.
+@dataclass
+class FastPlan:
+    """How a batch is projected when no ``@projector`` applies to it: its new rows, written in
+    the statement that writes its entries, then each batch projector once over its pairs."""
 
-    Such rows need nothing from the database, so they can be written in the same statement as
-    their entries.
-    """
-    rows = []
+    rows: list[models.Model]
+    batched: dict[Callable[..., Any], list[tuple[Entry, dict[str, Any]]]]
+
+    def run_batched(self) -> None:
+        for function, pairs in self.batched.items():
+            function(pairs)
+
+
+def fast_plan(pairs: Pairs) -> FastPlan | None:
+    """The plan for ``pairs`` when only row and batch projectors apply to them, else None."""
+    plan = FastPlan(rows=[], batched=defaultdict(list))
     for entry, data in pairs:
         for registered in _projectors.get(entry.type, ()):
-            if not registered.returns_row:
+            if registered.kind is _Kind.EACH:
                 return None
-            rows.append(registered.function(entry=entry, data=data))
-    return rows
+            if registered.kind is _Kind.ROW:
+                plan.rows.append(registered.function(entry=entry, data=data))
+            else:
+                plan.batched[registered.function].append((entry, data))
+    return plan
 
 
 def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False) -> None:
@@ -112,9 +154,12 @@ def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = Fa
     for index, (entry, data) in enumerate(pairs):
         for registered in _projectors.get(entry.type, ()):
             try:
-                if not registered.returns_row:
+                if registered.kind is _Kind.EACH:
                     _insert(pending)
                     registered.function(entry=entry, data=data)
+                elif registered.kind is _Kind.BATCH:
+                    _insert(pending)
+                    registered.function([(entry, data)])
                 elif careful:
                     _insert_one(registered.function(entry=entry, data=data), entry)
                 else:
