@@ -99,6 +99,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         "bank",
         "label",
         "created_at",
+        "last_used_at",
         "revoked_at",
     ]
     list_filter = [
@@ -107,13 +108,22 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         ("revoked_at", admin.EmptyFieldListFilter),
     ]
     search_fields = ["prefix", "label", "marketplace__code", "merchant__public_id"]
-    fields = ["marketplace", "merchant", "bank", "label", "prefix", "created_at", "revoked_at"]
+    fields = [
+        "marketplace",
+        "merchant",
+        "bank",
+        "label",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     autocomplete_fields = ["merchant"]
     form = ApiKeyForm
     actions = ["revoke"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
-        always = ["prefix", "created_at", "revoked_at"]
+        always = ["prefix", "created_at", "last_used_at", "revoked_at"]
         return always if obj is None else [*always, "marketplace", "merchant"]
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:

@@ -227,6 +227,12 @@ class ApiKey(models.Model):
     label = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a request last authenticated with it, to within a few minutes"
+        " (config/api/authentication.py writes it at most every few minutes per process).",
+    )
 
     class Meta:
         verbose_name = "API key"

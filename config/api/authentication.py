@@ -13,6 +13,7 @@ must answer through ``idempotent``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import connection
 from django.db.models import Model
+from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -163,6 +165,7 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         # Closing a merchant ends its keys without anyone having to revoke them one by one.
         if api_key.merchant is not None and api_key.merchant.status == Merchant.Status.CLOSED:
             raise _unauthorized("invalid_api_key", "The API key is unknown or revoked.")
+        _last_used_mark(api_key.pk)
         principal = ApiPrincipal(
             api_key_id=api_key.pk,
             marketplace=api_key.marketplace,
@@ -201,6 +204,20 @@ class SignedApiKeyAuthentication(BaseAuthentication):
         spent = not cache_add(f"sig:{api_key.pk}:{matched}", 1, 2 * TIMESTAMP_TOLERANCE_SECONDS)
         if spent and not replay_only_mark(request, scope=principal.scope):
             raise _unauthorized("replayed_signature", "This signature was already used.")
+
+
+# When this process last wrote each key's last_used_at (monotonic seconds).
+_last_marked: dict[int, float] = {}
+
+
+def _last_used_mark(api_key_id: int) -> None:
+    """Record that the key was used, to within LAST_USED_EVERY_SECONDS: a write per request
+    would add a statement to every ingest, for a date people read to the day."""
+    now = time.monotonic()
+    if now - _last_marked.get(api_key_id, -math.inf) < settings.API_KEY_LAST_USED_EVERY_SECONDS:
+        return
+    _last_marked[api_key_id] = now
+    ApiKey.objects.filter(pk=api_key_id).update(last_used_at=timezone.now())
 
 
 def _body(request: Request) -> bytes:

@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
 
 # API limits. The body cap covers 1,000 events with room; XML documents have their own 1 MiB.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# How stale an API key's "last used" may be: each process writes it at most this often per key.
+API_KEY_LAST_USED_EVERY_SECONDS = env.float("API_KEY_LAST_USED_EVERY_SECONDS", default=300.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)
 

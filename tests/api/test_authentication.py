@@ -12,10 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.api.signing import sign
 from ledger.models import Entry, IdempotentRequest
+from merchants.credentials import key_prefix
 from merchants.models import ApiKey
 from merchants.services import api_key_issue, api_key_revoke
 from tests.api.conftest import SignedClient, order_event, seller_id
@@ -193,3 +195,15 @@ def test_rate_limit_holds_under_concurrency(api, merchant, settings) -> None:
     with ThreadPoolExecutor(24) as pool:
         statuses = list(pool.map(call, range(24)))
     assert (statuses.count(200), statuses.count(429)) == (10, 14)
+
+
+def test_a_keys_last_use_is_written_once_per_interval_not_per_request(api, merchant) -> None:
+    path = f"/api/v1/merchants/{seller_id(merchant)}/chain"
+    assert api.get(path).status_code == 200
+    key = ApiKey.objects.get(prefix=key_prefix(api.key))
+    assert key.last_used_at is not None
+
+    with CaptureQueriesContext(connection) as captured:
+        assert api.get(path).status_code == 200
+    assert not [q for q in captured if q["sql"].startswith("UPDATE")]
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == key.last_used_at

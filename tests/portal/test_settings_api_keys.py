@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from merchants.credentials import key_matches, secret_open
 from merchants.models import ApiKey, Merchant
 from merchants.services import api_key_issue
+from tests.api.conftest import SignedClient
 from tests.portal.conftest import portal_sign_in
 from tests.portal.settings_helpers import Team, team  # noqa: F401  (a fixture)
 
@@ -94,3 +96,17 @@ def test_a_too_long_name_is_a_field_error(team: Team) -> None:
     assert response.status_code == 400
     assert "Name (optional):" in response.content.decode()
     assert not ApiKey.objects.exists()
+
+
+def test_the_list_says_when_each_key_was_last_used(team: Team, now: datetime) -> None:
+    used = api_key_issue(merchant=team.a, label="used", now=now)
+    idle = api_key_issue(merchant=team.a, label="idle", now=now)
+    signed = SignedClient(Client(), None, used.key, used.signing_secret, merchant=team.a)
+    assert signed.get("/api/v1/receivables").status_code == 200
+
+    used.api_key.refresh_from_db()
+    assert used.api_key.last_used_at is not None
+    html = portal_sign_in(team.owner).get(PAGE).content.decode()
+    row_used = html.split(f'data-key="{used.api_key.prefix}"')[1].split("</tr>")[0]
+    row_idle = html.split(f'data-key="{idle.api_key.prefix}"')[1].split("</tr>")[0]
+    assert "Never" in row_idle and "Never" not in row_used
