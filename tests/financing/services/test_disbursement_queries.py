@@ -17,8 +17,9 @@ from tests.financing.conftest import NoticeTaskRecorder, Trade
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 # One approval below the checker threshold, which disburses in its transaction, on PostgreSQL:
-# 32 statements, where there were 46 before issue 13 (the evidence read in 14 queries, the
-# assignments in 6, the chart's accounts in 4, the merchant and the facility once more each).
+# 32 statements, where there were 46 before issue 13: the evidence was read in 14 queries, the
+# assignments in 6 and the chart's accounts in 4, and the merchant, the facility and the
+# invoices' faces were read again.
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 DISBURSEMENT_QUERIES = [
