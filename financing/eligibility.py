@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from financing.models import (
     Advance,
@@ -151,26 +151,19 @@ def _evidence_load(
         invoice_qs = invoice_qs.filter(ref__in=list(refs))
     invoices = {invoice.ref: invoice for invoice in invoice_qs}
     order_refs = {invoice.order_ref for invoice in invoices.values() if invoice.order_ref}
-    receivables = {
-        r.ref: r for r in Receivable.objects.filter(merchant=merchant, ref__in=list(invoices))
-    }
+    receivables, twins = _receivables_with_twins(merchant, invoices)
     fingerprints = {r.fingerprint for r in receivables.values()}
-    live = Assignment.objects.filter(status__in=Assignment.LIVE).exclude(advance=holder)
+    held, fingerprints_held = _held(merchant, invoices, fingerprints, holder)
+    earlier_twins = _refs_with_earlier_twin(receivables.values(), twins)
     return _Evidence(
         merchant=merchant,
         today=today,
         invoices=invoices,
         receivables=receivables,
         orders=orders_evidence(merchant=merchant, order_refs=order_refs),
-        held=set(
-            live.filter(merchant=merchant, invoice_ref__in=list(invoices)).values_list(
-                "invoice_ref", flat=True
-            )
-        ),
-        fingerprints_held=set(
-            live.filter(fingerprint__in=fingerprints).values_list("fingerprint", flat=True)
-        ),
-        earlier_twins=_refs_with_earlier_twin(receivables.values(), fingerprints),
+        held=held,
+        fingerprints_held=fingerprints_held,
+        earlier_twins=earlier_twins,
         facilities={f.currency: f for f in Facility.objects.filter(merchant=merchant, active=True)},
         blacklisted=Blacklisting.objects.filter(merchant=merchant, lifted_at__isnull=True).exists(),
         debtor_exposure=debtor_exposure(merchant, excluding=holder),
@@ -182,16 +175,59 @@ def _evidence_load(
             },
             excluding=holder,
         ),
-        cleared={
-            ref
-            for ref, entry_id in DuplicateClearance.objects.filter(
-                merchant=merchant, invoice_ref__in=list(invoices)
-            ).values_list("invoice_ref", "entry_id")
-            if ref in receivables and receivables[ref].entry_id == entry_id
-        },
+        cleared=_cleared(merchant, receivables, earlier_twins),
         own_commitment=holder.advance_minor if holder is not None else 0,
         on_chain=_assigned_on_chain(merchant, invoices, holder),
     )
+
+
+def _receivables_with_twins(
+    merchant: Merchant, invoices: dict[str, Invoice]
+) -> tuple[dict[str, Receivable], list[Receivable]]:
+    """The merchant's receivables of ``invoices``, by ref, and every receivable sharing a
+    fingerprint with one of them (themselves included), in one query."""
+    own = Receivable.objects.filter(merchant=merchant, ref__in=list(invoices))
+    twins = list(Receivable.objects.filter(fingerprint__in=own.values("fingerprint")))
+    receivables = {r.ref: r for r in twins if r.merchant_id == merchant.pk and r.ref in invoices}
+    return receivables, twins
+
+
+def _held(
+    merchant: Merchant,
+    invoices: dict[str, Invoice],
+    fingerprints: set[str],
+    holder: Advance | None,
+) -> tuple[set[str], set[str]]:
+    """Invoice refs of the merchant, and fingerprints, that a live assignment other than
+    ``holder``'s holds, in one query."""
+    rows = (
+        Assignment.objects.filter(status__in=Assignment.LIVE)
+        .exclude(advance=holder)
+        .filter(
+            Q(merchant=merchant, invoice_ref__in=list(invoices)) | Q(fingerprint__in=fingerprints)
+        )
+        .values_list("merchant_id", "invoice_ref", "fingerprint")
+    )
+    held: set[str] = set()
+    fingerprints_held: set[str] = set()
+    for merchant_id, invoice_ref, fingerprint in rows:
+        if merchant_id == merchant.pk and invoice_ref in invoices:
+            held.add(invoice_ref)
+        if fingerprint in fingerprints:
+            fingerprints_held.add(fingerprint)
+    return held, fingerprints_held
+
+
+def _cleared(
+    merchant: Merchant, receivables: dict[str, Receivable], earlier_twins: dict[str, Receivable]
+) -> set[str]:
+    """Refs an officer cleared as no duplicate of their earlier twin (only those can be one)."""
+    if not earlier_twins:
+        return set()
+    clearances = DuplicateClearance.objects.filter(
+        merchant=merchant, invoice_ref__in=list(earlier_twins)
+    ).values_list("invoice_ref", "entry_id")
+    return {ref for ref, entry_id in clearances if receivables[ref].entry_id == entry_id}
 
 
 def _assigned_on_chain(
@@ -223,7 +259,7 @@ def _assigned_on_chain(
 
 
 def _refs_with_earlier_twin(
-    receivables: Iterable[Receivable], fingerprints: set[str]
+    receivables: Iterable[Receivable], twins: Iterable[Receivable]
 ) -> dict[str, Receivable]:
     """Refs whose invoice reached Chainfin before, each with that first arrival.
 
@@ -231,12 +267,11 @@ def _refs_with_earlier_twin(
     number again, under another spelling, from another marketplace or merchant row, or with
     another amount, date or currency, is the same invoice. The first arrival is the
     receivable; every later one is a duplicate for an officer to look at, never a second
-    fundable receivable. Arrival order is the order entries were written.
+    fundable receivable. Arrival order is the order entries were written. ``twins`` are every
+    receivable sharing a fingerprint with one of ``receivables`` (``_receivables_with_twins``).
     """
     first: dict[str, Receivable] = {}
-    for twin in Receivable.objects.filter(fingerprint__in=fingerprints).only(
-        "fingerprint", "entry_id", "ref", "source"
-    ):
+    for twin in twins:
         known = first.get(twin.fingerprint)
         if known is None or twin.entry_id < known.entry_id:
             first[twin.fingerprint] = twin

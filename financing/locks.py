@@ -10,9 +10,9 @@ while holding something a decision waits for.
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from financing.models import Advance, DebtorLimit, Facility
+from financing.models import Advance, Assignment, DebtorLimit, Facility
 from ledger.locks import chains_lock
 from merchants.models import Merchant
 
@@ -39,6 +39,22 @@ def advance_qs_for_update() -> QuerySet[Advance]:
     return Advance.objects.select_for_update().order_by("pk")
 
 
+def advance_decision_qs_for_update() -> QuerySet[Advance]:
+    """Advances to decide on: each locked with its facility as ``advance_qs_for_update``, its
+    merchant read in the same query but not locked (no use case locks merchants), and its
+    assignments with their debtors read in one more query, so that a decision asks for them
+    once (``Advance.assignments_by_id``).
+    """
+    return (
+        advance_qs_for_update()
+        .select_related("facility", "merchant")
+        .select_for_update(of=("self", "facility"))
+        .prefetch_related(
+            Prefetch("assignments", queryset=Assignment.objects.select_related("debtor"))
+        )
+    )
+
+
 def debtor_limit_qs_for_update() -> QuerySet[DebtorLimit]:
     """Bank-wide debtor limits locked FOR UPDATE, in id order, once evaluated."""
     return DebtorLimit.objects.select_for_update().order_by("pk")
@@ -50,7 +66,7 @@ def debtor_limits_lock(*, advance: Advance) -> None:
     Approvals of different merchants against one debtor then re-check its room one after the
     other, each seeing what the other approved; id order keeps two of them from deadlocking.
     """
-    keys = set(advance.assignments.values_list("debtor_key", flat=True))
+    keys = {assignment.debtor_key for assignment in advance.assignments.all()}
     list(debtor_limit_qs_for_update().filter(currency=advance.currency, debtor_key__in=keys))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from operator import attrgetter
 
 from django.conf import settings
 from django.db import models
@@ -284,6 +285,15 @@ class Advance(models.Model):
 
     def __str__(self) -> str:
         return self.ref
+
+    def assignments_by_id(self) -> list[Assignment]:
+        """Its assignments in id order: the order they were requested in, and are priced in.
+
+        Read from the prefetch cache where the caller prefetched them
+        (``financing.locks.advance_decision_qs_for_update``); whoever changes them under such
+        a caller changes the cached rows too.
+        """
+        return sorted(self.assignments.all(), key=attrgetter("pk"))
 
 
 class Assignment(models.Model):

@@ -67,7 +67,7 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
     A business buyer without an address on file gets the one its invoice carried, if any.
     """
     by_debtor: dict[int, list[Assignment]] = defaultdict(list)
-    for assignment in advance.assignments.select_related("debtor").order_by("id"):
+    for assignment in advance.assignments_by_id():
         by_debtor[assignment.debtor_id].append(assignment)
     notices = []
     for assignments in by_debtor.values():
@@ -75,7 +75,7 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
         if debtor.kind == Debtor.Kind.BUSINESS and not debtor.email:
             _address_from_invoices(advance, debtor, assignments)
         notices.append(
-            AssignmentNotice.objects.create(
+            AssignmentNotice(
                 advance=advance,
                 debtor=debtor,
                 channel=AssignmentNotice.Channel.WEBHOOK
@@ -86,7 +86,7 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
                 created_at=now,
             )
         )
-    return notices
+    return AssignmentNotice.objects.bulk_create(notices)  # one INSERT, ids read back
 
 
 def notice_payload(

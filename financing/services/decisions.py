@@ -18,12 +18,17 @@ from financing.exceptions import (
     QuoteChanged,
     WrongState,
 )
-from financing.locks import advance_qs_for_update, debtor_limits_lock, merchant_chain_lock
+from financing.locks import (
+    advance_decision_qs_for_update,
+    advance_qs_for_update,
+    debtor_limits_lock,
+    merchant_chain_lock,
+)
 from financing.models import Advance
 from financing.services._shared import approval_void, holds_release, officer_require
 from financing.services.disbursement import advance_disburse
 from financing.services.quotes import advance_price_hold
-from financing.services.requests import advance_requote
+from financing.services.requests import AdvanceQuote, advance_requote
 from ledger.canonical import canonical_json
 from ledger.models import Invoice
 from ledger.money import Money
@@ -47,11 +52,12 @@ def advance_approve(
     with transaction.atomic():
         locked = _advance_locked(advance, Advance.Status.REQUESTED)
         merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
-        requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED)
+        quote = advance_requote(advance=locked, today=business_day(now))
+        requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote)
         if not requoted:
             locked.approved_by = officer
             locked.approved_at = now
-            locked.approval_hash = terms_hash(locked)
+            locked.approval_hash = terms_hash(locked, quote)
             locked.decision_note = note
             locked.merchant_note = merchant_note.strip()
             window_total = advanced_in_window(advance=locked, now=now)
@@ -118,7 +124,7 @@ def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Adva
         merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
         try:
             quote = advance_requote(advance=locked, today=business_day(now))
-            if terms_hash(locked) != locked.approval_hash:
+            if terms_hash(locked, quote) != locked.approval_hash:
                 raise ApprovalVoid("The advance or its terms changed after approval.")
             requoted = advance_price_hold(
                 advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote
@@ -160,7 +166,7 @@ def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str)
     if not note.strip():
         raise WrongState("Say why the advance is rejected; the merchant will read it.")
     with transaction.atomic():
-        locked = _advance_locked(advance, *Advance.PENDING)
+        locked = _advance_locked(advance, *Advance.PENDING, assignments_read=False)
         locked.status = Advance.Status.REJECTED
         locked.decided_at = now
         locked.decision_note = note
@@ -170,17 +176,26 @@ def advance_reject(*, advance: Advance, officer: User, now: datetime, note: str)
     return locked
 
 
-def terms_hash(advance: Advance) -> str:
+def terms_hash(advance: Advance, quote: AdvanceQuote | None = None) -> str:
     """SHA-256 of everything an approval binds: the advance's terms, its facility's terms (by
-    version) and each receivable's evidence as it stands. Any change gives another hash."""
-    items = advance.assignments.order_by("id").values_list(
-        "invoice_ref", "fingerprint", "face_minor", "advance_minor", "due_date"
-    )
-    faces = dict(
-        Invoice.objects.filter(merchant_id=advance.merchant_id, ref__in=[i[0] for i in items])
-        .annotate(face=F("amount_minor") - F("credited_minor"))
-        .values_list("ref", "face")
-    )
+    version) and each receivable's evidence as it stands. Any change gives another hash.
+
+    ``quote``, the caller's ``advance_requote`` of ``advance`` in this transaction, under the
+    merchant's chain lock, gives the invoices' faces as that re-check read them; without it
+    they are read here.
+    """
+    items = [
+        (a.invoice_ref, a.fingerprint, a.face_minor, a.advance_minor, a.due_date)
+        for a in advance.assignments_by_id()
+    ]
+    if quote is not None:
+        faces: dict[str, int] = {i.verdict.ref: i.verdict.face_minor for i in quote.items}
+    else:
+        faces = dict(
+            Invoice.objects.filter(merchant_id=advance.merchant_id, ref__in=[i[0] for i in items])
+            .annotate(face=F("amount_minor") - F("credited_minor"))
+            .values_list("ref", "face")
+        )
     terms = {
         "advance": advance.ref,
         "merchant": advance.merchant_id,
@@ -203,8 +218,14 @@ def terms_hash(advance: Advance) -> str:
     return hashlib.sha256(canonical_json(terms)).hexdigest()
 
 
-def _advance_locked(advance: Advance, *statuses: str) -> Advance:
-    locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
+def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = True) -> Advance:
+    """Lock ``advance`` with its facility; with ``assignments_read``, read its merchant and its
+    assignments too, once for the whole decision (an approval reads them five times)."""
+    if assignments_read:
+        queryset = advance_decision_qs_for_update()
+    else:
+        queryset = advance_qs_for_update().select_related("facility")
+    locked = queryset.get(pk=advance.pk)
     if locked.status not in statuses:
         raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
     # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only

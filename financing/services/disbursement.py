@@ -48,12 +48,16 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.disbursed_at = now
         advance.decided_at = now
         advance.save()
+        assignments = advance.assignments_by_id()  # rows are never added to an advance
         assigned = advance.assignments.filter(status=Assignment.Status.HELD).update(
             status=Assignment.Status.ASSIGNED
         )
-        if assigned != advance.assignments.count():
+        if assigned != len(assignments):
             raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")
+        for assignment in assignments:  # as stored, for whoever reads the advance's rows next
+            assignment.status = Assignment.Status.ASSIGNED
         book = accounts.Chart(advance.merchant, advance.currency)
+        book.prefetch()  # four accounts in one query; journal_post locks them
         journal_post(
             key=f"disburse:{advance.ref}",
             memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
@@ -75,7 +79,7 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
                 source_key=f"disburse:{advance.ref}",
                 now=now,
             )
-        _chain_disbursement(advance, now)
+        _chain_disbursement(advance, assignments, now)
         _notices_create(advance, now)
     return advance
 
@@ -84,8 +88,7 @@ def _nonzero(*legs: Leg) -> list[Leg]:
     return [leg for leg in legs if leg.amount_minor]
 
 
-def _chain_disbursement(advance: Advance, now: datetime) -> None:
-    assignments = list(advance.assignments.order_by("id"))
+def _chain_disbursement(advance: Advance, assignments: list[Assignment], now: datetime) -> None:
     money = {"currency": advance.currency}
     disbursed = system_event(
         "advance.disbursed",

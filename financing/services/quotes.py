@@ -17,7 +17,7 @@ from django.db.models import F
 
 from financing.business_day import business_day
 from financing.exceptions import AdvanceRefused, QuoteChanged, WrongState
-from financing.locks import advance_qs_for_update
+from financing.locks import advance_decision_qs_for_update, advance_qs_for_update
 from financing.models import Advance, Facility
 from financing.services._shared import approval_void, holds_release
 from financing.services.requests import AdvanceQuote, advance_requote
@@ -61,7 +61,7 @@ def advance_requote_send(*, advance: Advance, now: datetime, reason: str) -> boo
     when the advance now waits for the merchant to accept a new price.
     """
     with transaction.atomic():
-        locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
+        locked = advance_decision_qs_for_update().get(pk=advance.pk)
         if locked.status not in Advance.PENDING:
             return False
         try:
@@ -85,7 +85,7 @@ def advance_accept(*, advance: Advance, terms_hash: str, now: datetime) -> Advan
     """
     expired = ""
     with transaction.atomic():
-        locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
+        locked = advance_decision_qs_for_update().get(pk=advance.pk)
         if locked.status != Advance.Status.REQUOTE:
             if terms_hash == locked.accepted_hash == locked.price_hash:
                 return locked  # a repeat of an acceptance
@@ -154,7 +154,11 @@ def _price_apply(advance: Advance, quote: AdvanceQuote) -> None:
     advance.mean_days = quote.mean_days
     advance.price_hash, advance.priced_on = quote.terms_hash, quote.priced_on
     advance.quote_expires_at = quote.expires_at
-    for item in quote.items:
-        advance.assignments.filter(invoice_ref=item.verdict.ref).update(
-            face_minor=item.quote.face_minor, advance_minor=item.quote.advance_minor
+    priced = {item.verdict.ref: item.quote for item in quote.items}
+    for assignment in advance.assignments_by_id():
+        price = priced[assignment.invoice_ref]
+        advance.assignments.filter(pk=assignment.pk).update(
+            face_minor=price.face_minor, advance_minor=price.advance_minor
         )
+        # The row as stored: a decision reads these again (``Advance.assignments_by_id``).
+        assignment.face_minor, assignment.advance_minor = price.face_minor, price.advance_minor

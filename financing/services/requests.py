@@ -126,7 +126,7 @@ def advance_requote(*, advance: Advance, today: date) -> AdvanceQuote:
     :raises AdvanceRefused: the evidence or the facility changed since the request (the reasons
         say how, per ref).
     """
-    refs = list(advance.assignments.order_by("id").values_list("invoice_ref", flat=True))
+    refs = [assignment.invoice_ref for assignment in advance.assignments_by_id()]
     return _quote(advance.merchant, refs, today, holder=advance)
 
 
@@ -152,7 +152,7 @@ def _quote(
     }
     if refused:
         raise AdvanceRefused("Some invoices cannot be financed now.", refused)
-    facility = Facility.objects.get(merchant=merchant, currency=currencies.pop(), active=True)
+    facility = _active_facility(merchant, currencies.pop(), holder)
     items = tuple(
         PricedReceivable(
             verdict=judged[ref],
@@ -170,6 +170,19 @@ def _quote(
     quote = AdvanceQuote(facility=facility, items=items, priced_on=today)
     _limits_check(quote, holder)
     return quote
+
+
+def _active_facility(merchant: Merchant, currency: str, holder: Advance | None) -> Facility:
+    """The merchant's active facility in ``currency``.
+
+    A holder's own facility, read under its lock in this transaction (``financing.locks``),
+    is that facility when it is the active one in the currency: one per merchant and currency.
+    """
+    if holder is not None:
+        own = holder.facility
+        if own.active and (own.merchant_id, own.currency) == (merchant.pk, currency):
+            return own
+    return Facility.objects.get(merchant=merchant, currency=currency, active=True)
 
 
 def _refs_check(refs: Sequence[str]) -> None:
