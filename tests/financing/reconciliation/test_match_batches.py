@@ -12,18 +12,19 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from financing.books.models import JournalEntry
 from financing.books.verification import books_verify
 from financing.models import Match, MatchItem, MatchRule, Payment, StatementEntry
-from financing.reconciliation import engine
+from financing.reconciliation import clearing, engine
 from financing.reconciliation.engine import MatchRun, statement_match
 from financing.reconciliation.matching import Outcome
 from financing.reconciliation.payments import end_to_end_id_for
 from merchants.models import Merchant
-from tests.financing.reconciliation.statements import debits_of, statement
+from tests.financing.reconciliation.statements import Line, debits_of, statement
 from tests.financing.settlement_helpers import balance
 
 VALUE_ON = date(2026, 11, 2)
@@ -253,3 +254,50 @@ def test_two_runs_at_once_match_each_entry_once(
     all_matched_once(entry_of)
     assert JournalEntry.objects.count() == 30
     books_sound()
+
+
+class NotPostgres:
+    """The default connection, saying it is not PostgreSQL: recording takes the ORM's way."""
+
+    vendor = "orm"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(connection, name)
+
+
+def recorded_rows() -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """The matches (but their ids) and their items (the match by its place), for comparing."""
+    matches = list(Match.objects.order_by("pk"))
+    place = {m.pk: n for n, m in enumerate(matches)}
+    items = MatchItem.objects.values_list(
+        "match", "statement_entry", "payment", "payout", "amount_minor", "live"
+    )
+    return (
+        [model_to_dict(m, exclude=["id"]) for m in matches],
+        sorted(((place[match], *rest) for match, *rest in items), key=repr),
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_postgresql_inserts_write_what_the_orm_writes(
+    merchant: Merchant, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payments = payments_pending(merchant, 6, now)
+    lines = debits_of(payments[:5], VALUE_ON)
+    lines.append(
+        Line("debit", payments[5].amount_minor + 30, VALUE_ON, [payments[5].end_to_end_id])
+    )
+    job = statement(lines, now)  # five exact, one 0.30 off: suggested
+
+    with transaction.atomic():
+        statement_match(now=now, job_id=job.pk)
+        by_statements = recorded_rows()
+        transaction.set_rollback(True)
+    monkeypatch.setattr(clearing, "connection", NotPostgres())
+    statement_match(now=now, job_id=job.pk)
+
+    assert recorded_rows() == by_statements
+    statuses = [m["status"] for m in by_statements[0]]
+    assert sorted(statuses) == ["confirmed"] * 5 + ["suggested"]
+    assert {m["job"] for m in by_statements[0]} == {job.pk}
