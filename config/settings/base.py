@@ -248,6 +248,10 @@ SETTLEMENT_RESEND_BATCH = env.int("SETTLEMENT_RESEND_BATCH", default=5000)
 SETTLEMENT_MAX_RETRIES = env.int("SETTLEMENT_MAX_RETRIES", default=5)
 # Reconciliation: a payment sent this many days ago that no bank statement shows is a break.
 RECON_PAYMENT_STATEMENT_DAYS = env.int("RECON_PAYMENT_STATEMENT_DAYS", default=5)
+# Bank statement matching records this many matches per transaction (their clearing entries,
+# payments booked and breaks closed together); a batch a concurrent run collides with is
+# recorded again match by match.
+RECON_MATCH_BATCH = env.int("RECON_MATCH_BATCH", default=500)
 SETTLEMENT_RETRY_BACKOFF_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MS", default=2_000)
 SETTLEMENT_RETRY_BACKOFF_MAX_MS = env.int("SETTLEMENT_RETRY_BACKOFF_MAX_MS", default=300_000)
 SETTLEMENT_LOCK_TIMEOUT_MS = env.int("SETTLEMENT_LOCK_TIMEOUT_MS", default=10_000)

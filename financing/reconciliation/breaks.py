@@ -10,7 +10,8 @@ break in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -51,6 +52,34 @@ AGE_BUCKETS: list[tuple[str, int, int | None]] = [
 ]
 
 
+def break_new(
+    *,
+    kind: str,
+    key: str,
+    now: datetime,
+    job: ReconJob | None = None,
+    merchant: Merchant | None = None,
+    currency: str = "",
+    amount_minor: int | None = None,
+    expected_minor: int | None = None,
+    reference: str = "",
+    detail: Mapping[str, Any] | None = None,
+) -> Break:
+    """The break ``break_open`` records, unsaved: for ``breaks_open`` to record many at once."""
+    return Break(
+        kind=kind,
+        key=key,
+        job=job,
+        merchant=merchant,
+        currency=currency,
+        amount_minor=amount_minor,
+        expected_minor=expected_minor,
+        reference=reference[:255],
+        detail=dict(detail or {}),
+        found_at=now,
+    )
+
+
 def break_open(
     *,
     kind: str,
@@ -68,20 +97,40 @@ def break_open(
 
     A resolved break stays resolved: the same difference found again was decided already.
     """
-    return Break.objects.get_or_create(
+    new = break_new(
         kind=kind,
         key=key,
-        defaults={
-            "job": job,
-            "merchant": merchant,
-            "currency": currency,
-            "amount_minor": amount_minor,
-            "expected_minor": expected_minor,
-            "reference": reference[:255],
-            "detail": dict(detail or {}),
-            "found_at": now,
-        },
+        now=now,
+        job=job,
+        merchant=merchant,
+        currency=currency,
+        amount_minor=amount_minor,
+        expected_minor=expected_minor,
+        reference=reference,
+        detail=detail,
     )
+    found = ("job", "merchant", "currency", "amount_minor", "expected_minor", "reference", "detail")
+    defaults = {name: getattr(new, name) for name in (*found, "found_at")}
+    return Break.objects.get_or_create(kind=kind, key=key, defaults=defaults)
+
+
+def breaks_open(*, breaks: Sequence[Break]) -> None:
+    """Record each of ``breaks`` (made by ``break_new``) once per (kind, key), in one statement.
+
+    As ``break_open`` for each: a break found before is left as it is, whatever its status.
+    """
+    # In one order (kind, key), so that two runs recording the same breaks at once wait for
+    # each other on the unique index, never deadlock.
+    Break.objects.bulk_create(sorted(breaks, key=lambda b: (b.kind, b.key)), ignore_conflicts=True)
+
+
+@dataclass(frozen=True)
+class MatchCleared:
+    """A confirmed match and what it cleared: its statement entries and its payments."""
+
+    match: Match
+    entry_ids: list[int]
+    payment_ids: list[int]
 
 
 def breaks_close_by_match(
@@ -93,17 +142,49 @@ def breaks_close_by_match(
 
     Runs in the match's transaction, so a break closes exactly when its clearing posts.
     """
-    cleared = Q(
-        kind__in=[Break.Kind.UNMATCHED_STATEMENT_ENTRY, Break.Kind.AMBIGUOUS_MATCH],
-        key__in=[f"entry:{pk}" for pk in entry_ids],
-    ) | Q(kind=Break.Kind.PAYMENT_NOT_ON_STATEMENT, key__in=[f"payment:{pk}" for pk in payment_ids])
-    return Break.objects.filter(cleared, status=Break.Status.OPEN).update(
+    return Break.objects.filter(
+        _cleared_by(entry_ids, payment_ids), status=Break.Status.OPEN
+    ).update(
         status=Break.Status.RESOLVED,
         resolved_at=now,
         resolved_match=match,
         resolution=f"Cleared by match {match.pk} (rule '{match.rule.name}'), "
         f"{format_minor_units(match.amount_minor, match.currency)} {match.currency}.",
     )
+
+
+def breaks_close_by_matches(*, cleared: Sequence[MatchCleared], now: datetime) -> int:
+    """Close the open breaks a batch of confirmed matches clears, as ``breaks_close_by_match``
+    does for each. Returns how many closed.
+
+    One query finds the few matches that clear any break (most clear none); only those write.
+    Runs in the batch's transaction, so a break closes exactly when its clearing posts.
+    """
+    found = Break.objects.filter(
+        _cleared_by(
+            [pk for c in cleared for pk in c.entry_ids],
+            [pk for c in cleared for pk in c.payment_ids],
+        ),
+        status=Break.Status.OPEN,
+    )
+    keys = set(found.values_list("key", flat=True))
+    if not keys:
+        return 0
+    closed = 0
+    for c in cleared:
+        mine = {f"entry:{pk}" for pk in c.entry_ids} | {f"payment:{pk}" for pk in c.payment_ids}
+        if mine & keys:
+            closed += breaks_close_by_match(
+                match=c.match, entry_ids=c.entry_ids, payment_ids=c.payment_ids, now=now
+            )
+    return closed
+
+
+def _cleared_by(entry_ids: list[int], payment_ids: list[int]) -> Q:
+    return Q(
+        kind__in=[Break.Kind.UNMATCHED_STATEMENT_ENTRY, Break.Kind.AMBIGUOUS_MATCH],
+        key__in=[f"entry:{pk}" for pk in entry_ids],
+    ) | Q(kind=Break.Kind.PAYMENT_NOT_ON_STATEMENT, key__in=[f"payment:{pk}" for pk in payment_ids])
 
 
 def break_resolve(*, brk: Break, officer: User, reason: str, now: datetime) -> Break:

@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 from financing.exceptions import WrongState
 from financing.models import Break, Match, MatchItem, MatchRule, Payment, StatementEntry
 from financing.reconciliation.breaks import break_open
-from financing.reconciliation.engine import entry_signed_minor, match_clear
+from financing.reconciliation.clearing import match_clear
+from financing.reconciliation.engine import entry_signed_minor
 from financing.reconciliation.matching import DEBITS_TO_PAYMENTS
 from financing.services._shared import officer_require
 from ledger.models import Payout

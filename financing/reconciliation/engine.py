@@ -5,18 +5,17 @@ the bank has not shown yet and the payouts that came to the bank (those settleme
 runs the active ``MatchRule`` rows through ``financing.reconciliation.matching``, and records:
 
 - a confirmed match (exact, under an auto-confirming rule): its clearing journal entry posted
-  and its payments booked, in the match's transaction;
+  and its payments booked, in the transaction of its batch;
 - a suggested match (within tolerance, or under a rule that only suggests): nothing posted
   until an officer confirms or rejects it (``financing.reconciliation.decisions``);
 - a break ``ambiguous_match`` for an entry several candidates fit, ``unmatched_statement_entry``
   for one nothing fits, and ``payment_not_on_statement`` for a payment sent more than
   ``RECON_PAYMENT_STATEMENT_DAYS`` days ago that no statement shows.
 
-The clearing entry, key ``match:<pk>`` (so at most once per match):
-payments out: Dr disbursement clearing (payments) / Cr bank cash (entries);
-collections: Dr bank cash (entries) / Cr collections clearing (payouts);
-an adjustment (entries differ from items) goes to reconciliation differences.
-Running it again changes nothing: matched items are no longer open, breaks are once per key.
+Matches are recorded ``RECON_MATCH_BATCH`` to a transaction, breaks as many to a statement
+(``financing.reconciliation.clearing`` says how, and what the clearing entry posts), and the
+progress is told once per batch. Running it again changes nothing: matched items are no longer
+open, breaks are once per key.
 """
 
 from __future__ import annotations
@@ -24,15 +23,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 
-from financing.accounts import Chart
-from financing.books.services import Leg, journal_post
-from financing.exceptions import WrongState
 from financing.models import (
     Break,
     Match,
@@ -43,25 +38,22 @@ from financing.models import (
     SettlementWork,
     StatementEntry,
 )
-from financing.reconciliation.breaks import break_open, breaks_close_by_match
+from financing.reconciliation.breaks import break_new, break_open, breaks_open
+from financing.reconciliation.clearing import OPEN_PAYMENTS, matches_record
 from financing.reconciliation.matching import (
     CREDITS_TO_PAYOUTS,
     DEBITS_TO_PAYMENTS,
     Ambiguity,
     CandidateFacts,
     EntryFacts,
-    Proposal,
     match_entries,
 )
 from financing.reconciliation.rules import rule_spec
 from ledger.models import Payout
 from ledger.money import format_minor_units
-from merchants.models import Merchant
 
-# A payment the bank has not shown yet: in a file, or accepted. Pending ones were never sent;
-# rejected ones will never show; booked ones showed already.
-_OPEN_PAYMENTS = [Payment.Status.PENDING, Payment.Status.BATCHED, Payment.Status.ACCEPTED]
 _SENT_PAYMENTS = [Payment.Status.BATCHED, Payment.Status.ACCEPTED]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,12 @@ class MatchRun:
 
 
 class MatchProgress(Protocol):
-    """Told of each decision: the entries it decided, and whether they were matched."""
+    """Told of each batch decided: its entries, and whether they were matched.
+
+    ``every``: the most entries it wants to hear of at once; no batch is larger.
+    """
+
+    every: int
 
     def __call__(self, entry_ids: Sequence[int], *, matched: bool) -> None: ...
 
@@ -87,13 +84,13 @@ def statement_match(
     """Match every open booked statement entry under the active rules; record what it finds.
 
     ``job_id`` names the statement import that asked for the run: its matches and breaks are
-    recorded on that job; ``progress`` hears of each entry decided. Safe to run twice or at
-    once: an item is in one live match at most (the database refuses a second), and each break
-    is recorded once. A confirmed match closes the open breaks it clears
-    (``breaks_close_by_match``).
+    recorded on that job; ``progress`` hears of the entries decided, batch by batch. Safe to
+    run twice or at once: an item is in one live match at most (the database refuses a second),
+    and each break is recorded once. A confirmed match closes the open breaks it clears
+    (``breaks_close_by_matches``).
     """
     job = ReconJob.objects.get(pk=job_id) if job_id is not None else None
-    rules = [rule_spec(r) for r in MatchRule.objects.filter(active=True)]
+    rules = {r.pk: r for r in MatchRule.objects.filter(active=True)}
     entries = _open_entries()
     outcome = match_entries(
         entries=[_entry_facts(e) for e in entries.values()],
@@ -101,37 +98,35 @@ def statement_match(
             DEBITS_TO_PAYMENTS: [_payment_facts(p) for p in _open_payments()],
             CREDITS_TO_PAYOUTS: [_payout_facts(p) for p in _open_payouts()],
         },
-        rules=rules,
+        rules=[rule_spec(r) for r in rules.values()],
     )
+    size = settings.RECON_MATCH_BATCH
+    if progress is not None:
+        size = min(size, progress.every)
     confirmed = suggested = 0
-    for proposal in outcome.proposals:
-        match = _match_record(proposal, entries, job, now)
-        if progress is not None:
-            progress(proposal.entry_ids, matched=match is not None)
-        if match is None:
-            continue  # a concurrent run matched one of its items first
-        if match.status == Match.Status.CONFIRMED:
-            confirmed += 1
-        else:
-            suggested += 1
-    for ambiguity in outcome.ambiguities:
-        _ambiguity_record(ambiguity, entries[ambiguity.entry_id], job, now)
-        if progress is not None:
-            progress([ambiguity.entry_id], matched=False)
-    for entry_id in outcome.unmatched:
-        entry = entries[entry_id]
-        break_open(
-            kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
-            key=f"entry:{entry.pk}",
-            now=now,
-            job=job,
-            currency=entry.currency,
-            amount_minor=entry_signed_minor(entry),
-            reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
-            detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
+    for batch in _batches(outcome.proposals, size):
+        recorded = list(
+            zip(
+                batch,
+                matches_record(batch, entries=entries, rules=rules, job=job, now=now),
+                strict=True,
+            )
         )
+        statuses = [m.status for _p, m in recorded if m is not None]
+        confirmed += statuses.count(Match.Status.CONFIRMED)
+        suggested += statuses.count(Match.Status.SUGGESTED)
         if progress is not None:
-            progress([entry_id], matched=False)
+            # A proposal another run matched first is decided too, but not matched by this one.
+            for matched in (True, False):
+                ids = [i for p, m in recorded if (m is not None) == matched for i in p.entry_ids]
+                if ids:
+                    progress(ids, matched=matched)
+    found = [_ambiguity_break(a, entries[a.entry_id], job, now) for a in outcome.ambiguities]
+    found += [_unmatched_break(entries[i], job, now) for i in outcome.unmatched]
+    for breaks in _batches(found, size):
+        breaks_open(breaks=breaks)
+        if progress is not None:
+            progress([b.detail["entry"] for b in breaks], matched=False)
     return MatchRun(
         confirmed=confirmed,
         suggested=suggested,
@@ -139,6 +134,10 @@ def statement_match(
         unmatched=len(outcome.unmatched),
         not_on_statement=_payments_not_on_statement(now, job),
     )
+
+
+def _batches(items: Sequence[_T], size: int) -> list[Sequence[_T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _open_entries() -> dict[int, StatementEntry]:
@@ -156,7 +155,7 @@ def _open_entries() -> dict[int, StatementEntry]:
 
 def _open_payments() -> Sequence[Payment]:
     live = MatchItem.objects.filter(payment=OuterRef("pk"), live=True)
-    return list(Payment.objects.filter(status__in=_OPEN_PAYMENTS).exclude(Exists(live)))
+    return list(Payment.objects.filter(status__in=OPEN_PAYMENTS).exclude(Exists(live)))
 
 
 def _open_payouts() -> Sequence[Payout]:
@@ -209,126 +208,18 @@ def entry_signed_minor(entry: StatementEntry) -> int:
     return entry.amount_minor if entry.direction == "credit" else -entry.amount_minor
 
 
-def _match_record(
-    proposal: Proposal, entries: dict[int, StatementEntry], job: ReconJob | None, now: datetime
-) -> Match | None:
-    rule = proposal.rule
-    side = "payment" if rule.source == DEBITS_TO_PAYMENTS else "payout"
-    items = (Payment if side == "payment" else Payout).objects.in_bulk(proposal.candidate_ids)
-    total = sum(entries[i].amount_minor for i in proposal.entry_ids)
-    expected = sum(items[i].amount_minor for i in proposal.candidate_ids)
-    status = Match.Status.CONFIRMED if proposal.confirmed else Match.Status.SUGGESTED
-    try:
-        with transaction.atomic():
-            match = Match.objects.create(
-                rule_id=rule.id,
-                job=job,
-                source=rule.source,
-                status=status,
-                currency=entries[proposal.entry_ids[0]].currency,
-                amount_minor=total,
-                expected_minor=expected,
-                adjustment_minor=total - expected,
-                found_at=now,
-                confirmed_at=now if proposal.confirmed else None,
-            )
-            MatchItem.objects.bulk_create(
-                [
-                    MatchItem(
-                        match=match, statement_entry_id=i, amount_minor=entries[i].amount_minor
-                    )
-                    for i in proposal.entry_ids
-                ]
-                + [
-                    MatchItem(match=match, amount_minor=items[i].amount_minor, **{f"{side}_id": i})
-                    for i in proposal.candidate_ids
-                ]
-            )
-            if proposal.confirmed:
-                match_clear(match, now)
-            else:
-                StatementEntry.objects.filter(pk__in=proposal.entry_ids).update(
-                    match_status=StatementEntry.MatchStatus.SUGGESTED
-                )
-    except (IntegrityError, WrongState):
-        # Another run matched one of its items first, or a payment was rejected meanwhile:
-        # nothing of this match stays, and the next run sees the items as they are then.
-        return None
-    return match
-
-
-def match_clear(match: Match, now: datetime) -> None:
-    """Post a confirmed match's clearing once (key ``match:<pk>``) and book what it clears.
-
-    Runs inside the confirming transaction, after the status change that makes it happen once.
-    """
-    items = list(match.items.select_related("statement_entry", "payment", "payout"))
-    entries = [i.statement_entry for i in items if i.statement_entry is not None]
-    merchant = _merchant_of(items)
-    chart = Chart(merchant, match.currency)
-    received = match.amount_minor
-    expected = match.expected_minor
-    if match.source == DEBITS_TO_PAYMENTS:
-        # Money left the bank: the payments stop waiting in disbursement clearing.
-        legs = [
-            (chart.disbursement_clearing, expected),
-            (chart.bank_cash, -received),
-            (chart.reconciliation_differences, received - expected),
-        ]
-        kind = "payments out"
-    else:
-        legs = [
-            (chart.bank_cash, received),
-            (chart.collections_clearing, -expected),
-            (chart.reconciliation_differences, expected - received),
-        ]
-        kind = "collections"
-    journal_post(
-        key=f"match:{match.pk}",
-        memo=f"Bank statement clears {kind}, rule '{match.rule.name}'"[:200],
-        legs=[Leg(account=account(), amount_minor=amount) for account, amount in legs if amount],
-        now=now,
-    )
-    first = entries[0]
-    payment_ids = [i.payment_id for i in items if i.payment_id is not None]
-    booked = Payment.objects.filter(pk__in=payment_ids, status__in=_OPEN_PAYMENTS).update(
-        status=Payment.Status.BOOKED, booked_at=now, statement_entry=first
-    )
-    if booked != len(payment_ids):
-        # Rejected by a pain.002 (or booked) since the run read it: the bank's statement and
-        # its status report disagree, which an officer must look at, not the engine.
-        raise WrongState(
-            f"A payment of match {match.pk} is no longer open: it was rejected or booked."
-        )
-    StatementEntry.objects.filter(pk__in=[e.pk for e in entries]).update(
-        match_status=StatementEntry.MatchStatus.MATCHED
-    )
-    breaks_close_by_match(
-        match=match, entry_ids=[e.pk for e in entries], payment_ids=payment_ids, now=now
-    )
-
-
-def _merchant_of(items: list[MatchItem]) -> Merchant:
-    for item in items:
-        if item.payment is not None:
-            return item.payment.merchant
-        if item.payout is not None:
-            return item.payout.merchant
-    raise WrongState("A match clears at least one payment or payout.")
-
-
-def _ambiguity_record(
+def _ambiguity_break(
     ambiguity: Ambiguity, entry: StatementEntry, job: ReconJob | None, now: datetime
-) -> None:
+) -> Break:
     kind = "payment" if ambiguity.rule.source == DEBITS_TO_PAYMENTS else "payout"
-    break_open(
+    return break_new(
         kind=Break.Kind.AMBIGUOUS_MATCH,
         key=f"entry:{entry.pk}",
         now=now,
         job=job,
         currency=entry.currency,
         amount_minor=entry_signed_minor(entry),
-        reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
+        reference=" ".join([*entry.end_to_end_ids, *entry.references]),
         detail={
             "entry": entry.pk,
             "rule": ambiguity.rule.id,
@@ -336,6 +227,19 @@ def _ambiguity_record(
             "candidate_kind": kind,
             "options": [list(option) for option in ambiguity.options],
         },
+    )
+
+
+def _unmatched_break(entry: StatementEntry, job: ReconJob | None, now: datetime) -> Break:
+    return break_new(
+        kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
+        key=f"entry:{entry.pk}",
+        now=now,
+        job=job,
+        currency=entry.currency,
+        amount_minor=entry_signed_minor(entry),
+        reference=" ".join([*entry.end_to_end_ids, *entry.references]),
+        detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
     )
 
 

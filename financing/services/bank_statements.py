@@ -203,7 +203,8 @@ def _refuse(job: ReconJob, refused: FileRefused, now: datetime) -> ReconJob:
 
 
 class _Progress:
-    """Counts the job's entries as matching decides them and commits the figures now and then.
+    """Counts the job's entries as matching decides them, a batch of at most ``every`` at a
+    time, and commits the figures every ``every`` entries.
 
     An entry not booked (pending at the bank) is never matched: it counts as done from the start.
     """

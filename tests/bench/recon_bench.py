@@ -1,7 +1,7 @@
 """Reconciliation: a 1,000,000-line settlement report reconciled by a real worker, and a
 camt.053 bank statement of 100,000 entries imported and matched.
 
-    .venv/bin/python -m tests.bench.recon_bench [--repeat N] [--quick]
+    .venv/bin/python -m tests.bench.recon_bench [--repeat N] [--quick] [--statement-only]
 
 Drops and recreates the database named by BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/chainfin_bench_recon), migrates it, creates a marketplace and
@@ -21,6 +21,9 @@ events of 1,000 lines each (--quick: 20 of 500). Then, per repetition:
 3. the bank statement (``tests/bench/recon_camt.py``): 100,000 pending payments (--quick: 300)
    and a camt.053 of one booked debit naming each; timed, its parse alone (the baseline) and
    its import job (parse, write, match every entry, one clearing each), entries per second.
+
+--statement-only runs step 3 alone (no ledger, no report, no worker): a merchant, then the
+statement per repetition.
 
 Figures: the seconds and the lines per second of each run, and the worker's peak resident set
 size (VmHWM of its process, read from /proc after the run: the whole process, Django included;
@@ -86,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=1, help="runs, each a new report file")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--statement-only", action="store_true", help="only the camt.053 import and matching"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -95,9 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Chainfin reconciliation benchmark" + (" (--quick: small sizes)" * args.quick))
     for line in machine_context():
         print(line)
+    if args.statement_only:
+        return _statements_only(sizes, args.repeat)
 
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as scratch:
         from django.conf import settings
+
+        from ledger.models import Payout
 
         settings.SETTLEMENT_REPORT_DIR = str(Path(scratch) / "reports")
         settings.SETTLEMENT_REPORT_MAX_BYTES = 1 << 31
@@ -143,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
                 report.unlink()
-                if not _statement_measured(marketplace, sizes, run, parsed, matched):
+                merchant_id = Payout.objects.filter(source=marketplace.code).values("merchant_id")
+                if not _statement_measured(
+                    merchant_id[0]["merchant_id"], sizes, run, parsed, matched
+                ):
                     return 1
 
     print()
@@ -170,14 +183,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _statements_only(sizes: Sizes, repeat: int) -> int:
+    [merchant_id] = merchants_create(1, code=MARKETPLACE)
+    parsed = Figure("camt.053 parsed alone (baseline)", "entries/s")
+    matched = Figure("camt.053 imported and matched", "entries/s")
+    for run in range(1, repeat + 1):
+        if not _statement_measured(merchant_id, sizes, run, parsed, matched):
+            return 1
+    print()
+    table_print(
+        [
+            figure_row(parsed),
+            figure_row(matched),
+            Row("  matched / parsed alone", f"{matched.median / parsed.median:.1%}"),
+        ]
+    )
+    print(f"\ntotal run time {perf_counter() - _STARTED:.1f} s")
+    return 0
+
+
 def _statement_measured(
-    marketplace: Any, sizes: Sizes, run: int, parsed: Figure, matched: Figure
+    merchant_id: int, sizes: Sizes, run: int, parsed: Figure, matched: Figure
 ) -> bool:
-    from ledger.models import Payout
     from tests.bench.recon_camt import camt_run
 
-    merchant_id = Payout.objects.filter(source=marketplace.code).values("merchant_id")[0]
-    measured = camt_run(merchant_id["merchant_id"], sizes.statement_entries, tag=f"r{run}")
+    measured = camt_run(merchant_id, sizes.statement_entries, tag=f"r{run}")
     job, count = measured.job, measured.entries
     if (job.status, job.matched, job.breaks_found) != ("done", count, 0):
         print(f"\nFAILED: run {run}: the statement job ended {job}: {job.summary}", file=sys.stderr)

@@ -8,7 +8,8 @@ statement of N booked debit entries naming them, one each, is generated in memor
 2. timed: the import job as the worker runs it, in this process: ``bank_statement_upload``
    (envelope check, the file kept) and ``bank_statement_import_run`` (parse, write the
    statement and its entries in one transaction, match every entry under the seeded rules:
-   one match, its clearing journal entry and its payment booked per entry, with progress).
+   one match, its clearing journal entry and its payment booked per entry, recorded
+   ``RECON_MATCH_BATCH`` matches to a transaction, with progress once per batch).
 
 Both are entries per second; the run fails unless every entry was matched and no break found.
 """
