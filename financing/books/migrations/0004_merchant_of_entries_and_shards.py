@@ -117,8 +117,8 @@ SQLITE_TRIGGER_UP = [
                                     WHERE id = NEW.entry_id)
          OR coalesce((SELECT merchant_id FROM books_account WHERE id = NEW.account_id),
                      NEW.merchant_id) IS NOT NEW.merchant_id
-       BEGIN SELECT RAISE(ABORT, 'a posting is of its entry''s merchant, and of its account''s'
-                                 || ' merchant if the account is a merchant''s'); END""",
+       BEGIN SELECT RAISE(ABORT, 'a posting is of its entry''s merchant, and of its account''s');
+       END""",
 ]
 SQLITE_TRIGGER_DOWN = ["DROP TRIGGER books_posting_merchant"]
 
