@@ -101,7 +101,7 @@ class SettlementBooks:
                 entries=[NewEntry(merchant_id=self.merchant.pk, event=e) for e in self._events],
                 now=self.now,
             )
-        # Last: posting locks the bank's clearing accounts, which every merchant's settlement
-        # posts to, so they stay locked only from here to the commit.
+        # Last: posting locks the merchant's accounts and its shards of the bank's accounts
+        # (no row another merchant's settlement needs), held from here to the commit.
         if legs:
-            journal_post(key=key, memo=memo, legs=legs, now=self.now)
+            journal_post(key=key, memo=memo, legs=legs, now=self.now, merchant_id=self.merchant.pk)

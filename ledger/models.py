@@ -330,6 +330,12 @@ class LogPending(models.Model):
     entry = models.OneToOneField(
         Entry, on_delete=models.DO_NOTHING, primary_key=True, related_name="+", db_constraint=False
     )
+    # The entry's chain (its merchant's id), copied by the same trigger: every row an append
+    # writes carries the merchant, so the queue can be distributed by merchant with the entries
+    # (config/distribution.py); the sequencer reads it across them all.
+    chain = models.ForeignKey(
+        Chain, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
 
     def __str__(self) -> str:
         return f"entry {self.entry_id} waiting for the log"

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.books.models import Account, BooksVerification, JournalEntry, Posting
+from financing.books.selectors import account_balances, accounts_with_balance
 from ledger.money import Money
 
 
@@ -21,9 +22,16 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Account]):
     exclude = ["balance_minor"]
     readonly_fields = ["balance"]
 
-    @admin.display(description="balance (debit positive)", ordering="balance_minor")
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return accounts_with_balance(super().get_queryset(request))
+
+    @admin.display(description="balance (debit positive)", ordering="balance_total_minor")
     def balance(self, account: Account) -> str:
-        return Money.display(account.balance_minor, account.currency)
+        """The whole balance: for the bank's accounts, their own part and every merchant's shard."""
+        total = getattr(account, "balance_total_minor", None)
+        if total is None:  # an account not read through get_queryset
+            total = account_balances(account_ids=[account.pk])[account.pk]
+        return Money.display(total, account.currency)
 
 
 class PostingInline(ReadOnlyAdminMixin, admin.TabularInline[Posting, JournalEntry]):
@@ -43,7 +51,8 @@ class PostingInline(ReadOnlyAdminMixin, admin.TabularInline[Posting, JournalEntr
 
 @admin.register(JournalEntry)
 class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[JournalEntry]):
-    list_display = ["key", "memo", "posted_at"]
+    list_display = ["key", "merchant", "memo", "posted_at"]
+    list_select_related = ["merchant"]
     search_fields = ["key", "memo"]
     ordering = ["-id"]
     show_full_result_count = False

@@ -58,6 +58,25 @@ class JournalUnbalanced(JournalInvalid):
         )
 
 
+class JournalMerchantsMixed(JournalInvalid):
+    """The legs are on two merchants' accounts, or on another merchant's than the one named.
+
+    Every entry is one merchant's (or the bank's alone), so that a merchant's transaction
+    writes only that merchant's rows of the books: what lets them be distributed by merchant.
+    Money between two merchants is two entries, each through the bank's accounts.
+    """
+
+    code = "journal_merchants_mixed"
+
+    def __init__(self, *, merchant_ids: list[int]) -> None:
+        self.merchant_ids = merchant_ids
+        named = ", ".join(str(pk) for pk in merchant_ids)
+        super().__init__(
+            f"A journal entry is one merchant's; these legs are of merchants {named}."
+            " Nothing was written."
+        )
+
+
 class JournalCurrencyMismatch(JournalInvalid):
     """A leg's account is held in another currency than the one the caller believes."""
 

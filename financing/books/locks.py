@@ -1,8 +1,21 @@
-"""Row locks of the books, taken in one order (account id ascending) so postings never deadlock.
+"""Row locks of the books, taken in one order so postings never deadlock.
 
 Two transfers A -> B and B -> A that locked in the order of their legs would each hold one
-account and wait for the other. Callers that also lock a merchant's chain lock the chain first
-(``financing.locks.merchant_chain_lock``), then the accounts through ``journal_post``.
+account and wait for the other. The order, for every caller:
+
+1. the merchant's chain, where the caller also appends to it (``financing.locks.merchant_chain_
+   lock``): callers take it themselves, before calling ``journal_post``;
+2. the ``books_account`` rows whose own balance moves, in ascending id order: a merchant's own
+   accounts, or, for a bank-level entry (no merchant), the bank's accounts;
+3. the entry's idempotency key (its unique index, while the entry is inserted);
+4. the entry's merchant's ``books_accountshard`` rows of the bank's accounts, in ascending
+   account id order (journal_post's upsert, after the entry is in).
+
+An entry of merchant M never takes another merchant's rows (its legs may only be M's accounts
+or the bank's, and the bank's move M's shards), and takes no row of the bank's accounts at all:
+so settlements of different merchants share no lock in the books. A wait at step 2 holds only
+rows before it in id order, a wait at step 3 only rows of step 2, a wait at step 4 only rows
+before it; no cycle can form.
 """
 
 from __future__ import annotations
@@ -26,6 +39,8 @@ def accounts_lock(account_ids: Iterable[int]) -> dict[int, str]:
     SQLite, whose IMMEDIATE transactions already serialize writers.
     """
     ids = sorted(set(account_ids))
+    if not ids:
+        return {}
     with connection.cursor() as cursor:
         # Only placeholders and a fixed clause are formatted into the SQL, never a value.
         if connection.vendor == "postgresql":

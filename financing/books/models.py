@@ -1,10 +1,23 @@
 """Accounts, journal entries and postings.
 
-Every movement of money is a journal entry whose postings sum to zero per currency; an account's
-``balance_minor`` is the running sum of its postings, debit positive. The database holds the
-rules that matter (migration 0002): a deferred constraint trigger refuses, at commit, an entry
-that does not balance or has fewer than two postings; entries and postings are append-only; and
-a composite foreign key ties each posting's currency to its account's.
+Every movement of money is a journal entry whose postings sum to zero per currency, caused by
+at most one merchant (``JournalEntry.merchant``, copied onto its postings). Balances are running
+sums of postings, debit positive, kept where that merchant's transaction alone writes them:
+
+* a merchant's own account keeps its balance in ``Account.balance_minor``;
+* one of the bank's own accounts (disbursement clearing, bank cash, fee income...) keeps the part
+  moved by each merchant's entries in that merchant's ``AccountShard``, and the part moved by
+  bank-level entries (no merchant: bank statements clearing many merchants' payments) in
+  ``Account.balance_minor``. Its balance is the sum of both (``selectors.account_balances``).
+
+So two merchants' settlements never write, or wait for, the same row; that is also what lets
+the books be distributed by merchant (README, "Scaling past one machine").
+
+The database holds the rules that matter (migrations 0002 and 0004): a deferred constraint
+trigger refuses, at commit, an entry that does not balance or has fewer than two postings;
+entries and postings are append-only; a composite foreign key ties each posting's currency to
+its account's; and a trigger ties each posting's merchant to its entry's and to its account's
+owner.
 """
 
 from __future__ import annotations
@@ -72,6 +85,17 @@ class JournalEntry(models.Model):
     """
 
     key = models.CharField(max_length=255, help_text="Idempotency key: one entry per key, ever.")
+    # No index: nothing looks entries up by merchant on the hot path, and every index costs
+    # every posting. Empty only for bank-level entries that no one merchant caused.
+    merchant = models.ForeignKey(
+        Merchant,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="The merchant whose business this entry records; empty for bank-level entries.",
+    )
     memo = models.CharField(max_length=500)
     posted_at = models.DateTimeField()
     # SHA-256 of the legs (account code and amount, in a canonical order), so that a repeat of
@@ -103,6 +127,11 @@ class Posting(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
+    # A copy of the entry's (a trigger keeps them equal, migration 0004), so that a merchant's
+    # postings, and the shard sums verification checks, need no join.
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
@@ -111,6 +140,35 @@ class Posting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.amount_minor:+d} {self.currency}"
+
+
+class AccountShard(models.Model):
+    """The part of one of the bank's own accounts that one merchant's entries moved.
+
+    Without it every merchant's settlement would update, under a row lock, the same few rows
+    (disbursement clearing, collections clearing, fee income): one hot row for the whole bank.
+    journal_post upserts the shard of the entry's merchant instead. Merchants' own accounts have
+    no shards (verification says so if one appears).
+    """
+
+    # No indexes of their own: the unique key leads with the account and serves every look-up.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="shards", db_index=False
+    )
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    balance_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The conflict target of journal_post's upsert; it leads with the account, and the
+            # merchant in it is what a distributed database needs in every unique key.
+            models.UniqueConstraint(fields=["account", "merchant"], name="accountshard_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} of merchant {self.merchant_id}: {self.balance_minor:+d}"
 
 
 class BooksVerification(models.Model):

@@ -57,6 +57,7 @@ def _advance_accrue(advance: Advance, today: date, now: datetime) -> int:
         memo=f"Discount fee of {advance.ref} earned to {today}",
         legs=[Leg(book.unearned_discount(), delta), Leg(book.fee_income(), -delta)],
         now=now,
+        merchant_id=advance.merchant_id,  # the bank's accounts only: the legs name no merchant
     )
     advance.fee_recognised_minor = earned
     advance.save(update_fields=["fee_recognised_minor"])

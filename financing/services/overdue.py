@@ -77,6 +77,7 @@ def _overdue_accrue(advance: Advance, today: date, now: datetime) -> bool:
             memo=f"Late fee on {advance.ref} to {today}",
             legs=[Leg(book.advances_receivable(), fee), Leg(book.late_fee_income(), -fee)],
             now=now,
+            merchant_id=advance.merchant_id,
         )
     oldest_due = min(a.due_date for a in overdue)
     days_past_due = (today - oldest_due).days

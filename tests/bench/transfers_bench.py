@@ -4,20 +4,23 @@
                                                      [--preload N] [--seed S]
 
 Built to be run beside ``../shared/peers/hordak`` (``make bench-peers`` runs both), so it
-measures the way that harness does: a ledger of N (default 50) EUR asset accounts, one per
-merchant; P worker processes (default 4), each with its own connection, start together and
-repeatedly pick two distinct accounts at random and move an amount drawn from 0.01 to 1000.00
-EUR between them until D seconds (default 15) have passed. The figure is the transfers
-committed by all workers divided by the window from the first start to the last finish; setup
-is not counted. Before the run, ``--preload`` (default 20,000) transfers give the books and the
-chains history, then the tables are VACUUM ANALYZEd, as the harness does.
+measures the way that harness does: a ledger of N (default 50) EUR asset accounts of the bank,
+and N merchants; P worker processes (default 4), each with its own connection, start together
+and repeatedly pick two distinct accounts at random and move an amount drawn from 0.01 to
+1000.00 EUR between them until D seconds (default 15) have passed. Account i is paired with
+merchant i: a transfer debiting it is merchant i's, as every Chainfin journal entry is one
+merchant's (financing/books/models.py), so it moves merchant i's shards of the two accounts.
+The figure is the transfers committed by all workers divided by the window from the first start
+to the last finish; setup is not counted. Before the run, ``--preload`` (default 20,000)
+transfers give the books and the chains history, then the tables are VACUUM ANALYZEd, as the
+harness does.
 
 A Chainfin transfer is more than hordak's: in one transaction, the ``advance.repaid`` system
 event is appended to the debited account's merchant's chain (the chain lock first, as
 financing/books/locks.py orders them), then ``journal_post`` writes the balanced two-posting
-entry under an idempotency key and moves both balances. Afterwards ``books_verify`` and
-``ledger_verify`` must find everything intact and the books must hold exactly the preloaded
-and counted entries. The last line printed is the figure:
+entry of that merchant under an idempotency key and moves both balances (its shards of them).
+Afterwards ``books_verify`` and ``ledger_verify`` must find everything intact and the books must
+hold exactly the preloaded and counted entries. The last line printed is the figure:
 
     chainfin_transfers_per_s=<number> procs=<P> seconds=<D> total=<N>
 
@@ -33,6 +36,7 @@ import queue
 import random
 import sys
 import traceback
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic
@@ -54,7 +58,8 @@ FORK = multiprocessing.get_context("fork")
 
 @dataclass(frozen=True)
 class Ledger:
-    """The accounts transfers move money between: (account id, merchant id) pairs."""
+    """The accounts transfers move money between, each with the merchant whose transfer debits
+    it: (account id, merchant id) pairs."""
 
     accounts: list[tuple[int, int]]
 
@@ -92,63 +97,71 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def ledger_create(accounts: int) -> Ledger:
-    """``accounts`` merchants, each with one EUR asset account."""
+    """``accounts`` EUR asset accounts of the bank, each paired with a new merchant."""
     from financing.books.services import account_open
-    from merchants.models import Merchant
 
     merchant_ids = merchants_create(accounts, code="transfers")
-    public_ids = dict(Merchant.objects.filter(pk__in=merchant_ids).values_list("pk", "public_id"))
     return Ledger(
         [
             (
                 account_open(
-                    code=f"bench_transfers:{public_ids[merchant_id]}:EUR",
+                    code=f"bench_transfers:{n}:EUR",
                     name="Transfer bench account",
                     kind="asset",
                     currency="EUR",
-                    merchant_id=merchant_id,
                 ).pk,
                 merchant_id,
             )
-            for merchant_id in merchant_ids
+            for n, merchant_id in enumerate(merchant_ids)
         ]
     )
 
 
 def preload(ledger: Ledger, count: int, seed: int) -> int:
-    """Write ``count`` transfers in bulk (entries, postings, balances, chain entries), untimed.
+    """Write ``count`` transfers in bulk (entries, postings, shards, chain entries), untimed.
 
-    The journal rows go in by ``bulk_create`` and the balances move by one UPDATE per account,
-    as hordak's harness bulk-creates its preload; the chain entries go through
-    ``entries_append`` in batches, the only way onto a chain.
+    The journal rows and the merchants' shards of the accounts go in by ``bulk_create``, as
+    hordak's harness bulk-creates its preload; the chain entries go through ``entries_append``
+    in batches, the only way onto a chain.
     """
     from django.db import connection, transaction
-    from django.db.models import F
     from django.utils import timezone
 
-    from financing.books.models import Account, JournalEntry, Posting
+    from financing.books.models import AccountShard, JournalEntry, Posting
     from ledger.services import NewEntry, entries_append
 
     rng = random.Random(seed)
     now = timezone.now()
-    moved: dict[int, int] = dict.fromkeys((a for a, _ in ledger.accounts), 0)
+    moved: dict[tuple[int, int], int] = defaultdict(int)  # (account, merchant) -> its shard
     for start in range(0, count, PRELOAD_BATCH):
         size = min(PRELOAD_BATCH, count - start)
         plan = [_pick(rng, ledger, f"pre_{start + n:09d}") for n in range(size)]
         with transaction.atomic():
             entries = JournalEntry.objects.bulk_create(
                 # No fingerprint: it only tells a repeated key's legs apart, and none repeats.
-                JournalEntry(key=key, memo="bench preload", posted_at=now, fingerprint="0" * 64)
-                for _, _, _, _, key, _ in plan
+                JournalEntry(
+                    key=key,
+                    merchant_id=merchant_id,
+                    memo="bench preload",
+                    posted_at=now,
+                    fingerprint="0" * 64,
+                )
+                for _, _, merchant_id, _, key, _ in plan
             )
             postings = []
-            for entry, (debit, credit, _, minor, _, _) in zip(entries, plan, strict=True):
+            for entry, (debit, credit, merchant_id, minor, _, _) in zip(entries, plan, strict=True):
                 postings += [
-                    Posting(entry=entry, account_id=debit, amount_minor=minor, currency="EUR"),
-                    Posting(entry=entry, account_id=credit, amount_minor=-minor, currency="EUR"),
+                    Posting(
+                        entry=entry,
+                        merchant_id=merchant_id,
+                        account_id=account_id,
+                        amount_minor=amount,
+                        currency="EUR",
+                    )
+                    for account_id, amount in ((debit, minor), (credit, -minor))
                 ]
-                moved[debit] += minor
-                moved[credit] -= minor
+                moved[debit, merchant_id] += minor
+                moved[credit, merchant_id] -= minor
             Posting.objects.bulk_create(postings)
             by_merchant: dict[int, list[NewEntry]] = {}
             for _, _, merchant_id, _, _, event in plan:
@@ -157,10 +170,14 @@ def preload(ledger: Ledger, count: int, seed: int) -> int:
                 )
             for batch in by_merchant.values():
                 entries_append(source=SOURCE, entries=batch, now=now)
-    for account_id, delta in moved.items():
-        Account.objects.filter(pk=account_id).update(balance_minor=F("balance_minor") + delta)
+    AccountShard.objects.bulk_create(
+        AccountShard(account_id=account_id, merchant_id=merchant_id, balance_minor=balance)
+        for (account_id, merchant_id), balance in sorted(moved.items())
+    )
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE books_account, books_journalentry, books_posting")
+        cursor.execute(
+            "VACUUM ANALYZE books_account, books_accountshard, books_journalentry, books_posting"
+        )
         cursor.execute("VACUUM ANALYZE ledger_chain, ledger_entry")
     return count
 
@@ -199,7 +216,7 @@ def transfer(ledger: Ledger, rng: random.Random, ref: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         entry_append(source=SOURCE, merchant_id=merchant_id, event=event, now=now)
-        journal_post(key=key, memo="transfer", legs=legs, now=now)
+        journal_post(key=key, memo="transfer", legs=legs, now=now, merchant_id=merchant_id)
 
 
 _ACCOUNTS: dict[int, Any] = {}

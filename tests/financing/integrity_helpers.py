@@ -54,12 +54,20 @@ def journal_shift(key: str, delta: int, *, debit: str, credit: str) -> None:
                 FROM books_account a, books_journalentry e
                 WHERE a.id = p.account_id AND e.id = p.entry_id AND e.key = %s
                   AND a.code LIKE %s
-                RETURNING p.account_id
+                RETURNING p.account_id, p.merchant_id, a.merchant_id
                 """,
                 [change, key, f"{kind}:%"],
             )
-            [(account_id,)] = cursor.fetchall()
-            cursor.execute(
-                "UPDATE books_account SET balance_minor = balance_minor + %s WHERE id = %s",
-                [change, account_id],
-            )
+            [(account_id, merchant_id, owner)] = cursor.fetchall()
+            if owner is None and merchant_id is not None:  # a merchant's shard of a bank account
+                cursor.execute(
+                    "UPDATE books_accountshard SET balance_minor = balance_minor + %s"
+                    " WHERE account_id = %s AND merchant_id = %s",
+                    [change, account_id, merchant_id],
+                )
+            else:
+                cursor.execute(
+                    "UPDATE books_account SET balance_minor = balance_minor + %s WHERE id = %s",
+                    [change, account_id],
+                )
+            assert cursor.rowcount == 1

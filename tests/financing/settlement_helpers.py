@@ -9,6 +9,7 @@ from itertools import count
 from django.contrib.auth.models import User
 
 from financing.books.models import Account
+from financing.books.selectors import account_balances
 from financing.books.verification import books_verify
 from financing.models import Advance, Assignment, SettlementWork
 from financing.services.decisions import advance_approve
@@ -60,7 +61,7 @@ def balance(code_prefix: str, merchant_public_id: str | None = None) -> int:
     """The balance (debit positive) of the EUR account ``code_prefix`` (a merchant's if named)."""
     code = f"{code_prefix}:{merchant_public_id}:EUR" if merchant_public_id else f"{code_prefix}:EUR"
     account = Account.objects.filter(code=code).first()
-    return account.balance_minor if account else 0
+    return account_balances(account_ids=[account.pk])[account.pk] if account else 0
 
 
 def assignment(ref: str) -> Assignment:

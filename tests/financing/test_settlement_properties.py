@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from financing import settlement_books
-from financing.books.models import Account
+from financing.books.selectors import accounts_with_balance
 from financing.models import Assignment, Facility, LineAllocation, Recourse, SuspenseItem
 from financing.waterfall import (
     ReceivableBalance,
@@ -224,7 +224,7 @@ def _balances(world: World) -> dict[str, int]:
     public_id = world.trade.merchant.public_id
     return {
         code.replace(f":{public_id}", ""): balance
-        for code, balance in Account.objects.values_list("code", "balance_minor")
+        for code, balance in accounts_with_balance().values_list("code", "balance_total_minor")
     }
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.test.utils import CaptureQueriesContext
 
-from financing.books.models import Account, JournalEntry, Posting
+from financing.books.models import Account, AccountShard, JournalEntry, Posting
 from financing.books.services import Leg, account_open, journal_post
 from ledger.models import Chain, Entry, Invoice, Order, Payout, Shipment
 from ledger.services import NewEntry, entries_append, entry_append
@@ -106,25 +106,41 @@ def test_entries_write_and_its_orm_fallback_write_the_same_rows(
     assert fallback == statement
 
 
-def test_journal_post_and_its_orm_fallback_write_the_same_rows(db, now, monkeypatch) -> None:
+def test_journal_post_and_its_orm_fallback_write_the_same_rows(
+    db, now, merchant, monkeypatch
+) -> None:
     cash = account_open(code="cash:EUR", name="Cash", kind="asset", currency="EUR")
     fees = account_open(code="fees:EUR", name="Fees", kind="income", currency="EUR")
     loans = account_open(code="loans:EUR", name="Loans", kind="asset", currency="EUR")
+    owed = account_open(
+        code="owed:EUR", name="Owed", kind="asset", currency="EUR", merchant_id=merchant.pk
+    )
 
     def write() -> None:
         legs = [Leg(cash, -1500), Leg(loans, 1200), Leg(fees, 300)]
         journal_post(key="k-1", memo="three legs", legs=legs, now=now)
         journal_post(key="k-1", memo="three legs", legs=legs[::-1], now=now)  # a repeat
         journal_post(key="k-2", memo="two legs", legs=[Leg(cash, 99), Leg(fees, -99)], now=now)
+        # A merchant's: its own account's balance, and its shards of the bank's (new, then moved).
+        journal_post(key="k-3", memo="merchant's", legs=[Leg(owed, 70), Leg(cash, -70)], now=now)
+        legs = [Leg(cash, 20), Leg(fees, -20)]
+        journal_post(key="k-4", memo="for it", legs=legs, now=now, merchant_id=merchant.pk)
 
     def read() -> dict[str, Any]:
         return {
             "entries": _rows(JournalEntry, "key"),
             "postings": sorted(_rows(Posting)),
             "balances": list(Account.objects.order_by("code").values_list("code", "balance_minor")),
+            "shards": sorted(
+                AccountShard.objects.values_list("account__code", "merchant_id", "balance_minor")
+            ),
         }
 
     statement = _written_by(write, orm=False, monkeypatch=monkeypatch, read=read)
     fallback = _written_by(write, orm=True, monkeypatch=monkeypatch, read=read)
-    assert len(statement["entries"]) == 2 and len(statement["postings"]) == 5
+    assert len(statement["entries"]) == 4 and len(statement["postings"]) == 9
+    assert statement["shards"] == [
+        ("cash:EUR", merchant.pk, -50),
+        ("fees:EUR", merchant.pk, -20),
+    ]
     assert fallback == statement

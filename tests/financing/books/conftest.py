@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from financing.books.models import Account
+from financing.books.selectors import account_balances
 from financing.books.services import Leg, account_open
 from merchants.models import Merchant
 
@@ -70,8 +71,6 @@ def books(merchant: Merchant) -> Books:
 
 
 def balances(*accounts: Account) -> list[int]:
-    """The stored balances of ``accounts``, read afresh."""
-    stored = dict(
-        Account.objects.filter(pk__in=[a.pk for a in accounts]).values_list("pk", "balance_minor")
-    )
+    """The stored balances of ``accounts`` (the bank's: with their merchants' shards), afresh."""
+    stored = account_balances(account_ids=[a.pk for a in accounts])
     return [stored[a.pk] for a in accounts]

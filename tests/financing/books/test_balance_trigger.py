@@ -24,19 +24,22 @@ FINGERPRINT = "0" * 64
 def _raw_entry(
     key: str, now: datetime, *legs: tuple[Account, int], currency: str | None = None
 ) -> None:
-    """Insert an entry and its postings the way a careless script would: no service, no checks."""
+    """Insert an entry and its postings the way a careless script would: no service, no checks
+    but the merchant's, which another trigger holds (test_merchant_of_entries.py)."""
+    merchant_id = next((a.merchant_id for a, _ in legs if a.merchant_id is not None), None)
     with connection.cursor() as cursor:
         cursor.execute(
-            'INSERT INTO books_journalentry ("key", memo, posted_at, fingerprint)'
-            " VALUES (%s, 'raw', %s, %s) RETURNING id",
-            [key, now, FINGERPRINT],
+            'INSERT INTO books_journalentry ("key", merchant_id, memo, posted_at, fingerprint)'
+            " VALUES (%s, %s, 'raw', %s, %s) RETURNING id",
+            [key, merchant_id, now, FINGERPRINT],
         )
         (entry_id,) = cursor.fetchone()
         for account, amount in legs:
             cursor.execute(
-                "INSERT INTO books_posting (entry_id, account_id, amount_minor, currency)"
-                " VALUES (%s, %s, %s, %s)",
-                [entry_id, account.pk, amount, currency or account.currency],
+                "INSERT INTO books_posting"
+                " (entry_id, merchant_id, account_id, amount_minor, currency)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                [entry_id, merchant_id, account.pk, amount, currency or account.currency],
             )
 
 
@@ -103,9 +106,9 @@ def test_posting_added_to_a_committed_entry_is_refused(books: Books, now) -> Non
         connection.cursor() as cursor,
     ):
         cursor.execute(
-            "INSERT INTO books_posting (entry_id, account_id, amount_minor, currency)"
-            " VALUES (%s, %s, 7, 'EUR')",
-            [entry.pk, books.income.pk],
+            "INSERT INTO books_posting (entry_id, merchant_id, account_id, amount_minor, currency)"
+            " VALUES (%s, %s, %s, 7, 'EUR')",
+            [entry.pk, entry.merchant_id, books.income.pk],
         )
     assert Posting.objects.count() == 2
 

@@ -1,5 +1,6 @@
 """Posting a batch of journal entries: each entry as journal_post would write it, in one
-statement on PostgreSQL; a repeated key returns its original; any refusal writes nothing."""
+statement on PostgreSQL for bank-level entries (a bank statement's clearings), one by one for a
+merchant's; a repeated key returns its original; any refusal writes nothing."""
 
 from __future__ import annotations
 
@@ -13,10 +14,26 @@ from financing.books.exceptions import (
     JournalUnbalanced,
 )
 from financing.books.models import Account, JournalEntry, Posting
-from financing.books.services import Leg, NewJournalEntry, journal_entries_post, journal_post
+from financing.books.services import (
+    Leg,
+    NewJournalEntry,
+    account_open,
+    journal_entries_post,
+    journal_post,
+)
 from tests.financing.books.conftest import Books, balances, new_key, transfer
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(books: Books) -> Books:
+    """The journal tests' accounts, with the USD leg on the bank's own accounts: every entry
+    of ``batch`` is then bank-level, the batch statement's case."""
+    income_usd = account_open(
+        code="fee_income:USD", name="Discount fee income", kind="income", currency="USD"
+    )
+    return Books(books.cash, books.receivable, books.income, books.cash_usd, income_usd)
 
 
 def batch(books: Books, count: int) -> list[NewJournalEntry]:
@@ -25,7 +42,7 @@ def batch(books: Books, count: int) -> list[NewJournalEntry]:
         NewJournalEntry(
             key=new_key("batch"),
             memo=f"entry {n}",
-            legs=[Leg(books.cash, 100 + n), Leg(books.receivable, -100), Leg(books.income, -n)]
+            legs=[Leg(books.cash, 100 + n), Leg(books.income, -100 - n)]
             if n
             else transfer(books.cash_usd, books.payable_usd, 700),
         )
@@ -54,8 +71,8 @@ def test_a_batch_writes_what_journal_post_writes_one_by_one(books: Books, now) -
     assert [e.key for e in posted] == [e.key for e in entries]
     assert {e.posted_at for e in posted} == {now}
     in_batch = written()
-    moved = balances(books.cash, books.receivable, books.income, books.cash_usd, books.payable_usd)
-    assert moved == [1_166, -1_100, -66, 700, -700]
+    moved = balances(books.cash, books.income, books.cash_usd, books.payable_usd)
+    assert moved == [1_166, -1_166, 700, -700]
     assert in_batch == sorted(
         (
             e.key,
@@ -75,14 +92,14 @@ def test_a_batch_writes_what_journal_post_writes_one_by_one(books: Books, now) -
 def test_a_batch_repeated_returns_the_originals_and_moves_nothing(books: Books, now) -> None:
     entries = batch(books, 5)
     first = journal_entries_post(entries=entries[:3], now=now)
-    before = balances(books.cash, books.receivable, books.income)
+    before = balances(books.cash, books.income)
 
     again = journal_entries_post(entries=entries, now=now)
 
     assert [e.pk for e in again[:3]] == [e.pk for e in first]
-    assert JournalEntry.objects.count() == 5 and Posting.objects.count() == 5 * 3 - 1
-    after = balances(books.cash, books.receivable, books.income)
-    assert [a - b for a, b in zip(after, before, strict=True)] == [100 + 3 + 100 + 4, -200, -7]
+    assert JournalEntry.objects.count() == 5 and Posting.objects.count() == 5 * 2
+    after = balances(books.cash, books.income)
+    assert [a - b for a, b in zip(after, before, strict=True)] == [207, -207]
 
 
 @pytest.mark.parametrize(
@@ -130,3 +147,18 @@ def test_a_key_reused_leaves_no_transaction_to_commit_half(books: Books, now) ->
             journal_entries_post(entries=[*batch(books, 3)[1:], reused], now=now)
         with pytest.raises(DatabaseError):  # the new entries are written: this must roll back
             JournalEntry.objects.count()
+
+
+def test_a_merchants_entries_go_one_by_one_and_a_refusal_writes_none(books: Books, now) -> None:
+    merchants = [
+        NewJournalEntry(new_key(), "advance", transfer(books.receivable, books.cash, 50)),
+        NewJournalEntry(new_key(), "advance", transfer(books.receivable, books.cash, 60)),
+    ]
+    posted = journal_entries_post(entries=merchants, now=now)
+    assert {e.merchant_id for e in posted} == {books.receivable.merchant_id}
+    assert balances(books.receivable, books.cash) == [110, -110]
+
+    clash = NewJournalEntry(merchants[0].key, "other", transfer(books.receivable, books.cash, 1))
+    with pytest.raises(JournalKeyReused):
+        journal_entries_post(entries=[*batch(books, 2), clash], now=now)
+    assert JournalEntry.objects.count() == 2  # the transaction stays usable
