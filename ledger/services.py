@@ -16,17 +16,20 @@ from django.utils import timezone
 from ledger.canonical import canonical_json_embedding, entry_hash
 from ledger.events import ValidEvent, format_timestamp
 from ledger.exceptions import (
+    EarlierEntry,
     EventConflict,
     EventInvalid,
     FieldError,
     IdempotencyKeyReused,
+    KeysUsedBefore,
+    LedgerError,
     ProjectionRowRefused,
 )
 from ledger.locks import LockedChain, chains_lock
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
 from ledger.models import Entry, LedgerVerification
-from ledger.projections.registry import project, rows_only
+from ledger.projections.registry import project, projected, rows_ahead
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
 from merchants.identifiers import tax_id_is_own
@@ -87,7 +90,8 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
 
     Each chain is locked once for the whole batch. Events already appended under the same
     ``(source, idempotency key)`` are not appended again; their original receipts come back in
-    place. Receipts are returned in input order.
+    place. Receipts are returned in input order. Inside a caller's transaction, a refusal leaves
+    that transaction as it was.
 
     :raises IdempotencyKeyReused: a key was used before for a different event.
     :raises EventConflict: an event contradicts the chain; located under "/<index>".
@@ -97,19 +101,24 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     if not entries:
         return []  # nothing to lock or write; the SQL below needs at least one chain
     _refuse_future_events(entries, now)
-    # Fast path first: a retry or a duplicate is rare, so do not pay lookups for them on every
-    # append; the unique indexes tell us when one happens, and the slower path takes over.
-    look_up_keys = careful = False
+    # Only a projector can fail after entries are written (a refused event, a repeated ref), and
+    # only that needs a savepoint in a caller's transaction; without projectors, the append is
+    # a lock and one write that stands or falls whole, and spares the savepoint's two round
+    # trips, as journal_post does. A database error then dooms the caller's transaction.
+    savepoint = projected(new.event.type for new in entries)
+    retriable = savepoint or not transaction.get_connection().in_atomic_block
+    careful = False
     for _ in range(3):
         try:
-            return _append(source, entries, now, look_up_keys=look_up_keys, careful=careful)
+            return _append(source, entries, now, careful=careful, savepoint=savepoint)
         except ProjectionRowRefused:
             careful = True  # find which event repeats a ref, to name it
         except IntegrityError as exc:
-            if not _is_idempotency_conflict(exc) or look_up_keys:
+            # A key written meanwhile by a transaction on another chain (its lock is not ours):
+            # it has committed now, so the next attempt finds it.
+            if not (retriable and _is_idempotency_conflict(exc)):
                 raise
-            look_up_keys = True
-    return _append(source, entries, now, look_up_keys=True, careful=True)
+    return _append(source, entries, now, careful=True, savepoint=savepoint)
 
 
 def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
@@ -123,7 +132,9 @@ def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
         raise EventInvalid(errors)
 
 
-def _refuse_other_suppliers(entries: Sequence[NewEntry], chains: dict[int, LockedChain]) -> None:
+def _other_suppliers(
+    entries: Sequence[NewEntry], chains: dict[int, LockedChain]
+) -> EventInvalid | None:
     """An invoice's supplier is the merchant whose chain it joins: naming another is refused.
 
     Invoice numbers are unique per supplier, so a marketplace that sent a reseller's or a
@@ -143,8 +154,7 @@ def _refuse_other_suppliers(entries: Sequence[NewEntry], chains: dict[int, Locke
                     " chain it joins.",
                 )
             )
-    if errors:
-        raise EventInvalid(errors)
+    return EventInvalid(errors) if errors else None
 
 
 def _is_idempotency_conflict(exc: IntegrityError) -> bool:
@@ -165,24 +175,42 @@ def _request_hash(merchant: str, event: ValidEvent) -> str:
 
 
 def _append(
-    source: str, entries: Sequence[NewEntry], now: datetime, *, look_up_keys: bool, careful: bool
+    source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool, savepoint: bool
 ) -> list[Receipt]:
-    receipts: list[Receipt | None] = [None] * len(entries)
-    with transaction.atomic():
-        chains = chains_lock(new.merchant_id for new in entries)
-        _refuse_other_suppliers(entries, chains)
-        chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
-        locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
-        requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
-        seen = _existing_receipts(source, entries) if look_up_keys else {}
-        now_text = format_timestamp(now)
+    undoable = savepoint or not transaction.get_connection().in_atomic_block
+    with transaction.atomic(savepoint=savepoint):
+        outcome = _append_locked(source, entries, now, careful=careful)
+        if isinstance(outcome, LedgerError) and undoable:
+            raise outcome  # and undo the attempt: a chain it created for the event, its lock
+    if isinstance(outcome, LedgerError):
+        # Found before any event was written: raised here, it leaves the caller's transaction
+        # usable, as a savepoint would have.
+        raise outcome
+    return outcome
+
+
+def _append_locked(
+    source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool
+) -> list[Receipt] | LedgerError:
+    """Lock the chains and write; return the receipts, or the refusal to raise."""
+    chains = chains_lock(new.merchant_id for new in entries)
+    refused = _other_suppliers(entries, chains)
+    if refused is not None:
+        return refused
+    chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
+    locked_heads = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
+    requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
+    now_text = format_timestamp(now)
+    seen: dict[str, tuple[Receipt, str]] = {}  # key: (its receipt, its request's hash)
+    while True:
+        receipts: list[Receipt | None] = [None] * len(entries)
         rows: list[tuple[Entry, dict[str, Any]]] = []
         positions: list[int] = []
         for index, (new, request) in enumerate(zip(entries, requests, strict=True)):
             if new.key in seen:
                 earlier, earlier_request = seen[new.key]
                 if earlier_request != request:
-                    raise IdempotencyKeyReused(source=source, idempotency_key=new.key)
+                    return IdempotencyKeyReused(source=source, idempotency_key=new.key)
                 receipts[index] = earlier
                 continue
             entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
@@ -191,25 +219,25 @@ def _append(
             seen[new.key] = (receipt, request)  # a key repeated inside the batch
             rows.append((entry, new.event.data))
             positions.append(index)
-        moved = [c for m, c in chains.items() if c.head_seq != locked_heads[m]]
-        new_rows = None if careful else rows_only(rows)
-        entries_write([entry for entry, _ in rows], moved, new_rows or ())
-        if new_rows is None:
-            try:
-                project(rows, careful=careful)
-            except EventConflict as exc:
-                raise exc.relocated([f"/{index}" for index in positions]) from None
-    return receipts  # type: ignore[return-value]  # every slot was filled above
-
-
-def _existing_receipts(source: str, entries: Sequence[NewEntry]) -> dict[str, tuple[Receipt, str]]:
-    rows = Entry.objects.filter(
-        source=source, idempotency_key__in={new.key for new in entries}
-    ).select_related("chain__merchant")
-    return {
-        row.idempotency_key: (_receipt(row.chain.merchant.public_id, row), row.request_hash)
-        for row in rows
-    }
+        moved = [c for m, c in chains.items() if (c.head_seq, c.head_hash) != locked_heads[m]]
+        # Rows nothing reads before they exist go in with their entries, in the same statement.
+        ahead, written = ([], 0) if careful else rows_ahead(rows)
+        try:
+            entries_write([entry for entry, _ in rows], moved, ahead)
+        except KeysUsedBefore as found:
+            # Nothing was written: answer those events with their receipts, build the rest again.
+            for chain_id, chain in chains.items():
+                chain.head_seq, chain.head_hash = locked_heads[chain_id]
+            for entry, _ in rows:
+                del seen[entry.idempotency_key]
+            for holder in found.earlier:
+                seen[holder.key] = (_earlier_receipt(holder), holder.request_hash)
+            continue
+        try:
+            project(rows, careful=careful, rows_written=written)
+        except EventConflict as exc:
+            raise exc.relocated([f"/{index}" for index in positions]) from None
+        return receipts  # type: ignore[return-value]  # every slot was filled above
 
 
 def _next_entry(
@@ -257,6 +285,16 @@ def _entry(**values: Any) -> Entry:
     """``Entry(**values)`` with every field given, at half the cost: Django's positional path
     skips the per-field keyword lookups, and this runs once per appended event."""
     return Entry(*_ENTRY_FIELDS(values))
+
+
+def _earlier_receipt(earlier: EarlierEntry) -> Receipt:
+    return Receipt(
+        merchant=earlier.merchant,
+        seq=earlier.seq,
+        hash=earlier.hash,
+        ref=earlier.ref,
+        type=earlier.type,
+    )
 
 
 def _receipt(public_id: str, entry: Entry) -> Receipt:

@@ -8,14 +8,15 @@ Two kinds:
 
 * ``@projector(types)`` functions do their own reads and writes (an update, a state change).
 * ``@row_projector(types)`` functions return one unsaved row; rows of a batch are inserted
-  together, one statement per table, and the table's unique constraints refuse duplicates.
-  When they do, the append is retried "carefully", row by row, to name the offending event.
+  together (with their entries, when nothing reads them first), and the tables' unique
+  constraints refuse duplicates. When they do, the append is retried "carefully", row by row,
+  to name the offending event.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,50 +85,73 @@ def projection_models() -> list[type[models.Model]]:
     return list(_models)
 
 
-def rows_only(pairs: Sequence[tuple[Entry, dict[str, Any]]]) -> list[models.Model] | None:
-    """The new rows for ``pairs`` when only row projectors apply to them, else None.
+def projected(event_types: Iterable[str]) -> bool:
+    """Whether any projector runs for an event of ``event_types``."""
+    return any(_projectors.get(event_type) for event_type in event_types)
+
+
+def rows_ahead(
+    pairs: Sequence[tuple[Entry, dict[str, Any]]],
+) -> tuple[list[models.Model], int]:
+    """The new rows of the leading ``pairs`` that no projector reads before they exist, and how
+    many pairs those are: every pair up to and including the first with a projector that reads
+    or updates (an entry's rows come before its other projectors, see ``project``).
 
     Such rows need nothing from the database, so they can be written in the same statement as
-    their entries.
+    their entries; ``project(pairs, rows_written=<that many>)`` does the rest.
     """
     rows = []
-    for entry, data in pairs:
+    for count, (entry, data) in enumerate(pairs, start=1):
+        reads = False
         for registered in _projectors.get(entry.type, ()):
-            if not registered.returns_row:
-                return None
-            rows.append(registered.function(entry=entry, data=data))
-    return rows
+            if registered.returns_row:
+                rows.append(registered.function(entry=entry, data=data))
+            else:
+                reads = True
+        if reads:
+            return rows, count
+    return rows, len(pairs)
 
 
-def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False) -> None:
+def project(
+    pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False, rows_written: int = 0
+) -> None:
     """Run every registered projector over ``pairs`` of (entry, event data), in order.
 
-    New rows are gathered and inserted per table just before the next projector that reads or
-    updates, so every projector sees the rows of the entries before it.
+    An entry's rows come first, then its projectors that read or update, in the order they
+    were registered. New rows are gathered and inserted, all tables in one statement, just
+    before the next projector that reads or updates, so every projector sees the rows of its
+    entry and of the entries before it, never those of a later one. The rows of the first
+    ``rows_written`` pairs are in their tables already (``rows_ahead``).
 
     :raises EventConflict: an event contradicts the projections; its pointer is "/<index>/…".
     :raises ProjectionRowRefused: (``careful=False``) a batched insert hit a unique constraint.
     """
     pending: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     for index, (entry, data) in enumerate(pairs):
-        for registered in _projectors.get(entry.type, ()):
-            try:
+        registered_all = _projectors.get(entry.type, ())
+        try:
+            for registered in registered_all if index >= rows_written else ():
+                if not registered.returns_row:
+                    continue
+                row = registered.function(entry=entry, data=data)
+                if careful:
+                    _insert_one(row, entry)
+                else:
+                    pending[type(row)].append(row)
+            for registered in registered_all:
                 if not registered.returns_row:
                     _insert(pending)
                     registered.function(entry=entry, data=data)
-                elif careful:
-                    _insert_one(registered.function(entry=entry, data=data), entry)
-                else:
-                    row = registered.function(entry=entry, data=data)
-                    pending[type(row)].append(row)
-            except EventConflict as exc:
-                raise exc.prefixed(f"/{index}") from None
+        except EventConflict as exc:
+            raise exc.prefixed(f"/{index}") from None
     _insert(pending)
 
 
 def _insert(pending: dict[type[models.Model], list[models.Model]]) -> None:
-    rows_insert([row for rows in pending.values() for row in rows])
-    pending.clear()
+    if pending:
+        rows_insert([row for rows in pending.values() for row in rows])
+        pending.clear()
 
 
 def _insert_one(row: models.Model, entry: Entry) -> None:
