@@ -106,7 +106,6 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     # a lock and one write that stands or falls whole, and spares the savepoint's two round
     # trips, as journal_post does. A database error then dooms the caller's transaction.
     savepoint = projected(new.event.type for new in entries)
-    retriable = savepoint or not transaction.get_connection().in_atomic_block
     careful = False
     for _ in range(3):
         try:
@@ -116,9 +115,14 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
         except IntegrityError as exc:
             # A key written meanwhile by a transaction on another chain (its lock is not ours):
             # it has committed now, so the next attempt finds it.
-            if not (retriable and _is_idempotency_conflict(exc)):
+            if not (_undoable(savepoint) and _is_idempotency_conflict(exc)):
                 raise
     return _append(source, entries, now, careful=True, savepoint=savepoint)
+
+
+def _undoable(savepoint: bool) -> bool:
+    """Whether a failed attempt can be undone: by its savepoint, or as a whole transaction."""
+    return savepoint or not transaction.get_connection().in_atomic_block
 
 
 def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
@@ -177,7 +181,7 @@ def _request_hash(merchant: str, event: ValidEvent) -> str:
 def _append(
     source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool, savepoint: bool
 ) -> list[Receipt]:
-    undoable = savepoint or not transaction.get_connection().in_atomic_block
+    undoable = _undoable(savepoint)
     with transaction.atomic(savepoint=savepoint):
         outcome = _append_locked(source, entries, now, careful=careful)
         if isinstance(outcome, LedgerError) and undoable:
@@ -197,47 +201,88 @@ def _append_locked(
     refused = _other_suppliers(entries, chains)
     if refused is not None:
         return refused
-    chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
-    locked_heads = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
-    requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
-    now_text = format_timestamp(now)
-    seen: dict[str, tuple[Receipt, str]] = {}  # key: (its receipt, its request's hash)
+    build = _Build(source, chains, now, entries)
     while True:
-        receipts: list[Receipt | None] = [None] * len(entries)
-        rows: list[tuple[Entry, dict[str, Any]]] = []
-        positions: list[int] = []
-        for index, (new, request) in enumerate(zip(entries, requests, strict=True)):
-            if new.key in seen:
-                earlier, earlier_request = seen[new.key]
-                if earlier_request != request:
-                    return IdempotencyKeyReused(source=source, idempotency_key=new.key)
-                receipts[index] = earlier
-                continue
-            entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
-            Entry.chain.field.set_cached_value(entry, chain_rows[new.merchant_id])
-            receipt = receipts[index] = _receipt(chains[new.merchant_id].public_id, entry)
-            seen[new.key] = (receipt, request)  # a key repeated inside the batch
-            rows.append((entry, new.event.data))
-            positions.append(index)
-        moved = [c for m, c in chains.items() if (c.head_seq, c.head_hash) != locked_heads[m]]
+        built = build.next_entries()
+        if isinstance(built, LedgerError):
+            return built
+        pairs, positions = built
         # Rows nothing reads before they exist go in with their entries, in the same statement.
-        ahead, written = ([], 0) if careful else rows_ahead(rows)
+        ahead, written = ([], 0) if careful else rows_ahead(pairs)
         try:
-            entries_write([entry for entry, _ in rows], moved, ahead)
+            entries_write([entry for entry, _ in pairs], build.moved(), ahead)
         except KeysUsedBefore as found:
-            # Nothing was written: answer those events with their receipts, build the rest again.
-            for chain_id, chain in chains.items():
-                chain.head_seq, chain.head_hash = locked_heads[chain_id]
-            for entry, _ in rows:
-                del seen[entry.idempotency_key]
-            for holder in found.earlier:
-                seen[holder.key] = (_earlier_receipt(holder), holder.request_hash)
+            build.found_before(found.earlier)  # nothing was written: build the rest again
             continue
         try:
-            project(rows, careful=careful, rows_written=written)
+            project(pairs, careful=careful, rows_written=written)
         except EventConflict as exc:
             raise exc.relocated([f"/{index}" for index in positions]) from None
-        return receipts  # type: ignore[return-value]  # every slot was filled above
+        return build.receipts()
+
+
+class _Build:
+    """The entries of an append, built on the locked heads, and the receipts of its events."""
+
+    def __init__(
+        self,
+        source: str,
+        chains: dict[int, LockedChain],
+        now: datetime,
+        entries: Sequence[NewEntry],
+    ) -> None:
+        self.source, self.chains, self.now, self.entries = source, chains, now, entries
+        self.now_text = format_timestamp(now)
+        self.locked = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
+        self.chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
+        self.requests = [
+            _request_hash(chains[new.merchant_id].public_id, new.event) for new in entries
+        ]
+        self.seen: dict[str, tuple[Receipt, str]] = {}  # key: (its receipt, its request's hash)
+        self.built: list[str] = []  # keys of the entries built last
+        self.slots: list[Receipt | None] = []
+
+    def next_entries(
+        self,
+    ) -> tuple[list[tuple[Entry, dict[str, Any]]], list[int]] | IdempotencyKeyReused:
+        """(entry, event data) for each event whose key is not seen yet, and where each event
+        sits in the input; or the refusal of a key seen for another event."""
+        for merchant_id, chain in self.chains.items():
+            chain.head_seq, chain.head_hash = self.locked[merchant_id]
+        self.slots, self.built = [None] * len(self.entries), []
+        pairs: list[tuple[Entry, dict[str, Any]]] = []
+        positions: list[int] = []
+        for index, (new, request) in enumerate(zip(self.entries, self.requests, strict=True)):
+            if new.key in self.seen:
+                earlier, earlier_request = self.seen[new.key]
+                if earlier_request != request:
+                    return IdempotencyKeyReused(source=self.source, idempotency_key=new.key)
+                self.slots[index] = earlier
+                continue
+            chain = self.chains[new.merchant_id]
+            entry = _next_entry(chain, self.source, new, request, self.now, self.now_text)
+            Entry.chain.field.set_cached_value(entry, self.chain_rows[new.merchant_id])
+            receipt = self.slots[index] = _receipt(chain.public_id, entry)
+            self.seen[new.key] = (receipt, request)  # a key repeated inside the batch
+            self.built.append(new.key)
+            pairs.append((entry, new.event.data))
+            positions.append(index)
+        return pairs, positions
+
+    def moved(self) -> list[LockedChain]:
+        """The chains whose heads the entries built last move."""
+        return [c for m, c in self.chains.items() if (c.head_seq, c.head_hash) != self.locked[m]]
+
+    def found_before(self, earlier: list[EarlierEntry]) -> None:
+        """The entries built last were not written, as ``earlier`` hold keys of theirs: answer
+        those events with the earlier receipts next time."""
+        for key in self.built:
+            del self.seen[key]
+        for holder in earlier:
+            self.seen[holder.key] = (_earlier_receipt(holder), holder.request_hash)
+
+    def receipts(self) -> list[Receipt]:
+        return self.slots  # type: ignore[return-value]  # every slot was filled
 
 
 def _next_entry(

@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import BigIntegerField, Case, F, Value, When
+from django.db import connection
+from django.db.models import F
 
 from ledger.exceptions import EventConflict
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
@@ -182,11 +183,20 @@ def invoices_paid(*, entry: Entry, data: dict[str, Any]) -> None:
     if not paid:
         return
     # One statement, no locking read first: only projectors write invoices, and they run under
-    # the merchant's chain lock, so nothing else changes these rows meanwhile.
-    amounts = [When(ref=ref, then=Value(minor)) for ref, minor in paid.items()]
-    Invoice.objects.filter(
-        merchant_id=entry.chain_id, ref__in=paid, currency=data["currency"]
-    ).update(paid_minor=F("paid_minor") + Case(*amounts, output_field=BigIntegerField()))
+    # the merchant's chain lock, so nothing else changes these rows meanwhile. Plain SQL (the
+    # same on every database): the ORM's CASE costs far more to build than to run, per payout.
+    amounts = [value for ref_minor in paid.items() for value in ref_minor]
+    with connection.cursor() as cursor:
+        cursor.execute(_paid_sql(len(paid)), [*amounts, entry.chain_id, data["currency"], *paid])
+
+
+def _paid_sql(invoices: int) -> str:
+    whens = " ".join(["WHEN %s THEN %s"] * invoices)
+    refs = ", ".join(["%s"] * invoices)
+    return (
+        f"UPDATE ledger_invoice SET paid_minor = paid_minor + CASE ref {whens} ELSE 0 END"
+        f" WHERE merchant_id = %s AND currency = %s AND ref IN ({refs})"
+    )
 
 
 @projector("suspense.allocated")

@@ -129,20 +129,18 @@ def project(
     """
     pending: dict[type[models.Model], list[models.Model]] = defaultdict(list)
     for index, (entry, data) in enumerate(pairs):
-        registered_all = _projectors.get(entry.type, ())
+        projectors = _projectors.get(entry.type, ())
         try:
-            for registered in registered_all if index >= rows_written else ():
-                if not registered.returns_row:
-                    continue
-                row = registered.function(entry=entry, data=data)
-                if careful:
-                    _insert_one(row, entry)
-                else:
-                    pending[type(row)].append(row)
-            for registered in registered_all:
-                if not registered.returns_row:
-                    _insert(pending)
-                    registered.function(entry=entry, data=data)
+            if index >= rows_written:
+                for row_projector in (p for p in projectors if p.returns_row):
+                    row = row_projector.function(entry=entry, data=data)
+                    if careful:
+                        _insert_one(row, entry)
+                    else:
+                        pending[type(row)].append(row)
+            for reader in (p for p in projectors if not p.returns_row):
+                _insert(pending)
+                reader.function(entry=entry, data=data)
         except EventConflict as exc:
             raise exc.prefixed(f"/{index}") from None
     _insert(pending)
