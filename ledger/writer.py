@@ -61,12 +61,19 @@ def _heads_sql(one: bool) -> str:
 
 @cache
 def _earlier_sql(one: bool) -> str:
-    """The entries that hold a key of the write already, with what their receipts need."""
+    """The entries that hold a key of the write already, with what their receipts need.
+
+    Parameters: the key (or the keys), then the source. One probe of the unique index per key,
+    whatever the planner believes of the table's size (a prepared statement keeps its plan):
+    equalities on both its columns in a subquery per key (LIMIT keeps it apart), never
+    ``= ANY(keys)``, which a plan may answer by reading every entry of the source.
+    """
+    keys = "(SELECT %b::varchar AS key) AS k" if one else "unnest(%b::varchar[]) AS k (key)"
     return (
         "earlier AS (SELECT e.idempotency_key, e.request_hash, m.public_id, e.seq, e.hash,"
-        " e.external_ref, e.type FROM ledger_entry e"
-        " JOIN merchants_merchant m ON m.id = e.chain_id"
-        f" WHERE e.source = %b::varchar AND e.idempotency_key = ANY({_array('varchar', one)}))"
+        f" e.external_ref, e.type FROM {keys} CROSS JOIN LATERAL (SELECT * FROM ledger_entry"
+        " WHERE idempotency_key = k.key AND source = %b::varchar LIMIT 1) AS e"
+        " JOIN merchants_merchant m ON m.id = e.chain_id)"
     )
 
 
@@ -125,7 +132,9 @@ def entries_write(
         arrays += _column_arrays(row_columns, model_rows)
         entries_of = [getattr(row, entry_field.name) for row in model_rows]
         arrays += [[e.chain_id for e in entries_of], [e.seq for e in entries_of]]
-    params = [source, *(values[0] for values in arrays)] if one else [source, *arrays]
+    if one:
+        arrays = [values[0] for values in arrays]
+    params = [arrays[0], source, *arrays[1:]]  # the keys, then the source they are under
     with connection.cursor() as cursor:
         try:
             cursor.execute(f"WITH {', '.join(ctes)}{_RESULT}", params)
