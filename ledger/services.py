@@ -28,7 +28,7 @@ from ledger.exceptions import (
 from ledger.locks import LockedChain, chains_lock
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
-from ledger.models import Entry, LedgerVerification
+from ledger.models import Chain, Entry, LedgerVerification
 from ledger.projections.registry import project, projected, rows_ahead
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
@@ -234,7 +234,7 @@ class _Build:
         self.source, self.chains, self.now, self.entries = source, chains, now, entries
         self.now_text = format_timestamp(now)
         self.locked = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
-        self.chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
+        self.chain_rows: dict[int, Chain] = {}  # for projectors, made when one runs
         self.requests = [
             _request_hash(chains[new.merchant_id].public_id, new.event) for new in entries
         ]
@@ -261,13 +261,19 @@ class _Build:
                 continue
             chain = self.chains[new.merchant_id]
             entry = _next_entry(chain, self.source, new, request, self.now, self.now_text)
-            Entry.chain.field.set_cached_value(entry, self.chain_rows[new.merchant_id])
+            if projected([new.event.type]):
+                Entry.chain.field.set_cached_value(entry, self._chain_row(chain))
             receipt = self.slots[index] = _receipt(chain.public_id, entry)
             self.seen[new.key] = (receipt, request)  # a key repeated inside the batch
             self.built.append(new.key)
             pairs.append((entry, new.event.data))
             positions.append(index)
         return pairs, positions
+
+    def _chain_row(self, chain: LockedChain) -> Chain:
+        if chain.merchant_id not in self.chain_rows:
+            self.chain_rows[chain.merchant_id] = chain.as_chain()
+        return self.chain_rows[chain.merchant_id]
 
     def moved(self) -> list[LockedChain]:
         """The chains whose heads the entries built last move."""
