@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class LedgerError(Exception):
@@ -87,6 +88,29 @@ class EventConflict(LedgerError):
 class ProjectionRowRefused(Exception):
     """A batched projection insert hit a unique constraint. Internal: the append is retried
     row by row to name the event that repeats a ref (then an EventConflict)."""
+
+
+class EarlierEntry(NamedTuple):
+    """An entry that holds an idempotency key a write came with: what its receipt says, and
+    the hash of the request it answered."""
+
+    seq: int
+    key: str
+    request_hash: str
+    merchant: str
+    hash: str
+    ref: str
+    type: str
+
+
+class KeysUsedBefore(Exception):
+    """Entries already hold some idempotency keys of a write, so it wrote nothing. Internal:
+    the append answers those events with the earlier receipts (or refuses a key used for
+    another event) and writes the rest."""
+
+    def __init__(self, earlier: list[EarlierEntry]) -> None:
+        self.earlier = earlier
+        super().__init__(f"{len(earlier)} idempotency key(s) used before")
 
 
 class CosignatureRefused(LedgerError):

@@ -16,17 +16,20 @@ from django.utils import timezone
 from ledger.canonical import canonical_json_embedding, entry_hash
 from ledger.events import ValidEvent, format_timestamp
 from ledger.exceptions import (
+    EarlierEntry,
     EventConflict,
     EventInvalid,
     FieldError,
     IdempotencyKeyReused,
+    KeysUsedBefore,
+    LedgerError,
     ProjectionRowRefused,
 )
 from ledger.locks import LockedChain, chains_lock
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
-from ledger.models import Entry, LedgerVerification
-from ledger.projections.registry import fast_plan, project
+from ledger.models import Chain, Entry, LedgerVerification
+from ledger.projections.registry import project, projected, rows_ahead
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
 from merchants.identifiers import tax_id_is_own
@@ -87,7 +90,8 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
 
     Each chain is locked once for the whole batch. Events already appended under the same
     ``(source, idempotency key)`` are not appended again; their original receipts come back in
-    place. Receipts are returned in input order.
+    place. Receipts are returned in input order. Inside a caller's transaction, a refusal leaves
+    that transaction as it was.
 
     :raises IdempotencyKeyReused: a key was used before for a different event.
     :raises EventConflict: an event contradicts the chain; located under "/<index>".
@@ -97,19 +101,28 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     if not entries:
         return []  # nothing to lock or write; the SQL below needs at least one chain
     _refuse_future_events(entries, now)
-    # Fast path first: a retry or a duplicate is rare, so do not pay lookups for them on every
-    # append; the unique indexes tell us when one happens, and the slower path takes over.
-    look_up_keys = careful = False
+    # Only a projector can fail after entries are written (a refused event, a repeated ref), and
+    # only that needs a savepoint in a caller's transaction; without projectors, the append is
+    # a lock and one write that stands or falls whole, and spares the savepoint's two round
+    # trips, as journal_post does. A database error then dooms the caller's transaction.
+    savepoint = projected(new.event.type for new in entries)
+    careful = False
     for _ in range(3):
         try:
-            return _append(source, entries, now, look_up_keys=look_up_keys, careful=careful)
+            return _append(source, entries, now, careful=careful, savepoint=savepoint)
         except ProjectionRowRefused:
             careful = True  # find which event repeats a ref, to name it
         except IntegrityError as exc:
-            if not _is_idempotency_conflict(exc) or look_up_keys:
+            # A key written meanwhile by a transaction on another chain (its lock is not ours):
+            # it has committed now, so the next attempt finds it.
+            if not (_undoable(savepoint) and _is_idempotency_conflict(exc)):
                 raise
-            look_up_keys = True
-    return _append(source, entries, now, look_up_keys=True, careful=True)
+    return _append(source, entries, now, careful=True, savepoint=savepoint)
+
+
+def _undoable(savepoint: bool) -> bool:
+    """Whether a failed attempt can be undone: by its savepoint, or as a whole transaction."""
+    return savepoint or not transaction.get_connection().in_atomic_block
 
 
 def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
@@ -123,7 +136,9 @@ def _refuse_future_events(entries: Sequence[NewEntry], now: datetime) -> None:
         raise EventInvalid(errors)
 
 
-def _refuse_other_suppliers(entries: Sequence[NewEntry], chains: dict[int, LockedChain]) -> None:
+def _other_suppliers(
+    entries: Sequence[NewEntry], chains: dict[int, LockedChain]
+) -> EventInvalid | None:
     """An invoice's supplier is the merchant whose chain it joins: naming another is refused.
 
     Invoice numbers are unique per supplier, so a marketplace that sent a reseller's or a
@@ -143,8 +158,7 @@ def _refuse_other_suppliers(entries: Sequence[NewEntry], chains: dict[int, Locke
                     " chain it joins.",
                 )
             )
-    if errors:
-        raise EventInvalid(errors)
+    return EventInvalid(errors) if errors else None
 
 
 def _is_idempotency_conflict(exc: IntegrityError) -> bool:
@@ -165,53 +179,116 @@ def _request_hash(merchant: str, event: ValidEvent) -> str:
 
 
 def _append(
-    source: str, entries: Sequence[NewEntry], now: datetime, *, look_up_keys: bool, careful: bool
+    source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool, savepoint: bool
 ) -> list[Receipt]:
-    receipts: list[Receipt | None] = [None] * len(entries)
-    with transaction.atomic():
-        chains = chains_lock(new.merchant_id for new in entries)
-        _refuse_other_suppliers(entries, chains)
-        chain_rows = {merchant_id: chain.as_chain() for merchant_id, chain in chains.items()}
-        locked_heads = {merchant_id: chain.head_seq for merchant_id, chain in chains.items()}
-        requests = [_request_hash(chains[new.merchant_id].public_id, new.event) for new in entries]
-        seen = _existing_receipts(source, entries) if look_up_keys else {}
-        now_text = format_timestamp(now)
-        rows: list[tuple[Entry, dict[str, Any]]] = []
+    undoable = _undoable(savepoint)
+    with transaction.atomic(savepoint=savepoint):
+        outcome = _append_locked(source, entries, now, careful=careful)
+        if isinstance(outcome, LedgerError) and undoable:
+            raise outcome  # and undo the attempt: a chain it created for the event, its lock
+    if isinstance(outcome, LedgerError):
+        # Found before any event was written: raised here, it leaves the caller's transaction
+        # usable, as a savepoint would have.
+        raise outcome
+    return outcome
+
+
+def _append_locked(
+    source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool
+) -> list[Receipt] | LedgerError:
+    """Lock the chains and write; return the receipts, or the refusal to raise."""
+    chains = chains_lock(new.merchant_id for new in entries)
+    refused = _other_suppliers(entries, chains)
+    if refused is not None:
+        return refused
+    build = _Build(source, chains, now, entries)
+    while True:
+        built = build.next_entries()
+        if isinstance(built, LedgerError):
+            return built
+        pairs, positions = built
+        # Rows nothing reads before they exist go in with their entries, in the same statement.
+        ahead, written = ([], 0) if careful else rows_ahead(pairs)
+        try:
+            entries_write([entry for entry, _ in pairs], build.moved(), ahead)
+        except KeysUsedBefore as found:
+            build.found_before(found.earlier)  # nothing was written: build the rest again
+            continue
+        try:
+            project(pairs, careful=careful, rows_written=written)
+        except EventConflict as exc:
+            raise exc.relocated([f"/{index}" for index in positions]) from None
+        return build.receipts()
+
+
+class _Build:
+    """The entries of an append, built on the locked heads, and the receipts of its events."""
+
+    def __init__(
+        self,
+        source: str,
+        chains: dict[int, LockedChain],
+        now: datetime,
+        entries: Sequence[NewEntry],
+    ) -> None:
+        self.source, self.chains, self.now, self.entries = source, chains, now, entries
+        self.now_text = format_timestamp(now)
+        self.locked = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
+        self.chain_rows: dict[int, Chain] = {}  # for projectors, made when one runs
+        self.requests = [
+            _request_hash(chains[new.merchant_id].public_id, new.event) for new in entries
+        ]
+        self.seen: dict[str, tuple[Receipt, str]] = {}  # key: (its receipt, its request's hash)
+        self.built: list[str] = []  # keys of the entries built last
+        self.slots: list[Receipt | None] = []
+
+    def next_entries(
+        self,
+    ) -> tuple[list[tuple[Entry, dict[str, Any]]], list[int]] | IdempotencyKeyReused:
+        """(entry, event data) for each event whose key is not seen yet, and where each event
+        sits in the input; or the refusal of a key seen for another event."""
+        for merchant_id, chain in self.chains.items():
+            chain.head_seq, chain.head_hash = self.locked[merchant_id]
+        self.slots, self.built = [None] * len(self.entries), []
+        pairs: list[tuple[Entry, dict[str, Any]]] = []
         positions: list[int] = []
-        for index, (new, request) in enumerate(zip(entries, requests, strict=True)):
-            if new.key in seen:
-                earlier, earlier_request = seen[new.key]
+        for index, (new, request) in enumerate(zip(self.entries, self.requests, strict=True)):
+            if new.key in self.seen:
+                earlier, earlier_request = self.seen[new.key]
                 if earlier_request != request:
-                    raise IdempotencyKeyReused(source=source, idempotency_key=new.key)
-                receipts[index] = earlier
+                    return IdempotencyKeyReused(source=self.source, idempotency_key=new.key)
+                self.slots[index] = earlier
                 continue
-            entry = _next_entry(chains[new.merchant_id], source, new, request, now, now_text)
-            Entry.chain.field.set_cached_value(entry, chain_rows[new.merchant_id])
-            receipt = receipts[index] = _receipt(chains[new.merchant_id].public_id, entry)
-            seen[new.key] = (receipt, request)  # a key repeated inside the batch
-            rows.append((entry, new.event.data))
+            chain = self.chains[new.merchant_id]
+            entry = _next_entry(chain, self.source, new, request, self.now, self.now_text)
+            if projected([new.event.type]):
+                Entry.chain.field.set_cached_value(entry, self._chain_row(chain))
+            receipt = self.slots[index] = _receipt(chain.public_id, entry)
+            self.seen[new.key] = (receipt, request)  # a key repeated inside the batch
+            self.built.append(new.key)
+            pairs.append((entry, new.event.data))
             positions.append(index)
-        moved = [c for m, c in chains.items() if c.head_seq != locked_heads[m]]
-        plan = None if careful else fast_plan(rows)
-        entries_write([entry for entry, _ in rows], moved, plan.rows if plan else ())
-        if plan is not None:
-            plan.run_batched()
-        else:
-            try:
-                project(rows, careful=careful)
-            except EventConflict as exc:
-                raise exc.relocated([f"/{index}" for index in positions]) from None
-    return receipts  # type: ignore[return-value]  # every slot was filled above
+        return pairs, positions
 
+    def _chain_row(self, chain: LockedChain) -> Chain:
+        if chain.merchant_id not in self.chain_rows:
+            self.chain_rows[chain.merchant_id] = chain.as_chain()
+        return self.chain_rows[chain.merchant_id]
 
-def _existing_receipts(source: str, entries: Sequence[NewEntry]) -> dict[str, tuple[Receipt, str]]:
-    rows = Entry.objects.filter(
-        source=source, idempotency_key__in={new.key for new in entries}
-    ).select_related("chain__merchant")
-    return {
-        row.idempotency_key: (_receipt(row.chain.merchant.public_id, row), row.request_hash)
-        for row in rows
-    }
+    def moved(self) -> list[LockedChain]:
+        """The chains whose heads the entries built last move."""
+        return [c for m, c in self.chains.items() if (c.head_seq, c.head_hash) != self.locked[m]]
+
+    def found_before(self, earlier: list[EarlierEntry]) -> None:
+        """The entries built last were not written, as ``earlier`` hold keys of theirs: answer
+        those events with the earlier receipts next time."""
+        for key in self.built:
+            del self.seen[key]
+        for holder in earlier:
+            self.seen[holder.key] = (_earlier_receipt(holder), holder.request_hash)
+
+    def receipts(self) -> list[Receipt]:
+        return self.slots  # type: ignore[return-value]  # every slot was filled
 
 
 def _next_entry(
@@ -259,6 +336,16 @@ def _entry(**values: Any) -> Entry:
     """``Entry(**values)`` with every field given, at half the cost: Django's positional path
     skips the per-field keyword lookups, and this runs once per appended event."""
     return Entry(*_ENTRY_FIELDS(values))
+
+
+def _earlier_receipt(earlier: EarlierEntry) -> Receipt:
+    return Receipt(
+        merchant=earlier.merchant,
+        seq=earlier.seq,
+        hash=earlier.hash,
+        ref=earlier.ref,
+        type=earlier.type,
+    )
 
 
 def _receipt(public_id: str, entry: Entry) -> Receipt:

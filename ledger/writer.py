@@ -7,8 +7,11 @@ their entry go in ONE statement (data-modifying CTEs), each table's columns pass
 more is, never on the batch size, so the driver parses it once: a single event's values go as
 plain parameters, which the driver sends for a fraction of what working out an array costs. All
 go over the wire in PostgreSQL's binary format (%b; the settings bind parameters server-side):
-no quoting or escaping of every element, and bodies are JSON, full of quotes. Other databases
-take the ORM route to the same rows.
+no quoting or escaping of every element, and bodies are JSON, full of quotes. The same
+statement first looks for entries that hold the write's idempotency keys and, finding any,
+writes nothing and names them: a retried event costs no failed insert, so an append inside a
+caller's transaction needs no savepoint to recover from one. Other databases take the ORM
+route to the same rows.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ledger.exceptions import ProjectionRowRefused
+from ledger.exceptions import EarlierEntry, KeysUsedBefore, ProjectionRowRefused
 from ledger.locks import LockedChain
 from ledger.models import Chain, Entry
 
@@ -52,21 +55,55 @@ def _heads_sql(one: bool) -> str:
     return (
         "new_heads AS (UPDATE ledger_chain AS c SET head_seq = h.seq, head_hash = h.hash"
         f" FROM unnest({arrays}) AS h (merchant_id, seq, hash)"
-        " WHERE c.merchant_id = h.merchant_id)"
+        " WHERE c.merchant_id = h.merchant_id AND NOT EXISTS (SELECT FROM earlier))"
     )
+
+
+@cache
+def _earlier_sql(one: bool) -> str:
+    """The entries that hold a key of the write already, with what their receipts need.
+
+    Parameters: the key (or the keys), then the source. One probe of the unique index per key,
+    whatever the planner believes of the table's size (a prepared statement keeps its plan):
+    equalities on both its columns in a subquery per key (LIMIT keeps it apart), never
+    ``= ANY(keys)``, which a plan may answer by reading every entry of the source.
+    """
+    keys = "(SELECT %b::varchar AS key) AS k" if one else "unnest(%b::varchar[]) AS k (key)"
+    return (
+        "earlier AS (SELECT e.idempotency_key, e.request_hash, m.public_id, e.seq, e.hash,"
+        f" e.external_ref, e.type FROM {keys} CROSS JOIN LATERAL (SELECT * FROM ledger_entry"
+        " WHERE idempotency_key = k.key AND source = %b::varchar LIMIT 1) AS e"
+        " JOIN merchants_merchant m ON m.id = e.chain_id)"
+    )
+
+
+# New entries' ids, then the earlier entries (their id column is NULL): one result, one statement.
+_RESULT = (
+    " SELECT id, chain_id, seq, NULL, NULL, NULL, NULL, NULL, NULL FROM new_rows"
+    " UNION ALL SELECT NULL, NULL, seq, idempotency_key, request_hash, public_id, hash,"
+    " external_ref, type FROM earlier"
+)
 
 
 def entries_write(
     entries: Sequence[Entry], heads: Sequence[LockedChain], rows: Sequence[models.Model] = ()
 ) -> None:
-    """Insert ``entries`` (setting their ids), store ``heads``, and insert ``rows``.
+    """Insert ``entries`` (setting their ids), store ``heads``, and insert ``rows``; or, when
+    entries hold some of their idempotency keys already, write nothing and say which.
 
-    ``rows`` are new projection rows whose foreign key to an entry of ``entries`` is resolved
-    in the database. Must run inside the transaction that holds the chains' locks.
+    ``entries`` come from one source. ``rows`` are new projection rows whose foreign key to an
+    entry of ``entries`` is resolved in the database. Must run inside the transaction that
+    holds the chains' locks: a key seen by then on the same chain cannot appear later, so
+    finding it is exact and needs no failed insert (hence no savepoint) to learn of it.
 
+    :raises KeysUsedBefore: nothing was written; the entries that hold the keys.
     :raises ProjectionRowRefused: a row repeats a projection's unique key.
     """
+    if not entries:
+        return
+    source, keys = entries[0].source, [entry.idempotency_key for entry in entries]
     if connection.vendor != "postgresql":
+        _earlier_refuse(_earlier_orm(source, keys))
         Entry.objects.bulk_create(entries)
         for chain in heads:
             Chain.objects.filter(pk=chain.merchant_id).update(
@@ -80,33 +117,59 @@ def entries_write(
     # One event, one head, a row per table (a single append): plain values, not arrays.
     one = len(entries) == len(heads) == 1 and all(len(rs) == 1 for rs in by_model.values())
     insert, columns = _insert_sql(Entry, one)
-    ctes = [f"new_rows AS ({insert} RETURNING id, chain_id, seq)", _heads_sql(one)]
-    params = _column_arrays(columns, entries)
-    params += [[c.merchant_id for c in heads], [c.head_seq for c in heads]]
-    params += [[c.head_hash for c in heads]]
+    ctes = [
+        _earlier_sql(one),
+        f"new_rows AS ({insert} WHERE NOT EXISTS (SELECT FROM earlier) RETURNING id, chain_id,"
+        " seq)",
+        _heads_sql(one),
+    ]
+    arrays = [keys, *_column_arrays(columns, entries)]
+    arrays += [[c.merchant_id for c in heads], [c.head_seq for c in heads]]
+    arrays += [[c.head_hash for c in heads]]
     for number, (model, model_rows) in enumerate(by_model.items()):
         sql, row_columns, entry_field = _joined_insert_sql(model, one)
         ctes.append(f"rows_{number} AS ({sql})")
-        params += _column_arrays(row_columns, model_rows)
+        arrays += _column_arrays(row_columns, model_rows)
         entries_of = [getattr(row, entry_field.name) for row in model_rows]
-        params += [[e.chain_id for e in entries_of], [e.seq for e in entries_of]]
+        arrays += [[e.chain_id for e in entries_of], [e.seq for e in entries_of]]
     if one:
-        params = [values[0] for values in params]
+        arrays = [values[0] for values in arrays]
+    params = [arrays[0], source, *arrays[1:]]  # the keys, then the source they are under
     with connection.cursor() as cursor:
         try:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT id, chain_id, seq FROM new_rows", params)
+            cursor.execute(f"WITH {', '.join(ctes)}{_RESULT}", params)
         except IntegrityError as exc:
             if getattr(getattr(exc.__cause__, "diag", None), "table_name", "") == "ledger_entry":
                 raise
             raise ProjectionRowRefused from exc
-        ids = {(chain_id, seq): pk for pk, chain_id, seq in cursor.fetchall()}
+        result = cursor.fetchall()
+    _earlier_refuse([EarlierEntry(*row[2:]) for row in result if row[0] is None])
+    ids = {(chain_id, seq): pk for pk, chain_id, seq, *_ in result}
     for entry in entries:
         entry.pk = ids[(entry.chain_id, entry.seq)]
         entry._state.adding = False
 
 
+def _earlier_orm(source: str, keys: list[str]) -> list[EarlierEntry]:
+    found = Entry.objects.filter(source=source, idempotency_key__in=keys).values_list(
+        "seq",
+        "idempotency_key",
+        "request_hash",
+        "chain__merchant__public_id",
+        "hash",
+        "external_ref",
+        "type",
+    )
+    return [EarlierEntry(*row) for row in found]
+
+
+def _earlier_refuse(earlier: list[EarlierEntry]) -> None:
+    if earlier:
+        raise KeysUsedBefore(earlier)
+
+
 def rows_insert(rows: Sequence[models.Model]) -> None:
-    """Insert new rows (of one or more models), one statement per model; ids are not read back.
+    """Insert new rows (of one or more models) in one statement; ids are not read back.
 
     :raises ProjectionRowRefused: a row repeats a projection's unique key.
     """
@@ -114,13 +177,24 @@ def rows_insert(rows: Sequence[models.Model]) -> None:
     for row in rows:
         by_model[type(row)].append(row)
     try:
-        for model, model_rows in by_model.items():
-            if connection.vendor != "postgresql":
+        if connection.vendor != "postgresql":
+            for model, model_rows in by_model.items():
                 model._default_manager.bulk_create(model_rows)
-                continue
-            insert, columns = _insert_sql(model, False)
-            with connection.cursor() as cursor:
-                cursor.execute(insert, _column_arrays(columns, model_rows))
+            return
+        if not by_model:
+            return
+        # A batch flushes rows before each projector that reads: every table in one round trip.
+        one = all(len(model_rows) == 1 for model_rows in by_model.values())
+        inserts, params = [], []
+        for model, model_rows in by_model.items():
+            insert, columns = _insert_sql(model, one)
+            inserts.append(insert)
+            params += _column_arrays(columns, model_rows)
+        if one:
+            params = [values[0] for values in params]
+        ctes = ", ".join(f"rows_{n} AS ({insert})" for n, insert in enumerate(inserts[:-1]))
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {ctes} {inserts[-1]}" if ctes else inserts[-1], params)
     except IntegrityError as exc:
         raise ProjectionRowRefused from exc
 

@@ -8,20 +8,21 @@ Three kinds:
 
 * ``@projector(types)`` functions do their own reads and writes (an update, a state change).
 * ``@row_projector(types)`` functions return one unsaved row; rows of a batch are inserted
-  together, one statement per table, and the table's unique constraints refuse duplicates.
-  When they do, the append is retried "carefully", row by row, to name the offending event.
+  together (with their entries, when nothing reads them first), and the tables' unique
+  constraints refuse duplicates. When they do, the append is retried "carefully", row by row,
+  to name the offending event.
 * ``@batch_projector(types)`` functions take many (entry, data) pairs at once, in append order,
   and must leave what calling them pair by pair would: a pair sees the projections of the
   entries before it, not of those after it (within a chain, a row whose entry has a higher seq
-  is after it). They refuse nothing (no ``EventConflict``): they apply facts, so they can run
-  once per batch after every entry and row of it is written, a few statements for the batch
-  instead of a few per entry.
+  is after it). They refuse nothing (no ``EventConflict``): they apply facts, so in a batch no
+  ``@projector`` touches they run once, after every entry and row of it is written, a few
+  statements for the batch instead of a few per entry; otherwise pair by pair, in order.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -114,65 +115,87 @@ def projection_models() -> list[type[models.Model]]:
     return list(_models)
 
 
-@dataclass
-class FastPlan:
-    """How a batch is projected when no ``@projector`` applies to it: its new rows, written in
-    the statement that writes its entries, then each batch projector once over its pairs."""
-
-    rows: list[models.Model]
-    batched: dict[Callable[..., Any], list[tuple[Entry, dict[str, Any]]]]
-
-    def run_batched(self) -> None:
-        for function, pairs in self.batched.items():
-            function(pairs)
+def projected(event_types: Iterable[str]) -> bool:
+    """Whether any projector runs for an event of ``event_types``."""
+    return any(_projectors.get(event_type) for event_type in event_types)
 
 
-def fast_plan(pairs: Pairs) -> FastPlan | None:
-    """The plan for ``pairs`` when only row and batch projectors apply to them, else None."""
-    plan = FastPlan(rows=[], batched=defaultdict(list))
-    for entry, data in pairs:
+def rows_ahead(
+    pairs: Sequence[tuple[Entry, dict[str, Any]]],
+) -> tuple[list[models.Model], int]:
+    """The new rows of the leading ``pairs`` that no projector reads before they exist, and how
+    many pairs those are: every pair up to and including the first with a projector that reads
+    or updates (an entry's rows come before its other projectors, see ``project``); batch
+    projectors run after the rows of their whole batch, so they stop nothing here.
+
+    Such rows need nothing from the database, so they can be written in the same statement as
+    their entries; ``project(pairs, rows_written=<that many>)`` does the rest.
+    """
+    rows = []
+    for count, (entry, data) in enumerate(pairs, start=1):
+        reads = False
         for registered in _projectors.get(entry.type, ()):
-            if registered.kind is _Kind.EACH:
-                return None
             if registered.kind is _Kind.ROW:
-                plan.rows.append(registered.function(entry=entry, data=data))
-            else:
-                plan.batched[registered.function].append((entry, data))
-    return plan
+                rows.append(registered.function(entry=entry, data=data))
+            elif registered.kind is _Kind.EACH:
+                reads = True
+        if reads:
+            return rows, count
+    return rows, len(pairs)
 
 
-def project(pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False) -> None:
+def project(
+    pairs: Sequence[tuple[Entry, dict[str, Any]]], *, careful: bool = False, rows_written: int = 0
+) -> None:
     """Run every registered projector over ``pairs`` of (entry, event data), in order.
 
-    New rows are gathered and inserted per table just before the next projector that reads or
-    updates, so every projector sees the rows of the entries before it.
+    An entry's rows come first, then its projectors that read or update, in the order they
+    were registered. New rows are gathered and inserted, all tables in one statement, just
+    before the next projector that reads or updates, so every projector sees the rows of its
+    entry and of the entries before it, never those of a later one. The rows of the first
+    ``rows_written`` pairs are in their tables already (``rows_ahead``).
 
     :raises EventConflict: an event contradicts the projections; its pointer is "/<index>/…".
     :raises ProjectionRowRefused: (``careful=False``) a batched insert hit a unique constraint.
     """
     pending: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+    batches: dict[Callable[..., Any], list[tuple[Entry, dict[str, Any]]]] | None = (
+        None if careful or _any_each(pairs) else defaultdict(list)
+    )
     for index, (entry, data) in enumerate(pairs):
-        for registered in _projectors.get(entry.type, ()):
-            try:
-                if registered.kind is _Kind.EACH:
-                    _insert(pending)
-                    registered.function(entry=entry, data=data)
-                elif registered.kind is _Kind.BATCH:
-                    _insert(pending)
-                    registered.function([(entry, data)])
-                elif careful:
-                    _insert_one(registered.function(entry=entry, data=data), entry)
+        projectors = _projectors.get(entry.type, ())
+        try:
+            if index >= rows_written:
+                for row_projector in (p for p in projectors if p.kind is _Kind.ROW):
+                    row = row_projector.function(entry=entry, data=data)
+                    if careful:
+                        _insert_one(row, entry)
+                    else:
+                        pending[type(row)].append(row)
+            for reader in (p for p in projectors if p.kind is not _Kind.ROW):
+                if batches is not None:  # only batch projectors: once, after every row
+                    batches[reader.function].append((entry, data))
+                    continue
+                _insert(pending)
+                if reader.kind is _Kind.BATCH:
+                    reader.function([(entry, data)])
                 else:
-                    row = registered.function(entry=entry, data=data)
-                    pending[type(row)].append(row)
-            except EventConflict as exc:
-                raise exc.prefixed(f"/{index}") from None
+                    reader.function(entry=entry, data=data)
+        except EventConflict as exc:
+            raise exc.prefixed(f"/{index}") from None
     _insert(pending)
+    for function, batch in (batches or {}).items():
+        function(batch)
+
+
+def _any_each(pairs: Pairs) -> bool:
+    return any(p.kind is _Kind.EACH for entry, _ in pairs for p in _projectors.get(entry.type, ()))
 
 
 def _insert(pending: dict[type[models.Model], list[models.Model]]) -> None:
-    rows_insert([row for rows in pending.values() for row in rows])
-    pending.clear()
+    if pending:
+        rows_insert([row for rows in pending.values() for row in rows])
+        pending.clear()
 
 
 def _insert_one(row: models.Model, entry: Entry) -> None:
