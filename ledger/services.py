@@ -91,7 +91,7 @@ def entries_append(*, source: str, entries: Sequence[NewEntry], now: datetime) -
     Each chain is locked once for the whole batch. Events already appended under the same
     ``(source, idempotency key)`` are not appended again; their original receipts come back in
     place. Receipts are returned in input order. Inside a caller's transaction, a refusal leaves
-    that transaction as it was.
+    that transaction usable, with none of the events written.
 
     :raises IdempotencyKeyReused: a key was used before for a different event.
     :raises EventConflict: an event contradicts the chain; located under "/<index>".
