@@ -12,9 +12,13 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from time import perf_counter
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ledger.events import ValidEvent
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench"
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
@@ -148,6 +152,41 @@ def merchants_create(count: int, *, code: str = "bench") -> list[int]:
             seller_id=f"bench-seller-{n}",
         ).pk
         for n in range(count)
+    ]
+
+
+def receivable_evidence(serial: object, amount: str, now: datetime) -> list[ValidEvent]:
+    """Order, invoice ``INV-<serial>`` of ``amount`` EUR (due in 45 days) and a delivered
+    shipment: what makes a receivable fundable, as ``tests/financing/conftest.py``'s
+    ``Trade.fundable`` writes it."""
+    from ledger.events import event_parse, format_timestamp
+
+    order, invoice, shipment = f"ORD-{serial}", f"INV-{serial}", f"SHP-{serial}"
+    today = now.date()
+    invoiced = {
+        "currency": "EUR",
+        "amount": amount,
+        "order_ref": order,
+        "issue_date": (today - timedelta(days=15)).isoformat(),
+        "due_date": (today + timedelta(days=45)).isoformat(),
+        "debtor": {"kind": "marketplace", "name": "Bench Marketplace"},
+    }
+    events = [
+        ("order.placed", order, {"currency": "EUR", "amount": amount}, 30),
+        ("invoice.issued", invoice, invoiced, 15),
+        ("shipment.dispatched", shipment, {"order_ref": order}, 25),
+        ("shipment.delivered", shipment, {"order_ref": order}, 22),
+    ]
+    return [
+        event_parse(
+            {
+                "type": type_,
+                "ref": ref,
+                "occurred_at": format_timestamp(now - timedelta(days=days_ago)),
+                "data": data,
+            }
+        )
+        for type_, ref, data, days_ago in events
     ]
 
 

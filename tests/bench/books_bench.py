@@ -56,7 +56,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from itertools import count
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -70,6 +69,7 @@ from tests.bench._setup import (
     figure_row,
     machine_context,
     merchants_create,
+    receivable_evidence,
     table_print,
     verdict,
 )
@@ -80,7 +80,6 @@ if TYPE_CHECKING:
 
     from financing.books.models import Account
     from financing.models import Advance
-    from ledger.events import ValidEvent
     from merchants.models import Merchant
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench_books"
@@ -517,7 +516,7 @@ def _advances_request(bench: Bench, number: int) -> list[Advance]:
     plan = [(bench.merchant_ids[i % merchants], next(bench.invoices)) for i in range(number)]
     evidence: dict[int, list[NewEntry]] = {}
     for merchant_id, serial in plan:
-        events = _receivable_evidence(serial, now)
+        events = receivable_evidence(serial, INVOICE_AMOUNT, now)
         evidence.setdefault(merchant_id, []).extend(NewEntry(merchant_id, e) for e in events)
     for entries in evidence.values():  # as the marketplace sends it: one batch per merchant
         entries_append(source=MARKETPLACE, entries=entries, now=now)
@@ -529,42 +528,6 @@ def _advances_request(bench: Bench, number: int) -> list[Advance]:
             now=now,
         )
         for merchant_id, serial in plan
-    ]
-
-
-def _receivable_evidence(serial: int, now: datetime) -> list[ValidEvent]:
-    """Order, invoice (due in 45 days) and a delivered shipment: what makes a receivable fundable.
-
-    As ``tests/financing/conftest.py``'s ``Trade.fundable`` writes it.
-    """
-    from ledger.events import event_parse, format_timestamp
-
-    order, invoice, shipment = f"ORD-{serial}", f"INV-{serial}", f"SHP-{serial}"
-    today = now.date()
-    invoiced = {
-        "currency": "EUR",
-        "amount": INVOICE_AMOUNT,
-        "order_ref": order,
-        "issue_date": (today - timedelta(days=15)).isoformat(),
-        "due_date": (today + timedelta(days=45)).isoformat(),
-        "debtor": {"kind": "marketplace", "name": "Bench Marketplace"},
-    }
-    events = [
-        ("order.placed", order, {"currency": "EUR", "amount": INVOICE_AMOUNT}, 30),
-        ("invoice.issued", invoice, invoiced, 15),
-        ("shipment.dispatched", shipment, {"order_ref": order}, 25),
-        ("shipment.delivered", shipment, {"order_ref": order}, 22),
-    ]
-    return [
-        event_parse(
-            {
-                "type": type_,
-                "ref": ref,
-                "occurred_at": format_timestamp(now - timedelta(days=days_ago)),
-                "data": data,
-            }
-        )
-        for type_, ref, data, days_ago in events
     ]
 
 

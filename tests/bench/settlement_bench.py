@@ -62,6 +62,7 @@ from tests.bench._setup import (
     figure_row,
     machine_context,
     merchants_create,
+    receivable_evidence,
     table_print,
     verdict,
 )
@@ -69,7 +70,6 @@ from tests.bench._setup import (
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-    from ledger.events import ValidEvent
     from merchants.models import Merchant
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench_settlement"
@@ -262,6 +262,7 @@ def _facilities_open(merchant_ids: list[int], now: datetime) -> tuple[User, dict
 
 
 def _evidence_append(refs: dict[int, list[str]], now: datetime) -> None:
+    from ledger.money import format_minor_units
     from ledger.services import NewEntry, entries_append
 
     for merchant_id, invoices in refs.items():
@@ -269,44 +270,11 @@ def _evidence_append(refs: dict[int, list[str]], now: datetime) -> None:
             entries = [
                 NewEntry(merchant_id, event)
                 for ref in invoices[start : start + 250]
-                for event in _receivable_evidence(ref, now)
+                for event in receivable_evidence(
+                    ref.removeprefix("INV-"), format_minor_units(FACE_MINOR, "EUR"), now
+                )
             ]
             entries_append(source=MARKETPLACE, entries=entries, now=now)
-
-
-def _receivable_evidence(invoice_ref: str, now: datetime) -> list[ValidEvent]:
-    """Order, invoice (due in 45 days) and a delivered shipment: a fundable receivable."""
-    from ledger.events import event_parse, format_timestamp
-
-    serial = invoice_ref.removeprefix("INV-")
-    order, shipment = f"ORD-{serial}", f"SHP-{serial}"
-    today = now.date()
-    amount = f"{FACE_MINOR // 100}.{FACE_MINOR % 100:02d}"
-    invoiced = {
-        "currency": "EUR",
-        "amount": amount,
-        "order_ref": order,
-        "issue_date": (today - timedelta(days=15)).isoformat(),
-        "due_date": (today + timedelta(days=45)).isoformat(),
-        "debtor": {"kind": "marketplace", "name": "Bench Marketplace"},
-    }
-    events = [
-        ("order.placed", order, {"currency": "EUR", "amount": amount}, 30),
-        ("invoice.issued", invoice_ref, invoiced, 15),
-        ("shipment.dispatched", shipment, {"order_ref": order}, 25),
-        ("shipment.delivered", shipment, {"order_ref": order}, 22),
-    ]
-    return [
-        event_parse(
-            {
-                "type": type_,
-                "ref": ref,
-                "occurred_at": format_timestamp(now - timedelta(days=days_ago)),
-                "data": data,
-            }
-        )
-        for type_, ref, data, days_ago in events
-    ]
 
 
 def _advances_disburse(
