@@ -25,8 +25,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from financing.accounts import Chart
+from financing.books.batch_posting import NewJournalEntry, journal_entries_post
 from financing.books.models import Account
-from financing.books.services import Leg, NewJournalEntry, journal_entries_post
+from financing.books.services import Leg
 from financing.exceptions import WrongState
 from financing.models import Match, MatchItem, MatchRule, Payment, ReconJob, StatementEntry
 from financing.reconciliation.breaks import MatchCleared, breaks_close_by_matches

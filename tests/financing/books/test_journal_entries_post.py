@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, transaction
 
+from financing.books.batch_posting import NewJournalEntry, journal_entries_post
 from financing.books.exceptions import (
     JournalCurrencyMismatch,
     JournalInvalid,
@@ -14,13 +15,7 @@ from financing.books.exceptions import (
     JournalUnbalanced,
 )
 from financing.books.models import Account, JournalEntry, Posting
-from financing.books.services import (
-    Leg,
-    NewJournalEntry,
-    account_open,
-    journal_entries_post,
-    journal_post,
-)
+from financing.books.services import Leg, account_open, journal_post
 from tests.financing.books.conftest import Books, balances, new_key, transfer
 
 pytestmark = pytest.mark.django_db
