@@ -15,19 +15,18 @@ anything is held, and the database's constraints decide races.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 
+from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
 from financing.models import (
     Advance,
     Assignment,
     Blacklisting,
-    DebtorLimit,
     DuplicateClearance,
     Facility,
     Receivable,
@@ -278,57 +277,6 @@ def _refs_with_earlier_twin(
     return {r.ref: first[r.fingerprint] for r in receivables if first[r.fingerprint] != r}
 
 
-def debtor_exposure(
-    merchant: Merchant, *, excluding: Advance | None = None
-) -> dict[tuple[str, str], int]:
-    """Advance amounts live against each (currency, debtor key) for the merchant."""
-    exposure: dict[tuple[str, str], int] = defaultdict(int)
-    rows = (
-        Assignment.objects.filter(merchant=merchant, status__in=Assignment.LIVE)
-        .exclude(advance=excluding)
-        .values_list("advance__currency", "debtor_key")
-        .annotate(total=Sum("advance_minor"))
-    )
-    for currency, key, total in rows:
-        exposure[(currency, key)] += total
-    return exposure
-
-
-# What counts against a bank-wide debtor limit: advances an officer approved or the bank paid.
-# A request alone reserves nothing bank-wide; approvals lock the limit rows and re-check.
-BANK_EXPOSED = (Advance.Status.APPROVED, Advance.Status.DISBURSED, Advance.Status.OVERDUE)
-
-
-def bank_debtor_room(
-    debtors: Iterable[tuple[str, str]], *, excluding: Advance | None = None
-) -> dict[tuple[str, str], int]:
-    """Room left under the bank-wide limit of each (currency, debtor key) that has one.
-
-    Debtors without a limit are left out. Exposure is across all merchants: advances approved
-    or outstanding against the debtor, less ``excluding``'s own.
-    """
-    wanted = set(debtors)
-    limits = {
-        (limit.currency, limit.debtor_key): limit.limit_minor
-        for limit in DebtorLimit.objects.filter(debtor_key__in={k for _, k in wanted})
-        if (limit.currency, limit.debtor_key) in wanted
-    }
-    if not limits:
-        return {}
-    rows = (
-        Assignment.objects.filter(
-            debtor_key__in={k for _, k in limits},
-            status__in=Assignment.LIVE,
-            advance__status__in=BANK_EXPOSED,
-        )
-        .exclude(advance=excluding)
-        .values_list("advance__currency", "debtor_key")
-        .annotate(total=Sum("advance_minor"))
-    )
-    exposure = {(currency, key): total for currency, key, total in rows}
-    return {debtor: limit - exposure.get(debtor, 0) for debtor, limit in limits.items()}
-
-
 def business_debtor_key(tax_id: str, name: str, country: str) -> str:
     """The key of a business buyer: its tax id, or else its folded name and its country.
 
@@ -480,10 +428,6 @@ def _terms(evidence: _Evidence, invoice: Invoice) -> Iterable[Reason]:
             f"{Money(max(bank_room, 0), invoice.currency)}; this would advance "
             f"{Money(advance, invoice.currency)}.",
         )
-
-
-def debtor_cap(facility: Facility) -> int:
-    return facility.limit_minor * facility.debtor_cap_bp // 10_000
 
 
 def _merchant_standing(merchant: Merchant, blacklisted: bool) -> Iterable[Reason]:

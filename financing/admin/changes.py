@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.formatting import diff_html, refusal
 from financing.admin.writes import PROPOSED, object_seen, officer_of
-from financing.eligibility import bank_debtor_room
+from financing.debtor_exposure import bank_debtor_room
 from financing.exceptions import FinancingError
 from financing.models import DebtorLimit, Facility, RiskChange
 from financing.services.debtor_limits import (

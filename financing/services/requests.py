@@ -15,13 +15,8 @@ from django.db.models import F
 
 from financing import locks
 from financing.business_day import business_day, business_day_end
-from financing.eligibility import (
-    Verdict,
-    bank_debtor_room,
-    debtor_cap,
-    debtor_exposure,
-    verdicts,
-)
+from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
+from financing.eligibility import Verdict, verdicts
 from financing.exceptions import AdvanceRefused, QuoteChanged, RequestKeyReused
 from financing.models import Advance, Assignment, Facility, Receivable
 from financing.pricing import DayCount, Quote, apr_equivalent_mean, mean_tenor, quote_price
