@@ -7,6 +7,7 @@ transaction ``ledger_verify`` stays in the calling process, which test_tampering
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from django.core.management import call_command
@@ -130,3 +131,52 @@ def test_the_ranges_cover_every_merchant_id() -> None:
     assert bounds[0][0] == 0 and bounds[-1][1] == 2**63 - 1
     assert all(upper == lower for (_, upper), (lower, _) in itertools.pairwise(bounds))
     assert len(bounds) <= 4
+
+
+def _range_plan(*settings: str) -> str:
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in settings:
+            cursor.execute(setting)
+        select = verification._COLUMNS + verification.OCCURRED_AT_SPELLED
+        cursor.execute(f"EXPLAIN {select}{verification._RANGE_ENTRIES}", [0, 2**63 - 1])
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_range_streams_in_index_order_with_no_sort_and_no_parallel_scan(merchants) -> None:
+    """A range is a large share of the table; left to itself the planner scans it all and sorts
+    it (on disk, with parallel workers), which made two workers slower than one process."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ledger_entry")
+    assert "Sort" in _range_plan()  # the control: what the setting is there to prevent
+
+    plan = _range_plan(verification._RANGE_PLAN)
+
+    assert "entry_seq_unique" in plan
+    assert "Sort" not in plan and "Gather" not in plan
+
+
+def _backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+def _settled_backends(expected: int) -> int:
+    """The count of other backends once it reaches ``expected``, or after 5 s, what it is."""
+    for _ in range(50):
+        if (count := _backends()) == expected:
+            return count
+        time.sleep(0.1)
+    return _backends()
+
+
+def test_the_workers_connections_close_after_a_clean_run_and_after_a_break(merchants) -> None:
+    before = _backends()
+    assert ledger_verify(workers=2).intact
+    assert _settled_backends(before) == before
+    _forge_body(merchants[0].pk, 1)  # the first range breaks; the others are stopped
+    assert not ledger_verify(workers=2).intact
+    assert _settled_backends(before) == before
