@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from ledger.events import event_parse
 from ledger.models import Invoice
+from ledger.projections import projectors
 from ledger.rebuild import projections_rebuild
 from ledger.services import NewEntry, entries_append
 
@@ -96,3 +97,43 @@ def test_the_queries_of_a_batch_of_payouts_do_not_grow_with_its_size(
 
     assert queries_of(range(0, 5)) == queries_of(range(5, 55))
     assert Invoice.objects.get(ref="INV-5").paid_minor == 300  # PO-4's second line, PO-5's first
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_one_statement_and_the_orm_fallback_pay_the_same_invoices(
+    make_merchant, marketplace, now
+) -> None:
+    """SQLite takes the ORM route to what PostgreSQL does in one UPDATE; both, on one batch."""
+    first, second = make_merchant(), make_merchant()
+    for merchant in (first, second):  # the same refs at both: each pays only its own
+        entries_append(
+            source=marketplace.code,
+            entries=[NewEntry(merchant.pk, _invoice(f"INV-{n}")) for n in range(1, 4)],
+            now=now,
+        )  # issued at seqs 1, 2, 3
+    lines = [
+        (first.pk, "INV-1", 4, "EUR", 1000),
+        (first.pk, "INV-1", 5, "EUR", 250),  # two lines to one invoice add up
+        (first.pk, "INV-2", 2, "EUR", 700),  # the payout at seq 2 comes before INV-2: not paid
+        (first.pk, "INV-3", 9, "USD", 300),  # another currency: not paid
+        (first.pk, "INV-9", 9, "EUR", 100),  # no such invoice
+        (second.pk, "INV-2", 4, "EUR", 40),
+    ]
+
+    def paid_by(route: Any) -> dict[tuple[int, str], int]:
+        with transaction.atomic():
+            route(lines)
+            paid = {
+                (merchant_id, ref): minor
+                for merchant_id, ref, minor in Invoice.objects.values_list(
+                    "merchant_id", "ref", "paid_minor"
+                )
+            }
+            transaction.set_rollback(True)
+        return paid
+
+    expected = {(m.pk, f"INV-{n}"): 0 for m in (first, second) for n in range(1, 4)}
+    expected |= {(first.pk, "INV-1"): 1250, (second.pk, "INV-2"): 40}
+    assert paid_by(projectors._invoices_paid_sql) == expected
+    assert paid_by(projectors._invoices_paid_orm) == expected
