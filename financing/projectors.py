@@ -9,6 +9,7 @@ from financing.fingerprint import invoice_fingerprint, supplier_identity
 from financing.models import Receivable
 from ledger.models import Entry
 from ledger.projections.registry import projection_model, row_projector
+from ledger.unsaved import unsaved
 from merchants.identifiers import tax_id_is_national, tax_id_normalise
 from merchants.models import Merchant
 
@@ -24,7 +25,8 @@ def receivable_from_invoice(*, entry: Entry, data: dict[str, Any]) -> Receivable
         debtor_key = business_debtor_key(
             debtor.get("tax_id", ""), debtor["name"], debtor.get("country", "")
         )
-    return Receivable(
+    return unsaved(
+        Receivable,
         merchant_id=entry.chain_id,
         ref=entry.external_ref,
         source=entry.source,

@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +29,7 @@ from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
 from ledger.models import Chain, Entry, LedgerVerification
 from ledger.projections.registry import project, projected, rows_ahead
+from ledger.unsaved import unsaved
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
 from merchants.identifiers import tax_id_is_own
@@ -309,8 +309,8 @@ def _next_entry(
         "recorded_at": now_text,
     }
     body = canonical_json_embedding(envelope, data=event.data_json)
-    entry = _entry(
-        id=None,
+    entry = unsaved(
+        Entry,
         chain_id=chain.merchant_id,
         seq=seq,
         type=event.type,
@@ -326,16 +326,6 @@ def _next_entry(
     )
     chain.head_seq, chain.head_hash = seq, entry.hash
     return entry
-
-
-# Every field of Entry, in the order Model.__init__ takes them positionally.
-_ENTRY_FIELDS = itemgetter(*(field.attname for field in Entry._meta.concrete_fields))
-
-
-def _entry(**values: Any) -> Entry:
-    """``Entry(**values)`` with every field given, at half the cost: Django's positional path
-    skips the per-field keyword lookups, and this runs once per appended event."""
-    return Entry(*_ENTRY_FIELDS(values))
 
 
 def _earlier_receipt(earlier: EarlierEntry) -> Receipt:

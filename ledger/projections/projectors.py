@@ -25,6 +25,7 @@ from ledger.projections.registry import (
     projector,
     row_projector,
 )
+from ledger.unsaved import unsaved
 
 for _model in (Order, Invoice, Shipment, Payout):
     projection_model(_model)
@@ -37,7 +38,8 @@ def _common(entry: Entry) -> dict[str, Any]:
 @row_projector("order.placed")
 def order_placed(*, entry: Entry, data: dict[str, Any]) -> Order:
     buyer = data.get("buyer", {})
-    return Order(
+    return unsaved(
+        Order,
         **_common(entry),
         entry=entry,
         currency=data["currency"],
@@ -61,7 +63,8 @@ def order_cancelled(*, entry: Entry, data: dict[str, Any]) -> None:
 def invoice_issued(*, entry: Entry, data: dict[str, Any]) -> Invoice:
     debtor = data["debtor"]
     payee = data.get("payee")
-    return Invoice(
+    return unsaved(
+        Invoice,
         **_common(entry),
         entry=entry,
         order_ref=data.get("order_ref", ""),
@@ -128,7 +131,8 @@ def invoice_credited(*, entry: Entry, data: dict[str, Any]) -> None:
 
 @row_projector("shipment.dispatched")
 def shipment_dispatched(*, entry: Entry, data: dict[str, Any]) -> Shipment:
-    return Shipment(
+    return unsaved(
+        Shipment,
         **_common(entry),
         entry=entry,
         order_ref=data["order_ref"],
@@ -267,7 +271,8 @@ def invoice_paid_from_suspense(*, entry: Entry, data: dict[str, Any]) -> None:
 
 @row_projector("payout.settled")
 def payout_settled(*, entry: Entry, data: dict[str, Any]) -> Payout:
-    return Payout(
+    return unsaved(
+        Payout,
         **_common(entry),
         entry=entry,
         currency=data["currency"],
