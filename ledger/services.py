@@ -235,6 +235,8 @@ class _Build:
         self.now_text = format_timestamp(now)
         self.locked = {m: (chain.head_seq, chain.head_hash) for m, chain in chains.items()}
         self.chain_rows: dict[int, Chain] = {}  # for projectors, made when one runs
+        types = {new.event.type for new in entries}
+        self.projected_types = {event_type for event_type in types if projected([event_type])}
         self.requests = [
             _request_hash(chains[new.merchant_id].public_id, new.event) for new in entries
         ]
@@ -261,7 +263,7 @@ class _Build:
                 continue
             chain = self.chains[new.merchant_id]
             entry = _next_entry(chain, self.source, new, request, self.now, self.now_text)
-            if projected([new.event.type]):
+            if new.event.type in self.projected_types:
                 Entry.chain.field.set_cached_value(entry, self._chain_row(chain))
             receipt = self.slots[index] = _receipt(chain.public_id, entry)
             self.seen[new.key] = (receipt, request)  # a key repeated inside the batch

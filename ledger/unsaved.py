@@ -51,7 +51,9 @@ def unsaved(model: type[M], **values: Any) -> M:
 
     :raises TypeError: a name that is not a concrete field of ``model``.
     """
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+    if (pre_init.receivers or post_init.receivers) and (
+        pre_init.has_listeners(model) or post_init.has_listeners(model)
+    ):
         return model(**values)
     fields = _fields(model)
     row = model.__new__(model)
