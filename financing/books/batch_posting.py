@@ -11,17 +11,17 @@ from datetime import datetime
 from django.db import connection, transaction
 
 from financing.books.exceptions import JournalInvalid, JournalKeyReused
+from financing.books.legs import (
+    Leg,
+    account_mismatch,
+    entry_posted,
+    legs_check,
+    legs_fingerprint,
+    legs_merchant,
+)
 from financing.books.locks import ACCOUNTS_FOR_UPDATE
 from financing.books.models import JournalEntry
-from financing.books.services import (
-    Leg,
-    _entry,
-    _fingerprint,
-    _legs_check,
-    _merchant_of,
-    _mismatch,
-    journal_post,
-)
+from financing.books.services import journal_post
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +58,10 @@ def journal_entries_post(
     if len(set(keys)) != len(keys):
         raise JournalInvalid("Each entry of a batch has a key of its own.")
     for entry in entries:
-        _legs_check(entry.key, entry.memo, entry.legs)
+        legs_check(entry.key, entry.memo, entry.legs)
     if not entries:
         return []
-    merchants = [_merchant_of(entry.legs, None) for entry in entries]
+    merchants = [legs_merchant(entry.legs, None) for entry in entries]
     if connection.vendor != "postgresql" or any(m is not None for m in merchants):
         # The demo's SQLite has one writer at a time: one entry after another costs nothing
         # that matters there, and single entries and batches share one ORM path. A merchant's
@@ -122,7 +122,7 @@ _EXISTING_MANY = (
 def _post_many_postgres(
     entries: Sequence[NewJournalEntry], now: datetime
 ) -> list[JournalEntry] | JournalInvalid:
-    prints = {e.key: _fingerprint(e.legs) for e in entries}
+    prints = {e.key: legs_fingerprint(e.legs) for e in entries}
     legs = [(e.key, leg) for e in entries for leg in e.legs]
     with connection.cursor() as cursor:
         cursor.execute(
@@ -146,17 +146,17 @@ def _post_many_postgres(
                 for _key, leg in legs
                 if (leg.account.pk, leg.account.currency) == (foreign_account_id, stated)
             )
-            return _mismatch(account, actual, account.merchant_id)
+            return account_mismatch(account, actual, account.merchant_id)
         memos = {e.key: e.memo for e in entries}
         posted = {
-            key: _entry(pk, key, None, memos[key], now, prints[key])
+            key: entry_posted(pk, key, None, memos[key], now, prints[key])
             for key, pk in zip(new_keys or [], new_ids or [], strict=True)
         }
         repeats = [e.key for e in entries if e.key not in posted]
         if repeats:  # the originals, to compare and return
             cursor.execute(_EXISTING_MANY, [repeats])
             for pk, key, merchant_id, memo, posted_at, fingerprint in cursor.fetchall():
-                posted[key] = _entry(pk, key, merchant_id, memo, posted_at, fingerprint)
+                posted[key] = entry_posted(pk, key, merchant_id, memo, posted_at, fingerprint)
     for key, entry in posted.items():
         if entry.fingerprint != prints[key]:
             # Inside the block: the batch's new entries may be written, so this must not leave

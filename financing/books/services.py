@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
 from financing.books.exceptions import (
     AccountCodeClash,
     AccountInvalid,
-    JournalCurrencyMismatch,
     JournalInvalid,
     JournalKeyReused,
-    JournalLegsTooFew,
-    JournalLegZero,
-    JournalMerchantsMixed,
-    JournalUnbalanced,
+)
+from financing.books.legs import Leg as Leg  # journal_post's legs: callers import it from here
+from financing.books.legs import (
+    account_mismatch,
+    entry_posted,
+    legs_check,
+    legs_fingerprint,
+    legs_merchant,
 )
 from financing.books.locks import ACCOUNTS_FOR_UPDATE, accounts_lock
 from financing.books.models import Account, AccountShard, JournalEntry, Posting
-from ledger.money import MAX_MINOR_UNITS, MoneyError, currency_exponent
+from ledger.money import MoneyError, currency_exponent
 
 _CODE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
-_KEY_MAX = JournalEntry._meta.get_field("key").max_length or 255
-_MEMO_MAX = JournalEntry._meta.get_field("memo").max_length or 500
 
 
 def account_open(
@@ -74,14 +73,6 @@ def _describe(kind: str, currency: str, merchant_id: int | None) -> str:
     return f"{kind} in {currency} of {owner}"
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
-    """One side of a journal entry: debit positive, credit negative, in the account's currency."""
-
-    account: Account
-    amount_minor: int
-
-
 def journal_post(
     *,
     key: str,
@@ -111,9 +102,9 @@ def journal_post(
         the caller holds.
     :raises JournalKeyReused: ``key`` was used before for other legs or another merchant.
     """
-    _legs_check(key, memo, legs)
-    merchant = _merchant_of(legs, merchant_id)
-    fingerprint = _fingerprint(legs)
+    legs_check(key, memo, legs)
+    merchant = legs_merchant(legs, merchant_id)
+    fingerprint = legs_fingerprint(legs)
     own: dict[int, int] = defaultdict(int)  # account id -> what its own balance moves by
     shard: dict[int, int] = defaultdict(int)  # account id -> what the merchant's shard moves by
     for leg in legs:
@@ -147,68 +138,13 @@ class _Post:
     now: datetime
 
 
-def _merchant_of(legs: Sequence[Leg], merchant_id: int | None) -> int | None:
-    owners = {leg.account.merchant_id for leg in legs} - {None}
-    if merchant_id is not None:
-        owners.add(merchant_id)
-    if len(owners) > 1:
-        raise JournalMerchantsMixed(merchant_ids=sorted(o for o in owners if o is not None))
-    return next(iter(owners), None)
-
-
-def _legs_check(key: str, memo: str, legs: Sequence[Leg]) -> None:
-    if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
-        raise JournalInvalid(f"A journal key is 1 to {_KEY_MAX} characters.")
-    if not isinstance(memo, str) or len(memo) > _MEMO_MAX:
-        raise JournalInvalid(f"A memo is at most {_MEMO_MAX} characters.")
-    if len(legs) < 2:
-        raise JournalLegsTooFew(f"A journal entry needs at least 2 legs, not {len(legs)}.")
-    totals: dict[str, int] = defaultdict(int)
-    for index, leg in enumerate(legs):
-        amount = leg.amount_minor
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise JournalInvalid(f"Leg {index}: amounts are integer minor units, not {amount!r}.")
-        if amount == 0:
-            raise JournalLegZero(f"Leg {index} on {leg.account.code!r} moves nothing.")
-        if abs(amount) >= MAX_MINOR_UNITS:
-            raise JournalInvalid(f"Leg {index}: {amount} minor units is beyond any real amount.")
-        if leg.account.pk is None:
-            raise JournalInvalid(f"Leg {index}: account {leg.account.code!r} is not open.")
-        totals[leg.account.currency] += amount
-    for currency, total in sorted(totals.items()):
-        if total != 0:
-            raise JournalUnbalanced(currency=currency, total_minor=total)
-
-
-def _fingerprint(legs: Sequence[Leg]) -> str:
-    canonical = sorted([leg.account.code, leg.amount_minor] for leg in legs)
-    return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
-
-
 def _refusal(post: _Post, known: Mapping[int, tuple[str, int | None]]) -> JournalInvalid | None:
     """The first leg whose account is not what the caller holds (currency, owner), if any."""
     for leg in post.legs:
         currency, owner = known.get(leg.account.pk, (None, None))
         if (currency, owner) != (leg.account.currency, leg.account.merchant_id):
-            return _mismatch(leg.account, currency, owner)
+            return account_mismatch(leg.account, currency, owner)
     return None
-
-
-def _mismatch(account: Account, currency: str | None, owner: int | None) -> JournalInvalid:
-    if currency is None:
-        return JournalInvalid(f"Account {account.code!r} does not exist.")
-    if currency != account.currency:
-        return JournalCurrencyMismatch(
-            account_code=account.code, stated=account.currency, actual=currency
-        )
-    return JournalInvalid(
-        f"Account {account.code!r} is {_owner(owner)}'s, not {_owner(account.merchant_id)}'s;"
-        " nothing was written."
-    )
-
-
-def _owner(merchant_id: int | None) -> str:
-    return "the bank" if merchant_id is None else f"merchant {merchant_id}"
 
 
 # Everything in one statement, one round trip:
@@ -297,14 +233,14 @@ def _post_postgres(post: _Post) -> JournalEntry | JournalInvalid:
         entry_id, refused_id, currency, owner = cursor.fetchone()
         if refused_id is not None:
             account = next(leg.account for leg in post.legs if leg.account.pk == refused_id)
-            return _mismatch(account, currency, owner)
+            return account_mismatch(account, currency, owner)
         if entry_id is not None:
-            return _entry(
+            return entry_posted(
                 entry_id, post.key, post.merchant_id, post.memo, post.now, post.fingerprint
             )
         cursor.execute(_EXISTING, [post.key])  # a repeat: the original entry, to compare and return
         pk, merchant_id, memo, posted_at, fingerprint = cursor.fetchone()
-    return _entry(pk, post.key, merchant_id, memo, posted_at, fingerprint)
+    return entry_posted(pk, post.key, merchant_id, memo, posted_at, fingerprint)
 
 
 def _post_orm(post: _Post) -> JournalEntry | JournalInvalid:
@@ -353,25 +289,4 @@ def _post_orm(post: _Post) -> JournalEntry | JournalInvalid:
                 AccountShard.objects.create(
                     account_id=account_id, merchant_id=merchant_id, balance_minor=delta
                 )
-    return entry
-
-
-def _entry(
-    pk: int,
-    key: str,
-    merchant_id: int | None,
-    memo: str,
-    posted_at: datetime,
-    fingerprint: str,
-) -> JournalEntry:
-    entry = JournalEntry(
-        pk=pk,
-        key=key,
-        merchant_id=merchant_id,
-        memo=memo,
-        posted_at=posted_at,
-        fingerprint=fingerprint,
-    )
-    entry._state.adding = False
-    entry._state.db = connection.alias
     return entry
