@@ -80,38 +80,15 @@ def break_new(
     )
 
 
-def break_open(
-    *,
-    kind: str,
-    key: str,
-    now: datetime,
-    job: ReconJob | None = None,
-    merchant: Merchant | None = None,
-    currency: str = "",
-    amount_minor: int | None = None,
-    expected_minor: int | None = None,
-    reference: str = "",
-    detail: Mapping[str, Any] | None = None,
-) -> tuple[Break, bool]:
-    """Record a break once per (kind, key); a break found again is returned as it is.
+def break_open(new: Break) -> tuple[Break, bool]:
+    """Record ``new`` (made by ``break_new``) once per (kind, key); a break found again is
+    returned as it is, and whether it was recorded now.
 
     A resolved break stays resolved: the same difference found again was decided already.
     """
-    new = break_new(
-        kind=kind,
-        key=key,
-        now=now,
-        job=job,
-        merchant=merchant,
-        currency=currency,
-        amount_minor=amount_minor,
-        expected_minor=expected_minor,
-        reference=reference,
-        detail=detail,
-    )
     found = ("job", "merchant", "currency", "amount_minor", "expected_minor", "reference", "detail")
     defaults = {name: getattr(new, name) for name in (*found, "found_at")}
-    return Break.objects.get_or_create(kind=kind, key=key, defaults=defaults)
+    return Break.objects.get_or_create(kind=new.kind, key=new.key, defaults=defaults)
 
 
 def breaks_open(*, breaks: Sequence[Break]) -> None:

@@ -255,20 +255,22 @@ def _payments_not_on_statement(now: datetime, job: ReconJob | None) -> int:
     count = 0
     for payment in late:
         _brk, created = break_open(
-            kind=Break.Kind.PAYMENT_NOT_ON_STATEMENT,
-            key=f"payment:{payment.pk}",
-            now=now,
-            job=job,
-            merchant=payment.merchant,
-            currency=payment.currency,
-            expected_minor=payment.amount_minor,
-            reference=payment.end_to_end_id,
-            detail={
-                "payment": payment.pk,
-                "kind": payment.kind,
-                "sent": f"{payment.created_at:%Y-%m-%d}",
-                "amount": format_minor_units(payment.amount_minor, payment.currency),
-            },
+            break_new(
+                kind=Break.Kind.PAYMENT_NOT_ON_STATEMENT,
+                key=f"payment:{payment.pk}",
+                now=now,
+                job=job,
+                merchant=payment.merchant,
+                currency=payment.currency,
+                expected_minor=payment.amount_minor,
+                reference=payment.end_to_end_id,
+                detail={
+                    "payment": payment.pk,
+                    "kind": payment.kind,
+                    "sent": f"{payment.created_at:%Y-%m-%d}",
+                    "amount": format_minor_units(payment.amount_minor, payment.currency),
+                },
+            )
         )
         count += created
     return count

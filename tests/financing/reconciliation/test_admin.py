@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from financing.admin.writes import PROPOSED
 from financing.models import Break, Facility, Match, MatchRule, RiskChange
-from financing.reconciliation.breaks import break_open
+from financing.reconciliation.breaks import break_new, break_open
 from financing.reconciliation.engine import statement_match
 from ledger.models import Payout
 from merchants.models import Merchant
@@ -34,13 +34,15 @@ def _break(
     kind: str, key: str, days_old: int, amount: int, merchant: Merchant | None = None
 ) -> Break:
     brk, _ = break_open(
-        kind=kind,
-        key=key,
-        now=timezone.now() - timedelta(days=days_old),
-        merchant=merchant,
-        currency="EUR",
-        amount_minor=amount,
-        reference=f"ref {key}",
+        break_new(
+            kind=kind,
+            key=key,
+            now=timezone.now() - timedelta(days=days_old),
+            merchant=merchant,
+            currency="EUR",
+            amount_minor=amount,
+            reference=f"ref {key}",
+        )
     )
     return brk
 

@@ -15,6 +15,7 @@ from financing.models import Break, RiskChange
 from financing.reconciliation.breaks import (
     age_bucket,
     break_adjust_propose,
+    break_new,
     break_open,
     break_resolve,
 )
@@ -27,13 +28,15 @@ pytestmark = pytest.mark.django_db
 
 def fee_break(now: datetime, merchant: Merchant | None = None) -> Break:
     brk, created = break_open(
-        kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
-        key="entry:1",
-        now=now,
-        merchant=merchant,
-        currency="EUR",
-        amount_minor=-1250,
-        reference="Account fee November",
+        break_new(
+            kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
+            key="entry:1",
+            now=now,
+            merchant=merchant,
+            currency="EUR",
+            amount_minor=-1250,
+            reference="Account fee November",
+        )
     )
     assert created
     return brk
@@ -41,7 +44,9 @@ def fee_break(now: datetime, merchant: Merchant | None = None) -> Break:
 
 def test_a_break_found_again_is_the_same_break(now: datetime) -> None:
     first = fee_break(now)
-    again, created = break_open(kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY, key="entry:1", now=now)
+    again, created = break_open(
+        break_new(kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY, key="entry:1", now=now)
+    )
     assert (again.pk, created, Break.objects.count()) == (first.pk, False, 1)
 
 
