@@ -68,6 +68,9 @@ class MarketplaceApi(APIView):
 def _receipts(receipts: Sequence[Receipt], seller_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Each receipt names the merchant twice: as the marketplace does (its seller id, which
     ``seller_ids[i]`` holds for receipt ``i``) and as the chain does (Chainfin's mer_… id)."""
+    # Its place in the global log comes within a second, from the sequencer. A batch names a few
+    # merchants many times: each one's part of the link is encoded once.
+    log_of = {s: f"{_INCLUSION}?{urlencode({'merchant': s})}&seq=" for s in set(seller_ids)}
     return [
         {
             "merchant": seller_id,
@@ -76,8 +79,7 @@ def _receipts(receipts: Sequence[Receipt], seller_ids: Sequence[str]) -> list[di
             "hash": r.hash,
             "ref": r.ref,
             "type": r.type,
-            # Its place in the global log comes within a second, from the sequencer.
-            "log": f"{_INCLUSION}?{urlencode({'merchant': seller_id, 'seq': r.seq})}",
+            "log": f"{log_of[seller_id]}{r.seq}",
         }
         for r, seller_id in zip(receipts, seller_ids, strict=True)
     ]
