@@ -127,7 +127,10 @@ _RANGE_ENTRIES = " FROM ledger_entry WHERE chain_id > %s AND chain_id <= %s ORDE
 # A range is a large share of the table, so the planner would rather scan it all, sort it on
 # disk and add parallel workers: on a machine whose cores the verifiers need, that made two
 # workers slower than one process. The (chain, seq) index hands the rows over in order already.
-_RANGE_PLAN = "SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0"
+_RANGE_PLAN = (  # SET LOCAL, as one statement a connection may prepare
+    "SELECT set_config('enable_sort', 'off', true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
+)
 
 
 def _can_fork_workers() -> bool:
