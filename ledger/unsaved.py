@@ -25,7 +25,8 @@ class _Fields:
     constant_defaults: dict[str, Any]  # attname: default, for fields whose default is a value
     callable_defaults: tuple[models.Field[Any, Any], ...]  # evaluated for every row
     attnames: frozenset[str]
-    relations: dict[str, models.Field[Any, Any]]  # name: forward relation, given as an object
+    # name: (forward relation, the attname of the field it points to), given as an object
+    relations: dict[str, tuple[models.Field[Any, Any], str]]
 
 
 @cache
@@ -35,7 +36,11 @@ def _fields(model: type[models.Model]) -> _Fields:
         constant_defaults={f.attname: f.get_default() for f in concrete if not _computed(f)},
         callable_defaults=tuple(f for f in concrete if _computed(f)),
         attnames=frozenset(f.attname for f in concrete),
-        relations={f.name: f for f in concrete if f.is_relation},
+        relations={
+            f.name: (f, f.target_field.attname)  # type: ignore[attr-defined]
+            for f in concrete
+            if f.is_relation
+        },
     )
 
 
@@ -46,8 +51,8 @@ def _computed(field: models.Field[Any, Any]) -> bool:
 def unsaved(model: type[M], **values: Any) -> M:
     """``model(**values)``, for values that are already their fields' Python values.
 
-    A relation given as an object (``entry=entry``) stores its primary key and keeps the object
-    cached, as ``__init__`` does; fields not given take their defaults.
+    A relation given as an object (``entry=entry``) stores the key it points to and keeps the
+    object cached, as ``__init__`` does; fields not given take their defaults.
 
     :raises TypeError: a name that is not a concrete field of ``model``.
     """
@@ -63,9 +68,9 @@ def unsaved(model: type[M], **values: Any) -> M:
         state[field.attname] = field.get_default()
     related = []
     for name, value in values.items():
-        relation = fields.relations.get(name)
-        if relation is not None:
-            state[relation.attname] = None if value is None else value.pk
+        if name in fields.relations:
+            relation, target = fields.relations[name]
+            state[relation.attname] = None if value is None else getattr(value, target)
             related.append((relation, value))
         elif name in fields.attnames:
             state[name] = value

@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.signals import post_init
 
 from financing.models import Receivable
-from ledger.models import Entry, Invoice, Order, Payout
+from ledger.models import Chain, Entry, Invoice, Order, Payout
 from ledger.unsaved import unsaved
 
 WHEN = datetime(2026, 10, 1, 10, 0, tzinfo=UTC)
@@ -71,3 +71,10 @@ def test_a_model_with_init_receivers_takes_its_constructor() -> None:
     finally:
         post_init.disconnect(receiver, sender=Order)
     assert seen == [row]
+
+
+def test_a_relation_stores_the_key_it_points_to() -> None:
+    chain = Chain(merchant_id=42)  # a chain's key is its merchant's id, not an "id" column
+    fast, slow = unsaved(Entry, chain=chain, seq=1), Entry(chain=chain, seq=1)
+    assert fast.chain_id == slow.chain_id == 42
+    assert fast.chain is chain
