@@ -26,8 +26,8 @@ from financing.models import (
     assignment_entry_ref,
 )
 from ledger.canonical import GENESIS_PREV, canonical_json
+from ledger.entry_checks import entries_verify, entry_row
 from ledger.models import Chain, Entry, Invoice, Shipment
-from ledger.verification import entries_verify, entry_row
 
 ORDER_TYPES = ("order.placed", "order.cancelled")
 SHIPMENT_TYPES = ("shipment.dispatched", "shipment.delivered", "shipment.returned")

@@ -8,10 +8,11 @@ import pytest
 from django.db import connection
 
 from ledger.canonical import GENESIS_PREV
+from ledger.entry_checks import EntryRow, entries_verify, entry_row
 from ledger.events import format_timestamp
 from ledger.models import Entry
 from ledger.services import entry_append
-from ledger.verification import OCCURRED_AT_SPELLED, EntryRow, entries_verify, entry_row
+from ledger.verification import OCCURRED_AT_SPELLED
 from tests.conftest import order_placed
 
 pytestmark = pytest.mark.django_db
