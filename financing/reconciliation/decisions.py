@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 
 from financing.exceptions import WrongState
 from financing.models import Break, Match, MatchItem, MatchRule, Payment, StatementEntry
-from financing.reconciliation.breaks import break_new, break_open
+from financing.reconciliation.breaks import break_open
 from financing.reconciliation.clearing import match_clear
-from financing.reconciliation.engine import entry_signed_minor
+from financing.reconciliation.engine import entry_break
 from financing.reconciliation.matching import DEBITS_TO_PAYMENTS
 from financing.services._shared import officer_require
 from ledger.models import Payout
@@ -63,14 +63,11 @@ def match_reject(*, match: Match, officer: User, note: str, now: datetime) -> Ma
         )
         for entry in StatementEntry.objects.filter(pk__in=entry_ids).order_by("pk"):
             break_open(
-                break_new(
+                entry_break(
+                    entry,
                     kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
-                    key=f"entry:{entry.pk}",
-                    now=now,
                     job=match.job,
-                    currency=entry.currency,
-                    amount_minor=entry_signed_minor(entry),
-                    reference=" ".join([*entry.end_to_end_ids, *entry.references])[:255],
+                    now=now,
                     detail={"entry": entry.pk, "rejected_match": match.pk, "note": note.strip()},
                 )
             )

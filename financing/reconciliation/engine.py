@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
@@ -212,14 +212,11 @@ def _ambiguity_break(
     ambiguity: Ambiguity, entry: StatementEntry, job: ReconJob | None, now: datetime
 ) -> Break:
     kind = "payment" if ambiguity.rule.source == DEBITS_TO_PAYMENTS else "payout"
-    return break_new(
+    return entry_break(
+        entry,
         kind=Break.Kind.AMBIGUOUS_MATCH,
-        key=f"entry:{entry.pk}",
-        now=now,
         job=job,
-        currency=entry.currency,
-        amount_minor=entry_signed_minor(entry),
-        reference=" ".join([*entry.end_to_end_ids, *entry.references]),
+        now=now,
         detail={
             "entry": entry.pk,
             "rule": ambiguity.rule.id,
@@ -231,15 +228,28 @@ def _ambiguity_break(
 
 
 def _unmatched_break(entry: StatementEntry, job: ReconJob | None, now: datetime) -> Break:
-    return break_new(
+    return entry_break(
+        entry,
         kind=Break.Kind.UNMATCHED_STATEMENT_ENTRY,
+        job=job,
+        now=now,
+        detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
+    )
+
+
+def entry_break(
+    entry: StatementEntry, *, kind: str, job: ReconJob | None, now: datetime, detail: dict[str, Any]
+) -> Break:
+    """The break, unsaved, of a statement entry left unmatched (``kind`` says how)."""
+    return break_new(
+        kind=kind,
         key=f"entry:{entry.pk}",
         now=now,
         job=job,
         currency=entry.currency,
         amount_minor=entry_signed_minor(entry),
         reference=" ".join([*entry.end_to_end_ids, *entry.references]),
-        detail={"entry": entry.pk, "statement": str(entry.statement), "line": entry.line},
+        detail=detail,
     )
 
 
