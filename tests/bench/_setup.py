@@ -190,6 +190,15 @@ def receivable_evidence(serial: object, amount: str, now: datetime) -> list[Vali
     ]
 
 
+def repayment_event(ref: str, now: datetime, amount: str) -> ValidEvent:
+    """The ``advance.repaid`` system event a transfer of the benches and tests appends: a
+    repayment of ``amount`` EUR on advance ``adv_<ref>``."""
+    from ledger.events import system_event
+
+    data = {"advance_ref": f"adv_{ref}", "currency": "EUR", "amount": amount}
+    return system_event("advance.repaid", ref, now, data)
+
+
 def timed(work: Callable[[], object]) -> float:
     """Seconds ``work`` took, by the monotonic high-resolution clock."""
     started = perf_counter()

@@ -70,6 +70,7 @@ from tests.bench._setup import (
     machine_context,
     merchants_create,
     receivable_evidence,
+    repayment_event,
     table_print,
     verdict,
 )
@@ -366,7 +367,6 @@ def _transfers(bench: Bench, number: int, tag: str) -> float:
     from django.utils import timezone
 
     from financing.books.services import Leg, journal_post
-    from ledger.events import system_event
     from ledger.services import entry_append
 
     merchants = len(bench.merchant_ids)
@@ -380,12 +380,7 @@ def _transfers(bench: Bench, number: int, tag: str) -> float:
     started = perf_counter()
     for merchant_id, ref, legs in plan:
         now = timezone.now()
-        event = system_event(
-            "advance.repaid",
-            ref,
-            now,
-            {"advance_ref": f"adv_{ref}", "currency": "EUR", "amount": "12.34"},
-        )
+        event = repayment_event(ref, now, "12.34")
         with transaction.atomic():
             journal_post(key=f"advance.repaid:{ref}", memo="advance repaid", legs=legs, now=now)
             entry_append(source=SOURCE, merchant_id=merchant_id, event=event, now=now)

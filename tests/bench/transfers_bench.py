@@ -42,7 +42,12 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from tests.bench._setup import bench_database_url, django_bootstrap, merchants_create
+from tests.bench._setup import (
+    bench_database_url,
+    django_bootstrap,
+    merchants_create,
+    repayment_event,
+)
 
 if TYPE_CHECKING:
     from multiprocessing import Queue
@@ -186,17 +191,9 @@ def _pick(rng: random.Random, ledger: Ledger, ref: str) -> tuple[int, int, int, 
     """(debit account, credit account, debited merchant, minor units, journal key, event)."""
     from django.utils import timezone
 
-    from ledger.events import system_event
-
     (debit, merchant_id), (credit, _) = rng.sample(ledger.accounts, 2)
     minor = rng.randint(MIN_CENTS, MAX_CENTS)
-    amount = f"{minor // 100}.{minor % 100:02d}"
-    event = system_event(
-        "advance.repaid",
-        ref,
-        timezone.now(),
-        {"advance_ref": f"adv_{ref}", "currency": "EUR", "amount": amount},
-    )
+    event = repayment_event(ref, timezone.now(), f"{minor // 100}.{minor % 100:02d}")
     return debit, credit, merchant_id, minor, f"advance.repaid:{ref}", event
 
 

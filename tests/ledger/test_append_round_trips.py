@@ -16,18 +16,18 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from ledger.events import event_parse, system_event
+from ledger.events import event_parse
 from ledger.exceptions import EventConflict, IdempotencyKeyReused
 from ledger.models import Chain, Entry, Invoice, Order
 from ledger.services import NewEntry, Receipt, entries_append, entry_append
+from tests.bench._setup import repayment_event
 from tests.conftest import order_placed
 
 pytestmark = pytest.mark.django_db
 
 
 def _repaid(ref: str, now, amount: str = "10.00") -> Any:
-    data = {"advance_ref": f"adv_{ref}", "currency": "EUR", "amount": amount}
-    return system_event("advance.repaid", ref, now, data)
+    return repayment_event(ref, now, amount)
 
 
 def _statements(work: Callable[[], object]) -> list[str]:

@@ -21,10 +21,11 @@ from django.utils import timezone
 from financing.accounts import Chart
 from financing.books.services import Leg, account_open, journal_post
 from financing.models import Facility
-from ledger.events import event_parse, format_timestamp, system_event
+from ledger.events import event_parse, format_timestamp
 from ledger.services import NewEntry, entries_append, entry_append
 from merchants.models import Merchant
 from tests.api.conftest import order_event, signed_client
+from tests.bench._setup import repayment_event
 from tests.financing.conftest import Trade
 from tests.financing.settlement_helpers import disbursed, payout
 from tests.scaleout.touched import Touched, transaction_touches
@@ -209,12 +210,7 @@ def test_writing_a_reference_table_or_locking_the_banks_account_is_caught(
 
 def _transfer(merchant: Merchant, debit: object, credit: object, ref: str) -> None:
     now = timezone.now()
-    event = system_event(
-        "advance.repaid",
-        ref,
-        now,
-        {"advance_ref": f"adv_{ref}", "currency": "EUR", "amount": "12.34"},
-    )
+    event = repayment_event(ref, now, "12.34")
     entry_append(source="chainfin", merchant_id=merchant.pk, event=event, now=now)
     journal_post(
         key=f"advance.repaid:{merchant.pk}:{ref}",
