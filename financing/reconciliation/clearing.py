@@ -33,6 +33,7 @@ from financing.models import Match, MatchItem, MatchRule, Payment, ReconJob, Sta
 from financing.reconciliation.breaks import MatchCleared, breaks_close_by_matches
 from financing.reconciliation.matching import DEBITS_TO_PAYMENTS, Proposal
 from ledger.models import Payout
+from ledger.writer import rows_insert_returning
 from merchants.models import Merchant
 
 # A payment the bank has not shown yet: in a file, or accepted. Pending ones were never sent;
@@ -83,7 +84,7 @@ def _recorded(
     found = _candidates(proposals)
     matches = [_match_new(p, entries, found, rules, job, now) for p in proposals]
     with transaction.atomic():
-        _matches_insert(matches)
+        rows_insert_returning(matches)
         # Every run inserts its items in one order (entries, then payments, then payouts, each
         # by id), so two runs meeting on the live-item unique indexes wait, never deadlock.
         items = sorted(
@@ -92,9 +93,9 @@ def _recorded(
                 for p, m in zip(proposals, matches, strict=True)
                 for i in _items(p, m, entries, found)
             ),
-            key=lambda i: i.order,
+            key=_item_order,
         )
-        _items_insert(items)
+        rows_insert_returning(items)
         suggested = [i for p in proposals if not p.confirmed for i in p.entry_ids]
         if suggested:
             StatementEntry.objects.filter(pk__in=suggested).update(
@@ -162,23 +163,12 @@ def _match_new(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """A ``MatchItem`` to insert: one statement entry, payment or payout of a match."""
-
-    match: Match
-    amount_minor: int
-    statement_entry_id: int | None = None
-    payment_id: int | None = None
-    payout_id: int | None = None
-
-    @property
-    def order(self) -> tuple[int, int]:
-        if self.statement_entry_id is not None:
-            return (0, self.statement_entry_id)
-        if self.payment_id is not None:
-            return (1, self.payment_id)
-        return (2, self.payout_id or 0)
+def _item_order(item: MatchItem) -> tuple[int, int]:
+    if item.statement_entry_id is not None:
+        return (0, item.statement_entry_id)
+    if item.payment_id is not None:
+        return (1, item.payment_id)
+    return (2, item.payout_id or 0)
 
 
 def _items(
@@ -186,83 +176,15 @@ def _items(
     match: Match,
     entries: Mapping[int, StatementEntry],
     found: Mapping[tuple[str, int], _Candidate],
-) -> list[_Item]:
+) -> list[MatchItem]:
     side = _side(proposal.rule.source)
     return [
-        _Item(match=match, amount_minor=entries[i].amount_minor, statement_entry_id=i)
+        MatchItem(match=match, amount_minor=entries[i].amount_minor, statement_entry_id=i)
         for i in proposal.entry_ids
     ] + [
-        _Item(match=match, amount_minor=found[(side, i)].amount_minor, **{f"{side}_id": i})
+        MatchItem(match=match, amount_minor=found[(side, i)].amount_minor, **{f"{side}_id": i})
         for i in proposal.candidate_ids
     ]
-
-
-# The matches and their items written in one statement each on PostgreSQL, as Django's own
-# bulk_create writes them (INSERT … SELECT FROM unnest, RETURNING the ids in the order given),
-# without its preparation of every field of every row, which cost more than the database's work.
-_MATCHES_INSERT = """
-INSERT INTO financing_match (rule_id, job_id, source, status, currency, amount_minor,
-    expected_minor, adjustment_minor, found_at, confirmed_at, note)
-SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[],
-    %s::bigint[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::text[])
-RETURNING id
-"""
-_ITEMS_INSERT = """
-INSERT INTO financing_matchitem (match_id, statement_entry_id, payment_id, payout_id,
-    amount_minor, live)
-SELECT *, true FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
-"""
-
-
-def _matches_insert(matches: list[Match]) -> None:
-    """Insert ``matches``, each given its primary key (the ORM's way where not PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        Match.objects.bulk_create(matches)
-        return
-    columns: list[Any] = [
-        [m.rule_id for m in matches],
-        [m.job_id for m in matches],
-        [m.source for m in matches],
-        [m.status for m in matches],
-        [m.currency for m in matches],
-        [m.amount_minor for m in matches],
-        [m.expected_minor for m in matches],
-        [m.adjustment_minor for m in matches],
-        [m.found_at for m in matches],
-        [m.confirmed_at for m in matches],
-        [m.note for m in matches],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_MATCHES_INSERT, columns)
-        for match, (pk,) in zip(matches, cursor.fetchall(), strict=True):
-            match.pk = pk
-            match._state.adding = False
-            match._state.db = connection.alias
-
-
-def _items_insert(items: list[_Item]) -> None:
-    """Insert ``items``, live, in the order given (the ORM's way where not PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        MatchItem.objects.bulk_create(
-            MatchItem(
-                match=i.match,
-                statement_entry_id=i.statement_entry_id,
-                payment_id=i.payment_id,
-                payout_id=i.payout_id,
-                amount_minor=i.amount_minor,
-            )
-            for i in items
-        )
-        return
-    columns: list[Any] = [
-        [i.match.pk for i in items],
-        [i.statement_entry_id for i in items],
-        [i.payment_id for i in items],
-        [i.payout_id for i in items],
-        [i.amount_minor for i in items],
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_ITEMS_INSERT, columns)
 
 
 def _cleared(entry_ids: Sequence[int], candidate_ids: Sequence[int], match: Match) -> MatchCleared:
