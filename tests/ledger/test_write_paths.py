@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from financing.books.models import Account, AccountShard, JournalEntry, Posting
 from financing.books.services import Leg, account_open, journal_post
-from ledger.models import Chain, Entry, Invoice, Order, Payout, Shipment
+from ledger.models import Chain, Entry, IdempotentRequest, Invoice, Order, Payout, Shipment
 from ledger.services import NewEntry, entries_append, entry_append
+from ledger.writer import rows_insert_returning
 from tests.bench.ledger_bench import EventMaker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -143,4 +144,31 @@ def test_journal_post_and_its_orm_fallback_write_the_same_rows(
         ("cash:EUR", merchant.pk, -50),
         ("fees:EUR", merchant.pk, -20),
     ]
+    assert fallback == statement
+
+
+def test_rows_insert_returning_and_its_orm_fallback_write_the_same_rows(
+    db, now, monkeypatch
+) -> None:
+    def write() -> None:
+        rows = [
+            IdempotentRequest(
+                scope=f"scope-{n}",
+                key=f"key-{n}",
+                fingerprint="f" * 64,
+                claimed_at=now,
+                response_body=b"{}" if n % 2 else None,
+            )
+            for n in range(3)
+        ]
+        rows_insert_returning(rows)
+        stored = IdempotentRequest.objects.in_bulk([row.pk for row in rows])
+        assert [stored[row.pk].key for row in rows] == ["key-0", "key-1", "key-2"]
+
+    def read() -> list[tuple[Any, ...]]:
+        return _rows(IdempotentRequest, "key")
+
+    statement = _written_by(write, orm=False, monkeypatch=monkeypatch, read=read)
+    fallback = _written_by(write, orm=True, monkeypatch=monkeypatch, read=read)
+    assert len(statement) == 3
     assert fallback == statement
