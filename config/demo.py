@@ -1,10 +1,12 @@
 """Run the demo's web server, Celery worker, beat and log witness together; one Ctrl-C stops all.
 
 ``make demo`` calls ``python -m config.demo``. On a terminal this process takes the foreground
-itself (its own process group), so Ctrl-C reaches the three servers and this supervisor once,
-and never ``make``: make would otherwise report "Interrupt" and exit 130. Each server shuts
-down on its own SIGINT; whatever is still running after a grace period is terminated, then
-killed, so nothing outlives the demo.
+itself (its own process group), so Ctrl-C reaches this supervisor only, and never ``make``: make
+would otherwise report "Interrupt" and exit 130. Each server runs in a process group of its own
+and is asked to stop once with SIGTERM, which every one of them takes as a graceful shutdown at
+any moment: a SIGINT from the terminal would reach a server still importing Django as a
+KeyboardInterrupt traceback. Whatever is still running after a grace period is killed with its
+process group, so nothing outlives the demo.
 """
 
 from __future__ import annotations
@@ -71,22 +73,23 @@ def _foreground() -> Iterator[None]:
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    """Wait for the children to finish their shutdown; terminate, then kill, stragglers."""
+    """Ask each server to stop; after a grace period kill what is left, with its own children."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # the worker's warm shutdown: tasks finish
     deadline = time.monotonic() + GRACE_SECONDS
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        for child in children:
-            if sig is not None and child.poll() is None:
-                child.send_signal(sig)
-        for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
-        if all(child.poll() is not None for child in children):
-            return
-        deadline = time.monotonic() + GRACE_SECONDS
+    for child in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # each server leads its own group
+            child.wait()
 
 
 def run(addr: str, demo_dir: Path) -> int:
-    """Start the three servers and wait; return 0 after an interrupt, 1 if one died on its own."""
+    """Start the four servers and wait; return 0 after an interrupt, 1 if one died on its own."""
     received: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -96,17 +99,14 @@ def run(addr: str, demo_dir: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     with _foreground():
         # Our own interpreter and fixed arguments; nothing here comes from outside.
-        children = [subprocess.Popen(cmd) for cmd in _commands(addr, demo_dir)]  # noqa: S603
+        children = [
+            subprocess.Popen(cmd, process_group=0)  # noqa: S603
+            for cmd in _commands(addr, demo_dir)
+        ]
         while not received and all(child.poll() is None for child in children):
             time.sleep(0.2)
         if not received:
             print("chainfin demo: a server stopped; stopping the others.", file=sys.stderr)
-        # Ctrl-C on the terminal reached the whole group already; a second SIGINT would make
-        # the worker abandon its tasks. Any other way of stopping, we pass on once.
-        from_terminal = received[:1] == [signal.SIGINT] and os.isatty(sys.stdin.fileno())
-        for child in children:
-            if child.poll() is None and not from_terminal:
-                child.send_signal(signal.SIGINT)
         _stop(children)
     return 0 if received else 1
 

@@ -58,6 +58,13 @@ class Command(BaseCommand):
         if not (options["url"] and options["key"] and options["credentials"]):
             raise CommandError("--url, --key and --credentials are required.")
         try:
+            self._watch(options)
+        except KeyboardInterrupt:  # Ctrl-C ends a witness that runs until stopped, quietly
+            return
+
+    def _watch(self, options: Any) -> None:
+        """Cosign round after round until the interval is 0 or the process is stopped."""
+        try:
             signer = Signer.parse(_text(options["key"]), ALG_COSIGNATURE)
         except SigningKeyInvalid as exc:
             raise CommandError(f"--key: {exc}") from exc
@@ -69,14 +76,11 @@ class Command(BaseCommand):
         if options["logfile"]:
             log = open(options["logfile"], "a", buffering=1)  # noqa: SIM115  (open while running)
             self.stdout, self.stderr = OutputWrapper(log), OutputWrapper(log)
-        try:
-            while True:
-                code = self._round(client, signer, options, state)
-                if not options["interval"]:
-                    sys.exit(code)
-                time.sleep(options["interval"])
-        except KeyboardInterrupt:  # Ctrl-C ends a witness that runs until stopped, quietly
-            return
+        while True:
+            code = self._round(client, signer, options, state)
+            if not options["interval"]:
+                sys.exit(code)
+            time.sleep(options["interval"])
 
     def _round(self, client: HttpLogClient, signer: Signer, options: Any, state: Path) -> int:
         try:
