@@ -49,6 +49,17 @@ def _is_separator(ch: str) -> bool:
     return ch in _SEPARATORS or ch.isspace() or unicodedata.category(ch) in ("Pd", "Cc", "Cf")
 
 
+# The same test for ASCII, as one translation: most invoice numbers are ASCII only.
+_ASCII_SPACED = str.maketrans({ch: " " for ch in map(chr, range(128)) if _is_separator(ch)})
+
+
+def _spaced(folded: str) -> str:
+    """``folded`` with each separator a space."""
+    if folded.isascii():
+        return folded.translate(_ASCII_SPACED)
+    return "".join(" " if _is_separator(ch) else ch for ch in folded)
+
+
 def invoice_number_normalise(number: str) -> str:
     """Return the skeleton of an invoice number: one spelling per invoice.
 
@@ -63,7 +74,7 @@ def invoice_number_normalise(number: str) -> str:
     """
     if not isinstance(number, str):
         raise ValueError(f"An invoice number must be a string, not {type(number).__name__}.")
-    spaced = "".join(" " if _is_separator(ch) else ch for ch in identifier_fold(number))
+    spaced = _spaced(identifier_fold(number))
     unpadded = _DIGIT_RUN.sub(lambda match: match[0].lstrip("0") or "0", spaced)
     joined = _BETWEEN_DIGITS.sub("-", unpadded).replace(" ", "")
     # Dropping a separator can bring a letter and a following combining mark together.

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from financing import tasks
-from financing.models import Advance, Assignment, SettlementWork
+from financing.models import Assignment, SettlementWork
 from ledger.models import Entry, Invoice
 from ledger.projections.registry import Pairs, batch_projector
 
@@ -61,15 +61,23 @@ def settlement_work_record(pairs: Pairs) -> None:
         tasks.settlement_enqueue_on_commit(work_id)
 
 
+# Asked by every append that carries a payout; as SQL it costs a tenth of the ORM's query
+# building (0.09 ms against 0.4 ms, a fifth of a 100-event batch's Python time).
+_DISBURSED = """
+SELECT DISTINCT merchant_id, currency FROM financing_advance
+WHERE disbursed_at IS NOT NULL AND merchant_id IN ({merchants})
+"""
+
+
 def _collected_by_bank(payouts: set[tuple[int, str]]) -> set[tuple[int, str]]:
     """Which (merchant, currency) of ``payouts`` the bank collects: those with an advance
     disbursed in that currency (its notice redirected the marketplace's payouts)."""
     if not payouts:
         return set()
-    disbursed = Advance.objects.filter(
-        merchant_id__in={merchant_id for merchant_id, _ in payouts}, disbursed_at__isnull=False
-    )
-    return payouts & set(disbursed.values_list("merchant_id", "currency").distinct())
+    merchants = sorted({merchant_id for merchant_id, _ in payouts})
+    with connection.cursor() as cursor:
+        cursor.execute(_DISBURSED.format(merchants=", ".join(["%s"] * len(merchants))), merchants)
+        return payouts & set(cursor.fetchall())
 
 
 def _assigned_receivables(entry: Entry, data: dict[str, Any]) -> bool:

@@ -49,6 +49,12 @@ _VAT_PREFIXES = {"GR": "EL"}
 
 def identifier_fold(text: str) -> str:
     """Case fold, map look-alikes to Latin, NFKC, and decimal digits of any script to ASCII."""
+    if text.isascii():  # nearly every identifier: each step but case folding leaves ASCII alone
+        return text.lower()
+    return _unicode_fold(text)
+
+
+def _unicode_fold(text: str) -> str:
     # Decomposed first, so an accented look-alike maps by its base letter (Cyrillic ё → ë) and
     # the result recomposes like the Latin spelling would.
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
@@ -72,7 +78,7 @@ def tax_id_normalise(tax_id: str, *, country: str = "") -> str:
     """
     if not isinstance(tax_id, str):
         raise ValueError(f"A tax id must be a string, not {type(tax_id).__name__}.")
-    normalised = "".join(ch for ch in identifier_fold(tax_id).upper() if ch.isalnum())
+    normalised = _alnum_only(identifier_fold(tax_id).upper())
     if country and normalised[:1].isdecimal():
         country = country.upper()
         return _VAT_PREFIXES.get(country, country) + normalised
@@ -111,4 +117,14 @@ def party_name_normalise(name: str) -> str:
     """
     if not isinstance(name, str):
         raise ValueError(f"A name must be a string, not {type(name).__name__}.")
-    return "".join(ch for ch in identifier_fold(name) if ch.isalnum())
+    return _alnum_only(identifier_fold(name))
+
+
+_ASCII_NOT_ALNUM = re.compile("[^0-9A-Za-z]")
+
+
+def _alnum_only(text: str) -> str:
+    """The letters and digits of ``text`` (``str.isalnum``), in one pass of C for ASCII."""
+    if text.isascii():
+        return _ASCII_NOT_ALNUM.sub("", text)
+    return "".join(ch for ch in text if ch.isalnum())

@@ -218,8 +218,13 @@ WITH line (merchant_id, ref, payout_seq, currency, minor) AS (
 ), due AS (
     SELECT invoice.id, sum(line.minor) AS minor
     FROM line
-    JOIN ledger_invoice invoice ON invoice.merchant_id = line.merchant_id
-        AND invoice.ref = line.ref AND invoice.currency = line.currency
+    -- One probe of (merchant, ref)'s unique index per line: as a plain join, a planner with
+    -- stale statistics hashed the lines and read every invoice of the table instead.
+    CROSS JOIN LATERAL (
+        SELECT id, entry_id FROM ledger_invoice
+        WHERE merchant_id = line.merchant_id AND ref = line.ref AND currency = line.currency
+        LIMIT 1
+    ) invoice
     JOIN ledger_entry issued ON issued.id = invoice.entry_id AND issued.seq < line.payout_seq
     GROUP BY invoice.id
 )

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from financing.fingerprint import (
     FINGERPRINT_SCHEME,
+    _is_separator,
+    _spaced,
     invoice_fingerprint,
     invoice_number_normalise,
     supplier_identity,
@@ -222,3 +224,10 @@ def test_tax_id_ignores_case_and_separators(tax_id: str) -> None:
     canonical = "".join(ch for ch in tax_id.upper() if ch.isalnum())
     assert tax_id_normalise(tax_id) == canonical
     assert tax_id_normalise(tax_id.swapcase()) == canonical
+
+
+@given(st.text())
+def test_ascii_separators_are_the_ones_the_unicode_test_finds(text: str) -> None:
+    # ASCII numbers are spaced by one translation table, the rest character by character.
+    for spelling in (text, text.encode("ascii", "ignore").decode()):
+        assert _spaced(spelling) == "".join(" " if _is_separator(ch) else ch for ch in spelling)

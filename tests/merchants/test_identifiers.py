@@ -10,12 +10,21 @@ from xml.sax.saxutils import escape
 
 import pytest
 from django.apps import apps
+from hypothesis import given
+from hypothesis import strategies as st
 
 from financing.fingerprint import invoice_fingerprint
 from financing.models import Receivable
 from ledger.formats.ubl import ubl_parse
 from ledger.selectors import merchant_for_tax_ids
-from merchants.identifiers import tax_id_is_national, tax_id_is_own, tax_id_normalise
+from merchants.identifiers import (
+    _alnum_only,
+    _unicode_fold,
+    identifier_fold,
+    tax_id_is_national,
+    tax_id_is_own,
+    tax_id_normalise,
+)
 from merchants.models import Marketplace, Merchant
 from tests.financing.conftest import Trade
 from tests.ledger.formats.test_ubl import ubl
@@ -167,3 +176,16 @@ def test_the_migrations_fill_and_recompute_what_the_code_now_computes(
         qualified.pk: "DE300000002",
     }
     assert dict(Receivable.objects.values_list("merchant_id", "fingerprint")) == expected
+
+
+# Identifiers are nearly always ASCII, and the append path folds several per invoice, so ASCII
+# takes a short way; these hold it to the full Unicode way, character for character.
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_folds_as_the_unicode_way_would(text: str) -> None:
+    assert identifier_fold(text) == _unicode_fold(text)
+
+
+@given(st.text())
+def test_letters_and_digits_are_kept_as_isalnum_says(text: str) -> None:
+    for spelling in (text, text.encode("ascii", "ignore").decode()):
+        assert _alnum_only(spelling) == "".join(ch for ch in spelling if ch.isalnum())

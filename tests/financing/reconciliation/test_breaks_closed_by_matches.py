@@ -13,6 +13,7 @@ from financing.models import Break, Facility, Match, Payment
 from financing.reconciliation.decisions import match_confirm
 from financing.reconciliation.engine import statement_match
 from financing.reconciliation.payments import end_to_end_id_for
+from financing.reconciliation.report_breaks import _any_waiting, _waiting
 from financing.reconciliation.reports import settlement_report_run, settlement_report_upload
 from financing.services.payment_files import payment_batch_create
 from financing.services.payments import payment_record
@@ -144,6 +145,44 @@ def test_a_report_line_missing_in_the_ledger_closes_when_its_payout_arrives(
     assert cleared.merchant_id == trade.merchant.pk
     assert cleared.resolution.startswith("Matched when payout PO-LATE arrived in the ledger")
     assert (different.reference, different.status) == ("L2", "open")  # 45.00 is not 50.00
+
+
+def test_the_payout_gate_asks_what_the_breaks_query_asks(
+    trade: Trade, marketplace: Marketplace, now: datetime
+) -> None:
+    """Every payout append asks in SQL whether any report break waits; the ORM's ``_waiting``
+    says which. Both agree while one waits, for another marketplace, and once it closed."""
+    trade.order("ORD-G1", "100.00")
+    trade.invoice("INV-G1", "ORD-G1", "100.00")
+    upload = settlement_report_upload(
+        chunks=[HEADER + b"G1,PO-GATE,INV-G1,,EUR,100.00,merchant,2026-11-01\n"],
+        file_name="r.csv",
+        marketplace=marketplace,
+        uploaded_by=None,
+        now=now,
+    )
+    settlement_report_run(job_id=upload.job.pk, now=now)
+    stranger = Marketplace.objects.create(code="stranger", name="Stranger")
+
+    def agree(codes: list[str]) -> bool:
+        assert _any_waiting(codes) == _waiting(set(codes)).exists()
+        return _any_waiting(codes)
+
+    assert agree([marketplace.code]) and agree([marketplace.code, stranger.code])
+    assert not agree([stranger.code])
+    trade.append(
+        "payout.settled",
+        "PO-GATE",
+        {
+            "currency": "EUR",
+            "amount": "100.00",
+            "settled_on": "2026-11-01",
+            "lines": [{"invoice_ref": "INV-G1", "amount": "100.00"}],
+        },
+        days_ago=0,
+    )
+    assert Break.objects.get().status == Break.Status.RESOLVED
+    assert not agree([marketplace.code])
 
 
 def test_the_database_refuses_a_resolution_nobody_and_nothing_made(now: datetime) -> None:
