@@ -40,7 +40,11 @@ def report_breaks_close_on_payouts(pairs: Pairs) -> None:
 
 
 def _any_waiting(sources: list[str]) -> bool:
-    kinds = [Break.Status.OPEN, Break.Kind.MISSING_IN_LEDGER, ReconJob.Kind.SETTLEMENT_REPORT]
+    kinds: list[str] = [
+        Break.Status.OPEN,
+        Break.Kind.MISSING_IN_LEDGER,
+        ReconJob.Kind.SETTLEMENT_REPORT,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             _ANY_WAITING.format(sources=", ".join(["%s"] * len(sources))), kinds + sources

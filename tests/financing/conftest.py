@@ -110,6 +110,20 @@ class Trade:
     def cancelled(self, order_ref: str) -> None:
         self.append("order.cancelled", order_ref, {}, days_ago=8)
 
+    def paid(self, payout_ref: str, invoice_ref: str, amount: str) -> None:
+        """A payout settled 2026-11-01, arriving now, of one line paying ``invoice_ref``."""
+        self.append(
+            "payout.settled",
+            payout_ref,
+            {
+                "currency": "EUR",
+                "amount": amount,
+                "settled_on": "2026-11-01",
+                "lines": [{"invoice_ref": invoice_ref, "amount": amount}],
+            },
+            days_ago=0,
+        )
+
     def fundable(self, n: int, amount: str = "1000.00", due_in_days: int = 45) -> list[str]:
         """``n`` invoices with order, invoice and delivery in the ledger: eligible receivables."""
         refs = []

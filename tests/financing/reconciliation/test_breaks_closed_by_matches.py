@@ -170,17 +170,7 @@ def test_the_payout_gate_asks_what_the_breaks_query_asks(
 
     assert agree([marketplace.code]) and agree([marketplace.code, stranger.code])
     assert not agree([stranger.code])
-    trade.append(
-        "payout.settled",
-        "PO-GATE",
-        {
-            "currency": "EUR",
-            "amount": "100.00",
-            "settled_on": "2026-11-01",
-            "lines": [{"invoice_ref": "INV-G1", "amount": "100.00"}],
-        },
-        days_ago=0,
-    )
+    trade.paid("PO-GATE", "INV-G1", "100.00")
     assert Break.objects.get().status == Break.Status.RESOLVED
     assert not agree([marketplace.code])
 

@@ -179,17 +179,7 @@ def test_orders_of_an_amazon_report_are_matched_by_their_net(
     """An Amazon settlement spreads an order over rows: their net pays the order's invoice."""
     trade.order("111-1", "100.00")
     trade.invoice("INV-A", "111-1", "100.00")
-    trade.append(
-        "payout.settled",
-        "9001",
-        {
-            "currency": "EUR",
-            "amount": "90.00",
-            "settled_on": "2026-11-01",
-            "lines": [{"invoice_ref": "INV-A", "amount": "90.00"}],
-        },
-        days_ago=0,
-    )
+    trade.paid("9001", "INV-A", "90.00")
     header = (
         "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount"
         "\tcurrency\ttransaction-type\torder-id\tamount-type\tamount-description\tamount\n"
