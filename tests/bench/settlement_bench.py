@@ -63,6 +63,7 @@ from tests.bench._setup import (
     machine_context,
     merchants_create,
     receivable_evidence,
+    statistics_gather,
     table_print,
     verdict,
 )
@@ -204,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _world_create(sizes: Sizes) -> list[int]:
     """Merchants, facilities, financed receivables and pending payouts; the work ids, in order."""
-    from django.db import connection
     from django.utils import timezone
 
     from financing.models import SettlementWork
@@ -231,8 +231,7 @@ def _world_create(sizes: Sizes) -> list[int]:
     if enqueued.calls != len(work_ids):
         raise SystemExit(f"bench: {enqueued.calls} payouts enqueued, {len(work_ids)} pending")
     print(f"setup       {len(work_ids):,} payouts appended, their work pending {_elapsed()}")
-    with connection.cursor() as cursor:  # statistics, as autovacuum would have gathered them
-        cursor.execute("ANALYZE")
+    statistics_gather()
     return work_ids
 
 
