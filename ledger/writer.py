@@ -111,9 +111,7 @@ def entries_write(
             )
         rows_insert(rows)
         return
-    by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
-    for row in rows:
-        by_model[type(row)].append(row)
+    by_model = _by_table(rows)
     # One event, one head, a row per table (a single append): plain values, not arrays.
     one = len(entries) == len(heads) == 1 and all(len(rs) == 1 for rs in by_model.values())
     insert, columns = _insert_sql(Entry, one)
@@ -173,9 +171,7 @@ def rows_insert(rows: Sequence[models.Model]) -> None:
 
     :raises ProjectionRowRefused: a row repeats a projection's unique key.
     """
-    by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
-    for row in rows:
-        by_model[type(row)].append(row)
+    by_model = _by_table(rows)
     try:
         if connection.vendor != "postgresql":
             for model, model_rows in by_model.items():
@@ -197,6 +193,19 @@ def rows_insert(rows: Sequence[models.Model]) -> None:
             cursor.execute(f"WITH {ctes} {inserts[-1]}" if ctes else inserts[-1], params)
     except IntegrityError as exc:
         raise ProjectionRowRefused from exc
+
+
+def _by_table(rows: Sequence[models.Model]) -> dict[type[models.Model], list[models.Model]]:
+    """``rows`` by model, in the order of their tables' names, each model's in their own order.
+
+    Not in the order the models first appear: a batch's statement text then depends on which
+    tables it writes, not on the order its events came in, so PostgreSQL gets a few texts to
+    prepare once and reuse instead of one per ordering, each planned afresh.
+    """
+    by_model: dict[type[models.Model], list[models.Model]] = defaultdict(list)
+    for row in rows:
+        by_model[type(row)].append(row)
+    return dict(sorted(by_model.items(), key=lambda item: item[0]._meta.db_table))
 
 
 def rows_insert_returning(rows: Sequence[models.Model]) -> None:

@@ -107,6 +107,32 @@ def test_entries_write_and_its_orm_fallback_write_the_same_rows(
     assert fallback == statement
 
 
+def test_a_batch_writes_by_one_statement_text_whatever_order_its_events_come_in(
+    make_merchant, marketplace, now
+) -> None:
+    merchant = make_merchant()
+    in_order = EventMaker.build_serials(range(1, 11))  # one of each kind the maker makes
+    reversed_ = EventMaker.build_serials(range(11, 21))[::-1]
+    assert [e.type for e in in_order] != [e.type for e in reversed_]
+    sent: list[str] = []  # statement texts as sent, parameters apart
+
+    def record(execute: Callable[..., Any], sql: str, *args: Any) -> Any:
+        sent.append(sql)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(record):
+        for events in (in_order, reversed_):
+            entries_append(
+                source=marketplace.code,
+                entries=[NewEntry(merchant_id=merchant.pk, event=event) for event in events],
+                now=now,
+            )
+    texts = [sql for sql in sent if 'INTO "ledger_entry"' in sql]
+    assert len(texts) == 2
+    assert 'INTO "ledger_order"' in texts[0] and 'INTO "ledger_payout"' in texts[0]
+    assert texts[0] == texts[1]
+
+
 def test_journal_post_and_its_orm_fallback_write_the_same_rows(
     db, now, merchant, monkeypatch
 ) -> None:
