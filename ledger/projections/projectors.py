@@ -218,8 +218,8 @@ WITH line (merchant_id, ref, payout_seq, currency, minor) AS (
 ), due AS (
     SELECT invoice.id, sum(line.minor) AS minor
     FROM line
-    -- One probe of (merchant, ref)'s unique index per line: as a plain join, a planner with
-    -- stale statistics hashed the lines and read every invoice of the table instead.
+    -- One index probe per line: as a plain join, a planner with stale statistics hashed the
+    -- lines and read every invoice of the table instead.
     CROSS JOIN LATERAL (
         SELECT id, entry_id FROM ledger_invoice
         WHERE merchant_id = line.merchant_id AND ref = line.ref AND currency = line.currency
