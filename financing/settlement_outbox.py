@@ -22,6 +22,7 @@ from financing import tasks
 from financing.models import Assignment, SettlementWork
 from ledger.models import Entry, Invoice
 from ledger.projections.registry import Pairs, batch_projector
+from ledger.sql import placeholders
 
 DILUTION_TYPES = ("invoice.credited", "shipment.returned", "order.cancelled")
 
@@ -76,7 +77,7 @@ def _collected_by_bank(payouts: set[tuple[int, str]]) -> set[tuple[int, str]]:
         return set()
     merchants = sorted({merchant_id for merchant_id, _ in payouts})
     with connection.cursor() as cursor:
-        cursor.execute(_DISBURSED.format(merchants=", ".join(["%s"] * len(merchants))), merchants)
+        cursor.execute(_DISBURSED.format(merchants=placeholders(len(merchants))), merchants)
         return payouts & set(cursor.fetchall())
 
 

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from ledger.models import Chain
+from ledger.sql import placeholders
 from merchants.models import Merchant
 
 
@@ -73,14 +74,14 @@ def chains_lock(merchant_ids: Iterable[int]) -> dict[int, LockedChain]:
 
 
 def _locked(merchant_ids: set[int]) -> dict[int, LockedChain]:
-    placeholders = ", ".join(["%s"] * len(merchant_ids))
+    in_ids = placeholders(len(merchant_ids))
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash, m.tax_id_normalised,"
             " m.country FROM ledger_chain c"
             " JOIN merchants_merchant m ON m.id = c.merchant_id"
-            f" WHERE c.merchant_id IN ({placeholders}) ORDER BY c.merchant_id{lock}",
+            f" WHERE c.merchant_id IN ({in_ids}) ORDER BY c.merchant_id{lock}",
             sorted(merchant_ids),
         )
         return {row[0]: LockedChain(*row) for row in cursor.fetchall()}

@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from ledger.sql import placeholders
+
 # The accounts of an array of ids, locked in ascending id order: a row is locked as it leaves
 # the sort. journal_post embeds it as the first part of its one statement.
 ACCOUNTS_FOR_UPDATE = (
@@ -46,10 +48,10 @@ def accounts_lock(account_ids: Iterable[int]) -> dict[int, str]:
         if connection.vendor == "postgresql":
             cursor.execute(ACCOUNTS_FOR_UPDATE, [ids])
         else:
-            placeholders = ", ".join(["%s"] * len(ids))
+            in_ids = placeholders(len(ids))
             lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
             cursor.execute(
-                f"SELECT id, currency FROM books_account WHERE id IN ({placeholders})"  # noqa: S608
+                f"SELECT id, currency FROM books_account WHERE id IN ({in_ids})"  # noqa: S608
                 f" ORDER BY id{lock}",
                 ids,
             )

@@ -33,6 +33,7 @@ from financing.models import Match, MatchItem, MatchRule, Payment, ReconJob, Sta
 from financing.reconciliation.breaks import MatchCleared, breaks_close_by_matches
 from financing.reconciliation.matching import DEBITS_TO_PAYMENTS, Proposal
 from ledger.models import Payout
+from ledger.sql import placeholders
 from ledger.writer import rows_insert_returning
 from merchants.models import Merchant
 
@@ -314,7 +315,7 @@ def _payments_book(entry_of: Mapping[int, int], now: datetime) -> int:
     params += [status.value for status in _CLOSED_PAYMENTS]
     sql = _PAYMENTS_BOOK.format(
         rows=", ".join(["(%s, %s)"] * len(entry_of)),
-        closed=", ".join(["%s"] * len(_CLOSED_PAYMENTS)),
+        closed=placeholders(len(_CLOSED_PAYMENTS)),
     )
     with connection.cursor() as cursor:
         # The statement holds only placeholders; the values travel as parameters.

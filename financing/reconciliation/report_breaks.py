@@ -18,6 +18,7 @@ from financing.models import Break, ReconJob
 from ledger.models import Entry, Invoice
 from ledger.money import MoneyError, format_minor_units, parse_minor_units
 from ledger.projections.registry import Pairs, batch_projector
+from ledger.sql import placeholders
 
 # Whether any break of ``_waiting``'s kind is open for these marketplaces. Asked by every append
 # that carries a payout, so as SQL: a tenth of the ORM's query building (0.09 ms, not 0.4).
@@ -46,9 +47,7 @@ def _any_waiting(sources: list[str]) -> bool:
         ReconJob.Kind.SETTLEMENT_REPORT,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _ANY_WAITING.format(sources=", ".join(["%s"] * len(sources))), kinds + sources
-        )
+        cursor.execute(_ANY_WAITING.format(sources=placeholders(len(sources))), kinds + sources)
         return cursor.fetchone() is not None
 
 
