@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC
@@ -154,20 +155,23 @@ def _verify_parallel(workers: int, on_progress: Callable[[int], None] | None) ->
     chains, checked = len(heads), 0  # chains as one process counts them: those read first
     # Fork: the children start with the app loaded; each opens a connection of its own once
     # (``_worker_connect``) and never touches the parent's.
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_connect)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_connect
+    )
     try:
         ranges = _ranges(heads, workers * _RANGES_PER_WORKER)
-        for range_checked, problem in pool.imap(_range_verify, ranges):
+        for range_checked, problem in pool.map(_range_verify, ranges):
             before, checked = checked, checked + range_checked
             if problem is not None:  # what the later ranges hold no longer matters
                 return VerificationResult(chains, checked, problem)
             if on_progress is not None and checked // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
                 on_progress(checked)
-        pool.close()  # the workers exit, closing their connections
-        pool.join()
         return VerificationResult(chains, checked, None)
     finally:
-        pool.terminate()  # stops the workers after a break or an error; else they are gone
+        # Ranges not started are dropped, those under way finish; then the workers exit and
+        # close their connections. (multiprocessing.Pool.terminate() killed them mid-query
+        # instead, and once hung a test run for a quarter of an hour.)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _worker_connection: Any = None  # a pool worker's own connection, opened once for its ranges
@@ -182,7 +186,7 @@ def _worker_connect() -> None:
     gc.freeze()
     _worker_connection = connections[DEFAULT_DB_ALIAS].copy()
     _worker_connection.ensure_connection()
-    # Run at the worker's normal exit (after pool.close()), so the server sees a clean goodbye.
+    # Run at the worker's normal exit (the pool's shutdown), so the server sees a clean goodbye.
     multiprocessing.util.Finalize(None, _worker_connection.close, exitpriority=10)
 
 
