@@ -42,6 +42,15 @@ def browser(chromium: str) -> Iterator[Any]:
             browser.close()
 
 
+def expect(target: Any) -> Any:
+    """Playwright's web-first assertions: they retry until the page shows what they expect (for
+    up to 5 s). A bare ``is_visible()`` or ``inner_text()`` reads the page once, and after a click
+    that may still be the page the click left."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
 def _shot(page: Any, name: str) -> None:
     """Save the page for a person to look at, and let axe-core look at it at both widths."""
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -61,7 +70,7 @@ def test_sign_in_dashboard_receivable_and_chinese(
     page.wait_for_url(f"{live_server.url}/portal/")
     assert page.locator("[data-figure=available]").inner_text() == "1,200.00 EUR"
     assert page.locator("[data-figure=outstanding]").inner_text() == "800.00 EUR"
-    assert page.get_by_role("heading", name="Dashboard").is_visible()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     page.wait_for_function("document.querySelector('canvas').width > 0")
     _shot(page, "02-dashboard")
 
@@ -70,7 +79,7 @@ def test_sign_in_dashboard_receivable_and_chinese(
     page.get_by_label("Can be financed", exact=True).select_option("no")
     # htmx swaps the table in and pushes the filter into the address bar.
     page.wait_for_url("**eligible=no**")
-    assert page.get_by_text("have not been delivered yet").first.is_visible()
+    expect(page.get_by_text("have not been delivered yet").first).to_be_visible()
     _shot(page, "03-receivables-not-fundable")
 
     page.goto(f"{live_server.url}/portal/receivables/")
@@ -84,11 +93,11 @@ def test_sign_in_dashboard_receivable_and_chinese(
     page.get_by_label("Language").select_option("zh-hans")
     page.wait_for_load_state()
     page.wait_for_function("document.documentElement.lang === 'zh-hans'")
-    assert page.get_by_role("heading", name="凭证时间线").is_visible()
+    expect(page.get_by_role("heading", name="凭证时间线")).to_be_visible()
     _shot(page, "05-receivable-evidence-zh")
     page.get_by_role("link", name="概览").click()
     page.wait_for_url(f"{live_server.url}/portal/")
-    assert page.get_by_text("当前可融资").is_visible()
+    expect(page.get_by_text("当前可融资")).to_be_visible()
     _shot(page, "06-dashboard-zh")
 
     phone = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
@@ -126,7 +135,7 @@ def test_statements_download_csv_and_pdf_in_english_and_chinese(
     _shot(page, "09-statements")
     page.get_by_role("link", name="November 2026").click()
     page.wait_for_url("**/portal/statements/2026-11/")
-    assert page.get_by_role("heading", name="Statement for November 2026").is_visible()
+    expect(page.get_by_role("heading", name="Statement for November 2026")).to_be_visible()
     disbursed = page.locator("[data-section=summary] [data-item=advances_disbursed] .num")
     assert disbursed.inner_text() == "1,600.00 EUR"  # 80 % of the two 1,000.00 invoices
     _shot(page, "10-statement")
@@ -146,7 +155,7 @@ def test_statements_download_csv_and_pdf_in_english_and_chinese(
 
     page.get_by_label("Language").select_option("zh-hans")
     page.wait_for_function("document.documentElement.lang === 'zh-hans'")
-    assert page.get_by_role("heading", name="2026年11月对账单").is_visible()
+    expect(page.get_by_role("heading", name="2026年11月对账单")).to_be_visible()
     _shot(page, "11-statement-zh")
     text = "".join(
         p.extract_text() for p in PdfReader(io.BytesIO(_download(page, "下载 PDF"))).pages
@@ -154,7 +163,7 @@ def test_statements_download_csv_and_pdf_in_english_and_chinese(
     assert "2026年11月对账单" in text or "Chinese font is not installed" in text
 
     page.goto(f"{live_server.url}/portal/export/")
-    assert page.get_by_role("heading", name="导出您的凭证链").is_visible()
+    expect(page.get_by_role("heading", name="导出您的凭证链")).to_be_visible()
     _shot(page, "12-chain-export-zh")
 
 
@@ -171,7 +180,7 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
 
     page.get_by_role("link", name="Advances", exact=True).click()
     page.wait_for_url("**/portal/advances/")
-    assert page.get_by_text("Paid out: being repaid").is_visible()
+    expect(page.get_by_text("Paid out: being repaid")).to_be_visible()
     _shot(page, "20-advances")
 
     # Two invoices together, at the price shown, accepted.
@@ -186,8 +195,8 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
     _shot(page, "22-advance-price")
     page.get_by_role("button", name="Accept and request").click()
     page.wait_for_url("**/portal/advances/adv_*/")
-    assert page.get_by_text("requested. The bank reviews it").is_visible()
-    assert page.locator("#advance-status").inner_text() == "Under review"
+    expect(page.get_by_text("requested. The bank reviews it")).to_be_visible()
+    expect(page.locator("#advance-status")).to_have_text("Under review")
     _shot(page, "23-advance-requested")
 
     # A third invoice on its own, requested, then withdrawn with a reason.
@@ -198,9 +207,8 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
     page.wait_for_url("**/portal/advances/adv_*/")
     page.get_by_label("Why (optional)").fill("Our buyer paid early.")
     page.get_by_role("button", name="Withdraw the request").click()
-    page.wait_for_load_state()
-    assert page.locator("#advance-status").inner_text() == "Withdrawn"
-    assert page.get_by_text("its invoices are free again").first.is_visible()
+    expect(page.locator("#advance-status")).to_have_text("Withdrawn")
+    expect(page.get_by_text("its invoices are free again").first).to_be_visible()
     _shot(page, "24-advance-withdrawn")
 
     # The advance paid out and part repaid: its stages and the waterfall of the payout.

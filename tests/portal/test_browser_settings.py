@@ -14,7 +14,7 @@ import pytest
 
 from tests.portal.conftest import PORTAL_PASSWORD
 from tests.portal.settings_helpers import Team, team  # noqa: F401  (a fixture)
-from tests.portal.test_browser import _shot, browser  # noqa: F401  (a fixture)
+from tests.portal.test_browser import _shot, browser, expect  # noqa: F401  (browser: a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -40,32 +40,32 @@ def test_an_owner_manages_team_bank_account_and_api_keys(
     page.get_by_label("Email address").fill("new.colleague@example.com")
     page.get_by_label("Role", exact=True).select_option("finance")
     page.get_by_role("button", name="Add member").click()
-    assert page.get_by_text("We sent them an email").is_visible()
-    assert page.locator('[data-member="new.colleague@example.com"]').is_visible()
+    expect(page.get_by_text("We sent them an email")).to_be_visible()
+    expect(page.locator('[data-member="new.colleague@example.com"]')).to_be_visible()
     page.get_by_label(f"Role of {team.viewer.email}").select_option("finance")
     page.locator(f'[data-member="{team.viewer.username}"]').get_by_role(
         "button", name="Save role"
     ).click()
-    assert page.get_by_text("The role was changed.").is_visible()
+    expect(page.get_by_text("The role was changed.")).to_be_visible()
     viewer_row = page.locator(f'[data-member="{team.viewer.username}"]')
-    assert viewer_row.locator(".badge").inner_text() == "Finance"
+    expect(viewer_row.locator(".badge")).to_have_text("Finance")
     page.get_by_label(f"Role of {team.owner.email}").select_option("viewer")
     page.locator(f'[data-member="{team.owner.username}"]').get_by_role(
         "button", name="Save role"
     ).click()
-    assert page.get_by_text("needs at least one owner").is_visible()
+    expect(page.get_by_text("needs at least one owner")).to_be_visible()
     _shot(page, "32-settings-team-last-owner")
 
     page.get_by_role("link", name="Payout bank account").click()
     page.get_by_label("Account holder").fill("Supplier GmbH")
     page.get_by_label("IBAN").fill("DE88 3704 0044 0532 0130 00")
     page.get_by_role("button", name="Ask the bank to change it").click()
-    assert page.get_by_text("its check digits do not match").is_visible()
+    expect(page.get_by_text("its check digits do not match")).to_be_visible()
     assert page.get_by_label("IBAN").input_value() == ""  # never echoed
     _shot(page, "33-settings-bank-account-mistyped")
     page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
     page.get_by_role("button", name="Ask the bank to change it").click()
-    assert page.locator('[data-account="proposed"]').is_visible()
+    expect(page.locator('[data-account="proposed"]')).to_be_visible()
     assert "DE89 •••• •••• •••• 3000" in page.content()
     assert "0532 0130" not in page.content()
     _shot(page, "34-settings-bank-account-waiting")
@@ -77,16 +77,17 @@ def test_an_owner_manages_team_bank_account_and_api_keys(
     assert secret.startswith("cfs_")
     _shot(page, "35-settings-api-key-issued")
     page.get_by_role("link", name="I have copied them").click()
+    expect(page.locator("[data-secret]")).to_have_count(0)
     prefix = page.locator("[data-key]").first.get_attribute("data-key")
     assert secret not in page.content()
     page.get_by_role("button", name=f"Revoke {prefix}").click()
-    assert page.get_by_text("The key was revoked.").is_visible()
+    expect(page.get_by_text("The key was revoked.")).to_be_visible()
     _shot(page, "36-settings-api-keys")
 
     page.get_by_label("Language").select_option("zh-hans")
     page.wait_for_function("document.documentElement.lang === 'zh-hans'")
     page.get_by_role("link", name="团队").click()
-    assert page.get_by_role("heading", name="谁可以代表贵公司登录").is_visible()
+    expect(page.get_by_role("heading", name="谁可以代表贵公司登录")).to_be_visible()
     _shot(page, "37-settings-team-zh")
 
 
@@ -99,7 +100,7 @@ def test_a_viewer_reads_the_settings_on_a_phone(team: Team, live_server: Any, br
         ("40-settings-api-keys-viewer-phone", "api-keys/"),
     ]:
         phone.goto(f"{live_server.url}/portal/settings/{path}")
-        assert phone.get_by_text("Only an owner of your company can change them.").is_visible()
+        expect(phone.get_by_text("Only an owner of your company can change them.")).to_be_visible()
         assert phone.get_by_role("button", name="Add member").count() == 0
         _shot(phone, name)
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375, name
