@@ -22,6 +22,7 @@ from enum import StrEnum
 
 from django.db.models import Q
 
+from financing.assigned_on_chain import assignment_refs
 from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
 from financing.models import (
     Advance,
@@ -34,7 +35,7 @@ from financing.models import (
 )
 from financing.order_evidence import OrderEvidence, orders_evidence
 from financing.pricing import advance_amount
-from ledger.models import Entry, Invoice, Order
+from ledger.models import Invoice, Order
 from ledger.money import Money
 from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
@@ -244,10 +245,7 @@ def _assigned_on_chain(
     # An invoice ref too long for a chain ref stands there as its SHA-256 (assignment_entry_ref).
     hashed = {f"sha256-{hashlib.sha256(r.encode()).hexdigest()}": r for r in invoices}
     found: dict[str, str] = {}
-    refs = Entry.objects.filter(chain_id=merchant.pk, type="receivable.assigned").values_list(
-        "external_ref", flat=True
-    )
-    for entry_ref in refs.order_by("seq"):
+    for entry_ref in assignment_refs(merchant_id=merchant.pk, invoice_parts=[*invoices, *hashed]):
         head, _, advance_ref = entry_ref.rpartition("@")
         invoice_ref = head if head in invoices else hashed.get(head)
         if invoice_ref is None or (holder is not None and advance_ref == holder.ref):

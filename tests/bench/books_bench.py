@@ -37,6 +37,11 @@ baselines:
    journal entry, its postings, the chain entries and the notice, into clones as in 1
    (6 statements).
 
+3. the evidence re-check of one receivable (``verdicts``, as every quote, request and approval
+   runs it) for a merchant whose chain holds LONG_CHAIN events (order history, appended
+   untimed before the run) against baseline a: the same check for a merchant whose chain holds
+   only the receivable's evidence. Its history must not slow it: target at least 90 %.
+4. journal transfers in PROCESSES processes against the same transfers in one.
 Each figure is the median of the repetitions; measured and baseline runs alternate inside every
 repetition so that noise on a shared machine hits all of them. The targets are printed, not
 asserted; the exit status is non-zero only when ``books_verify`` or ``ledger_verify`` finds a
@@ -56,6 +61,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import count
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -89,6 +95,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench_books"
 TARGET_TRANSFER_RATE = 1_000
 TARGET_RATIO = 0.40
 TARGET_DISBURSEMENT_RATE = 200
+# Issue 13: a hot path may not slow down as a merchant's chain grows.
+TARGET_LONG_CHAIN_RATIO = 0.90
 
 SOURCE = "chainfin"
 REPAYMENT_MINOR = 1234  # 12.34 EUR, the amount in the event's data
@@ -158,8 +166,11 @@ class Sizes:
     # A disbursement is some 40 queries, and its receivable and request take as long again to
     # set up (untimed): fewer of them keep the full run within 3 minutes.
     disbursements: Load
+    # Figure 3: evidence re-checks, and the events of the long chain's history.
+    rechecks: Load
+    long_chain: int
 
-    # Figure 3: seconds each process count runs for, per repetition.
+    # Figure 4: seconds each process count runs for, per repetition.
     process_seconds: float
 
 
@@ -167,15 +178,19 @@ FULL = Sizes(
     merchants=200,
     transfers=Load(2_000, 400),
     disbursements=Load(250, 50),
+    rechecks=Load(300, 50),
+    long_chain=100_000,
     process_seconds=5.0,
 )
 QUICK = Sizes(
     merchants=20,
     transfers=Load(300, 100),
     disbursements=Load(60, 20),
+    rechecks=Load(60, 20),
+    long_chain=10_000,
     process_seconds=1.0,
 )
-# Figure 3: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
+# Figure 4: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
 PROCESSES = 4
 PEER_ACCOUNTS = 50
 
@@ -196,6 +211,9 @@ class Bench:
     invoices: count[int] = field(default_factory=lambda: count(1))
     # Ids of every advance disbursed so far, for the baseline to copy.
     disbursed: list[int] = field(default_factory=list)
+    # Figure 3: (merchant, its one fundable invoice) with a long chain, and with a short one.
+    long_chain: tuple[Merchant, str] | None = None
+    short_chain: tuple[Merchant, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = _bench_create(sizes.merchants)
     _clones_create()
+    _chains_for_rechecks(bench, sizes.long_chain)
     for measured in FIGURES:
         warm_up = measured.load(sizes).warm_up
         measured.run(bench, warm_up, "warm")
@@ -766,6 +785,72 @@ def _insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"
 
 
+# --- 3. the evidence re-check, long chain and short ----------------------------------------------
+
+
+def _chains_for_rechecks(bench: Bench, history: int) -> None:
+    """Two merchants (with their own history, no advances) and a fundable invoice each: the
+    first with ``history`` order events before it, appended untimed as the marketplace would."""
+    from django.utils import timezone
+
+    from ledger.events import event_parse, format_timestamp
+    from ledger.services import NewEntry, entries_append
+
+    now = timezone.now()
+    occurred = format_timestamp(now - timedelta(days=60))
+    long_id, short_id = merchant_ids = bench.merchant_ids[:2]
+    for start in range(0, history, 1_000):
+        orders = [
+            event_parse(
+                {
+                    "type": "order.placed",
+                    "ref": f"HIST-{n:09d}",
+                    "occurred_at": occurred,
+                    "data": {"currency": "EUR", "amount": "10.00"},
+                }
+            )
+            for n in range(start, min(start + 1_000, history))
+        ]
+        entries = [NewEntry(long_id, event) for event in orders]
+        entries_append(source=MARKETPLACE, entries=entries, now=now)
+    refs = {}
+    for merchant_id in merchant_ids:
+        serial = next(bench.invoices)
+        events = receivable_evidence(serial, INVOICE_AMOUNT, now)
+        entries_append(
+            source=MARKETPLACE, entries=[NewEntry(merchant_id, e) for e in events], now=now
+        )
+        refs[merchant_id] = f"INV-{serial}"
+    bench.long_chain = (bench.merchants[long_id], refs[long_id])
+    bench.short_chain = (bench.merchants[short_id], refs[short_id])
+    print(f"history     {history:,} events on one merchant's chain, untimed {_elapsed()}")
+
+
+def _rechecks(chain: tuple[Merchant, str] | None, number: int) -> float:
+    from django.utils import timezone
+
+    from financing.eligibility import verdicts
+
+    assert chain is not None, "_chains_for_rechecks runs first"
+    merchant, ref = chain
+    today = timezone.now().date()
+    started = perf_counter()
+    for _ in range(number):
+        [verdict] = verdicts(merchant, today, [ref])
+    seconds = perf_counter() - started
+    if not verdict.eligible:  # a refusal takes another path: this would measure something else
+        raise RuntimeError(f"the bench's receivable {ref} is not fundable: {verdict.codes}")
+    return seconds
+
+
+def _rechecks_long_chain(bench: Bench, number: int, tag: str) -> float:
+    return _rechecks(bench.long_chain, number)
+
+
+def _rechecks_short_chain(bench: Bench, number: int, tag: str) -> float:
+    return _rechecks(bench.short_chain, number)
+
+
 FIGURES: list[Measured] = [
     Measured(
         label="1 journal transfers (journal_post + entry_append, 1 tx each)",
@@ -787,6 +872,17 @@ FIGURES: list[Measured] = [
         baselines=(Baseline("a: raw SQL, 2 UPDATEs + 1 INSERT per table", _disbursements_raw),),
         target_rate=TARGET_DISBURSEMENT_RATE,
         target_ratio=None,
+    ),
+    Measured(
+        label="3 evidence re-checks of one receivable (verdicts), merchant with a long chain",
+        unit="checks/s",
+        load=lambda sizes: sizes.rechecks,
+        run=_rechecks_long_chain,
+        baselines=(
+            Baseline("a: the same, a chain of the receivable's evidence", _rechecks_short_chain),
+        ),
+        target_rate=None,
+        target_ratio=TARGET_LONG_CHAIN_RATIO,
     ),
 ]
 
@@ -821,7 +917,7 @@ def _rows(measured: Measured, figure: Figure, baselines: list[Figure]) -> list[R
     return rows
 
 
-# --- 3. journal transfers in several processes ------------------------------------------------
+# --- 4. journal transfers in several processes ------------------------------------------------
 
 
 def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
@@ -835,7 +931,7 @@ def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
 
     ledger = ledger_create(PEER_ACCOUNTS)
     label = f"random pairs of {PEER_ACCOUNTS} accounts, {sizes.process_seconds:g} s each"
-    several = Figure(f"3 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
+    several = Figure(f"4 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
     one = Figure("  baseline: the same transfers, 1 process", "transfers/s")
     for rep in range(1, repeat + 1):
         for figure, procs in ((several, PROCESSES), (one, 1)):
