@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from financing.assigned_on_chain import assignment_refs
 from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
@@ -133,7 +133,34 @@ def verdicts(
     debtor exposure do not count against it. Refs the merchant has no invoice for are left out;
     the caller reports them.
     """
-    evidence = _evidence_load(merchant, today, refs, holder)
+    invoices = _invoices_of(merchant)
+    if refs is not None:
+        invoices = invoices.filter(ref__in=list(refs))
+    return _verdicts(merchant, today, invoices, holder)
+
+
+def open_verdicts(merchant: Merchant, today: date) -> list[Verdict]:
+    """Verdicts for the merchant's receivables that may be fundable today: unpaid, uncredited
+    and due after today.
+
+    Every other receivable fails a rule on its invoice's own columns (PAID, CREDITED, PAST_DUE
+    or TOO_CLOSE_TO_DUE, whose minimum is a day), so whether it is eligible needs no evidence,
+    and a merchant's history of paid invoices costs nothing here. A verdict does not depend on
+    which other invoices are judged with it (the evidence of their orders, holders and debtors
+    is read whole), so these are the verdicts ``verdicts`` gives the same invoices.
+    """
+    candidates = _invoices_of(merchant).filter(paid_minor=0, credited_minor=0, due_date__gt=today)
+    return _verdicts(merchant, today, candidates, None)
+
+
+def _invoices_of(merchant: Merchant) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(merchant=merchant).order_by("due_date", "ref")
+
+
+def _verdicts(
+    merchant: Merchant, today: date, invoices: QuerySet[Invoice], holder: Advance | None
+) -> list[Verdict]:
+    evidence = _evidence_load(merchant, today, invoices, holder)
     # An invoice without its receivable row is mid-rebuild (rebuild_projections replaces both
     # in one transaction, so only a reader inside it could see that); it is not judged.
     return [
@@ -144,11 +171,8 @@ def verdicts(
 
 
 def _evidence_load(
-    merchant: Merchant, today: date, refs: Sequence[str] | None, holder: Advance | None
+    merchant: Merchant, today: date, invoice_qs: QuerySet[Invoice], holder: Advance | None
 ) -> _Evidence:
-    invoice_qs = Invoice.objects.filter(merchant=merchant).order_by("due_date", "ref")
-    if refs is not None:
-        invoice_qs = invoice_qs.filter(ref__in=list(refs))
     invoices = {invoice.ref: invoice for invoice in invoice_qs}
     order_refs = {invoice.order_ref for invoice in invoices.values() if invoice.order_ref}
     receivables, twins = _receivables_with_twins(merchant, invoices)

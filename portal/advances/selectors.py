@@ -16,8 +16,8 @@ from django.db.models import Count, F, QuerySet
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from financing.eligibility import Verdict, verdicts
-from financing.models import Advance, Assignment, LineAllocation
+from financing.eligibility import Verdict, open_verdicts
+from financing.models import Advance, Assignment, LineAllocation, Receivable
 from financing.services.requests import AdvanceQuote
 from financing.settlement_selectors import ReserveRelease, repayment_history
 from merchants.models import Merchant
@@ -33,9 +33,11 @@ class Fundable:
 
 def fundable_receivables(*, merchant: Merchant, today: date) -> Fundable:
     """Return the merchant's invoices that can be financed today, soonest due first."""
-    judged = verdicts(merchant, today)
-    eligible = sorted((v for v in judged if v.eligible), key=lambda v: (v.due_date, v.ref))
-    return Fundable(verdicts=tuple(eligible), not_fundable=len(judged) - len(eligible))
+    eligible = sorted(
+        (v for v in open_verdicts(merchant, today) if v.eligible), key=lambda v: (v.due_date, v.ref)
+    )
+    receivables = Receivable.objects.filter(merchant=merchant).count()
+    return Fundable(verdicts=tuple(eligible), not_fundable=receivables - len(eligible))
 
 
 def advances_for_merchant(*, merchant: Merchant) -> QuerySet[Advance]:

@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from financing.accounts import recourse_owed
 from financing.books.models import Account
-from financing.eligibility import verdicts
+from financing.eligibility import open_verdicts
 from financing.models import (
     Advance,
     Assignment,
@@ -103,7 +103,7 @@ def dashboard_figures(*, merchant: Merchant, today: date) -> list[CurrencyFigure
     for currency, line in facilities.items():
         of(currency).room_minor = max(line.limit_minor - line.committed_minor, 0)
         of(currency).limit_minor = line.limit_minor
-    for verdict in verdicts(merchant, today):
+    for verdict in open_verdicts(merchant, today):  # only eligible ones count
         facility = facilities.get(verdict.currency)
         if verdict.eligible and facility is not None:
             row = of(verdict.currency)

@@ -38,10 +38,13 @@ baselines:
    (6 statements).
 
 3. the evidence re-check of one receivable (``verdicts``, as every quote, request and approval
-   runs it) for a merchant whose chain holds LONG_CHAIN events (order history, appended
-   untimed before the run) against baseline a: the same check for a merchant whose chain holds
-   only the receivable's evidence. Its history must not slow it: target at least 90 %.
-4. journal transfers in PROCESSES processes against the same transfers in one.
+   runs it) for a merchant with a long history (``Sizes.long_chain`` events on its chain: orders
+   and their invoices, long past due, appended untimed before the run) against baseline a: the
+   same check for a merchant whose chain holds only the receivable's evidence. Its history must
+   not slow it: target at least 90 %.
+4. the portal dashboard's figures (``dashboard_figures``: what may be financed now, what is
+   outstanding, reserves, recourse, suspense) for the same two merchants, same target.
+5. journal transfers in PROCESSES processes against the same transfers in one.
 Each figure is the median of the repetitions; measured and baseline runs alternate inside every
 repetition so that noise on a shared machine hits all of them. The targets are printed, not
 asserted; the exit status is non-zero only when ``books_verify`` or ``ledger_verify`` finds a
@@ -61,7 +64,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from itertools import count
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -77,6 +80,7 @@ from tests.bench._setup import (
     merchants_create,
     receivable_evidence,
     repayment_event,
+    statistics_gather,
     table_print,
     verdict,
 )
@@ -87,6 +91,7 @@ if TYPE_CHECKING:
 
     from financing.books.models import Account
     from financing.models import Advance
+    from ledger.events import ValidEvent
     from merchants.models import Merchant
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chainfin_bench_books"
@@ -166,11 +171,11 @@ class Sizes:
     # A disbursement is some 40 queries, and its receivable and request take as long again to
     # set up (untimed): fewer of them keep the full run within 3 minutes.
     disbursements: Load
-    # Figure 3: evidence re-checks, and the events of the long chain's history.
+    # Figures 3 and 4: re-checks and dashboards each, and the events of the long history.
     rechecks: Load
     long_chain: int
 
-    # Figure 4: seconds each process count runs for, per repetition.
+    # Figure 5: seconds each process count runs for, per repetition.
     process_seconds: float
 
 
@@ -190,7 +195,7 @@ QUICK = Sizes(
     long_chain=10_000,
     process_seconds=1.0,
 )
-# Figure 4: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
+# Figure 5: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
 PROCESSES = 4
 PEER_ACCOUNTS = 50
 
@@ -211,7 +216,7 @@ class Bench:
     invoices: count[int] = field(default_factory=lambda: count(1))
     # Ids of every advance disbursed so far, for the baseline to copy.
     disbursed: list[int] = field(default_factory=list)
-    # Figure 3: (merchant, its one fundable invoice) with a long chain, and with a short one.
+    # Figures 3 and 4: (merchant, its one fundable invoice), long history and short.
     long_chain: tuple[Merchant, str] | None = None
     short_chain: tuple[Merchant, str] | None = None
 
@@ -257,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench = _bench_create(sizes.merchants)
     _clones_create()
-    _chains_for_rechecks(bench, sizes.long_chain)
+    _histories_create(bench, sizes.long_chain)
     for measured in FIGURES:
         warm_up = measured.load(sizes).warm_up
         measured.run(bench, warm_up, "warm")
@@ -785,34 +790,23 @@ def _insert_sql(table: str, columns: Sequence[str], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)}"
 
 
-# --- 3. the evidence re-check, long chain and short ----------------------------------------------
+# --- 3 and 4. a long history and a short one ----------------------------------------------
 
 
-def _chains_for_rechecks(bench: Bench, history: int) -> None:
+def _histories_create(bench: Bench, history: int) -> None:
     """Two merchants (with their own history, no advances) and a fundable invoice each: the
-    first with ``history`` order events before it, appended untimed as the marketplace would."""
+    first with ``history`` events before it, orders and their invoices long past due, appended
+    untimed as the marketplace would."""
     from django.utils import timezone
 
-    from ledger.events import event_parse, format_timestamp
     from ledger.services import NewEntry, entries_append
 
     now = timezone.now()
-    occurred = format_timestamp(now - timedelta(days=60))
     long_id, short_id = merchant_ids = bench.merchant_ids[:2]
-    for start in range(0, history, 1_000):
-        orders = [
-            event_parse(
-                {
-                    "type": "order.placed",
-                    "ref": f"HIST-{n:09d}",
-                    "occurred_at": occurred,
-                    "data": {"currency": "EUR", "amount": "10.00"},
-                }
-            )
-            for n in range(start, min(start + 1_000, history))
-        ]
-        entries = [NewEntry(long_id, event) for event in orders]
-        entries_append(source=MARKETPLACE, entries=entries, now=now)
+    for start in range(0, history // 2, 500):
+        sales = range(start, min(start + 500, history // 2))
+        events = [event for n in sales for event in _past_sale(n, now)]
+        entries_append(source=MARKETPLACE, entries=[NewEntry(long_id, e) for e in events], now=now)
     refs = {}
     for merchant_id in merchant_ids:
         serial = next(bench.invoices)
@@ -823,32 +817,69 @@ def _chains_for_rechecks(bench: Bench, history: int) -> None:
         refs[merchant_id] = f"INV-{serial}"
     bench.long_chain = (bench.merchants[long_id], refs[long_id])
     bench.short_chain = (bench.merchants[short_id], refs[short_id])
+    statistics_gather()  # as autovacuum would after so many rows (it is off on this machine)
     print(f"history     {history:,} events on one merchant's chain, untimed {_elapsed()}")
 
 
-def _rechecks(chain: tuple[Merchant, str] | None, number: int) -> float:
-    from django.utils import timezone
+def _past_sale(n: int, now: datetime) -> list[ValidEvent]:
+    """An order of history and its invoice, issued 90 days ago and due 60 days ago."""
+    from ledger.events import event_parse, format_timestamp
 
+    order, amount = f"HIST-ORD-{n:09d}", "10.00"
+    issued = (now - timedelta(days=90)).date()
+    invoice = {
+        "currency": "EUR",
+        "amount": amount,
+        "order_ref": order,
+        "issue_date": issued.isoformat(),
+        "due_date": (issued + timedelta(days=30)).isoformat(),
+        "debtor": {"kind": "marketplace", "name": "Bench Marketplace"},
+    }
+    occurred = format_timestamp(now - timedelta(days=90))
+    return [
+        event_parse({"type": type_, "ref": ref, "occurred_at": occurred, "data": data})
+        for type_, ref, data in (
+            ("order.placed", order, {"currency": "EUR", "amount": amount}),
+            ("invoice.issued", f"HIST-INV-{n:09d}", invoice),
+        )
+    ]
+
+
+def _for_merchant(
+    page: Callable[[Merchant, str, date], None], history: str
+) -> Callable[..., float]:
+    """A figure's run: ``page`` ``number`` times, for the merchant of ``history`` ("long_chain"
+    or "short_chain") and its fundable invoice."""
+
+    def run(bench: Bench, number: int, tag: str) -> float:
+        from django.utils import timezone
+
+        chosen = getattr(bench, history)
+        assert chosen is not None, "_histories_create runs first"
+        merchant, ref = chosen
+        today = timezone.now().date()
+        started = perf_counter()
+        for _ in range(number):
+            page(merchant, ref, today)
+        return perf_counter() - started
+
+    return run
+
+
+def _recheck(merchant: Merchant, ref: str, today: date) -> None:
     from financing.eligibility import verdicts
 
-    assert chain is not None, "_chains_for_rechecks runs first"
-    merchant, ref = chain
-    today = timezone.now().date()
-    started = perf_counter()
-    for _ in range(number):
-        [verdict] = verdicts(merchant, today, [ref])
-    seconds = perf_counter() - started
+    [verdict] = verdicts(merchant, today, [ref])
     if not verdict.eligible:  # a refusal takes another path: this would measure something else
         raise RuntimeError(f"the bench's receivable {ref} is not fundable: {verdict.codes}")
-    return seconds
 
 
-def _rechecks_long_chain(bench: Bench, number: int, tag: str) -> float:
-    return _rechecks(bench.long_chain, number)
+def _dashboard(merchant: Merchant, ref: str, today: date) -> None:
+    from portal.dashboard.selectors import dashboard_figures
 
-
-def _rechecks_short_chain(bench: Bench, number: int, tag: str) -> float:
-    return _rechecks(bench.short_chain, number)
+    [eur] = dashboard_figures(merchant=merchant, today=today)
+    if eur.eligible_count != 1:  # the one fundable receivable: else this measures another page
+        raise RuntimeError(f"the dashboard finds {eur.eligible_count} fundable receivables, not 1")
 
 
 FIGURES: list[Measured] = [
@@ -877,9 +908,25 @@ FIGURES: list[Measured] = [
         label="3 evidence re-checks of one receivable (verdicts), merchant with a long chain",
         unit="checks/s",
         load=lambda sizes: sizes.rechecks,
-        run=_rechecks_long_chain,
+        run=_for_merchant(_recheck, "long_chain"),
         baselines=(
-            Baseline("a: the same, a chain of the receivable's evidence", _rechecks_short_chain),
+            Baseline(
+                "a: the same, a chain of the receivable's evidence",
+                _for_merchant(_recheck, "short_chain"),
+            ),
+        ),
+        target_rate=None,
+        target_ratio=TARGET_LONG_CHAIN_RATIO,
+    ),
+    Measured(
+        label="4 portal dashboard figures (dashboard_figures), merchant with a long history",
+        unit="pages/s",
+        load=lambda sizes: sizes.rechecks,
+        run=_for_merchant(_dashboard, "long_chain"),
+        baselines=(
+            Baseline(
+                "a: the same, a merchant without history", _for_merchant(_dashboard, "short_chain")
+            ),
         ),
         target_rate=None,
         target_ratio=TARGET_LONG_CHAIN_RATIO,
@@ -917,7 +964,7 @@ def _rows(measured: Measured, figure: Figure, baselines: list[Figure]) -> list[R
     return rows
 
 
-# --- 4. journal transfers in several processes ------------------------------------------------
+# --- 5. journal transfers in several processes ------------------------------------------------
 
 
 def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
@@ -931,7 +978,7 @@ def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
 
     ledger = ledger_create(PEER_ACCOUNTS)
     label = f"random pairs of {PEER_ACCOUNTS} accounts, {sizes.process_seconds:g} s each"
-    several = Figure(f"4 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
+    several = Figure(f"5 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
     one = Figure("  baseline: the same transfers, 1 process", "transfers/s")
     for rep in range(1, repeat + 1):
         for figure, procs in ((several, PROCESSES), (one, 1)):
