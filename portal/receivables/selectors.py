@@ -7,12 +7,13 @@ merchant finds nothing here, which the views turn into a 404.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from financing.eligibility import Verdict, verdicts
-from financing.models import Assignment
+from financing.eligibility import Verdict, open_verdicts, verdicts
+from financing.models import Assignment, Receivable
 from financing.selectors import EvidenceEntry, invoice_evidence
 from ledger.exceptions import EntryNotSequenced, ProofUnavailable
 from ledger.log.proofs import inclusion_proof
@@ -47,6 +48,19 @@ class ReceivableRow:
 
 
 @dataclass(frozen=True)
+class ListedReceivable:
+    """A receivable as the list orders and filters it, before it is judged to be shown."""
+
+    invoice: Invoice
+    status: str
+    eligible: bool
+
+    @property
+    def ref(self) -> str:
+        return self.invoice.ref
+
+
+@dataclass(frozen=True)
 class ReceivableFilter:
     status: str = ""
     eligible: bool | None = None
@@ -68,13 +82,17 @@ def _status(invoice: Invoice, assignment_status: str | None) -> str:
 
 def receivables_for_merchant(
     *, merchant: Merchant, today: date, filters: ReceivableFilter
-) -> list[ReceivableRow]:
-    """Return the merchant's receivables with today's verdicts, by due date, filtered.
+) -> list[ListedReceivable]:
+    """Return the merchant's receivables by due date, filtered, each knowing whether it can be
+    financed today; ``receivables_judged`` gives the verdicts of those shown.
 
+    Only the open ones are judged here (``open_verdicts``): every other one cannot be financed
+    on its invoice's own columns, so a merchant's history of paid invoices costs no evidence.
     A receivable's latest assignment decides whether it is requested, financed or paid.
     """
-    judged = verdicts(merchant, today)
-    invoices = {i.ref: i for i in Invoice.objects.filter(merchant=merchant)}
+    fundable = {v.ref for v in open_verdicts(merchant, today) if v.eligible}
+    # Invoices without their receivable row are mid-rebuild; the verdicts leave them out too.
+    judged = set(Receivable.objects.filter(merchant=merchant).values_list("ref", flat=True))
     latest: dict[str, str] = {}
     for ref, status in (
         Assignment.objects.filter(merchant=merchant)
@@ -84,17 +102,31 @@ def receivables_for_merchant(
         if status != Assignment.Status.RELEASED:
             latest[ref] = status
     rows = [
-        ReceivableRow(
-            verdict=v, invoice=invoices[v.ref], status=_status(invoices[v.ref], latest.get(v.ref))
+        ListedReceivable(
+            invoice=invoice,
+            status=_status(invoice, latest.get(invoice.ref)),
+            eligible=invoice.ref in fundable,
         )
-        for v in judged
-        if v.ref in invoices
+        for invoice in Invoice.objects.filter(merchant=merchant).order_by("due_date", "ref")
+        if invoice.ref in judged
     ]
     return [row for row in rows if _matches(row, filters)]
 
 
-def _matches(row: ReceivableRow, filters: ReceivableFilter) -> bool:
-    due = row.verdict.due_date
+def receivables_judged(
+    *, merchant: Merchant, today: date, listed: Sequence[ListedReceivable]
+) -> list[ReceivableRow]:
+    """The verdicts of ``listed`` (a page of the list), for what stands in their way."""
+    judged = {v.ref: v for v in verdicts(merchant, today, [row.ref for row in listed])}
+    return [
+        ReceivableRow(verdict=judged[row.ref], invoice=row.invoice, status=row.status)
+        for row in listed
+        if row.ref in judged
+    ]
+
+
+def _matches(row: ListedReceivable, filters: ReceivableFilter) -> bool:
+    due = row.invoice.due_date
     return (
         (not filters.status or row.status == filters.status)
         and (filters.eligible is None or row.eligible == filters.eligible)

@@ -15,6 +15,7 @@ from portal.receivables.selectors import (
     receivable_filter_from,
     receivable_receipt,
     receivables_for_merchant,
+    receivables_judged,
 )
 
 PAGE_SIZE = 25
@@ -24,17 +25,17 @@ PAGE_SIZE = 25
 def receivable_list(request: HttpRequest) -> HttpResponse:
     portal = portal_context(request)
     filters = receivable_filter_from(request.GET)
-    rows = receivables_for_merchant(
-        merchant=portal.merchant, today=timezone.localdate(), filters=filters
-    )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    listed = receivables_for_merchant(merchant=portal.merchant, today=today, filters=filters)
+    page = Paginator(listed, PAGE_SIZE).get_page(request.GET.get("page"))
+    shown = receivables_judged(merchant=portal.merchant, today=today, listed=list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "portal": portal,
         "nav": "receivables",
         "page": page,
-        "rows": [(row, reasons_in_words(row.verdict)) for row in page.object_list],
+        "rows": [(row, reasons_in_words(row.verdict)) for row in shown],
         "filters": filters,
         "statuses": Status.ALL,
         "query": query.urlencode(),

@@ -1,5 +1,6 @@
-"""Issue 13: the portal's dashboard and its list of fundable invoices judge only the invoices
-that may be fundable today, so a merchant's history of paid invoices does not slow them."""
+"""Issue 13: the portal's dashboard, its lists of receivables and of fundable invoices judge only
+the invoices that may be fundable today (and the page shown), so a merchant's history of paid
+invoices does not slow them, and they say what judging every invoice says."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import pytest
 from financing.eligibility import Code, open_verdicts, verdicts
 from financing.models import Facility
 from portal.advances.selectors import fundable_receivables
+from portal.receivables.selectors import (
+    ReceivableFilter,
+    receivables_for_merchant,
+    receivables_judged,
+)
 from tests.financing.conftest import Trade
 
 pytestmark = [pytest.mark.django_db]
@@ -63,3 +69,22 @@ def test_the_list_of_fundable_invoices_still_counts_every_other_one(
 
     assert [v.ref for v in fundable.verdicts] == [history["eligible"]]
     assert fundable.not_fundable == len(every) - 1
+
+
+def test_the_receivables_list_says_what_judging_every_invoice_says(
+    trade: Trade, history: dict[str, str], today: date
+) -> None:
+    every = {v.ref: v for v in verdicts(trade.merchant, today)}
+
+    listed = receivables_for_merchant(
+        merchant=trade.merchant, today=today, filters=ReceivableFilter()
+    )
+    shown = receivables_judged(merchant=trade.merchant, today=today, listed=listed[2:5])
+
+    assert [row.ref for row in listed] == list(every)  # by due date, then ref
+    assert {row.ref: row.eligible for row in listed} == {r: v.eligible for r, v in every.items()}
+    assert [row.verdict for row in shown] == [every[row.ref] for row in listed[2:5]]
+    fundable = receivables_for_merchant(
+        merchant=trade.merchant, today=today, filters=ReceivableFilter(eligible=True)
+    )
+    assert [row.ref for row in fundable] == [history["eligible"]]
