@@ -149,8 +149,13 @@ def open_verdicts(merchant: Merchant, today: date) -> list[Verdict]:
     which other invoices are judged with it (the evidence of their orders, holders and debtors
     is read whole), so these are the verdicts ``verdicts`` gives the same invoices.
     """
-    candidates = _invoices_of(merchant).filter(paid_minor=0, credited_minor=0, due_date__gt=today)
-    return _verdicts(merchant, today, candidates, None)
+    return _verdicts(merchant, today, open_invoices(merchant, today), None)
+
+
+def open_invoices(merchant: Merchant, today: date) -> QuerySet[Invoice]:
+    """The merchant's invoices unpaid, uncredited and due after ``today``, by due date: found
+    by the (merchant, due date) index, not among every invoice the merchant ever issued."""
+    return _invoices_of(merchant).filter(paid_minor=0, credited_minor=0, due_date__gt=today)
 
 
 def _invoices_of(merchant: Merchant) -> QuerySet[Invoice]:

@@ -4,11 +4,12 @@ invoices does not slow them, and they say what judging every invoice says."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from django.db import connection
 
-from financing.eligibility import Code, open_verdicts, verdicts
+from financing.eligibility import Code, open_invoices, open_verdicts, verdicts
 from financing.models import Facility
 from portal.advances.selectors import fundable_receivables
 from portal.receivables.selectors import (
@@ -88,3 +89,21 @@ def test_the_receivables_list_says_what_judging_every_invoice_says(
         merchant=trade.merchant, today=today, filters=ReceivableFilter(eligible=True)
     )
     assert [row.ref for row in fundable] == [history["eligible"]]
+
+
+@pytest.mark.postgres
+def test_the_open_invoices_are_found_by_due_date_not_among_the_whole_history(
+    trade: Trade, today: date
+) -> None:
+    issued = today - timedelta(days=90)
+    for n in range(1_000):  # invoices long past due, as a merchant's history piles up
+        trade.order(f"ORD-OLD-{n}", "10.00")
+        trade.invoice(f"INV-OLD-{n}", f"ORD-OLD-{n}", "10.00", due_in_days=-60, issue_date=issued)
+    [fundable] = trade.fundable(1)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ledger_invoice")
+
+    plan = open_invoices(trade.merchant, today).explain()
+
+    assert "invoice_due_idx" in plan, plan
+    assert [i.ref for i in open_invoices(trade.merchant, today)] == [fundable]
