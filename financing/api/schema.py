@@ -330,7 +330,9 @@ _READ_ERRORS = {
 ADVANCE_GET: dict[str, Any] = {
     "operation_id": "advance_detail",
     "summary": "One of your advances, with its status and receivables",
-    "parameters": [ref_parameter("ref", "adv_…", OpenApiParameter.PATH)],
+    # The pattern, as for accept and withdraw: "quote" is no ref but the sibling POST-only path
+    # (schemathesis drew it from the code's strings and got that path's 405).
+    "parameters": _REF_PATH,
     "responses": {
         200: AdvanceSerializer,
         (403, PROBLEM): _MERCHANT_KEY,
