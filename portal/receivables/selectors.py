@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.db.models import QuerySet
+
 from financing.eligibility import Verdict, open_verdicts, verdicts
 from financing.models import Assignment, Receivable
 from financing.selectors import EvidenceEntry, invoice_evidence
@@ -91,8 +93,6 @@ def receivables_for_merchant(
     A receivable's latest assignment decides whether it is requested, financed or paid.
     """
     fundable = {v.ref for v in open_verdicts(merchant, today) if v.eligible}
-    # Invoices without their receivable row are mid-rebuild; the verdicts leave them out too.
-    judged = set(Receivable.objects.filter(merchant=merchant).values_list("ref", flat=True))
     latest: dict[str, str] = {}
     for ref, status in (
         Assignment.objects.filter(merchant=merchant)
@@ -107,10 +107,18 @@ def receivables_for_merchant(
             status=_status(invoice, latest.get(invoice.ref)),
             eligible=invoice.ref in fundable,
         )
-        for invoice in Invoice.objects.filter(merchant=merchant).order_by("due_date", "ref")
-        if invoice.ref in judged
+        for invoice in _invoices_judged(merchant)
     ]
     return [row for row in rows if _matches(row, filters)]
+
+
+def _invoices_judged(merchant: Merchant) -> QuerySet[Invoice]:
+    """The merchant's invoices with their receivable rows, by due date: one without is
+    mid-rebuild, and the verdicts leave it out too."""
+    receivables = Receivable.objects.filter(merchant=merchant).values("ref")
+    return Invoice.objects.filter(merchant=merchant, ref__in=receivables).order_by(
+        "due_date", "ref"
+    )
 
 
 def receivables_judged(
