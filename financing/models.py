@@ -390,6 +390,9 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["debtor", "status"], name="assignment_debtor_idx"),
             models.Index(fields=["debtor_key", "status"], name="assignment_debtor_key_idx"),
+            # A receivable's assignments, settled and released ones too (the portal's list
+            # asks for each invoice's latest): the unique constraints cover only live ones.
+            models.Index(fields=["merchant", "invoice_ref"], name="assignment_receivable_idx"),
         ]
 
     def __str__(self) -> str:

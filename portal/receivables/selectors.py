@@ -7,12 +7,12 @@ merchant finds nothing here, which the views turn into a 404.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
-from django.db.models import QuerySet
+from django.db.models import Case, OuterRef, Q, QuerySet, Subquery, Value, When
 
 from financing.eligibility import Verdict, open_verdicts, verdicts
 from financing.models import Assignment, Receivable
@@ -70,54 +70,94 @@ class ReceivableFilter:
     due_to: date | None = None
 
 
-def _status(invoice: Invoice, assignment_status: str | None) -> str:
-    if assignment_status == Assignment.Status.ASSIGNED:
-        return Status.FINANCED
-    if assignment_status == Assignment.Status.HELD:
-        return Status.REQUESTED
-    if invoice.status == Invoice.Status.CREDITED:
-        return Status.CREDITED
-    if invoice.paid_minor or assignment_status == Assignment.Status.SETTLED:
-        return Status.PAID
-    return Status.OPEN
-
-
 def receivables_for_merchant(
     *, merchant: Merchant, today: date, filters: ReceivableFilter
-) -> list[ListedReceivable]:
+) -> ListedReceivables:
     """Return the merchant's receivables by due date, filtered, each knowing whether it can be
     financed today; ``receivables_judged`` gives the verdicts of those shown.
 
     Only the open ones are judged here (``open_verdicts``): every other one cannot be financed
     on its invoice's own columns, so a merchant's history of paid invoices costs no evidence.
-    A receivable's latest assignment decides whether it is requested, financed or paid.
+    The database filters, counts and pages the rest, so a page reads its own rows alone.
     """
-    fundable = {v.ref for v in open_verdicts(merchant, today) if v.eligible}
-    latest: dict[str, str] = {}
-    for ref, status in (
-        Assignment.objects.filter(merchant=merchant)
-        .order_by("id")
-        .values_list("invoice_ref", "status")
-    ):
-        if status != Assignment.Status.RELEASED:
-            latest[ref] = status
-    rows = [
-        ListedReceivable(
+    fundable = frozenset(v.ref for v in open_verdicts(merchant, today) if v.eligible)
+    invoices = _invoices_listed(merchant)
+    if filters.status:
+        invoices = invoices.filter(Q(listed_status=filters.status))  # annotated
+    if filters.eligible is not None:
+        chosen = Q(ref__in=fundable)
+        invoices = invoices.filter(chosen if filters.eligible else ~chosen)
+    if filters.due_from is not None:
+        invoices = invoices.filter(due_date__gte=filters.due_from)
+    if filters.due_to is not None:
+        invoices = invoices.filter(due_date__lte=filters.due_to)
+    return ListedReceivables(invoices, fundable)
+
+
+class ListedReceivables:
+    """The filtered list, counted and cut into pages by the database (a ``Paginator`` takes it):
+    only the rows of a page are read."""
+
+    def __init__(self, invoices: QuerySet[Invoice], fundable: frozenset[str]) -> None:
+        self._invoices, self._fundable = invoices, fundable
+
+    def count(self) -> int:
+        return self._invoices.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    @overload
+    def __getitem__(self, index: int) -> ListedReceivable: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ListedReceivable]: ...
+    def __getitem__(self, index: int | slice) -> ListedReceivable | list[ListedReceivable]:
+        if isinstance(index, slice):
+            return [self._listed(invoice) for invoice in self._invoices[index]]
+        return self._listed(self._invoices[index])
+
+    def __iter__(self) -> Iterator[ListedReceivable]:
+        return (self._listed(invoice) for invoice in self._invoices)
+
+    def _listed(self, invoice: Invoice) -> ListedReceivable:
+        return ListedReceivable(
             invoice=invoice,
-            status=_status(invoice, latest.get(invoice.ref)),
-            eligible=invoice.ref in fundable,
+            status=invoice.listed_status,  # type: ignore[attr-defined]  # _invoices_listed's
+            eligible=invoice.ref in self._fundable,
         )
-        for invoice in _invoices_judged(merchant)
-    ]
-    return [row for row in rows if _matches(row, filters)]
 
 
-def _invoices_judged(merchant: Merchant) -> QuerySet[Invoice]:
-    """The merchant's invoices with their receivable rows, by due date: one without is
-    mid-rebuild, and the verdicts leave it out too."""
+def _invoices_listed(merchant: Merchant) -> QuerySet[Invoice]:
+    """The merchant's invoices with their receivable rows, by due date, each with where it
+    stands (``listed_status``): one without a receivable row is mid-rebuild, and the verdicts
+    leave it out too.
+
+    A receivable's latest assignment that was not released decides whether it is requested,
+    financed or paid; the (merchant, invoice ref) index finds it.
+    """
+    latest = (
+        Assignment.objects.filter(merchant=OuterRef("merchant"), invoice_ref=OuterRef("ref"))
+        .exclude(status=Assignment.Status.RELEASED)
+        .order_by("-id")
+        .values("status")[:1]
+    )
     receivables = Receivable.objects.filter(merchant=merchant).values("ref")
-    return Invoice.objects.filter(merchant=merchant, ref__in=receivables).order_by(
-        "due_date", "ref"
+    return (
+        Invoice.objects.filter(merchant=merchant, ref__in=receivables)
+        .annotate(assignment_status=Subquery(latest))
+        .annotate(
+            listed_status=Case(
+                When(assignment_status=Assignment.Status.ASSIGNED, then=Value(Status.FINANCED)),
+                When(assignment_status=Assignment.Status.HELD, then=Value(Status.REQUESTED)),
+                When(status=Invoice.Status.CREDITED, then=Value(Status.CREDITED)),
+                When(
+                    Q(paid_minor__gt=0) | Q(assignment_status=Assignment.Status.SETTLED),
+                    then=Value(Status.PAID),
+                ),
+                default=Value(Status.OPEN),
+            )
+        )
+        .order_by("due_date", "ref")
     )
 
 
@@ -133,16 +173,6 @@ def receivables_judged(
     ]
 
 
-def _matches(row: ListedReceivable, filters: ReceivableFilter) -> bool:
-    due = row.invoice.due_date
-    return (
-        (not filters.status or row.status == filters.status)
-        and (filters.eligible is None or row.eligible == filters.eligible)
-        and (filters.due_from is None or due >= filters.due_from)
-        and (filters.due_to is None or due <= filters.due_to)
-    )
-
-
 @dataclass(frozen=True)
 class ReceivableDetail:
     row: ReceivableRow
@@ -156,17 +186,10 @@ class ReceivableDetail:
 def receivable_detail(*, merchant: Merchant, ref: str, today: date) -> ReceivableDetail | None:
     """Return one receivable of the merchant with its checked evidence, or None if not theirs."""
     judged = verdicts(merchant, today, [ref])
-    invoice = Invoice.objects.filter(merchant=merchant, ref=ref).first()
+    invoice = _invoices_listed(merchant).filter(ref=ref).first()
     if not judged or invoice is None:
         return None
-    assignment = (
-        Assignment.objects.filter(merchant=merchant, invoice_ref=ref)
-        .exclude(status=Assignment.Status.RELEASED)
-        .order_by("id")
-        .values_list("status", flat=True)
-        .last()
-    )
-    row = ReceivableRow(verdict=judged[0], invoice=invoice, status=_status(invoice, assignment))
+    row = ReceivableRow(verdict=judged[0], invoice=invoice, status=invoice.listed_status)  # type: ignore[attr-defined]
     return ReceivableDetail(
         row=row, evidence=invoice_evidence(merchant_id=merchant.pk, invoice_ref=ref)
     )

@@ -44,7 +44,12 @@ baselines:
    not slow it: target at least 90 %.
 4. the portal dashboard's figures (``dashboard_figures``: what may be financed now, what is
    outstanding, reserves, recourse, suspense) for the same two merchants, same target.
-5. journal transfers in PROCESSES processes against the same transfers in one.
+5. the portal's list of receivables, its first page unfiltered as a merchant opens it
+   (``receivables_for_merchant`` counted and paged as the view does, the page's verdicts by
+   ``receivables_judged``), for the same two merchants: the long history fills the page with
+   invoices long past due, so the two pages differ; no target, the figure shows that the
+   history is counted and paged by the database, not read.
+6. journal transfers in PROCESSES processes against the same transfers in one.
 Each figure is the median of the repetitions; measured and baseline runs alternate inside every
 repetition so that noise on a shared machine hits all of them. Every repetition starts with an
 ``ANALYZE`` (``statistics_gather``), as autovacuum keeps statistics current on a server. The
@@ -173,11 +178,11 @@ class Sizes:
     # A disbursement is some 40 queries, and its receivable and request take as long again to
     # set up (untimed): fewer of them keep the full run within 3 minutes.
     disbursements: Load
-    # Figures 3 and 4: re-checks and dashboards each, and the events of the long history.
+    # Figures 3 to 5: the runs of each, and the events of the long history.
     rechecks: Load
     long_chain: int
 
-    # Figure 5: seconds each process count runs for, per repetition.
+    # Figure 6: seconds each process count runs for, per repetition.
     process_seconds: float
 
 
@@ -197,7 +202,7 @@ QUICK = Sizes(
     long_chain=10_000,
     process_seconds=1.0,
 )
-# Figure 5: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
+# Figure 6: as `make bench-peers` runs Chainfin beside django-hordak (tests/bench/transfers_bench).
 PROCESSES = 4
 PEER_ACCOUNTS = 50
 
@@ -218,7 +223,7 @@ class Bench:
     invoices: count[int] = field(default_factory=lambda: count(1))
     # Ids of every advance disbursed so far, for the baseline to copy.
     disbursed: list[int] = field(default_factory=list)
-    # Figures 3 and 4: (merchant, its one fundable invoice), long history and short.
+    # Figures 3 to 5: (merchant, its one fundable invoice), long history and short.
     long_chain: tuple[Merchant, str] | None = None
     short_chain: tuple[Merchant, str] | None = None
 
@@ -887,6 +892,23 @@ def _dashboard(merchant: Merchant, ref: str, today: date) -> None:
         raise RuntimeError(f"the dashboard finds {eur.eligible_count} fundable receivables, not 1")
 
 
+def _receivables_page(merchant: Merchant, ref: str, today: date) -> None:
+    from django.core.paginator import Paginator
+
+    from portal.receivables.selectors import (
+        ReceivableFilter,
+        receivables_for_merchant,
+        receivables_judged,
+    )
+    from portal.receivables.views import PAGE_SIZE
+
+    listed = receivables_for_merchant(merchant=merchant, today=today, filters=ReceivableFilter())
+    page = Paginator(listed, PAGE_SIZE).get_page(1)
+    shown = receivables_judged(merchant=merchant, today=today, listed=list(page.object_list))
+    if not shown or page.paginator.count < len(shown):
+        raise RuntimeError(f"the list shows {len(shown)} of {page.paginator.count} receivables")
+
+
 FIGURES: list[Measured] = [
     Measured(
         label="1 journal transfers (journal_post + entry_append, 1 tx each)",
@@ -936,6 +958,20 @@ FIGURES: list[Measured] = [
         target_rate=None,
         target_ratio=TARGET_LONG_CHAIN_RATIO,
     ),
+    Measured(
+        label="5 portal receivables list, first page, merchant with a long history",
+        unit="pages/s",
+        load=lambda sizes: sizes.rechecks,
+        run=_for_merchant(_receivables_page, "long_chain"),
+        baselines=(
+            Baseline(
+                "a: the same, a merchant without history",
+                _for_merchant(_receivables_page, "short_chain"),
+            ),
+        ),
+        target_rate=None,
+        target_ratio=None,
+    ),
 ]
 
 
@@ -969,7 +1005,7 @@ def _rows(measured: Measured, figure: Figure, baselines: list[Figure]) -> list[R
     return rows
 
 
-# --- 5. journal transfers in several processes ------------------------------------------------
+# --- 6. journal transfers in several processes ------------------------------------------------
 
 
 def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
@@ -983,7 +1019,7 @@ def _transfers_processes(sizes: Sizes, repeat: int) -> list[Row]:
 
     ledger = ledger_create(PEER_ACCOUNTS)
     label = f"random pairs of {PEER_ACCOUNTS} accounts, {sizes.process_seconds:g} s each"
-    several = Figure(f"5 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
+    several = Figure(f"6 journal transfers, {PROCESSES} processes ({label})", "transfers/s")
     one = Figure("  baseline: the same transfers, 1 process", "transfers/s")
     for rep in range(1, repeat + 1):
         for figure, procs in ((several, PROCESSES), (one, 1)):
