@@ -144,7 +144,9 @@ def _invoices_listed(merchant: Merchant) -> QuerySet[Invoice]:
     receivables = Receivable.objects.filter(merchant=merchant).values("ref")
     return (
         Invoice.objects.filter(merchant=merchant, ref__in=receivables)
-        .annotate(assignment_status=Subquery(latest))
+        # alias, not annotate: a column of its own would be looked up for every invoice
+        # before the sort, not for the page's rows after it.
+        .alias(assignment_status=Subquery(latest))
         .annotate(
             listed_status=Case(
                 When(assignment_status=Assignment.Status.ASSIGNED, then=Value(Status.FINANCED)),

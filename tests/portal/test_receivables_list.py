@@ -4,8 +4,10 @@ receivable's standing, the same on the list as on the receivable's own page."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import product
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -175,3 +177,36 @@ def test_an_invoices_latest_assignment_is_found_by_index(scenario: Scenario) -> 
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     assert "assignment_receivable_idx" in plan, plan
+
+
+@pytest.mark.postgres
+def test_a_pages_standing_is_worked_out_for_its_own_rows_alone(trade: Trade) -> None:
+    issued = TODAY - timedelta(days=90)
+    for n in range(3 * PAGE_SIZE):
+        trade.order(f"ORD-OLD-{n}", "10.00")
+        trade.invoice(f"INV-OLD-{n}", f"ORD-OLD-{n}", "10.00", due_in_days=-60, issue_date=issued)
+    with connection.cursor() as cursor:  # as autovacuum would: plans on the tables as they are
+        for table in ("ledger_invoice", "financing_receivable", "financing_assignment"):
+            cursor.execute(f"ANALYZE {table}")
+    listed = receivables_for_merchant(
+        merchant=trade.merchant, today=TODAY, filters=ReceivableFilter()
+    )
+    with CaptureQueriesContext(connection) as queries:
+        listed[:PAGE_SIZE]
+    [paged] = queries.captured_queries
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {paged['sql']}")
+        [[plan]] = cursor.fetchone()
+
+    # A latest-assignment look-up for every invoice before the sort, not for the 25 after it,
+    # made a page of a merchant with 50,000 invoices twice as slow.
+    loops = [node["Actual Loops"] for node in _subplans(plan["Plan"])]
+    assert loops and max(loops) <= PAGE_SIZE, loops
+
+
+def _subplans(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for child in node.get("Plans", []):
+        if child.get("Parent Relationship") == "SubPlan":
+            yield child
+        yield from _subplans(child)
