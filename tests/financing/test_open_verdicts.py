@@ -105,5 +105,5 @@ def test_the_open_invoices_are_found_by_due_date_not_among_the_whole_history(
 
     plan = open_invoices(trade.merchant, today).explain()
 
-    assert "invoice_due_idx" in plan, plan
+    assert "invoice_due_ref_idx" in plan, plan
     assert [i.ref for i in open_invoices(trade.merchant, today)] == [fundable]
