@@ -51,15 +51,20 @@ class ReceivableRow:
 
 @dataclass(frozen=True)
 class ListedReceivable:
-    """A receivable as the list orders and filters it, before it is judged to be shown."""
+    """A receivable as the list orders and filters it, before it is judged to be shown: an open
+    one comes with the verdict that judged it eligible or not (``open_verdicts``)."""
 
     invoice: Invoice
     status: str
-    eligible: bool
+    open_verdict: Verdict | None
 
     @property
     def ref(self) -> str:
         return self.invoice.ref
+
+    @property
+    def eligible(self) -> bool:
+        return self.open_verdict is not None and self.open_verdict.eligible
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,8 @@ def receivables_for_merchant(
     on its invoice's own columns, so a merchant's history of paid invoices costs no evidence.
     The database filters, counts and pages the rest, so a page reads its own rows alone.
     """
-    fundable = frozenset(v.ref for v in open_verdicts(merchant, today) if v.eligible)
+    judged = {verdict.ref: verdict for verdict in open_verdicts(merchant, today)}
+    fundable = [ref for ref, verdict in judged.items() if verdict.eligible]
     invoices = _invoices_listed(merchant)
     if filters.status:
         invoices = invoices.filter(Q(listed_status=filters.status))  # annotated
@@ -91,15 +97,15 @@ def receivables_for_merchant(
         invoices = invoices.filter(due_date__gte=filters.due_from)
     if filters.due_to is not None:
         invoices = invoices.filter(due_date__lte=filters.due_to)
-    return ListedReceivables(invoices, fundable)
+    return ListedReceivables(invoices, judged)
 
 
 class ListedReceivables:
     """The filtered list, counted and cut into pages by the database (a ``Paginator`` takes it):
     only the rows of a page are read."""
 
-    def __init__(self, invoices: QuerySet[Invoice], fundable: frozenset[str]) -> None:
-        self._invoices, self._fundable = invoices, fundable
+    def __init__(self, invoices: QuerySet[Invoice], judged: dict[str, Verdict]) -> None:
+        self._invoices, self._judged = invoices, judged
 
     def count(self) -> int:
         return self._invoices.count()
@@ -123,7 +129,7 @@ class ListedReceivables:
         return ListedReceivable(
             invoice=invoice,
             status=invoice.listed_status,  # type: ignore[attr-defined]  # _invoices_listed's
-            eligible=invoice.ref in self._fundable,
+            open_verdict=self._judged.get(invoice.ref),
         )
 
 
@@ -166,8 +172,12 @@ def _invoices_listed(merchant: Merchant) -> QuerySet[Invoice]:
 def receivables_judged(
     *, merchant: Merchant, today: date, listed: Sequence[ListedReceivable]
 ) -> list[ReceivableRow]:
-    """The verdicts of ``listed`` (a page of the list), for what stands in their way."""
-    judged = {v.ref: v for v in verdicts(merchant, today, [row.ref for row in listed])}
+    """The verdicts of ``listed`` (a page of the list), for what stands in their way: the open
+    ones judged already, the others now (a verdict does not depend on which invoices are
+    judged with it)."""
+    unjudged = [row.ref for row in listed if row.open_verdict is None]
+    judged = {v.ref: v for v in verdicts(merchant, today, unjudged)} if unjudged else {}
+    judged |= {row.ref: row.open_verdict for row in listed if row.open_verdict is not None}
     return [
         ReceivableRow(verdict=judged[row.ref], invoice=row.invoice, status=row.status)
         for row in listed

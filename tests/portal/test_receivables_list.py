@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from financing.eligibility import open_verdicts
+from financing.eligibility import open_verdicts, verdicts
 from financing.models import Assignment
 from financing.services.quotes import advance_withdraw
 from financing.services.requests import advance_request
@@ -24,6 +24,7 @@ from portal.receivables.selectors import (
     Status,
     receivable_detail,
     receivables_for_merchant,
+    receivables_judged,
 )
 from portal.receivables.views import PAGE_SIZE
 from tests.financing.conftest import TODAY, Trade
@@ -230,3 +231,23 @@ def _nodes(node: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, A
             main += child_main
             subplans += child_subplans
     return main, subplans
+
+
+def test_open_receivables_are_judged_once_for_the_list_and_its_page(
+    scenario: Scenario, every_standing: dict[str, str]
+) -> None:
+    every = list(
+        receivables_for_merchant(merchant=scenario.a, today=TODAY, filters=ReceivableFilter())
+    )
+    judged_open = [row for row in every if row.open_verdict is not None]
+    assert judged_open and len(judged_open) < len(every)
+
+    with CaptureQueriesContext(connection) as queries:
+        shown = receivables_judged(merchant=scenario.a, today=TODAY, listed=judged_open)
+    assert not queries.captured_queries  # their verdicts came with the list
+    assert [row.verdict for row in shown] == [row.open_verdict for row in judged_open]
+
+    shown = receivables_judged(merchant=scenario.a, today=TODAY, listed=every)
+    assert {row.ref: row.verdict for row in shown} == {
+        v.ref: v for v in verdicts(scenario.a, TODAY)
+    }
