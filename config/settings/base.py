@@ -153,6 +153,8 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 # First, so the portal's own words win over Django's catalogues (its "Filter" is an admin's).
 LOCALE_PATHS = [BASE_DIR / "portal" / "locale"]
+# English dates as a European merchant reads them (config/formats/en/formats.py says why).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

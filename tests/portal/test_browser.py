@@ -214,11 +214,15 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
     # The advance paid out and part repaid: its stages and the waterfall of the payout.
     page.goto(f"{live_server.url}/portal/advances/{scenario.advance.ref}/")
     assert page.locator(".waterfall-line").count() == 1
+    # All nine columns of the waterfall on a laptop's screen, none scrolled out of sight.
+    wrap = page.locator("#waterfall").locator("xpath=..")
+    assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth")
     _shot(page, "25-advance-repayments")
 
     phone = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
     phone.context.add_cookies(page.context.cookies())
     for name, path in [
+        ("15-advances-phone", "advances/"),
         ("16-advance-phone", f"advances/{scenario.advance.ref}/"),
         ("17-advance-price-phone", f"advances/new/price/?refs={scenario.eligible[0]}"),
     ]:
