@@ -411,6 +411,9 @@ class Witness(models.Model):
     party = models.CharField(max_length=200, help_text="Who runs it: a marketplace, an auditor.")
     registered_at = models.DateTimeField()
 
+    class Meta:
+        verbose_name_plural = "witnesses"
+
     def __str__(self) -> str:
         return f"{self.name} ({self.party})"
 

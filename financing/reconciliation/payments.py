@@ -48,6 +48,7 @@ class PaymentBatch(models.Model):
     control_sum_minor = models.BigIntegerField()
 
     class Meta:
+        verbose_name_plural = "payment batches"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
