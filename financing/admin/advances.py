@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from config.admin_mixins import ReadOnlyAdminMixin
-from financing.admin.formatting import refusal
+from financing.admin.formatting import merchant_cell, refusal
 from financing.admin.writes import object_seen, officer_of
 from financing.exceptions import FinancingError
 from financing.exposure import exposure_read
@@ -130,8 +130,7 @@ class AdvanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Advance]):
 
     @admin.display(description="merchant", ordering="merchant__legal_name")
     def merchant_name(self, advance: Advance) -> str:
-        merchant = advance.merchant
-        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+        return merchant_cell(advance.merchant)
 
     @admin.display(description="due", ordering="due_date")
     def due(self, advance: Advance) -> str:

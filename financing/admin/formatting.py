@@ -12,6 +12,7 @@ from django.utils.safestring import SafeString
 from financing.exceptions import AdvanceRefused, FinancingError
 from financing.services.facilities import FACILITY_TERMS
 from ledger.money import Money
+from merchants.models import Merchant
 
 MONEY_TERMS = ("limit_minor", "checker_threshold_minor")
 _BASIS_POINT_TERMS = (
@@ -21,6 +22,12 @@ _BASIS_POINT_TERMS = (
     "late_fee_rate_bp",
     "late_fee_cap_bp",
 )
+
+
+def merchant_cell(merchant: Merchant) -> SafeString:
+    """A list's merchant column: the legal name, with its public id too on hover (a compact list
+    cuts long names; ``admin/compact_change_list.html``)."""
+    return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
 
 
 def percent_of_bp(bp: int) -> str:

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.bank_statement_jobs import UPLOAD_PERMISSION
-from financing.admin.formatting import refusal
+from financing.admin.formatting import merchant_cell, refusal
 from financing.admin.writes import officer_of, proposal_posted
 from financing.exceptions import FinancingError
 from financing.models import BankStatement, Payment, PaymentBatch, ReconJob, StatementEntry
@@ -147,7 +147,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
 
     list_display = [
         "end_to_end_id",
-        "merchant",
+        "merchant_name",
         "kind",
         "amount",
         "status",
@@ -159,6 +159,11 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
     list_select_related = ["merchant", "bank_account", "batch"]
     search_fields = ["end_to_end_id", "source_key", "merchant__legal_name"]
     actions = ["batch_pain_001_001_09", "batch_pain_001_001_03"]
+    change_list_template = "admin/compact_change_list.html"
+
+    @admin.display(description="merchant", ordering="merchant__legal_name")
+    def merchant_name(self, payment: Payment) -> str:
+        return merchant_cell(payment.merchant)
 
     @admin.display(description="amount")
     def amount(self, payment: Payment) -> str:

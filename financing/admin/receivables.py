@@ -21,6 +21,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
+from financing.admin.formatting import merchant_cell
 from financing.admin.writes import object_seen, officer_of, proposal_posted
 from financing.eligibility import Verdict, verdicts
 from financing.models import Assignment, DuplicateClearance, Receivable
@@ -97,8 +98,7 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
 
     @admin.display(description="merchant", ordering="merchant__legal_name")
     def merchant_name(self, receivable: Receivable) -> str:
-        merchant = receivable.merchant
-        return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+        return merchant_cell(receivable.merchant)
 
     @admin.display(description="debtor")
     def debtor(self, receivable: Receivable) -> str:

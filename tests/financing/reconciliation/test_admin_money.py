@@ -200,3 +200,21 @@ def test_an_officer_uploads_a_status_report(
     assert "rejected: 1" in " ".join(_messages(response))
     assert Payment.objects.get().status == "rejected"
     assert Break.objects.get().kind == "payment_rejected"
+
+
+def test_the_payments_list_is_one_line_a_payment_with_the_merchant_named_in_full_on_hover(
+    merchant: Merchant,
+    officer: User,
+    senior: User,
+    now: datetime,
+    officer_client_factory: Callable[..., Client],
+) -> None:
+    account_active(merchant, officer, senior, now)
+    payment_pending(merchant, now)
+    client = officer_client_factory(officer)
+
+    page = client.get(reverse("admin:financing_payment_changelist")).content.decode()
+
+    assert f'<span title="{merchant}">{merchant.legal_name}</span>' in page
+    assert "white-space: nowrap" in page  # the compact list: one line a row
+    assert 'id="nav-sidebar"' not in page  # the list has the screen's width
