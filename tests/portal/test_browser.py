@@ -217,6 +217,11 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
     # All nine columns of the waterfall on a laptop's screen, none scrolled out of sight.
     wrap = page.locator("#waterfall").locator("xpath=..")
     assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth")
+    # The lead figure, what was paid out, reads on one line ("1,584.00 EUR", not "EUR" below).
+    lead = page.locator(".tile--lead .tile__value")
+    lines = "e => { const r = document.createRange(); r.selectNodeContents(e);"
+    lines += " return r.getClientRects().length; }"
+    assert lead.evaluate(lines) == 1, lead.inner_text()
     _shot(page, "25-advance-repayments")
 
     phone = browser.new_page(viewport={"width": 375, "height": 812}, is_mobile=True)
