@@ -34,6 +34,19 @@ def test_home_page_shows_counts_to_staff_only(client, staff_client, populated) -
     assert b"has not been verified yet" in response.content
 
 
+@pytest.mark.django_db
+def test_home_page_leads_each_kind_of_user_to_their_door(client) -> None:
+    page = client.get("/").content.decode()
+
+    for name, url in [
+        ("Merchant portal", reverse("portal:login")),
+        ("Bank officers", reverse("admin:index")),
+        ("Marketplace API", reverse("api-docs")),
+    ]:
+        assert f'href="{url}">{name}</a>' in page
+        assert client.get(url, follow=True).status_code == 200, url
+
+
 def _admin_urls() -> list[str]:
     urls = ["admin:index"]
     for model in admin.site._registry:
