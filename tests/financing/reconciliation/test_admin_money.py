@@ -122,15 +122,19 @@ def test_an_auditor_may_watch_but_not_upload(
         assert client.get(reverse(f"admin:{name}")).status_code == 403
 
 
+@pytest.fixture
+def pending_payment(merchant: Merchant, officer: User, senior: User, now: datetime) -> Payment:
+    """A payment waiting for a payment file, to the merchant's confirmed bank account."""
+    account_active(merchant, officer, senior, now)
+    return payment_pending(merchant, now)
+
+
 def test_the_payment_action_writes_a_file_to_download(
-    merchant: Merchant,
     officer: User,
-    senior: User,
-    now: datetime,
+    pending_payment: Payment,
     officer_client_factory: Callable[..., Client],
 ) -> None:
-    account_active(merchant, officer, senior, now)
-    payment = payment_pending(merchant, now)
+    payment = pending_payment
     client = officer_client_factory(officer)
 
     response = client.post(
@@ -150,15 +154,12 @@ def test_the_payment_action_writes_a_file_to_download(
 
 
 def test_an_auditor_neither_writes_nor_downloads_payment_files(
-    merchant: Merchant,
     officer: User,
-    senior: User,
     auditor: User,
-    now: datetime,
+    pending_payment: Payment,
     officer_client_factory: Callable[..., Client],
 ) -> None:
-    account_active(merchant, officer, senior, now)
-    payment = payment_pending(merchant, now)
+    payment = pending_payment
     client = officer_client_factory(auditor)
     client.post(
         reverse("admin:financing_payment_changelist"),
@@ -176,14 +177,11 @@ def test_an_auditor_neither_writes_nor_downloads_payment_files(
 
 
 def test_an_officer_uploads_a_status_report(
-    merchant: Merchant,
     officer: User,
-    senior: User,
-    now: datetime,
+    pending_payment: Payment,
     officer_client_factory: Callable[..., Client],
 ) -> None:
-    account_active(merchant, officer, senior, now)
-    payment = payment_pending(merchant, now)
+    payment = pending_payment
     client = officer_client_factory(officer)
     client.post(
         reverse("admin:financing_payment_changelist"),
@@ -205,12 +203,9 @@ def test_an_officer_uploads_a_status_report(
 def test_the_payments_list_is_one_line_a_payment_with_the_merchant_named_in_full_on_hover(
     merchant: Merchant,
     officer: User,
-    senior: User,
-    now: datetime,
+    pending_payment: Payment,
     officer_client_factory: Callable[..., Client],
 ) -> None:
-    account_active(merchant, officer, senior, now)
-    payment_pending(merchant, now)
     client = officer_client_factory(officer)
 
     page = client.get(reverse("admin:financing_payment_changelist")).content.decode()
