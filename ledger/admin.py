@@ -46,6 +46,7 @@ class ChainAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Chain]):
 @admin.register(Entry)
 class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Entry]):
     list_display = ["chain", "seq", "type", "external_ref", "source", "occurred_at", "short_hash"]
+    change_list_template = "admin/compact_change_list.html"
     list_filter = ["type", "source"]
     search_fields = ["external_ref", "hash", "chain__merchant__public_id"]
     list_select_related = ["chain__merchant"]

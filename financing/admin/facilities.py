@@ -138,6 +138,7 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
     ]
     list_filter = ["active", "currency"]
     list_select_related = ["merchant"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["merchant__legal_name", "merchant__public_id"]
     autocomplete_fields = ["merchant"]
 
@@ -271,7 +272,7 @@ class FacilityAdmin(ServiceSaveAdmin[Facility]):
 
 @admin.register(FacilityChange)
 class FacilityChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[FacilityChange]):
-    list_display = ["changed_at", "facility", "officers", "reason", "diff"]
+    list_display = ["changed_at", "facility_name", "officers", "reason", "diff"]
     list_filter = ["facility__currency"]
     list_select_related = ["facility__merchant", "officer", "proposal__decided_by"]
     search_fields = ["facility__merchant__legal_name", "reason", "officer__username"]
@@ -281,6 +282,10 @@ class FacilityChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[FacilityChange]):
     @admin.display(description="proposed, confirmed by")
     def officers(self, change: FacilityChange) -> str:
         return _officers(change)
+
+    @admin.display(description="facility", ordering="facility__merchant__legal_name")
+    def facility_name(self, change: FacilityChange) -> str:
+        return str(change.facility)  # as a method, not the foreign key: it may wrap (a long name)
 
     @admin.display(description="what changed")
     def diff(self, change: FacilityChange) -> SafeString:

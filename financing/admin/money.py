@@ -141,6 +141,20 @@ class BankAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[BankAccount]):
         )
 
 
+# A word per kind and status in the list, the whole label on hover: a row then fits a laptop.
+_KIND_WORD: dict[str, str] = {
+    Payment.Kind.DISBURSEMENT: "Disbursement",
+    Payment.Kind.RELEASE: "Release",
+}
+_STATUS_WORD: dict[str, str] = {
+    Payment.Status.PENDING: "Pending",
+    Payment.Status.BATCHED: "In a file",
+    Payment.Status.ACCEPTED: "Accepted",
+    Payment.Status.REJECTED: "Rejected",
+    Payment.Status.BOOKED: "Booked",
+}
+
+
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
     """Money owed to merchants by credit transfer; select pending ones to write a file."""
@@ -148,9 +162,9 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
     list_display = [
         "end_to_end_id",
         "merchant_name",
-        "kind",
+        "kind_word",
         "amount",
-        "status",
+        "status_word",
         "account",
         "batch",
         "created_at",
@@ -168,6 +182,16 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
     @admin.display(description="amount")
     def amount(self, payment: Payment) -> str:
         return Money.display(payment.amount_minor, payment.currency)
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_word(self, payment: Payment) -> str:
+        label = Payment.Kind(payment.kind).label
+        return format_html('<span title="{}">{}</span>', label, _KIND_WORD[payment.kind])
+
+    @admin.display(description="status", ordering="status")
+    def status_word(self, payment: Payment) -> str:
+        label = Payment.Status(payment.status).label
+        return format_html('<span title="{}">{}</span>', label, _STATUS_WORD[payment.status])
 
     @admin.display(description="account")
     def account(self, payment: Payment) -> str:

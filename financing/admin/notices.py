@@ -120,10 +120,10 @@ class AssignmentNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[AssignmentNotic
         "attempts",
         "last_error",
         "created_at",
-        "delivered_at",
     ]
     list_filter = ["status", "channel", "waiting", "marketplace"]
     list_select_related = ["advance", "debtor"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["advance__ref", "debtor__name", "debtor__email", "marketplace__code"]
     inlines = [NoticeAttemptInline]
     actions = ["resend"]

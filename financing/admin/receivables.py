@@ -23,7 +23,7 @@ from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
 from financing.admin.formatting import merchant_cell
 from financing.admin.writes import object_seen, officer_of, proposal_posted
-from financing.eligibility import Verdict, verdicts
+from financing.eligibility import Code, Verdict, verdicts
 from financing.models import Assignment, DuplicateClearance, Receivable
 from financing.services.duplicates import duplicate_clear_propose
 from ledger.money import Money
@@ -50,7 +50,6 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
         "verdict",
         "status",
         "duplicate_cleared",
-        "source",
     ]
     change_list_template = "admin/compact_change_list.html"
     list_filter = ["source"]
@@ -145,6 +144,9 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
             else self._clearance(receivable)
         )
         if clearance is None:
+            verdict = self._verdict(receivable)
+            if verdict is not None and Code.DUPLICATE_INVOICE not in verdict.codes:
+                return "—"  # not flagged: nothing to clear (the service would refuse)
             url = reverse("admin:financing_receivable_clear_duplicate", args=[quote(receivable.pk)])
             return format_html('<a href="{}">Clear a false duplicate…</a>', url)
         change = clearance.proposal
@@ -223,6 +225,7 @@ class AssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Assignment]):
     ]
     list_filter = ["status"]
     list_select_related = ["advance", "merchant", "debtor"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["invoice_ref", "advance__ref", "merchant__legal_name", "debtor__name"]
 
     @admin.display(description="face", ordering="face_minor")

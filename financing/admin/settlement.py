@@ -39,6 +39,7 @@ class RecourseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Recourse]):
     """Every amount a merchant was charged on recourse; what is still open is on its file."""
 
     list_display = ["raised_at", "merchant", "invoice", "advance", "reason", "amount", "source"]
+    change_list_template = "admin/compact_change_list.html"
     list_filter = ["reason", "currency", ("merchant", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["merchant", "assignment__advance", "source_entry"]
     search_fields = ["merchant__legal_name", "assignment__invoice_ref", "assignment__advance__ref"]
@@ -76,6 +77,7 @@ class SettlementWorkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SettlementWork]):
     ]
     list_filter = ["status", "kind"]
     list_select_related = ["entry", "merchant"]
+    change_list_template = "admin/compact_change_list.html"
     search_fields = ["entry__external_ref", "merchant__legal_name"]
     ordering = ["-created_at", "-id"]
 

@@ -75,7 +75,6 @@ class SuspenseItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SuspenseItem]):
         "ref",
         "merchant_name",
         "amount",
-        "reason",
         "payout",
         "named",
         "created_at",
@@ -87,6 +86,7 @@ class SuspenseItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SuspenseItem]):
     list_select_related = ["merchant", "payout_entry"]
     search_fields = ["ref", "invoice_ref", "merchant__legal_name", "payout_entry__external_ref"]
     ordering = ["created_at", "id"]  # the oldest waits longest
+    change_list_template = "admin/compact_change_list.html"
 
     @admin.display(description="merchant", ordering="merchant__legal_name")
     def merchant_name(self, item: SuspenseItem) -> str:
@@ -103,7 +103,8 @@ class SuspenseItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SuspenseItem]):
 
     @admin.display(description="line named")
     def named(self, item: SuspenseItem) -> str:
-        return item.invoice_ref or "—"
+        """The invoice the line named, with why it is held on hover (the page says it too)."""
+        return format_html('<span title="{}">{}</span>', item.reason, item.invoice_ref or "—")
 
     @admin.display(description="")
     def allocate_link(self, item: SuspenseItem) -> str:

@@ -15,7 +15,9 @@ from ledger.money import Money
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Account]):
-    list_display = ["code", "name", "kind", "currency", "balance", "merchant", "created_at"]
+    # No currency column: the balance names it (and the filter picks it).
+    list_display = ["code", "name", "kind", "balance", "merchant", "created_at"]
+    change_list_template = "admin/compact_change_list.html"
     list_filter = ["kind", "currency"]
     search_fields = ["code", "name", "merchant__public_id", "merchant__legal_name"]
     list_select_related = ["merchant"]

@@ -4,6 +4,7 @@ audited, and visible on the receivable."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -104,3 +105,29 @@ def test_the_proposer_cannot_confirm_a_clearance(
         change_confirm(change=proposal, officer=senior, now=now)
 
     assert _codes(twin) == ["DUPLICATE_INVOICE"]
+
+
+def test_the_receivables_list_offers_clearing_only_where_a_duplicate_is_flagged(
+    twin: Receivable, trade: Trade, officer: User, officer_client_factory: object
+) -> None:
+    trade.order("ORD-3")
+    trade.invoice("INV-3", "ORD-3")  # no twin: nothing to clear
+    page = (
+        officer_client_factory(officer)  # type: ignore[operator]
+        .get(reverse("admin:financing_receivable_changelist"))
+        .content.decode()
+    )
+
+    rows = {
+        ref: row
+        for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)
+        if (ref := _row_ref(row)) is not None
+    }
+    assert _codes(twin) == ["DUPLICATE_INVOICE"]
+    assert "Clear a false duplicate" in rows["inv 1"]
+    assert "Clear a false duplicate" not in rows["INV-3"]
+
+
+def _row_ref(row: str) -> str | None:
+    found = re.search(r'<th class="field-ref"><a [^>]*>([^<]+)</a>', row)
+    return found.group(1) if found else None
