@@ -120,8 +120,8 @@ class Receivable(models.Model):
     fingerprint = models.CharField(max_length=64)
     debtor_key = models.CharField(
         max_length=160,
-        help_text="Who owes it: 'marketplace:<code>', 'business:<tax id>' or "
-        "'business-name:<country>:<normalised name>'.",
+        help_text="Who owes it: 'marketplace:{code}', 'business:{tax id}' or "
+        "'business-name:{country}:{normalised name}'.",
     )
 
     class Meta:

@@ -93,7 +93,11 @@ class ReceivableAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Receivable]):
 
     @staticmethod
     def _verdict(receivable: Receivable) -> Verdict | None:
-        return getattr(receivable, "page_verdict", None)
+        """Today's verdict: as the list judged its page, or on the receivable's own page, now."""
+        if hasattr(receivable, "page_verdict"):
+            return receivable.page_verdict  # type: ignore[no-any-return]
+        judged = verdicts(receivable.merchant, timezone.now().date(), [receivable.ref])
+        return judged[0] if judged else None
 
     @admin.display(description="merchant", ordering="merchant__legal_name")
     def merchant_name(self, receivable: Receivable) -> str:
@@ -227,6 +231,9 @@ class AssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Assignment]):
     list_select_related = ["advance", "merchant", "debtor"]
     change_list_template = "admin/compact_change_list.html"
     search_fields = ["invoice_ref", "advance__ref", "merchant__legal_name", "debtor__name"]
+
+    def amount_currency(self, obj: Assignment) -> str:
+        return obj.advance.currency  # an assignment's amounts are in its advance's currency
 
     @admin.display(description="face", ordering="face_minor")
     def face(self, assignment: Assignment) -> str:

@@ -102,7 +102,7 @@ class Break(models.Model):
         ReconJob, on_delete=models.PROTECT, null=True, blank=True, related_name="breaks"
     )
     key = models.CharField(
-        max_length=255, help_text="What it is about, stable across re-runs: 'report:<line id>'…"
+        max_length=255, help_text="What it is about, stable across re-runs: 'report:{line id}'…"
     )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     merchant = models.ForeignKey(

@@ -178,7 +178,7 @@ class Payment(models.Model):
     amount_minor = models.BigIntegerField()
     end_to_end_id = models.CharField(max_length=35, unique=True)
     source_key = models.CharField(
-        max_length=200, unique=True, help_text="'disburse:<advance ref>' or 'release:<journal key>'"
+        max_length=200, unique=True, help_text="'disburse:{advance ref}' or 'release:{journal key}'"
     )
     bank_account = models.ForeignKey(
         BankAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"

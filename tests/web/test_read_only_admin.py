@@ -43,3 +43,38 @@ def test_the_rows_services_write_are_read_only_even_for_a_superuser(
         assert not model_admin.has_change_permission(request, None), model
         assert not model_admin.has_delete_permission(request, None), model
         assert model_admin.has_view_permission(request, None), model
+
+
+@pytest.mark.django_db
+def test_read_only_pages_show_amounts_as_people_read_them_not_minor_units(
+    make_staff_user,
+) -> None:
+    request = RequestFactory().get("/")
+    request.user = make_staff_user(superuser=True)
+    with_amounts = {
+        model: model_admin
+        for model, model_admin in admin.site._registry.items()
+        if isinstance(model_admin, ReadOnlyAdminMixin)
+        and any(field.name.endswith("_minor") for field in model._meta.concrete_fields)
+    }
+
+    assert {Advance, Account} <= with_amounts.keys()
+    for model, model_admin in with_amounts.items():
+        fields = model_admin.get_fields(request, None)
+        assert not [name for name in fields if str(name).endswith("_minor")], model
+        assert len(fields) == len(set(fields)), model  # each display once, in its field's place
+
+
+def test_no_help_text_holds_markup_the_admin_would_render() -> None:
+    # The admin renders help texts as HTML: "'marketplace:<code>'" lost its placeholder and set
+    # the rest of the page in a monospace font.
+    from django.apps import apps
+
+    marked = [
+        f"{model.__name__}.{field.name}"
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if "<" in str(getattr(field, "help_text", ""))
+    ]
+
+    assert marked == []

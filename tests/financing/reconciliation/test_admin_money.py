@@ -19,6 +19,7 @@ import financing.tasks
 from financing.models import BankStatement, Break, Payment, PaymentBatch, ReconJob
 from financing.reconciliation.pain001 import pain001_validate
 from financing.services.bank_statements import bank_statement_import_run
+from ledger.money import Money
 from merchants.models import Merchant
 from tests.financing.reconciliation.helpers import account_active, payment_pending
 
@@ -213,3 +214,16 @@ def test_the_payments_list_is_one_line_a_payment_with_the_merchant_named_in_full
     assert f'<span title="{merchant}">{merchant.legal_name}</span>' in page
     assert "white-space: nowrap" in page  # the compact list: one line a row
     assert 'id="nav-sidebar"' not in page  # the list has the screen's width
+
+
+def test_the_payment_page_shows_its_amount_in_money_not_minor_units(
+    officer: User, pending_payment: Payment, officer_client_factory: Callable[..., Client]
+) -> None:
+    page = (
+        officer_client_factory(officer)
+        .get(reverse("admin:financing_payment_change", args=[pending_payment.pk]))
+        .content.decode()
+    )
+
+    assert Money.display(pending_payment.amount_minor, pending_payment.currency) in page
+    assert "Amount minor" not in page

@@ -131,3 +131,19 @@ def test_the_receivables_list_offers_clearing_only_where_a_duplicate_is_flagged(
 def _row_ref(row: str) -> str | None:
     found = re.search(r'<th class="field-ref"><a [^>]*>([^<]+)</a>', row)
     return found.group(1) if found else None
+
+
+def test_a_receivable_page_offers_clearing_only_when_it_is_flagged(
+    twin: Receivable, trade: Trade, officer: User, officer_client_factory: object
+) -> None:
+    trade.order("ORD-3")
+    trade.invoice("INV-3", "ORD-3")
+    plain = Receivable.objects.get(merchant=trade.merchant, ref="INV-3")
+    client = officer_client_factory(officer)  # type: ignore[operator]
+
+    def page(receivable: Receivable) -> str:
+        url = reverse("admin:financing_receivable_change", args=[receivable.pk])
+        return str(client.get(url).content.decode())
+
+    assert "Clear a false duplicate" in page(twin)
+    assert "Clear a false duplicate" not in page(plain)
