@@ -35,7 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "config.apps.TwoFactorDevicesConfig",  # django_otp.plugins.otp_totp
     "django_prometheus",
     "django_structlog",
     "merchants",
@@ -45,7 +45,7 @@ INSTALLED_APPS = [
     # The merchant portal (portal/): above financing, the one app that reads all three.
     "portal",
     # Brute-force lockout for every password form (the portal's and the officer admin's).
-    "axes",
+    "config.apps.SignInAttemptsConfig",  # axes
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,8 @@ proves a password alone opens nothing.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -45,6 +47,15 @@ def test_home_page_leads_each_kind_of_user_to_their_door(client) -> None:
     ]:
         assert f'href="{url}">{name}</a>' in page
         assert client.get(url, follow=True).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_every_app_in_the_officer_admin_has_a_name_for_people(staff_client) -> None:
+    page = staff_client.get(reverse("admin:index")).content.decode()
+    names = set(re.findall(r'class="section" title="[^"]*">([^<]+)</a>', page))
+
+    assert {"Two-factor devices", "Sign-in attempts"} <= names, names
+    assert not [name for name in names if "_" in name]  # "OTP_TOTP" was one
 
 
 def _admin_urls() -> list[str]:
