@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.http import HttpRequest
 
@@ -29,6 +30,13 @@ class ReadOnlyAdminMixin:
         ]
         for field in self._amounts:
             setattr(self, _shown(field.name), self._amount_display(field))
+        has_currency = any(field.name == "currency" for field in model._meta.concrete_fields)
+        overridden = type(self).amount_currency is not ReadOnlyAdminMixin.amount_currency
+        if self._amounts and not (has_currency or overridden):  # at start-up, not as a 500
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: {model.__name__} has amounts but no currency field;"
+                " say where it is in amount_currency()."
+            )
 
     def amount_currency(self, obj: Any) -> str:
         """The currency of ``obj``'s amounts; a model that keeps it elsewhere overrides this."""

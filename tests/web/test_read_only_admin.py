@@ -78,3 +78,15 @@ def test_no_help_text_holds_markup_the_admin_would_render() -> None:
     ]
 
     assert marked == []
+
+
+def test_a_read_only_admin_of_amounts_without_a_currency_is_refused_at_start_up() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from financing.models import Assignment  # its amounts are in its advance's currency
+
+    class Careless(ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+        pass
+
+    with pytest.raises(ImproperlyConfigured, match="amount_currency"):
+        Careless(Assignment, admin.site)
