@@ -108,6 +108,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         ("revoked_at", admin.EmptyFieldListFilter),
     ]
     search_fields = ["prefix", "label", "marketplace__code", "merchant__public_id"]
+    change_list_template = "admin/compact_change_list.html"
     fields = [
         "marketplace",
         "merchant",
