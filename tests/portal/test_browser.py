@@ -234,3 +234,11 @@ def test_request_an_advance_accept_the_quote_and_withdraw_one(
         phone.goto(f"{live_server.url}/portal/{path}")
         _shot(phone, name)
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375, name
+    # A tablet held either way, and a small laptop: the page never scrolls sideways (the
+    # advances list was 1,133 px wide at 768 and 1,024, its statuses kept on one line).
+    for width in (768, 1024):
+        tablet = browser.new_page(viewport={"width": width, "height": 900})
+        tablet.context.add_cookies(page.context.cookies())
+        for path in ["advances/", f"advances/{scenario.advance.ref}/", "receivables/"]:
+            tablet.goto(f"{live_server.url}/portal/{path}")
+            assert tablet.evaluate("document.documentElement.scrollWidth") <= width, (width, path)
