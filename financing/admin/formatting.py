@@ -24,10 +24,15 @@ _BASIS_POINT_TERMS = (
 )
 
 
+def with_hover(shown: str, whole: str) -> SafeString:
+    """A short form in a list cell, the whole text on hover (``admin/compact_change_list.html``
+    keeps a cell's own hover text when it cuts the cell)."""
+    return format_html('<span title="{}">{}</span>', whole, shown)
+
+
 def merchant_cell(merchant: Merchant) -> SafeString:
-    """A list's merchant column: the legal name, with its public id too on hover (a compact list
-    cuts long names; ``admin/compact_change_list.html``)."""
-    return format_html('<span title="{}">{}</span>', str(merchant), merchant.legal_name)
+    """A list's merchant column: the legal name, with its public id too on hover."""
+    return with_hover(merchant.legal_name, str(merchant))
 
 
 def percent_of_bp(bp: int) -> str:

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.bank_statement_jobs import UPLOAD_PERMISSION
-from financing.admin.formatting import merchant_cell, refusal
+from financing.admin.formatting import merchant_cell, refusal, with_hover
 from financing.admin.writes import officer_of, proposal_posted
 from financing.exceptions import FinancingError
 from financing.models import BankStatement, Payment, PaymentBatch, ReconJob, StatementEntry
@@ -185,13 +185,11 @@ class PaymentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[Payment]):
 
     @admin.display(description="kind", ordering="kind")
     def kind_word(self, payment: Payment) -> str:
-        label = Payment.Kind(payment.kind).label
-        return format_html('<span title="{}">{}</span>', label, _KIND_WORD[payment.kind])
+        return with_hover(_KIND_WORD[payment.kind], Payment.Kind(payment.kind).label)
 
     @admin.display(description="status", ordering="status")
     def status_word(self, payment: Payment) -> str:
-        label = Payment.Status(payment.status).label
-        return format_html('<span title="{}">{}</span>', label, _STATUS_WORD[payment.status])
+        return with_hover(_STATUS_WORD[payment.status], Payment.Status(payment.status).label)
 
     @admin.display(description="account")
     def account(self, payment: Payment) -> str:

@@ -21,6 +21,7 @@ from django.utils.html import format_html
 
 from config.admin_mixins import ReadOnlyAdminMixin
 from financing.admin.changes import FORM_TEMPLATE
+from financing.admin.formatting import with_hover
 from financing.admin.writes import object_seen, officer_of, proposal_posted
 from financing.models import SuspenseItem
 from financing.services.suspense import (
@@ -104,7 +105,7 @@ class SuspenseItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[SuspenseItem]):
     @admin.display(description="line named")
     def named(self, item: SuspenseItem) -> str:
         """The invoice the line named, with why it is held on hover (the page says it too)."""
-        return format_html('<span title="{}">{}</span>', item.reason, item.invoice_ref or "—")
+        return with_hover(item.invoice_ref or "—", item.reason)
 
     @admin.display(description="")
     def allocate_link(self, item: SuspenseItem) -> str:

@@ -107,11 +107,17 @@ def test_the_proposer_cannot_confirm_a_clearance(
     assert _codes(twin) == ["DUPLICATE_INVOICE"]
 
 
-def test_the_receivables_list_offers_clearing_only_where_a_duplicate_is_flagged(
-    twin: Receivable, trade: Trade, officer: User, officer_client_factory: object
-) -> None:
+@pytest.fixture
+def unflagged(trade: Trade) -> Receivable:
+    """INV-3, with no twin: nothing to clear."""
     trade.order("ORD-3")
-    trade.invoice("INV-3", "ORD-3")  # no twin: nothing to clear
+    trade.invoice("INV-3", "ORD-3")
+    return Receivable.objects.get(merchant=trade.merchant, ref="INV-3")
+
+
+def test_the_receivables_list_offers_clearing_only_where_a_duplicate_is_flagged(
+    twin: Receivable, unflagged: Receivable, officer: User, officer_client_factory: object
+) -> None:
     page = (
         officer_client_factory(officer)  # type: ignore[operator]
         .get(reverse("admin:financing_receivable_changelist"))
@@ -125,7 +131,7 @@ def test_the_receivables_list_offers_clearing_only_where_a_duplicate_is_flagged(
     }
     assert _codes(twin) == ["DUPLICATE_INVOICE"]
     assert "Clear a false duplicate" in rows["inv 1"]
-    assert "Clear a false duplicate" not in rows["INV-3"]
+    assert "Clear a false duplicate" not in rows[unflagged.ref]
 
 
 def _row_ref(row: str) -> str | None:
@@ -134,11 +140,8 @@ def _row_ref(row: str) -> str | None:
 
 
 def test_a_receivable_page_offers_clearing_only_when_it_is_flagged(
-    twin: Receivable, trade: Trade, officer: User, officer_client_factory: object
+    twin: Receivable, unflagged: Receivable, officer: User, officer_client_factory: object
 ) -> None:
-    trade.order("ORD-3")
-    trade.invoice("INV-3", "ORD-3")
-    plain = Receivable.objects.get(merchant=trade.merchant, ref="INV-3")
     client = officer_client_factory(officer)  # type: ignore[operator]
 
     def page(receivable: Receivable) -> str:
@@ -146,4 +149,4 @@ def test_a_receivable_page_offers_clearing_only_when_it_is_flagged(
         return str(client.get(url).content.decode())
 
     assert "Clear a false duplicate" in page(twin)
-    assert "Clear a false duplicate" not in page(plain)
+    assert "Clear a false duplicate" not in page(unflagged)
