@@ -20,7 +20,7 @@ os.environ.setdefault("DATABASE_URL", f"sqlite:///{DEMO_DIR / 'chainfin.sqlite3'
 os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 
 from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import CELERY_BROKER_URL  # noqa: E402
+from config.settings.base import CELERY_BROKER_URL, LOGGING  # noqa: E402
 
 # The demo seeds and totp_code run only here (config/demo_only.py).
 CHAINFIN_DEMO = True
@@ -50,3 +50,19 @@ if not CHAINFIN_LOG_SIGNING_KEY:
         _key_file.write_text(Signer.generate("chainfin.demo/log").encoded + "\n")
         _key_file.chmod(0o600)
     CHAINFIN_LOG_SIGNING_KEY = _key_file.read_text().strip()
+
+from django.utils.log import DEFAULT_LOGGING  # noqa: E402
+
+# The demo's witness (config/demo.py) polls the checkpoint every second; its own log says what
+# it got, and the console keeps the requests someone is watching for.
+LOGGING["filters"] = {
+    "witness_polls": {"()": "config.logs.PollsLeftOut", "path": "/api/v1/checkpoint"}
+}
+LOGGING["handlers"]["console"]["filters"] = ["witness_polls"]
+# runserver's own line for each request, as Django writes it, but through the filter too.
+LOGGING["formatters"]["django.server"] = DEFAULT_LOGGING["formatters"]["django.server"]
+LOGGING["handlers"]["django.server"] = {
+    **DEFAULT_LOGGING["handlers"]["django.server"],
+    "filters": ["witness_polls"],
+}
+LOGGING["loggers"]["django.server"] = DEFAULT_LOGGING["loggers"]["django.server"]

@@ -64,7 +64,8 @@ class CheckpointApi(AnyKeyApi):
         size = int_query_param(request, "tree_size", -1, 1, MAX_CURSOR)
         checkpoint = checkpoint_at(tree_size=None if size < 0 else size)
         if checkpoint is None:
-            raise ApiProblem(404, "checkpoint_not_found", "No checkpoint at that size.")
+            title = f"No checkpoint at tree size {size}." if size >= 0 else "No checkpoint yet."
+            raise ApiProblem(404, "checkpoint_not_found", title)
         return HttpResponse(checkpoint_served(checkpoint), content_type="text/plain; charset=utf-8")
 
 

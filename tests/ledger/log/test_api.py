@@ -217,6 +217,19 @@ def test_an_entry_not_yet_sequenced_is_409_and_its_receipt_links_to_the_proof(ap
     assert body["checkpoint"].startswith("chainfin.test/log\n1\n")
 
 
+def test_a_checkpoint_not_signed_is_404_saying_which(api, log) -> None:
+    missing = api.get(f"/api/v1/checkpoint?tree_size={ENTRIES + 1}")
+    assert missing.status_code == 404
+    assert missing.json()["title"] == f"No checkpoint at tree size {ENTRIES + 1}."
+
+
+def test_before_the_first_checkpoint_the_latest_is_404_saying_none_yet(api) -> None:
+    # A witness started with the bank (make demo) asks before the first round has ended.
+    none = api.get("/api/v1/checkpoint")
+    assert (none.status_code, none.json()["code"]) == (404, "checkpoint_not_found")
+    assert none.json()["title"] == "No checkpoint yet."
+
+
 def test_sizes_outside_the_log_are_refused(api, log) -> None:
     merchants, _ = log
     assert api.get("/api/v1/proofs/consistency?first=0&second=2").status_code == 422
