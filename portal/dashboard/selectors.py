@@ -22,6 +22,7 @@ from financing.models import (
     Advance,
     Assignment,
     Blacklisting,
+    EarlyWarning,
     Facility,
     LineAllocation,
     SuspenseItem,
@@ -185,10 +186,11 @@ def dashboard_alerts(*, merchant: Merchant, today: date) -> list[Alert]:
                 advance_ref=ref,
             )
         )
-    warnings = early_warnings_active(today=today).filter(merchant=merchant)
-    for kind in sorted(set(warnings.values_list("kind", flat=True))):
-        message = EARLY_WARNINGS.get(kind) or _("The bank noticed a change in your trade.")
-        alerts.append(Alert("warning", str(message)))
+    newest: dict[str, EarlyWarning] = {}
+    for warning in early_warnings_active(today=today).filter(merchant=merchant):  # newest first
+        newest.setdefault(warning.kind, warning)
+    for kind in sorted(newest):
+        alerts.append(Alert("warning", _early_warning_message(newest[kind])))
     suspense = SuspenseItem.objects.filter(
         merchant=merchant, status=SuspenseItem.Status.OPEN
     ).count()
@@ -221,6 +223,23 @@ EARLY_WARNINGS = {
     "payouts_late": gettext_lazy("Some financed invoices are past due and unpaid."),
     "payouts_short": gettext_lazy("Some financed invoices were paid short."),
 }
+
+
+def _early_warning_message(warning: EarlyWarning) -> str:
+    """The warning's sentence; for financed invoices paid late or short, which ones (as the
+    bank's run saw them, the first twenty by due date, and how many more)."""
+    message = str(EARLY_WARNINGS.get(warning.kind) or _("The bank noticed a change in your trade."))
+    refs = [str(row["invoice_ref"]) for row in warning.evidence.get("receivables", [])]
+    if not refs:
+        return message
+    named = ", ".join(refs)
+    total = max(int(warning.evidence.get("count", 0)), len(refs))
+    if total > len(refs):
+        more = total - len(refs)
+        and_more = ngettext("%(refs)s and %(count)d more", "%(refs)s and %(count)d more", more)
+        named = and_more % {"refs": named, "count": more}
+    sentence = ngettext("%(message)s Invoice: %(refs)s.", "%(message)s Invoices: %(refs)s.", total)
+    return sentence % {"message": message, "refs": named}
 
 
 def funded_vs_repaid(*, merchant: Merchant, currency: str, today: date) -> Chart:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
 from financing.accounts import recourse_owed
-from financing.models import Assignment, Blacklisting, SuspenseItem
+from financing.models import Assignment, Blacklisting, EarlyWarning, SuspenseItem
 from portal.dashboard.selectors import dashboard_alerts, dashboard_figures, funded_vs_repaid
 from tests.financing.conftest import TODAY
 from tests.financing.settlement_helpers import balance, payout, settle_pending
@@ -81,3 +83,30 @@ def test_the_page_shows_the_figures_in_english_and_chinese(scenario: Scenario) -
     assert '<html lang="zh-hans">' in page
     # The admin and the API keep English whatever the portal's visitor chose.
     assert client.get("/").content.decode().count("当前") == 0
+
+
+@pytest.mark.django_db
+def test_a_warning_of_invoices_paid_late_or_short_names_them(scenario: Scenario, now) -> None:
+    def warn(kind: str, refs: list[str], count: int, days_ago: int = 0) -> None:
+        rows = [{"invoice_ref": ref} for ref in refs]
+        EarlyWarning.objects.create(
+            merchant=scenario.a,
+            kind=kind,
+            observed_on=TODAY - timedelta(days=days_ago),
+            evidence={"count": count, "receivables": rows, "summary": "for officers"},
+            created_at=now,
+        )
+
+    warn("payouts_short", ["INV-OLD"], 1, days_ago=2)  # an earlier run's: the newest counts
+    warn("payouts_short", ["INV-7"], 1)
+    warn("payouts_late", [f"INV-{n}" for n in range(20)], 23)
+    warn("orders_drop", [], 0)
+    messages = [a.message for a in dashboard_alerts(merchant=scenario.a, today=TODAY)]
+    assert messages == [
+        "Your orders fell sharply this month; the bank may ask why.",
+        "Some financed invoices are past due and unpaid. Invoices: "
+        + ", ".join(f"INV-{n}" for n in range(20))
+        + " and 3 more.",
+        "Some financed invoices were paid short. Invoice: INV-7.",
+    ]
+    assert dashboard_alerts(merchant=scenario.b, today=TODAY) == []
