@@ -78,8 +78,8 @@ class ReceivableFilter:
 def receivables_for_merchant(
     *, merchant: Merchant, today: date, filters: ReceivableFilter
 ) -> ListedReceivables:
-    """Return the merchant's receivables by due date, filtered, each knowing whether it can be
-    financed today; ``receivables_judged`` gives the verdicts of those shown.
+    """Return the merchant's receivables, latest due first, filtered, each knowing whether it can
+    be financed today; ``receivables_judged`` gives the verdicts of those shown.
 
     Only the open ones are judged here (``open_verdicts``): every other one cannot be financed
     on its invoice's own columns, so a merchant's history of paid invoices costs no evidence.
@@ -134,9 +134,10 @@ class ListedReceivables:
 
 
 def _invoices_listed(merchant: Merchant) -> QuerySet[Invoice]:
-    """The merchant's invoices with their receivable rows, by due date, each with where it
+    """The merchant's invoices with their receivable rows, latest due first, each with where it
     stands (``listed_status``): one without a receivable row is mid-rebuild, and the verdicts
-    leave it out too.
+    leave it out too. Latest first, so the first page holds what is still open, not a history
+    that grows with the years (the (merchant, due date, ref) index, read backwards).
 
     A receivable's latest assignment that was not released decides whether it is requested,
     financed or paid; the (merchant, invoice ref) index finds it.
@@ -165,7 +166,7 @@ def _invoices_listed(merchant: Merchant) -> QuerySet[Invoice]:
                 default=Value(Status.OPEN),
             )
         )
-        .order_by("due_date", "ref")
+        .order_by("-due_date", "-ref")
     )
 
 

@@ -46,9 +46,10 @@ baselines:
    outstanding, reserves, recourse, suspense) for the same two merchants, same target.
 5. the portal's list of receivables, its first page unfiltered as a merchant opens it
    (``receivables_for_merchant`` counted and paged as the view does, the page's verdicts by
-   ``receivables_judged``), for the same two merchants: the long history fills the page with
-   invoices long past due, so the two pages differ; no target, the figure shows that the
-   history is counted and paged by the database, not read.
+   ``receivables_judged``), for the same two merchants: latest due first, the page holds the
+   open receivable and then, for the long history, invoices long past due, so the two pages
+   differ; no target, the figure shows that the history is counted and paged by the database,
+   not read.
 6. journal transfers in PROCESSES processes against the same transfers in one.
 Each figure is the median of the repetitions; measured and baseline runs alternate inside every
 repetition so that noise on a shared machine hits all of them. Every repetition starts with an

@@ -162,6 +162,25 @@ def test_a_page_reads_its_own_rows_and_the_count_is_the_databases(
     ), whole
 
 
+def test_the_first_page_holds_what_is_still_open_not_the_oldest_history(
+    scenario: Scenario, trade: Trade
+) -> None:
+    issued = TODAY - timedelta(days=400)
+    for n in range(2 * PAGE_SIZE):  # a long history, due long ago
+        trade.order(f"ORD-OLD-{n}", "10.00")
+        trade.invoice(f"INV-OLD-{n}", f"ORD-OLD-{n}", "10.00", due_in_days=-300, issue_date=issued)
+    client = portal_sign_in(scenario.user_a)
+
+    first = client.get(reverse("portal:receivables")).context["page"]
+
+    listed = [row.ref for row in first.object_list]
+    fundable = [v.ref for v in open_verdicts(scenario.a, TODAY) if v.eligible]
+    assert fundable and set(fundable) <= set(listed)
+    dues = [row.invoice.due_date for row in first.object_list]
+    assert dues == sorted(dues, reverse=True)
+    assert not any(ref.startswith("INV-OLD-") for ref in listed[: len(fundable)])
+
+
 @pytest.mark.postgres
 def test_an_invoices_latest_assignment_is_found_by_index(scenario: Scenario) -> None:
     settled = Assignment.objects.get(merchant=scenario.a, invoice_ref=scenario.financed[0])
