@@ -82,7 +82,8 @@ def test_the_receivables_list_says_what_judging_every_invoice_says(
     )
     shown = receivables_judged(merchant=trade.merchant, today=today, listed=listed[2:5])
 
-    assert [row.ref for row in listed] == list(every)  # by due date, then ref
+    # verdicts() go by due date, then ref; the list the other way: latest due first.
+    assert [row.ref for row in listed] == list(reversed(every))
     assert {row.ref: row.eligible for row in listed} == {r: v.eligible for r, v in every.items()}
     assert [row.verdict for row in shown] == [every[row.ref] for row in listed[2:5]]
     fundable = receivables_for_merchant(
