@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO_ROOT
 
 # Each request as the demo's loggers see it: runserver's own line and django-structlog's.
 _EMIT = """
@@ -40,7 +40,7 @@ def test_the_demo_console_leaves_out_checkpoint_polls_but_not_errors(tmp_path: P
         "CHAINFIN_DEMO_DIR": str(tmp_path),
     }
     run = subprocess.run(
-        [sys.executable, "-c", _EMIT], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", _EMIT], cwd=REPO_ROOT, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
     lines = (run.stdout + run.stderr).splitlines()
