@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -15,7 +15,8 @@ from merchants.models import Merchant
 
 @dataclass(slots=True)
 class LockedChain:
-    """A chain head this transaction holds the lock on; ``head_*`` move as entries are built.
+    """A chain head this transaction holds the lock on (or, from ``head_known``, one to build on
+    and compare against); ``head_*`` move as entries are built.
 
     ``tax_id_normalised`` is the merchant's (read in the same query), against which invoices
     naming their supplier are checked.
@@ -85,3 +86,26 @@ def _locked(merchant_ids: set[int]) -> dict[int, LockedChain]:
             sorted(merchant_ids),
         )
         return {row[0]: LockedChain(*row) for row in cursor.fetchall()}
+
+
+# The heads this process last wrote, by merchant. An append outside any transaction builds on
+# one and writes only if the chain still ends there and its merchant is as read (the writer
+# compares in the same statement that moves the head), so it needs no lock of its own: a stale
+# head costs one statement that writes nothing, never a wrong entry. Bounded, as a process may
+# serve every merchant: forgetting costs only the lock a known head would have spared.
+_known_heads: dict[int, LockedChain] = {}
+_KNOWN_HEADS_MAX = 10_000
+
+
+def heads_remember(chains: Iterable[LockedChain]) -> None:
+    """Remember ``chains`` as their heads stand now (copies: appends move heads in place)."""
+    if len(_known_heads) >= _KNOWN_HEADS_MAX:
+        _known_heads.clear()
+    for chain in chains:
+        _known_heads[chain.merchant_id] = replace(chain)
+
+
+def head_known(merchant_id: int) -> LockedChain | None:
+    """A copy of the head this process last wrote on ``merchant_id``'s chain, if it did."""
+    chain = _known_heads.get(merchant_id)
+    return None if chain is None else replace(chain)

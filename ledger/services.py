@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,11 +24,11 @@ from ledger.exceptions import (
     LedgerError,
     ProjectionRowRefused,
 )
-from ledger.locks import LockedChain, chains_lock
+from ledger.locks import LockedChain, chains_lock, head_known, heads_remember
 from ledger.log.audit import log_audit
 from ledger.log.checkpoints import log_verifier
 from ledger.models import Chain, Entry, LedgerVerification
-from ledger.projections.registry import project, projected, rows_ahead
+from ledger.projections.registry import project, projected, rows_ahead, rows_only
 from ledger.unsaved import unsaved
 from ledger.verification import ledger_checks_problem, ledger_verify
 from ledger.writer import entries_write
@@ -181,6 +181,10 @@ def _request_hash(merchant: str, event: ValidEvent) -> str:
 def _append(
     source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool, savepoint: bool
 ) -> list[Receipt]:
+    if not careful:
+        receipts = _append_unlocked(source, entries, now)
+        if receipts is not None:
+            return receipts
     undoable = _undoable(savepoint)
     with transaction.atomic(savepoint=savepoint):
         outcome = _append_locked(source, entries, now, careful=careful)
@@ -193,11 +197,68 @@ def _append(
     return outcome
 
 
+def _append_unlocked(
+    source: str, entries: Sequence[NewEntry], now: datetime
+) -> list[Receipt] | None:
+    """The append as one statement, in no transaction: a round trip each for BEGIN, the lock
+    and COMMIT spared, more than a third of a single append's time on PostgreSQL.
+
+    Only for events of one merchant whose projectors only add rows (nothing runs after the
+    write), outside any transaction, on a chain this process last wrote: the entries are built
+    on that head and written only if the chain still ends there (ledger/writer.py). None, with
+    nothing written, when any of that does not hold, the head is stale, or a refusal needs
+    confirming on the locked head: the locked append then does the work.
+    """
+    db = transaction.get_connection()
+    merchant_ids = {new.merchant_id for new in entries}
+    if (
+        db.vendor != "postgresql"
+        or db.in_atomic_block
+        or not db.get_autocommit()
+        or len(merchant_ids) != 1
+        or not rows_only(new.event.type for new in entries)
+    ):
+        return None
+    chain = head_known(merchant_ids.pop())
+    if chain is None:
+        return None
+    try:
+        outcome = _write(
+            source, entries, now, {chain.merchant_id: chain}, careful=False, compare=True
+        )
+    except _HeadMoved:
+        return None
+    return None if isinstance(outcome, LedgerError) else outcome
+
+
+class _HeadMoved(Exception):
+    """A compared write found the chain past the head its entries were built on; nothing was
+    written."""
+
+
 def _append_locked(
     source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool
 ) -> list[Receipt] | LedgerError:
     """Lock the chains and write; return the receipts, or the refusal to raise."""
     chains = chains_lock(new.merchant_id for new in entries)
+    return _write(source, entries, now, chains, careful=careful, compare=False)
+
+
+def _write(
+    source: str,
+    entries: Sequence[NewEntry],
+    now: datetime,
+    chains: dict[int, LockedChain],
+    *,
+    careful: bool,
+    compare: bool,
+) -> list[Receipt] | LedgerError:
+    """Build the entries on ``chains``' heads, write and project them; the receipts, or the
+    refusal to raise.
+
+    :raises _HeadMoved: (``compare``, one chain) the chain no longer ends at its head.
+    """
+    built_on = replace(next(iter(chains.values()))) if compare else None  # heads move in place
     refused = _other_suppliers(entries, chains)
     if refused is not None:
         return refused
@@ -210,7 +271,8 @@ def _append_locked(
         # Rows nothing reads before they exist go in with their entries, in the same statement.
         ahead, written = ([], 0) if careful else rows_ahead(pairs)
         try:
-            entries_write([entry for entry, _ in pairs], build.moved(), ahead)
+            if not entries_write([e for e, _ in pairs], build.moved(), ahead, built_on=built_on):
+                raise _HeadMoved
         except KeysUsedBefore as found:
             build.found_before(found.earlier)  # nothing was written: build the rest again
             continue
@@ -218,6 +280,7 @@ def _append_locked(
             project(pairs, careful=careful, rows_written=written)
         except EventConflict as exc:
             raise exc.relocated([f"/{index}" for index in positions]) from None
+        heads_remember(chains.values())
         return build.receipts()
 
 

@@ -50,12 +50,23 @@ def _array(db_type: str | None, one: bool) -> str:
 
 
 @cache
-def _heads_sql(one: bool) -> str:
+def _heads_sql(one: bool, compared: bool) -> str:
+    """Move the heads; ``compared``: only if the one chain still ends where its entries were
+    built on, and its merchant is as read then (parameters after the arrays: the seq, the hash,
+    the public id, the tax id and the country built on). Under READ COMMITTED an UPDATE that
+    waited for another writer's lock compares against the row that writer left."""
     arrays = ", ".join(_array(db_type, one) for db_type in ("bigint", "bigint", "varchar"))
+    compare = (
+        " AND c.head_seq = %b::bigint AND c.head_hash = %b::varchar AND EXISTS (SELECT FROM"
+        " merchants_merchant m WHERE m.id = c.merchant_id AND m.public_id = %b::varchar AND"
+        " m.tax_id_normalised = %b::varchar AND m.country = %b::varchar) RETURNING c.merchant_id"
+        if compared
+        else ""
+    )
     return (
         "new_heads AS (UPDATE ledger_chain AS c SET head_seq = h.seq, head_hash = h.hash"
         f" FROM unnest({arrays}) AS h (merchant_id, seq, hash)"
-        " WHERE c.merchant_id = h.merchant_id AND NOT EXISTS (SELECT FROM earlier))"
+        f" WHERE c.merchant_id = h.merchant_id AND NOT EXISTS (SELECT FROM earlier){compare})"
     )
 
 
@@ -86,8 +97,12 @@ _RESULT = (
 
 
 def entries_write(
-    entries: Sequence[Entry], heads: Sequence[LockedChain], rows: Sequence[models.Model] = ()
-) -> None:
+    entries: Sequence[Entry],
+    heads: Sequence[LockedChain],
+    rows: Sequence[models.Model] = (),
+    *,
+    built_on: LockedChain | None = None,
+) -> bool:
     """Insert ``entries`` (setting their ids), store ``heads``, and insert ``rows``; or, when
     entries hold some of their idempotency keys already, write nothing and say which.
 
@@ -96,11 +111,17 @@ def entries_write(
     holds the chains' locks: a key seen by then on the same chain cannot appear later, so
     finding it is exact and needs no failed insert (hence no savepoint) to learn of it.
 
+    ``built_on`` (PostgreSQL, one chain; no lock needed): the head and merchant the entries
+    were built on. The statement then moves the head only if the chain still ends there, which
+    takes its lock, and inserts only if it did; it returns False, having written nothing, if
+    the chain had moved on. A key found by the statement is then exact too: an append that
+    wrote it on this chain since would have moved the head.
+
     :raises KeysUsedBefore: nothing was written; the entries that hold the keys.
     :raises ProjectionRowRefused: a row repeats a projection's unique key.
     """
     if not entries:
-        return
+        return True
     source, keys = entries[0].source, [entry.idempotency_key for entry in entries]
     if connection.vendor != "postgresql":
         _earlier_refuse(_earlier_orm(source, keys))
@@ -110,20 +131,21 @@ def entries_write(
                 head_seq=chain.head_seq, head_hash=chain.head_hash
             )
         rows_insert(rows)
-        return
+        return True
     by_model = _by_table(rows)
     # One event, one head, a row per table (a single append): plain values, not arrays.
     one = len(entries) == len(heads) == 1 and all(len(rs) == 1 for rs in by_model.values())
     insert, columns = _insert_sql(Entry, one)
-    ctes = [
-        _earlier_sql(one),
-        f"new_rows AS ({insert} WHERE NOT EXISTS (SELECT FROM earlier) RETURNING id, chain_id,"
-        " seq)",
-        _heads_sql(one),
-    ]
-    arrays = [keys, *_column_arrays(columns, entries)]
-    arrays += [[c.merchant_id for c in heads], [c.head_seq for c in heads]]
-    arrays += [[c.head_hash for c in heads]]
+    compared = built_on is not None
+    # Compared, the entries wait on the moved head (so on its lock): the heads come first.
+    heads_cte = _heads_sql(one, compared)
+    inserted = "EXISTS (SELECT FROM new_heads)" if compared else "NOT EXISTS (SELECT FROM earlier)"
+    rows_cte = f"new_rows AS ({insert} WHERE {inserted} RETURNING id, chain_id, seq)"
+    ctes = [_earlier_sql(one), *((heads_cte, rows_cte) if compared else (rows_cte, heads_cte))]
+    entry_arrays = _column_arrays(columns, entries)
+    head_arrays: list[list[Any]] = [[c.merchant_id for c in heads], [c.head_seq for c in heads]]
+    head_arrays.append([c.head_hash for c in heads])
+    arrays = [keys, *((head_arrays + entry_arrays) if compared else (entry_arrays + head_arrays))]
     for number, (model, model_rows) in enumerate(by_model.items()):
         sql, row_columns, entry_field = _joined_insert_sql(model, one)
         ctes.append(f"rows_{number} AS ({sql})")
@@ -133,6 +155,15 @@ def entries_write(
     if one:
         arrays = [values[0] for values in arrays]
     params = [arrays[0], source, *arrays[1:]]  # the keys, then the source they are under
+    if built_on is not None:  # its values follow the heads' arrays in the SQL
+        at = 2 + len(head_arrays)
+        params[at:at] = [
+            built_on.head_seq,
+            built_on.head_hash,
+            built_on.public_id,
+            built_on.tax_id_normalised,
+            built_on.country,
+        ]
     with connection.cursor() as cursor:
         try:
             cursor.execute(f"WITH {', '.join(ctes)}{_RESULT}", params)
@@ -142,10 +173,13 @@ def entries_write(
             raise ProjectionRowRefused from exc
         result = cursor.fetchall()
     _earlier_refuse([EarlierEntry(*row[2:]) for row in result if row[0] is None])
+    if not result:
+        return False  # compared, and the chain had moved on: nothing was written
     ids = {(chain_id, seq): pk for pk, chain_id, seq, *_ in result}
     for entry in entries:
         entry.pk = ids[(entry.chain_id, entry.seq)]
         entry._state.adding = False
+    return True
 
 
 def _earlier_orm(source: str, keys: list[str]) -> list[EarlierEntry]:

@@ -120,6 +120,16 @@ def projected(event_types: Iterable[str]) -> bool:
     return any(_projectors.get(event_type) for event_type in event_types)
 
 
+def rows_only(event_types: Iterable[str]) -> bool:
+    """Whether every projector of ``event_types`` only adds rows: once they are written with
+    their entries (``rows_ahead``), nothing is left to run."""
+    return all(
+        registered.kind is _Kind.ROW
+        for event_type in event_types
+        for registered in _projectors.get(event_type, ())
+    )
+
+
 def rows_ahead(
     pairs: Sequence[tuple[Entry, dict[str, Any]]],
 ) -> tuple[list[models.Model], int]:

@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 
 from ledger import services
 from ledger.log.merkle import root_of_leaves
@@ -37,17 +37,20 @@ def _writer(merchant_id: int, source: str, seed: int, start: Any, results: Any) 
     rng = random.Random(seed)
     original = services.entries_write
 
-    def slow_commit(*args: Any, **kwargs: Any) -> None:
-        original(*args, **kwargs)
+    def slow_commit(*args: Any, **kwargs: Any) -> bool:
+        written = original(*args, **kwargs)
         time.sleep(rng.uniform(0, 0.05))  # inserted, id taken, not yet committed
+        return written
 
     services.entries_write = slow_commit  # type: ignore[assignment]
     start.wait()
     try:
         for n in range(APPENDS_EACH):
-            services.entry_append(
-                source=source, merchant_id=merchant_id, event=order_placed(f"C-{n}"), now=NOW
-            )
+            # In a transaction, as a caller's: an append outside one commits as it writes.
+            with transaction.atomic():
+                services.entry_append(
+                    source=source, merchant_id=merchant_id, event=order_placed(f"C-{n}"), now=NOW
+                )
     except Exception:
         results.put(traceback.format_exc())
         raise

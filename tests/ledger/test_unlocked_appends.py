@@ -1,0 +1,218 @@
+"""An append outside any transaction on a head this process wrote: one statement, no lock.
+
+The entries are built on the remembered head and the write moves the head only if the chain
+still ends there and its merchant is as remembered (ledger/writer.py); otherwise it writes
+nothing and the locked append takes over. Outside a transaction by nature, so these tests
+commit (``transaction=True``); the forked writers of test_concurrent_appends.py race it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from ledger.events import ValidEvent, event_parse
+from ledger.exceptions import EventInvalid
+from ledger.locks import head_known, heads_remember
+from ledger.models import Chain, Entry, Invoice, Order
+from ledger.projections.registry import rows_only
+from ledger.services import Receipt, entry_append
+from merchants.models import Merchant
+from tests.conftest import order_placed
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _statements(work: Callable[[], object]) -> tuple[Any, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        result = work()
+    return result, [query["sql"] for query in queries.captured_queries]
+
+
+def _committed(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Read through a connection of its own: what another process sees, committed only."""
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+    ) as other:
+        return other.execute(sql, params).fetchall()
+
+
+def _assert_chain_sound(merchant_id: int, length: int) -> None:
+    rows = list(
+        Entry.objects.filter(chain=merchant_id)
+        .order_by("seq")
+        .values_list("seq", "prev_hash", "hash")
+    )
+    assert [seq for seq, _, _ in rows] == list(range(1, length + 1))
+    for (_, _, earlier), (_, prev, _) in pairwise(rows):
+        assert prev == earlier
+    head = Chain.objects.get(pk=merchant_id)
+    assert (head.head_seq, head.head_hash) == (length, rows[-1][2])
+
+
+def _invoice(ref: str, supplier_tax_id: str) -> ValidEvent:
+    return event_parse(
+        {
+            "type": "invoice.issued",
+            "ref": ref,
+            "occurred_at": "2026-10-01T10:00:00Z",
+            "data": {
+                "currency": "EUR",
+                "amount": "119.00",
+                "issue_date": "2026-10-01",
+                "due_date": "2026-10-31",
+                "debtor": {
+                    "kind": "business",
+                    "name": "Buyer GmbH",
+                    "tax_id": "DE200000001",
+                    "country": "DE",
+                },
+                "supplier_tax_id": supplier_tax_id,
+            },
+        }
+    )
+
+
+def test_an_append_on_a_head_this_process_wrote_is_one_committed_statement(
+    merchant, marketplace, now
+) -> None:
+    first = entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+
+    second, statements = _statements(
+        lambda: entry_append(
+            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
+        )
+    )
+
+    assert len(statements) == 1, statements  # no BEGIN, no lock, no COMMIT
+    assert "FOR UPDATE" not in statements[0] and "UPDATE ledger_chain" in statements[0]
+    assert not connection.in_atomic_block
+    # Committed as it returned: another connection sees the entry, its order row and the head.
+    assert _committed(
+        "SELECT e.seq, e.prev_hash, e.hash, c.head_seq, c.head_hash FROM ledger_entry e"
+        " JOIN ledger_chain c ON c.merchant_id = e.chain_id"
+        " JOIN ledger_order o ON o.entry_id = e.id"
+        " WHERE e.chain_id = %s AND e.seq = 2",
+        [merchant.pk],
+    ) == [(2, first.hash, second.hash, 2, second.hash)]
+    assert Order.objects.filter(merchant=merchant, ref="ORD-2").exists()
+    _assert_chain_sound(merchant.pk, 2)
+
+
+def test_a_head_moved_elsewhere_writes_nothing_and_the_locked_append_takes_over(
+    merchant, marketplace, now
+) -> None:
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    stale = head_known(merchant.pk)
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
+    )
+    heads_remember([stale])  # as if another process had appended ORD-2 since this one's last
+
+    receipt, statements = _statements(
+        lambda: entry_append(
+            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-3"), now=now
+        )
+    )
+
+    # The compared write (nothing written), then the locked append in its transaction.
+    kinds = ["lock" if "FOR UPDATE" in sql else sql.split()[0] for sql in statements]
+    assert kinds == ["WITH", "BEGIN", "lock", "WITH", "COMMIT"], statements
+    assert receipt.seq == 3
+    _assert_chain_sound(merchant.pk, 3)
+    assert head_known(merchant.pk).head_hash == receipt.hash  # remembered again
+
+
+def test_a_repeated_event_on_a_known_head_returns_its_receipt_and_writes_nothing(
+    merchant, marketplace, now
+) -> None:
+    original = entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
+    )
+
+    again, statements = _statements(
+        lambda: entry_append(
+            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+        )
+    )
+
+    assert again == original
+    assert len(statements) == 1, statements
+    _assert_chain_sound(merchant.pk, 2)
+
+
+def test_a_merchant_changed_since_its_head_was_remembered_is_read_again(
+    make_merchant, marketplace, now
+) -> None:
+    """The supplier check runs on the remembered tax id; the write compares it with the row."""
+    merchant = make_merchant(tax_id="DE123456789")
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    changed = Merchant.objects.get(pk=merchant.pk)
+    changed.tax_id = "DE987654321"
+    changed.save()
+
+    with pytest.raises(EventInvalid):  # names the old tax id: refused on the row as it is now
+        entry_append(
+            source=marketplace.code,
+            merchant_id=merchant.pk,
+            event=_invoice("INV-1", "DE123456789"),
+            now=now,
+        )
+    receipt = entry_append(
+        source=marketplace.code,
+        merchant_id=merchant.pk,
+        event=_invoice("INV-2", "DE987654321"),
+        now=now,
+    )
+
+    assert receipt.seq == 2
+    assert list(Invoice.objects.filter(merchant=merchant).values_list("ref", flat=True)) == [
+        "INV-2"
+    ]
+    _assert_chain_sound(merchant.pk, 2)
+
+
+def test_only_events_whose_projectors_only_add_rows_go_without_a_transaction() -> None:
+    assert rows_only(["order.placed", "invoice.issued", "shipment.dispatched"])
+    assert not rows_only(["payout.settled"])  # pays invoices after its entry is written
+    assert not rows_only(["order.placed", "payout.settled"])
+
+
+def test_inside_a_transaction_an_append_takes_the_lock_as_before(
+    merchant, marketplace, now
+) -> None:
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    with transaction.atomic():
+        receipt, statements = _statements(
+            lambda: entry_append(
+                source=marketplace.code,
+                merchant_id=merchant.pk,
+                event=order_placed("ORD-2"),
+                now=now,
+            )
+        )
+    assert isinstance(receipt, Receipt)
+    assert any("FOR UPDATE" in sql for sql in statements)
+    _assert_chain_sound(merchant.pk, 2)
