@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ledger.locks import LockedChain
 
 
 class LedgerError(Exception):
@@ -111,6 +114,16 @@ class KeysUsedBefore(Exception):
     def __init__(self, earlier: list[EarlierEntry]) -> None:
         self.earlier = earlier
         super().__init__(f"{len(earlier)} idempotency key(s) used before")
+
+
+class HeadMoved(Exception):
+    """A compared write found its chain past the head its entries were built on, so it wrote
+    nothing. Internal: ``locked`` is the chain's head as it stands, which the statement locked
+    (until the transaction ends; at once released outside one), or None if it has no chain."""
+
+    def __init__(self, locked: LockedChain | None) -> None:
+        self.locked = locked
+        super().__init__("the chain has moved on")
 
 
 class CosignatureRefused(LedgerError):

@@ -19,6 +19,7 @@ from ledger.exceptions import (
     EventConflict,
     EventInvalid,
     FieldError,
+    HeadMoved,
     IdempotencyKeyReused,
     KeysUsedBefore,
     LedgerError,
@@ -206,40 +207,60 @@ def _append_unlocked(
     Only for events of one merchant whose projectors only add rows (nothing runs after the
     write), outside any transaction, on a chain this process last wrote: the entries are built
     on that head and written only if the chain still ends there (ledger/writer.py). None, with
-    nothing written, when any of that does not hold, the head is stale, or a refusal needs
-    confirming on the locked head: the locked append then does the work.
+    nothing written, when any of that does not hold, the head is stale twice (the statement
+    that finds it stale reads the head as it stands), or a refusal needs confirming on the
+    locked head: the locked append then does the work.
     """
     db = transaction.get_connection()
-    merchant_ids = {new.merchant_id for new in entries}
     if (
-        db.vendor != "postgresql"
-        or db.in_atomic_block
+        db.in_atomic_block
         or not db.get_autocommit()
-        or len(merchant_ids) != 1
-        or not rows_only(new.event.type for new in entries)
+        or not rows_only(e.event.type for e in entries)
     ):
         return None
+    chain = _head_known(entries)
+    for _ in range(2):  # the remembered head, then once the head a stale one's statement read
+        if chain is None:
+            return None
+        try:
+            outcome = _write(source, entries, now, chain, careful=False, compare=True)
+        except HeadMoved as moved:  # its lock ended with the statement
+            chain = None if moved.locked is None else {moved.locked.merchant_id: moved.locked}
+            continue
+        return None if isinstance(outcome, LedgerError) else outcome
+    return None
+
+
+def _head_known(entries: Sequence[NewEntry]) -> dict[int, LockedChain] | None:
+    """The head this process last wrote, if the entries are of one merchant's chain and the
+    writer can compare it (PostgreSQL)."""
+    merchant_ids = {new.merchant_id for new in entries}
+    if transaction.get_connection().vendor != "postgresql" or len(merchant_ids) != 1:
+        return None
     chain = head_known(merchant_ids.pop())
-    if chain is None:
-        return None
-    try:
-        outcome = _write(
-            source, entries, now, {chain.merchant_id: chain}, careful=False, compare=True
-        )
-    except _HeadMoved:
-        return None
-    return None if isinstance(outcome, LedgerError) else outcome
-
-
-class _HeadMoved(Exception):
-    """A compared write found the chain past the head its entries were built on; nothing was
-    written."""
+    return None if chain is None else {chain.merchant_id: chain}
 
 
 def _append_locked(
     source: str, entries: Sequence[NewEntry], now: datetime, *, careful: bool
 ) -> list[Receipt] | LedgerError:
-    """Lock the chains and write; return the receipts, or the refusal to raise."""
+    """Lock the chains and write; return the receipts, or the refusal to raise.
+
+    On a head this process last wrote, the write itself takes the lock (ledger/writer.py): one
+    statement fewer; if the chain has moved on, that statement locks it and reads its head.
+    """
+    known = None if careful else _head_known(entries)
+    if known is not None:
+        try:
+            outcome = _write(source, entries, now, known, careful=careful, compare=True)
+        except HeadMoved as moved:
+            if moved.locked is not None:
+                locked = {moved.locked.merchant_id: moved.locked}
+                return _write(source, entries, now, locked, careful=careful, compare=False)
+        else:
+            if not isinstance(outcome, LedgerError):
+                return outcome
+            # Refused on the merchant as remembered, with nothing written: decided again below.
     chains = chains_lock(new.merchant_id for new in entries)
     return _write(source, entries, now, chains, careful=careful, compare=False)
 
@@ -256,7 +277,7 @@ def _write(
     """Build the entries on ``chains``' heads, write and project them; the receipts, or the
     refusal to raise.
 
-    :raises _HeadMoved: (``compare``, one chain) the chain no longer ends at its head.
+    :raises HeadMoved: (``compare``, one chain) the chain no longer ends at its head.
     """
     built_on = replace(next(iter(chains.values()))) if compare else None  # heads move in place
     refused = _other_suppliers(entries, chains)
@@ -271,8 +292,7 @@ def _write(
         # Rows nothing reads before they exist go in with their entries, in the same statement.
         ahead, written = ([], 0) if careful else rows_ahead(pairs)
         try:
-            if not entries_write([e for e, _ in pairs], build.moved(), ahead, built_on=built_on):
-                raise _HeadMoved
+            entries_write([e for e, _ in pairs], build.moved(), ahead, built_on=built_on)
         except KeysUsedBefore as found:
             build.found_before(found.earlier)  # nothing was written: build the rest again
             continue

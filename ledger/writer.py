@@ -26,7 +26,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ledger.exceptions import EarlierEntry, KeysUsedBefore, ProjectionRowRefused
+from ledger.exceptions import EarlierEntry, HeadMoved, KeysUsedBefore, ProjectionRowRefused
 from ledger.locks import LockedChain
 from ledger.models import Chain, Entry
 
@@ -70,6 +70,17 @@ def _heads_sql(one: bool, compared: bool) -> str:
     )
 
 
+# Compared, when the head did not move (and no key was found): the chain's head as it stands,
+# locked, as chains_lock reads it (parameter: the merchant id). FOR UPDATE under READ COMMITTED
+# waits for another writer's lock and returns the row that writer left.
+_FRESH_HEAD = (
+    "fresh AS (SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash, m.tax_id_normalised,"
+    " m.country FROM ledger_chain c JOIN merchants_merchant m ON m.id = c.merchant_id"
+    " WHERE c.merchant_id = %b::bigint AND NOT EXISTS (SELECT FROM earlier)"
+    " AND NOT EXISTS (SELECT FROM new_heads) FOR UPDATE OF c)"
+)
+
+
 @cache
 def _earlier_sql(one: bool) -> str:
     """The entries that hold a key of the write already, with what their receipts need.
@@ -88,11 +99,16 @@ def _earlier_sql(one: bool) -> str:
     )
 
 
-# New entries' ids, then the earlier entries (their id column is NULL): one result, one statement.
+# New entries' ids, then the earlier entries (their id and chain are NULL): one result, one
+# statement; compared, then the fresh head (its id NULL, its chain not).
 _RESULT = (
     " SELECT id, chain_id, seq, NULL, NULL, NULL, NULL, NULL, NULL FROM new_rows"
     " UNION ALL SELECT NULL, NULL, seq, idempotency_key, request_hash, public_id, hash,"
     " external_ref, type FROM earlier"
+)
+_RESULT_COMPARED = (
+    f"{_RESULT} UNION ALL SELECT NULL, merchant_id, head_seq, public_id, tax_id_normalised,"
+    " country, head_hash, NULL, NULL FROM fresh"
 )
 
 
@@ -102,7 +118,7 @@ def entries_write(
     rows: Sequence[models.Model] = (),
     *,
     built_on: LockedChain | None = None,
-) -> bool:
+) -> None:
     """Insert ``entries`` (setting their ids), store ``heads``, and insert ``rows``; or, when
     entries hold some of their idempotency keys already, write nothing and say which.
 
@@ -113,15 +129,17 @@ def entries_write(
 
     ``built_on`` (PostgreSQL, one chain; no lock needed): the head and merchant the entries
     were built on. The statement then moves the head only if the chain still ends there, which
-    takes its lock, and inserts only if it did; it returns False, having written nothing, if
-    the chain had moved on. A key found by the statement is then exact too: an append that
-    wrote it on this chain since would have moved the head.
+    takes its lock, and inserts only if it did; if the chain had moved on, it writes nothing,
+    locks the chain and raises HeadMoved with the head as it stands. A key found by the
+    statement is then exact too: an append that wrote it on this chain since would have moved
+    the head.
 
     :raises KeysUsedBefore: nothing was written; the entries that hold the keys.
+    :raises HeadMoved: (``built_on``) nothing was written; the chain's head, locked.
     :raises ProjectionRowRefused: a row repeats a projection's unique key.
     """
     if not entries:
-        return True
+        return
     source, keys = entries[0].source, [entry.idempotency_key for entry in entries]
     if connection.vendor != "postgresql":
         _earlier_refuse(_earlier_orm(source, keys))
@@ -131,7 +149,7 @@ def entries_write(
                 head_seq=chain.head_seq, head_hash=chain.head_hash
             )
         rows_insert(rows)
-        return True
+        return
     by_model = _by_table(rows)
     # One event, one head, a row per table (a single append): plain values, not arrays.
     one = len(entries) == len(heads) == 1 and all(len(rs) == 1 for rs in by_model.values())
@@ -155,6 +173,7 @@ def entries_write(
     if one:
         arrays = [values[0] for values in arrays]
     params = [arrays[0], source, *arrays[1:]]  # the keys, then the source they are under
+    result_sql = _RESULT
     if built_on is not None:  # its values follow the heads' arrays in the SQL
         at = 2 + len(head_arrays)
         params[at:at] = [
@@ -164,22 +183,25 @@ def entries_write(
             built_on.tax_id_normalised,
             built_on.country,
         ]
+        ctes.append(_FRESH_HEAD)
+        params.append(built_on.merchant_id)
+        result_sql = _RESULT_COMPARED
     with connection.cursor() as cursor:
         try:
-            cursor.execute(f"WITH {', '.join(ctes)}{_RESULT}", params)
+            cursor.execute(f"WITH {', '.join(ctes)}{result_sql}", params)
         except IntegrityError as exc:
             if getattr(getattr(exc.__cause__, "diag", None), "table_name", "") == "ledger_entry":
                 raise
             raise ProjectionRowRefused from exc
         result = cursor.fetchall()
-    _earlier_refuse([EarlierEntry(*row[2:]) for row in result if row[0] is None])
-    if not result:
-        return False  # compared, and the chain had moved on: nothing was written
+    _earlier_refuse([EarlierEntry(*row[2:]) for row in result if row[0] is row[1] is None])
+    if built_on is not None and not any(row[0] is not None for row in result):
+        fresh = [LockedChain(row[1], row[3], row[2], row[6], row[4], row[5]) for row in result]
+        raise HeadMoved(fresh[0] if fresh else None)
     ids = {(chain_id, seq): pk for pk, chain_id, seq, *_ in result}
     for entry in entries:
         entry.pk = ids[(entry.chain_id, entry.seq)]
         entry._state.adding = False
-    return True
 
 
 def _earlier_orm(source: str, keys: list[str]) -> list[EarlierEntry]:

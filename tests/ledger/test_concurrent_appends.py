@@ -42,6 +42,7 @@ def _writer(
 ) -> None:
     if not lock:
         services.chains_lock = _chains_without_lock  # type: ignore[assignment]
+        services.head_known = lambda merchant_id: None  # no write on a remembered head either
     receipts, refused = [], 0
     start.wait()
     try:

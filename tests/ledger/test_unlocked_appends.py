@@ -22,7 +22,7 @@ from ledger.exceptions import EventInvalid
 from ledger.locks import head_known, heads_remember
 from ledger.models import Chain, Entry, Invoice, Order
 from ledger.projections.registry import rows_only
-from ledger.services import Receipt, entry_append
+from ledger.services import entry_append
 from merchants.models import Merchant
 from tests.conftest import order_placed
 
@@ -33,6 +33,21 @@ def _statements(work: Callable[[], object]) -> tuple[Any, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         result = work()
     return result, [query["sql"] for query in queries.captured_queries]
+
+
+def _kinds(statements: list[str]) -> list[str]:
+    """ "compared" (a write on a remembered head, ledger/writer.py), "lock" (chains_lock),
+    "write" (an append's write on a locked head), or the statement's first word."""
+    return [
+        "compared"
+        if "fresh AS" in sql
+        else "lock"
+        if sql.startswith("SELECT c.merchant_id")
+        else "write"
+        if sql.startswith("WITH earlier")
+        else sql.split()[0]
+        for sql in statements
+    ]
 
 
 def _committed(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -97,8 +112,7 @@ def test_an_append_on_a_head_this_process_wrote_is_one_committed_statement(
         )
     )
 
-    assert len(statements) == 1, statements  # no BEGIN, no lock, no COMMIT
-    assert "FOR UPDATE" not in statements[0] and "UPDATE ledger_chain" in statements[0]
+    assert _kinds(statements) == ["compared"], statements  # no BEGIN, no lock, no COMMIT
     assert not connection.in_atomic_block
     # Committed as it returned: another connection sees the entry, its order row and the head.
     assert _committed(
@@ -130,9 +144,8 @@ def test_a_head_moved_elsewhere_writes_nothing_and_the_locked_append_takes_over(
         )
     )
 
-    # The compared write (nothing written), then the locked append in its transaction.
-    kinds = ["lock" if "FOR UPDATE" in sql else sql.split()[0] for sql in statements]
-    assert kinds == ["WITH", "BEGIN", "lock", "WITH", "COMMIT"], statements
+    # The first wrote nothing and read the head as it stands; the second built on that one.
+    assert _kinds(statements) == ["compared", "compared"], statements
     assert receipt.seq == 3
     _assert_chain_sound(merchant.pk, 3)
     assert head_known(merchant.pk).head_hash == receipt.hash  # remembered again
@@ -155,7 +168,7 @@ def test_a_repeated_event_on_a_known_head_returns_its_receipt_and_writes_nothing
     )
 
     assert again == original
-    assert len(statements) == 1, statements
+    assert _kinds(statements) == ["compared"], statements
     _assert_chain_sound(merchant.pk, 2)
 
 
@@ -198,7 +211,7 @@ def test_only_events_whose_projectors_only_add_rows_go_without_a_transaction() -
     assert not rows_only(["order.placed", "payout.settled"])
 
 
-def test_inside_a_transaction_an_append_takes_the_lock_as_before(
+def test_inside_a_transaction_the_write_on_a_known_head_takes_the_lock(
     merchant, marketplace, now
 ) -> None:
     entry_append(
@@ -213,6 +226,56 @@ def test_inside_a_transaction_an_append_takes_the_lock_as_before(
                 now=now,
             )
         )
-    assert isinstance(receipt, Receipt)
-    assert any("FOR UPDATE" in sql for sql in statements)
+    assert receipt.seq == 2
+    assert _kinds(statements) == ["SAVEPOINT", "compared", "RELEASE"], statements
+    _assert_chain_sound(merchant.pk, 2)
+
+
+def test_inside_a_transaction_a_stale_head_costs_no_statement_more_than_the_lock(
+    merchant, marketplace, now
+) -> None:
+    """The compared write that finds the chain moved on locks it and reads its head, in place
+    of chains_lock: then the write, as before."""
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    stale = head_known(merchant.pk)
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
+    )
+    heads_remember([stale])
+    with transaction.atomic():
+        receipt, statements = _statements(
+            lambda: entry_append(
+                source=marketplace.code,
+                merchant_id=merchant.pk,
+                event=order_placed("ORD-3"),
+                now=now,
+            )
+        )
+    assert receipt.seq == 3
+    assert _kinds(statements) == ["SAVEPOINT", "compared", "write", "RELEASE"], statements
+    _assert_chain_sound(merchant.pk, 3)
+
+
+def test_inside_a_transaction_a_refusal_on_a_remembered_merchant_is_decided_on_the_row(
+    make_merchant, marketplace, now
+) -> None:
+    merchant = make_merchant(tax_id="DE123456789")
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    changed = Merchant.objects.get(pk=merchant.pk)
+    changed.tax_id = "DE987654321"
+    changed.save()
+
+    with transaction.atomic():
+        receipt = entry_append(
+            source=marketplace.code,
+            merchant_id=merchant.pk,
+            event=_invoice("INV-2", "DE987654321"),
+            now=now,
+        )
+
+    assert receipt.seq == 2
     _assert_chain_sound(merchant.pk, 2)
