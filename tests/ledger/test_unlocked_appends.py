@@ -172,10 +172,9 @@ def test_a_repeated_event_on_a_known_head_returns_its_receipt_and_writes_nothing
     _assert_chain_sound(merchant.pk, 2)
 
 
-def test_a_merchant_changed_since_its_head_was_remembered_is_read_again(
-    make_merchant, marketplace, now
-) -> None:
-    """The supplier check runs on the remembered tax id; the write compares it with the row."""
+@pytest.fixture
+def merchant_changed(make_merchant, marketplace, now) -> Merchant:
+    """A merchant whose tax id changed after this process appended to its chain."""
     merchant = make_merchant(tax_id="DE123456789")
     entry_append(
         source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
@@ -183,7 +182,14 @@ def test_a_merchant_changed_since_its_head_was_remembered_is_read_again(
     changed = Merchant.objects.get(pk=merchant.pk)
     changed.tax_id = "DE987654321"
     changed.save()
+    return merchant
 
+
+def test_a_merchant_changed_since_its_head_was_remembered_is_read_again(
+    merchant_changed, marketplace, now
+) -> None:
+    """The supplier check runs on the remembered tax id; the write compares it with the row."""
+    merchant = merchant_changed
     with pytest.raises(EventInvalid):  # names the old tax id: refused on the row as it is now
         entry_append(
             source=marketplace.code,
@@ -259,16 +265,9 @@ def test_inside_a_transaction_a_stale_head_costs_no_statement_more_than_the_lock
 
 
 def test_inside_a_transaction_a_refusal_on_a_remembered_merchant_is_decided_on_the_row(
-    make_merchant, marketplace, now
+    merchant_changed, marketplace, now
 ) -> None:
-    merchant = make_merchant(tax_id="DE123456789")
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
-    changed = Merchant.objects.get(pk=merchant.pk)
-    changed.tax_id = "DE987654321"
-    changed.save()
-
+    merchant = merchant_changed
     with transaction.atomic():
         receipt = entry_append(
             source=marketplace.code,
