@@ -217,9 +217,10 @@ def test_only_events_whose_projectors_only_add_rows_go_without_a_transaction() -
     assert not rows_only(["order.placed", "payout.settled"])
 
 
-def test_inside_a_transaction_the_write_on_a_known_head_takes_the_lock(
+def test_inside_a_transaction_an_append_takes_the_lock_first_on_a_known_head_too(
     merchant, marketplace, now
 ) -> None:
+    """There a remembered head would save only the lock statement, and cost more when stale."""
     entry_append(
         source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
     )
@@ -233,48 +234,5 @@ def test_inside_a_transaction_the_write_on_a_known_head_takes_the_lock(
             )
         )
     assert receipt.seq == 2
-    assert _kinds(statements) == ["SAVEPOINT", "compared", "RELEASE"], statements
-    _assert_chain_sound(merchant.pk, 2)
-
-
-def test_inside_a_transaction_a_stale_head_costs_no_statement_more_than_the_lock(
-    merchant, marketplace, now
-) -> None:
-    """The compared write that finds the chain moved on locks it and reads its head, in place
-    of chains_lock: then the write, as before."""
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
-    stale = head_known(merchant.pk)
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
-    )
-    heads_remember([stale])
-    with transaction.atomic():
-        receipt, statements = _statements(
-            lambda: entry_append(
-                source=marketplace.code,
-                merchant_id=merchant.pk,
-                event=order_placed("ORD-3"),
-                now=now,
-            )
-        )
-    assert receipt.seq == 3
-    assert _kinds(statements) == ["SAVEPOINT", "compared", "write", "RELEASE"], statements
-    _assert_chain_sound(merchant.pk, 3)
-
-
-def test_inside_a_transaction_a_refusal_on_a_remembered_merchant_is_decided_on_the_row(
-    merchant_changed, marketplace, now
-) -> None:
-    merchant = merchant_changed
-    with transaction.atomic():
-        receipt = entry_append(
-            source=marketplace.code,
-            merchant_id=merchant.pk,
-            event=_invoice("INV-2", "DE987654321"),
-            now=now,
-        )
-
-    assert receipt.seq == 2
+    assert _kinds(statements) == ["SAVEPOINT", "lock", "write", "RELEASE"], statements
     _assert_chain_sound(merchant.pk, 2)
