@@ -109,3 +109,37 @@ def head_known(merchant_id: int) -> LockedChain | None:
     """A copy of the head this process last wrote on ``merchant_id``'s chain, if it did."""
     chain = _known_heads.get(merchant_id)
     return None if chain is None else replace(chain)
+
+
+# Inside a transaction a write on a remembered head saves only the lock statement, and a stale
+# one costs an append built twice: worth it only while most are found where they were left.
+# The share found, as a moving average over this process's recent tries; below one half, only
+# every PROBE_EVERY-th append tries, to notice when the contention has passed.
+_found_share = 1.0
+_untried = 0
+_FOUND_WEIGHT = 0.2
+PROBE_EVERY = 16
+
+
+def remembered_heads_pay() -> bool:
+    """Whether an append inside a transaction should write on a remembered head."""
+    global _untried
+    if _found_share >= 0.5:
+        return True
+    _untried += 1
+    if _untried < PROBE_EVERY:
+        return False
+    _untried = 0
+    return True
+
+
+def remembered_head_found(found: bool) -> None:
+    """Count a write on a remembered head: it found the chain where it was left, or not."""
+    global _found_share
+    _found_share += _FOUND_WEIGHT * (found - _found_share)
+
+
+def remembered_heads_reset() -> None:
+    """Forget this process's tally (a test starts from a known state)."""
+    global _found_share, _untried
+    _found_share, _untried = 1.0, 0

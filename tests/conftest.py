@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.two_factor import totp_code
 from ledger.events import ValidEvent, event_parse
+from ledger.locks import remembered_heads_reset
 from merchants.models import Marketplace, Merchant
 from merchants.services import marketplace_create, merchant_onboard
 
@@ -79,6 +80,13 @@ def _flush_past_append_only_triggers() -> Iterator[None]:
     TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
     yield
     TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _remembered_heads_trusted() -> None:
+    """Each test starts with appends trusting remembered heads (ledger/locks.py), whatever the
+    tests before it in this process met: the statements a test counts do not depend on them."""
+    remembered_heads_reset()
 
 
 @pytest.fixture

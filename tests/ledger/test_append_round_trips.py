@@ -16,6 +16,7 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
+from ledger import locks
 from ledger.events import event_parse
 from ledger.exceptions import EventConflict, IdempotencyKeyReused
 from ledger.models import Chain, Entry, Invoice, Order
@@ -37,18 +38,26 @@ def _statements(work: Callable[[], object]) -> list[str]:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("head_known", [True, False])
 def test_inside_a_transaction_an_append_without_projectors_is_a_lock_and_one_write(
-    merchant, now
+    head_known, merchant, now, monkeypatch
 ) -> None:
+    """On a head this process wrote, the write takes the lock itself (ledger/writer.py)."""
     entry_append(source="bank", merchant_id=merchant.pk, event=_repaid("R-0", now), now=now)
+    if not head_known:
+        monkeypatch.setattr(locks, "_known_heads", {})  # as in a process new to the chain
     with transaction.atomic():
         statements = _statements(
             lambda: entry_append(
                 source="bank", merchant_id=merchant.pk, event=_repaid("R-1", now), now=now
             )
         )
-    assert len(statements) == 2, statements
-    assert "FOR UPDATE" in statements[0]
+    if head_known:
+        assert len(statements) == 1, statements
+        assert "UPDATE ledger_chain" in statements[0] and "FOR UPDATE OF c" in statements[0]
+    else:
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("SELECT c.merchant_id") and "FOR UPDATE" in statements[0]
     assert not any("SAVEPOINT" in sql for sql in statements)
 
 

@@ -1,9 +1,11 @@
-"""An append outside any transaction on a head this process wrote: one statement, no lock.
+"""Appends on a head this process wrote: the write takes the chain's lock itself.
 
 The entries are built on the remembered head and the write moves the head only if the chain
 still ends there and its merchant is as remembered (ledger/writer.py); otherwise it writes
-nothing and the locked append takes over. Outside a transaction by nature, so these tests
-commit (``transaction=True``); the forked writers of test_concurrent_appends.py race it.
+nothing and reads the head as it stands. Outside a transaction that one statement is the whole
+append, so these tests commit (``transaction=True``); inside one it spares the lock statement,
+while remembered heads are mostly found where they were left. The forked writers of
+test_concurrent_appends.py race it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from django.test.utils import CaptureQueriesContext
 
 from ledger.events import ValidEvent, event_parse
 from ledger.exceptions import EventInvalid
-from ledger.locks import head_known, heads_remember
+from ledger.locks import (
+    PROBE_EVERY,
+    head_known,
+    heads_remember,
+    remembered_head_found,
+    remembered_heads_pay,
+)
 from ledger.models import Chain, Entry, Invoice, Order
 from ledger.projections.registry import rows_only
 from ledger.services import entry_append
@@ -217,10 +225,9 @@ def test_only_events_whose_projectors_only_add_rows_go_without_a_transaction() -
     assert not rows_only(["order.placed", "payout.settled"])
 
 
-def test_inside_a_transaction_an_append_takes_the_lock_first_on_a_known_head_too(
+def test_inside_a_transaction_the_write_on_a_known_head_takes_the_lock(
     merchant, marketplace, now
 ) -> None:
-    """There a remembered head would save only the lock statement, and cost more when stale."""
     entry_append(
         source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
     )
@@ -234,5 +241,81 @@ def test_inside_a_transaction_an_append_takes_the_lock_first_on_a_known_head_too
             )
         )
     assert receipt.seq == 2
-    assert _kinds(statements) == ["SAVEPOINT", "lock", "write", "RELEASE"], statements
+    assert _kinds(statements) == ["SAVEPOINT", "compared", "RELEASE"], statements
     _assert_chain_sound(merchant.pk, 2)
+
+
+def test_inside_a_transaction_a_stale_head_costs_no_statement_more_than_the_lock(
+    merchant, marketplace, now
+) -> None:
+    """The compared write that finds the chain moved on locks it and reads its head, in place
+    of chains_lock: then the write, as before."""
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    stale = head_known(merchant.pk)
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
+    )
+    heads_remember([stale])
+    with transaction.atomic():
+        receipt, statements = _statements(
+            lambda: entry_append(
+                source=marketplace.code,
+                merchant_id=merchant.pk,
+                event=order_placed("ORD-3"),
+                now=now,
+            )
+        )
+    assert receipt.seq == 3
+    assert _kinds(statements) == ["SAVEPOINT", "compared", "write", "RELEASE"], statements
+    _assert_chain_sound(merchant.pk, 3)
+
+
+def test_inside_a_transaction_a_refusal_on_a_remembered_merchant_is_decided_on_the_row(
+    merchant_changed, marketplace, now
+) -> None:
+    merchant = merchant_changed
+    with transaction.atomic():
+        receipt = entry_append(
+            source=marketplace.code,
+            merchant_id=merchant.pk,
+            event=_invoice("INV-2", "DE987654321"),
+            now=now,
+        )
+
+    assert receipt.seq == 2
+    _assert_chain_sound(merchant.pk, 2)
+
+
+def test_inside_a_transaction_remembered_heads_are_tried_only_while_they_pay() -> None:
+    """Mostly stale (other processes write the same chains): the lock first, but a probe every
+    PROBE_EVERY appends; mostly found again: tried every time."""
+    assert remembered_heads_pay()
+    for _ in range(4):
+        remembered_head_found(False)
+    tries = [remembered_heads_pay() for _ in range(2 * PROBE_EVERY)]
+    assert tries.count(True) == 2 and tries[PROBE_EVERY - 1] and tries[-1]
+    for _ in range(4):
+        remembered_head_found(True)
+    assert all(remembered_heads_pay() for _ in range(PROBE_EVERY))
+
+
+def test_inside_a_transaction_stale_heads_make_appends_take_the_lock_first(
+    merchant, marketplace, now
+) -> None:
+    for _ in range(4):
+        remembered_head_found(False)
+    entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
+    )
+    with transaction.atomic():
+        _, statements = _statements(
+            lambda: entry_append(
+                source=marketplace.code,
+                merchant_id=merchant.pk,
+                event=order_placed("ORD-2"),
+                now=now,
+            )
+        )
+    assert _kinds(statements) == ["SAVEPOINT", "lock", "write", "RELEASE"], statements
