@@ -30,7 +30,7 @@ from ledger.locks import (
 )
 from ledger.models import Chain, Entry, Invoice, Order
 from ledger.projections.registry import rows_only
-from ledger.services import entry_append
+from ledger.services import Receipt, entry_append
 from merchants.models import Merchant
 from tests.conftest import order_placed
 
@@ -41,6 +41,22 @@ def _statements(work: Callable[[], object]) -> tuple[Any, list[str]]:
     with CaptureQueriesContext(connection) as queries:
         result = work()
     return result, [query["sql"] for query in queries.captured_queries]
+
+
+def _order(merchant: Merchant, marketplace: Any, now: Any, ref: str) -> Receipt:
+    return entry_append(
+        source=marketplace.code, merchant_id=merchant.pk, event=order_placed(ref), now=now
+    )
+
+
+def _counted(
+    merchant: Merchant, marketplace: Any, now: Any, ref: str, *, in_transaction: bool = False
+) -> tuple[Receipt, list[str]]:
+    """Append order ``ref`` (in a transaction of its own, or none) and its statements."""
+    if not in_transaction:
+        return _statements(lambda: _order(merchant, marketplace, now, ref))
+    with transaction.atomic():
+        return _statements(lambda: _order(merchant, marketplace, now, ref))
 
 
 def _kinds(statements: list[str]) -> list[str]:
@@ -110,15 +126,9 @@ def _invoice(ref: str, supplier_tax_id: str) -> ValidEvent:
 def test_an_append_on_a_head_this_process_wrote_is_one_committed_statement(
     merchant, marketplace, now
 ) -> None:
-    first = entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
+    first = _order(merchant, marketplace, now, "ORD-1")
 
-    second, statements = _statements(
-        lambda: entry_append(
-            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
-        )
-    )
+    second, statements = _counted(merchant, marketplace, now, "ORD-2")
 
     assert _kinds(statements) == ["compared"], statements  # no BEGIN, no lock, no COMMIT
     assert not connection.in_atomic_block
@@ -137,20 +147,12 @@ def test_an_append_on_a_head_this_process_wrote_is_one_committed_statement(
 def test_a_head_moved_elsewhere_writes_nothing_and_the_locked_append_takes_over(
     merchant, marketplace, now
 ) -> None:
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
+    _order(merchant, marketplace, now, "ORD-1")
     stale = head_known(merchant.pk)
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
-    )
+    _order(merchant, marketplace, now, "ORD-2")
     heads_remember([stale])  # as if another process had appended ORD-2 since this one's last
 
-    receipt, statements = _statements(
-        lambda: entry_append(
-            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-3"), now=now
-        )
-    )
+    receipt, statements = _counted(merchant, marketplace, now, "ORD-3")
 
     # The first wrote nothing and read the head as it stands; the second built on that one.
     assert _kinds(statements) == ["compared", "compared"], statements
@@ -162,18 +164,10 @@ def test_a_head_moved_elsewhere_writes_nothing_and_the_locked_append_takes_over(
 def test_a_repeated_event_on_a_known_head_returns_its_receipt_and_writes_nothing(
     merchant, marketplace, now
 ) -> None:
-    original = entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
-    )
+    original = _order(merchant, marketplace, now, "ORD-1")
+    _order(merchant, marketplace, now, "ORD-2")
 
-    again, statements = _statements(
-        lambda: entry_append(
-            source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-        )
-    )
+    again, statements = _counted(merchant, marketplace, now, "ORD-1")
 
     assert again == original
     assert _kinds(statements) == ["compared"], statements
@@ -184,9 +178,7 @@ def test_a_repeated_event_on_a_known_head_returns_its_receipt_and_writes_nothing
 def merchant_changed(make_merchant, marketplace, now) -> Merchant:
     """A merchant whose tax id changed after this process appended to its chain."""
     merchant = make_merchant(tax_id="DE123456789")
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
+    _order(merchant, marketplace, now, "ORD-1")
     changed = Merchant.objects.get(pk=merchant.pk)
     changed.tax_id = "DE987654321"
     changed.save()
@@ -228,18 +220,8 @@ def test_only_events_whose_projectors_only_add_rows_go_without_a_transaction() -
 def test_inside_a_transaction_the_write_on_a_known_head_takes_the_lock(
     merchant, marketplace, now
 ) -> None:
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
-    with transaction.atomic():
-        receipt, statements = _statements(
-            lambda: entry_append(
-                source=marketplace.code,
-                merchant_id=merchant.pk,
-                event=order_placed("ORD-2"),
-                now=now,
-            )
-        )
+    _order(merchant, marketplace, now, "ORD-1")
+    receipt, statements = _counted(merchant, marketplace, now, "ORD-2", in_transaction=True)
     assert receipt.seq == 2
     assert _kinds(statements) == ["SAVEPOINT", "compared", "RELEASE"], statements
     _assert_chain_sound(merchant.pk, 2)
@@ -250,23 +232,11 @@ def test_inside_a_transaction_a_stale_head_costs_no_statement_more_than_the_lock
 ) -> None:
     """The compared write that finds the chain moved on locks it and reads its head, in place
     of chains_lock: then the write, as before."""
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
+    _order(merchant, marketplace, now, "ORD-1")
     stale = head_known(merchant.pk)
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-2"), now=now
-    )
+    _order(merchant, marketplace, now, "ORD-2")
     heads_remember([stale])
-    with transaction.atomic():
-        receipt, statements = _statements(
-            lambda: entry_append(
-                source=marketplace.code,
-                merchant_id=merchant.pk,
-                event=order_placed("ORD-3"),
-                now=now,
-            )
-        )
+    receipt, statements = _counted(merchant, marketplace, now, "ORD-3", in_transaction=True)
     assert receipt.seq == 3
     assert _kinds(statements) == ["SAVEPOINT", "compared", "write", "RELEASE"], statements
     _assert_chain_sound(merchant.pk, 3)
@@ -306,16 +276,6 @@ def test_inside_a_transaction_stale_heads_make_appends_take_the_lock_first(
 ) -> None:
     for _ in range(4):
         remembered_head_found(False)
-    entry_append(
-        source=marketplace.code, merchant_id=merchant.pk, event=order_placed("ORD-1"), now=now
-    )
-    with transaction.atomic():
-        _, statements = _statements(
-            lambda: entry_append(
-                source=marketplace.code,
-                merchant_id=merchant.pk,
-                event=order_placed("ORD-2"),
-                now=now,
-            )
-        )
+    _order(merchant, marketplace, now, "ORD-1")
+    _, statements = _counted(merchant, marketplace, now, "ORD-2", in_transaction=True)
     assert _kinds(statements) == ["SAVEPOINT", "lock", "write", "RELEASE"], statements
