@@ -8,12 +8,13 @@ from __future__ import annotations
 import multiprocessing
 import traceback
 from collections import Counter
+from contextlib import nullcontext
 from itertools import pairwise
 from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connections
+from django.db import IntegrityError, connections, transaction
 
 from ledger import services
 from ledger.locks import LockedChain
@@ -38,22 +39,33 @@ def _chains_without_lock(merchant_ids: Any) -> dict[int, LockedChain]:
 
 
 def _writer(
-    merchant_id: int, source: str, prefix: str, lock: bool, start: Any, results: Any
+    merchant_id: int,
+    source: str,
+    prefix: str,
+    lock: bool,
+    in_transaction: bool,
+    start: Any,
+    results: Any,
 ) -> None:
     if not lock:
         services.chains_lock = _chains_without_lock  # type: ignore[assignment]
         services.head_known = lambda merchant_id: None  # no write on a remembered head either
+    found: Counter[bool] = Counter()  # writes on remembered heads in a transaction: found or not
+    if in_transaction:  # try remembered heads on every append, however often they are stale
+        services.remembered_heads_pay = lambda: True  # type: ignore[assignment]
+        services.remembered_head_found = lambda hit: found.update([hit])  # type: ignore[assignment]
     receipts, refused = [], 0
     start.wait()
     try:
         for n in range(APPENDS_EACH):
             try:
-                receipt = services.entry_append(
-                    source=source,
-                    merchant_id=merchant_id,
-                    event=order_placed(f"{prefix}-{n}"),
-                    now=NOW,
-                )
+                with transaction.atomic() if in_transaction else nullcontext():
+                    receipt = services.entry_append(
+                        source=source,
+                        merchant_id=merchant_id,
+                        event=order_placed(f"{prefix}-{n}"),
+                        now=NOW,
+                    )
             except IntegrityError:
                 refused += 1
             else:
@@ -63,15 +75,17 @@ def _writer(
         raise
     finally:
         connections.close_all()
-    results.put((receipts, refused))
+    results.put((receipts, refused, found))
 
 
-def _run_writers(plan: list[tuple[int, str, str]], *, lock: bool) -> tuple[list[Any], int]:
+def _run_writers(
+    plan: list[tuple[int, str, str]], *, lock: bool, in_transaction: bool = False
+) -> tuple[list[Any], int, Counter[bool]]:
     connections.close_all()  # children must open their own connections, not share ours
     start = FORK.Barrier(len(plan))
     results = FORK.Queue()
     processes = [
-        FORK.Process(target=_writer, args=(m, source, prefix, lock, start, results))
+        FORK.Process(target=_writer, args=(m, source, prefix, lock, in_transaction, start, results))
         for m, source, prefix in plan
     ]
     for process in processes:
@@ -82,8 +96,9 @@ def _run_writers(plan: list[tuple[int, str, str]], *, lock: bool) -> tuple[list[
     for process in processes:
         process.join(timeout=30)
         assert process.exitcode == 0
-    receipts = [r for batch, _ in outcomes for r in batch]
-    return receipts, sum(refused for _, refused in outcomes)
+    receipts = [r for batch, _, _ in outcomes for r in batch]
+    found = sum((tally for _, _, tally in outcomes), Counter[bool]())
+    return receipts, sum(refused for _, refused, _ in outcomes), found
 
 
 def _assert_chain_sound(merchant_id: int, expected: int) -> None:
@@ -111,18 +126,30 @@ def setup(make_merchant, marketplace, now):
     return hot, others, marketplace.code
 
 
-def test_parallel_appends_never_fork_or_lose_a_receipt(setup, capsys) -> None:
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["alone", "in_a_transaction"])
+def test_parallel_appends_never_fork_or_lose_a_receipt(
+    setup, make_merchant, capsys, in_transaction
+) -> None:
+    """Alone, an append on a remembered head is one statement; in a transaction, forced to try
+    remembered heads every time, its write takes the lock or finds the head moved on. Two
+    writers on one chain tend to take turns, each finding the other moved the head, so a chain
+    with a single writer is there to find its head where it left it."""
     hot, others, source = setup
+    solo = make_merchant()
     plan = [(hot.pk, source, f"hot{w}") for w in range(WRITERS_ON_HOT_CHAIN)]
     plan += [(m.pk, source, f"other{m.pk}-{w}") for m in others for w in range(2)]
+    plan += [(solo.pk, source, "solo")]
 
-    receipts, refused = _run_writers(plan, lock=True)
+    receipts, refused, found = _run_writers(plan, lock=True, in_transaction=in_transaction)
 
+    if in_transaction:  # both ways happened, or the test proves less than it says
+        assert found[True] >= APPENDS_EACH - 1 and found[False] > 0, found
     assert refused == 0
     assert len(receipts) == len(plan) * APPENDS_EACH
     _assert_chain_sound(hot.pk, WRITERS_ON_HOT_CHAIN * APPENDS_EACH)
     for merchant in others:
         _assert_chain_sound(merchant.pk, 2 * APPENDS_EACH)
+    _assert_chain_sound(solo.pk, APPENDS_EACH)
     stored = set(
         Entry.objects.values_list("chain__merchant__public_id", "seq", "hash", "external_ref")
     )
@@ -136,7 +163,7 @@ def test_without_the_head_lock_the_database_still_refuses_the_fork(setup) -> Non
     Chain.objects.create(merchant=hot)  # the lock-free reader below does not create chains
     plan = [(hot.pk, source, f"nolock{w}") for w in range(WRITERS_ON_HOT_CHAIN)]
 
-    receipts, refused = _run_writers(plan, lock=False)
+    receipts, refused, _ = _run_writers(plan, lock=False)
 
     assert refused > 0, "the race never happened; the control proves nothing"
     assert len(receipts) + refused == len(plan) * APPENDS_EACH
