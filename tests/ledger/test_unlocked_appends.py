@@ -123,6 +123,17 @@ def _invoice(ref: str, supplier_tax_id: str) -> ValidEvent:
     )
 
 
+def _invoice_append(
+    merchant: Merchant, marketplace: Any, now: Any, ref: str, supplier_tax_id: str
+) -> Receipt:
+    return entry_append(
+        source=marketplace.code,
+        merchant_id=merchant.pk,
+        event=_invoice(ref, supplier_tax_id),
+        now=now,
+    )
+
+
 def test_an_append_on_a_head_this_process_wrote_is_one_committed_statement(
     merchant, marketplace, now
 ) -> None:
@@ -191,18 +202,8 @@ def test_a_merchant_changed_since_its_head_was_remembered_is_read_again(
     """The supplier check runs on the remembered tax id; the write compares it with the row."""
     merchant = merchant_changed
     with pytest.raises(EventInvalid):  # names the old tax id: refused on the row as it is now
-        entry_append(
-            source=marketplace.code,
-            merchant_id=merchant.pk,
-            event=_invoice("INV-1", "DE123456789"),
-            now=now,
-        )
-    receipt = entry_append(
-        source=marketplace.code,
-        merchant_id=merchant.pk,
-        event=_invoice("INV-2", "DE987654321"),
-        now=now,
-    )
+        _invoice_append(merchant, marketplace, now, "INV-1", "DE123456789")
+    receipt = _invoice_append(merchant, marketplace, now, "INV-2", "DE987654321")
 
     assert receipt.seq == 2
     assert list(Invoice.objects.filter(merchant=merchant).values_list("ref", flat=True)) == [
@@ -247,12 +248,7 @@ def test_inside_a_transaction_a_refusal_on_a_remembered_merchant_is_decided_on_t
 ) -> None:
     merchant = merchant_changed
     with transaction.atomic():
-        receipt = entry_append(
-            source=marketplace.code,
-            merchant_id=merchant.pk,
-            event=_invoice("INV-2", "DE987654321"),
-            now=now,
-        )
+        receipt = _invoice_append(merchant, marketplace, now, "INV-2", "DE987654321")
 
     assert receipt.seq == 2
     _assert_chain_sound(merchant.pk, 2)
