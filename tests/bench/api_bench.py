@@ -32,6 +32,7 @@ exactly the events sent.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import hmac
 import http.client
@@ -744,6 +745,9 @@ def _service_worker(
     from ledger.events import event_parse
     from ledger.services import NewEntry, entries_append
 
+    # As config.wsgi does in a gunicorn worker: what the process inherited stays out of the
+    # collector's walks, so the two paths differ by HTTP alone, not by garbage collection.
+    gc.freeze()
     try:
         while (plan := inbox.get()) is not None:
             batches = [_events(serials, sellers) for serials, sellers in plan]
