@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from ledger.models import Chain, Entry
+from ledger.sql import placeholders
 from merchants.identifiers import tax_id_is_national, tax_id_is_own, tax_id_normalise
 from merchants.models import Marketplace, MarketplaceMerchant, Merchant
 
@@ -17,14 +20,39 @@ def merchants_by_seller_id(
     Seller ids of other marketplaces' merchants are simply absent: to a marketplace they do
     not exist.
     """
-    # A NUL or a lone surrogate cannot be stored, so no merchant has it: do not ask the database.
-    storable = {
-        s for s in seller_ids if "\x00" not in s and s.encode("utf-8", "ignore").decode() == s
-    }
     links = MarketplaceMerchant.objects.filter(
-        marketplace=marketplace, seller_id__in=storable
+        marketplace=marketplace, seller_id__in=_storable(seller_ids)
     ).select_related("merchant")
     return {link.seller_id: link.merchant for link in links}
+
+
+# Asked by every ingest request, which needs the ids alone: as SQL it costs a few hundredths of
+# the ORM's query building and two model instances per link (a seventh of a single-event POST).
+_MERCHANT_IDS = (
+    "SELECT seller_id, merchant_id FROM merchants_marketplacemerchant"
+    " WHERE marketplace_id = %s AND seller_id IN ({seller_ids})"
+)
+
+
+def merchant_ids_by_seller_id(
+    *, marketplace: Marketplace, seller_ids: Iterable[str]
+) -> dict[str, int]:
+    """What ``merchants_by_seller_id`` finds, as merchant ids."""
+    storable = sorted(_storable(seller_ids))
+    if not storable:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MERCHANT_IDS.format(seller_ids=placeholders(len(storable))),
+            [marketplace.pk, *storable],
+        )
+        return dict(cursor.fetchall())
+
+
+def _storable(seller_ids: Iterable[str]) -> set[str]:
+    """A NUL or a lone surrogate cannot be stored, so no merchant has it: the database is not
+    asked for such ids."""
+    return {s for s in seller_ids if "\x00" not in s and s.encode("utf-8", "ignore").decode() == s}
 
 
 def seller_id_of(*, marketplace: Marketplace, merchant: Merchant) -> str:

@@ -35,6 +35,7 @@ from ledger.selectors import (
     entries_page,
     entry_at,
     merchant_for_tax_ids,
+    merchant_ids_by_seller_id,
     merchants_by_seller_id,
     seller_id_of,
 )
@@ -117,18 +118,18 @@ class EventBatchCreateApi(MarketplaceApi):
             for raw in raw_events
             if isinstance(raw, dict) and isinstance(raw.get("merchant"), str)
         }
-        merchants = merchants_by_seller_id(marketplace=marketplace, seller_ids=seller_ids)
+        merchant_ids = merchant_ids_by_seller_id(marketplace=marketplace, seller_ids=seller_ids)
         entries, named, errors = [], [], []
         for index, raw in enumerate(raw_events):
             try:
-                merchant, event = _one_event(raw, merchants)
+                merchant_id, event = _one_event(raw, merchant_ids)
             except EventInvalid as exc:
                 errors += exc.prefixed(f"/events/{index}").errors
                 continue
             except ApiProblem as problem:
                 problem.errors = [FieldError(f"/events/{index}/merchant", problem.title)]
                 raise problem from None
-            entries.append(NewEntry(merchant_id=merchant.pk, event=event))
+            entries.append(NewEntry(merchant_id=merchant_id, event=event))
             named.append(raw["merchant"])
         if errors:
             raise EventInvalid(errors)
@@ -146,7 +147,7 @@ def _event_list(data: Any) -> list[Any]:
     return events
 
 
-def _one_event(raw: Any, merchants: dict[str, Merchant]) -> tuple[Merchant, ValidEvent]:
+def _one_event(raw: Any, merchant_ids: dict[str, int]) -> tuple[int, ValidEvent]:
     if not isinstance(raw, dict):
         raise EventInvalid([FieldError("", "An event must be a JSON object.")])
     seller_id = raw.get("merchant")
@@ -157,9 +158,9 @@ def _one_event(raw: Any, merchants: dict[str, Merchant]) -> tuple[Merchant, Vali
         except EventInvalid as exc:
             event_errors = exc.errors
         raise EventInvalid([FieldError("/merchant", "Must be your seller id."), *event_errors])
-    if seller_id not in merchants:
+    if seller_id not in merchant_ids:
         raise _not_found("merchant")
-    return merchants[seller_id], event_parse({k: v for k, v in raw.items() if k != "merchant"})
+    return merchant_ids[seller_id], event_parse({k: v for k, v in raw.items() if k != "merchant"})
 
 
 class ChainHeadApi(MarketplaceApi):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from ledger.selectors import merchants_by_seller_id
+from ledger.selectors import merchant_ids_by_seller_id, merchants_by_seller_id
 from merchants.models import Debtor, MarketplaceMerchant, Membership, Merchant
 from merchants.services import marketplace_create, merchant_onboard
 
@@ -32,6 +32,13 @@ def test_seller_id_is_unique_per_marketplace(marketplace, merchant, make_merchan
         seller_id: merchant
     }
     assert merchants_by_seller_id(marketplace=marketplace, seller_ids=["nobody"]) == {}
+    # The ingest's look-up of ids alone answers the same, whatever else is asked for with it.
+    asked = [seller_id, "nobody", "nul\x00", "\ud800"]
+    assert merchant_ids_by_seller_id(marketplace=other, seller_ids=asked) == {seller_id: twin.pk}
+    assert merchant_ids_by_seller_id(marketplace=marketplace, seller_ids=asked) == {
+        seller_id: merchant.pk
+    }
+    assert merchant_ids_by_seller_id(marketplace=marketplace, seller_ids=["nul\x00"]) == {}
 
 
 @pytest.mark.django_db
