@@ -26,8 +26,8 @@ def merchants_by_seller_id(
     return {link.seller_id: link.merchant for link in links}
 
 
-# Asked by every ingest request, which needs the ids alone: as SQL it costs a few hundredths of
-# the ORM's query building and two model instances per link (a seventh of a single-event POST).
+# Asked by every ingest request, which needs the ids alone: the ORM's query building and two
+# model instances per link were 14 % of a single-event POST's CPU (py-spy).
 _MERCHANT_IDS = (
     "SELECT seller_id, merchant_id FROM merchants_marketplacemerchant"
     " WHERE marketplace_id = %s AND seller_id IN ({seller_ids})"

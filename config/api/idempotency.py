@@ -136,12 +136,22 @@ def _run_locked(
     return response
 
 
-# Every POST of both APIs reads and writes its key once, so on PostgreSQL as SQL: a tenth of the
-# ORM's query building, model instances and save machinery (a seventh of a single-event POST's
-# CPU). The columns are the model's own, in its order.
+# Every POST of both APIs reads and writes its key once, so on PostgreSQL as SQL: the ORM's
+# query building, model instance and save machinery were 15 % of a single-event POST's CPU
+# (py-spy).
+_EARLIER_FIELDS = (
+    "id",
+    "scope",
+    "key",
+    "fingerprint",
+    "state",
+    "claimed_at",
+    "response_status",
+    "response_content_type",
+    "response_body",
+)
 _EARLIER = (
-    "SELECT id, scope, key, fingerprint, state, claimed_at, response_status,"
-    " response_content_type, response_body FROM ledger_idempotentrequest"
+    f"SELECT {', '.join(_EARLIER_FIELDS)} FROM ledger_idempotentrequest"  # noqa: S608  (ours)
     " WHERE scope = %s AND key = %s"
 )
 _RECORD = (
@@ -155,7 +165,9 @@ def _earlier(scope: str, key: str) -> IdempotentRequest | None:
     with connection.cursor() as cursor:
         cursor.execute(_EARLIER, [scope, key])
         row = cursor.fetchone()
-    return None if row is None else IdempotentRequest(*row)
+    return (
+        None if row is None else IdempotentRequest(**dict(zip(_EARLIER_FIELDS, row, strict=True)))
+    )
 
 
 def _record(scope: str, key: str, fingerprint: str, response: HttpResponse) -> None:
