@@ -38,7 +38,7 @@ def merchant_ids_by_seller_id(
     *, marketplace: Marketplace, seller_ids: Iterable[str]
 ) -> dict[str, int]:
     """What ``merchants_by_seller_id`` finds, as merchant ids."""
-    storable = sorted(_storable(seller_ids))
+    storable = list(_storable(seller_ids))
     if not storable:
         return {}
     with connection.cursor() as cursor:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -33,6 +34,7 @@ from rest_framework.request import Request
 
 from config.api.problems import ApiProblem
 from ledger.models import IdempotentRequest
+from ledger.sql import placeholders
 
 # A claim row older than this belongs to a request that died mid-way; a retry may take it over.
 STALE_CLAIM = timedelta(minutes=5)
@@ -139,43 +141,34 @@ def _run_locked(
 # Every POST of both APIs reads and writes its key once, so on PostgreSQL as SQL: the ORM's
 # query building, model instance and save machinery were 15 % of a single-event POST's CPU
 # (py-spy).
-_EARLIER_FIELDS = (
-    "id",
-    "scope",
-    "key",
-    "fingerprint",
-    "state",
-    "claimed_at",
-    "response_status",
-    "response_content_type",
-    "response_body",
-)
-_EARLIER = (
-    f"SELECT {', '.join(_EARLIER_FIELDS)} FROM ledger_idempotentrequest"  # noqa: S608  (ours)
-    " WHERE scope = %s AND key = %s"
-)
-_RECORD = (
-    "INSERT INTO ledger_idempotentrequest (scope, key, fingerprint, claimed_at, state,"
-    " response_status, response_content_type, response_body) VALUES (%s, %s, %s, %s, %s, %s,"
-    " %s, %s)"
-)
+@cache
+def _earlier_sql() -> tuple[str, list[str]]:
+    """The read of a key's record, every column of the model, and the columns' attnames."""
+    fields = IdempotentRequest._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    table = "ledger_idempotentrequest"
+    sql = f"SELECT {columns} FROM {table} WHERE scope = %s AND key = %s"  # noqa: S608  (ours)
+    return sql, [field.attname for field in fields]
 
 
 def _earlier(scope: str, key: str) -> IdempotentRequest | None:
+    sql, attnames = _earlier_sql()
     with connection.cursor() as cursor:
-        cursor.execute(_EARLIER, [scope, key])
+        cursor.execute(sql, [scope, key])
         row = cursor.fetchone()
-    return (
-        None if row is None else IdempotentRequest(**dict(zip(_EARLIER_FIELDS, row, strict=True)))
-    )
+    return None if row is None else IdempotentRequest(**dict(zip(attnames, row, strict=True)))
 
 
 def _record(scope: str, key: str, fingerprint: str, response: HttpResponse) -> None:
-    stored = _stored(response)
-    values: list[Any] = [scope, key, fingerprint, timezone.now(), stored["state"]]
-    values += [stored["response_status"], stored["response_content_type"], stored["response_body"]]
+    row: dict[str, Any] = {"scope": scope, "key": key, "fingerprint": fingerprint}
+    row["claimed_at"] = timezone.now()
+    row |= _stored(response)
+    sql = (
+        f"INSERT INTO ledger_idempotentrequest ({', '.join(row)})"  # noqa: S608  (our names)
+        f" VALUES ({placeholders(len(row))})"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD, values)
+        cursor.execute(sql, list(row.values()))
 
 
 def _run_claimed(
