@@ -16,6 +16,7 @@ route to the same rows.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,8 +46,16 @@ class _Column:
 
 
 def _array(db_type: str | None, one: bool) -> str:
-    """The placeholder of a column's values: an array, or for a single row, its one value."""
-    return f"ARRAY[%b::{db_type}]" if one else f"%b::{db_type}[]"
+    """The placeholder of a column's values: an array, or for a single row, its one value.
+
+    Cast to the type without its length (``varchar``, not ``varchar(64)``): an explicit cast
+    to a length cuts a longer value short in silence, where the column refuses it on insert.
+    """
+    cast = _LENGTH_MODIFIER.sub("", db_type or "")
+    return f"ARRAY[%b::{cast}]" if one else f"%b::{cast}[]"
+
+
+_LENGTH_MODIFIER = re.compile(r"\(\d+\)$")  # varchar(64), not numeric(12, 2)
 
 
 @cache

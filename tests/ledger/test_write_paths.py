@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, connection, connections, models, transaction
 from django.test.utils import CaptureQueriesContext
 
 from financing.books.models import Account, AccountShard, JournalEntry, Posting
@@ -204,3 +204,17 @@ def test_rows_insert_returning_and_its_orm_fallback_write_the_same_rows(
     fallback = _written_by(write, orm=True, monkeypatch=monkeypatch, read=read)
     assert len(statement) == 3
     assert fallback == statement
+
+
+@pytest.mark.parametrize("rows", [1, 3], ids=["one row", "an array of rows"])
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short(db, now, rows) -> None:
+    # The statement's casts carry no length (an explicit cast to varchar(255) would cut the
+    # value to fit in silence): the column's own length refuses it, and nothing is written.
+    too_long = "k" * (IdempotentRequest._meta.get_field("key").max_length + 1)
+    batch = [
+        IdempotentRequest(scope="s", key=key, fingerprint="f" * 64, claimed_at=now)
+        for key in [f"fits-{n}" for n in range(rows - 1)] + [too_long]
+    ]
+    with pytest.raises(DataError, match="too long"), transaction.atomic():
+        rows_insert_returning(batch)
+    assert not IdempotentRequest.objects.exists()
