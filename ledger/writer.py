@@ -177,8 +177,9 @@ def entries_write(
         sql, row_columns, entry_field = _joined_insert_sql(model, one)
         ctes.append(f"rows_{number} AS ({sql})")
         arrays += _column_arrays(row_columns, model_rows)
-        entries_of = [getattr(row, entry_field.name) for row in model_rows]
-        arrays += [[e.chain_id for e in entries_of], [e.seq for e in entries_of]]
+        if not one:
+            entries_of = [getattr(row, entry_field.name) for row in model_rows]
+            arrays += [[e.chain_id for e in entries_of], [e.seq for e in entries_of]]
     if one:
         arrays = [values[0] for values in arrays]
     params = [arrays[0], source, *arrays[1:]]  # the keys, then the source they are under
@@ -312,22 +313,30 @@ def _insert_sql(model: type[models.Model], one: bool) -> tuple[str, tuple[_Colum
 def _joined_insert_sql(
     model: type[models.Model], one: bool
 ) -> tuple[str, tuple[_Column, ...], models.Field[Any, Any]]:
-    """Like ``_insert_sql``, but the foreign key to Entry comes from the new_rows CTE."""
+    """Like ``_insert_sql``, but the foreign key to Entry comes from the new_rows CTE: each row
+    names its entry by (chain, seq), two more arrays; with ``one``, new_rows holds the one entry
+    (or none, if nothing is written), so the row takes it without naming it."""
     columns = [f for f in model._meta.concrete_fields if not f.primary_key]
     entry_field = next(f for f in columns if f.related_model is Entry)
     given = tuple(f for f in columns if f is not entry_field)
-    keys = _array("bigint", one)
     arrays = ", ".join(_array(f.db_type(connection), one) for f in given)
     aliases = ", ".join(f"c{i}" for i in range(len(given)))
     chosen = ", ".join("e.id" if f is entry_field else f"u.c{given.index(f)}" for f in columns)
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names})"
-        f" SELECT {chosen} FROM unnest({arrays}, {keys}, {keys})"
-        f" AS u ({aliases}, entry_chain, entry_seq)"
-        " JOIN new_rows e ON e.chain_id = u.entry_chain AND e.seq = u.entry_seq"
+    if one:
+        rows = f"unnest({arrays}) AS u ({aliases}) CROSS JOIN new_rows e"
+    else:
+        keys = _array("bigint", one)
+        rows = (
+            f"unnest({arrays}, {keys}, {keys}) AS u ({aliases}, entry_chain, entry_seq)"
+            " JOIN new_rows e ON e.chain_id = u.entry_chain AND e.seq = u.entry_seq"
+        )
+    table = connection.ops.quote_name(model._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {chosen} FROM {rows}",
+        _Column.of(given),
+        entry_field,
     )
-    return sql, _Column.of(given), entry_field
 
 
 def _column_arrays(columns: Sequence[_Column], rows: Sequence[Any]) -> list[Any]:
