@@ -168,6 +168,9 @@ def test_a_head_moved_elsewhere_writes_nothing_and_the_locked_append_takes_over(
     # The first wrote nothing and read the head as it stands; the second built on that one.
     assert _kinds(statements) == ["compared", "compared"], statements
     assert receipt.seq == 3
+    # One order row, the second statement's: the first's projection insert took no entry.
+    orders = Order.objects.filter(merchant=merchant, ref="ORD-3")
+    assert list(orders.values_list("entry__seq", flat=True)) == [3]
     _assert_chain_sound(merchant.pk, 3)
     assert head_known(merchant.pk).head_hash == receipt.hash  # remembered again
 
