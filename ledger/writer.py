@@ -45,6 +45,9 @@ class _Column:
         return tuple(cls(f.attname, f.get_db_prep_save, _unchanged_type(f)) for f in fields)
 
 
+_LENGTH_MODIFIER = re.compile(r"\(\d+\)$")  # varchar(64), not numeric(12, 2)
+
+
 def _array(db_type: str | None, one: bool) -> str:
     """The placeholder of a column's values: an array, or for a single row, its one value.
 
@@ -53,9 +56,6 @@ def _array(db_type: str | None, one: bool) -> str:
     """
     cast = _LENGTH_MODIFIER.sub("", db_type or "")
     return f"ARRAY[%b::{cast}]" if one else f"%b::{cast}[]"
-
-
-_LENGTH_MODIFIER = re.compile(r"\(\d+\)$")  # varchar(64), not numeric(12, 2)
 
 
 @cache
@@ -326,7 +326,7 @@ def _joined_insert_sql(
     if one:
         rows = f"unnest({arrays}) AS u ({aliases}) CROSS JOIN new_rows e"
     else:
-        keys = _array("bigint", one)
+        keys = _array("bigint", one=False)
         rows = (
             f"unnest({arrays}, {keys}, {keys}) AS u ({aliases}, entry_chain, entry_seq)"
             " JOIN new_rows e ON e.chain_id = u.entry_chain AND e.seq = u.entry_seq"

@@ -19,7 +19,7 @@ from financing.books.models import Account, AccountShard, JournalEntry, Posting
 from financing.books.services import Leg, account_open, journal_post
 from ledger.models import Chain, Entry, IdempotentRequest, Invoice, Order, Payout, Shipment
 from ledger.services import NewEntry, entries_append, entry_append
-from ledger.writer import rows_insert_returning
+from ledger.writer import rows_insert, rows_insert_returning
 from tests.bench.ledger_bench import EventMaker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -206,15 +206,16 @@ def test_rows_insert_returning_and_its_orm_fallback_write_the_same_rows(
     assert fallback == statement
 
 
-@pytest.mark.parametrize("rows", [1, 3], ids=["one row", "an array of rows"])
+@pytest.mark.parametrize("rows", [1, 3], ids=["one row's values", "arrays of rows"])
 def test_a_value_too_long_for_its_column_is_refused_not_cut_short(db, now, rows) -> None:
     # The statement's casts carry no length (an explicit cast to varchar(255) would cut the
     # value to fit in silence): the column's own length refuses it, and nothing is written.
+    # rows_insert sends one row as plain values (ARRAY[%b::varchar]), more as arrays.
     too_long = "k" * (IdempotentRequest._meta.get_field("key").max_length + 1)
     batch = [
         IdempotentRequest(scope="s", key=key, fingerprint="f" * 64, claimed_at=now)
         for key in [f"fits-{n}" for n in range(rows - 1)] + [too_long]
     ]
     with pytest.raises(DataError, match="too long"), transaction.atomic():
-        rows_insert_returning(batch)
+        rows_insert(batch)
     assert not IdempotentRequest.objects.exists()
