@@ -4,13 +4,13 @@ officers' decisions."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
-from django.db.models import Sum
+from django.db import connection
 
-from financing.controls import DebtorLimit
 from financing.models import Advance, Assignment, Facility
+from ledger.sql import placeholders
 from merchants.models import Merchant
 
 
@@ -18,16 +18,7 @@ def debtor_exposure(
     merchant: Merchant, *, excluding: Advance | None = None
 ) -> dict[tuple[str, str], int]:
     """Advance amounts live against each (currency, debtor key) for the merchant."""
-    exposure: dict[tuple[str, str], int] = defaultdict(int)
-    rows = (
-        Assignment.objects.filter(merchant=merchant, status__in=Assignment.LIVE)
-        .exclude(advance=excluding)
-        .values_list("advance__currency", "debtor_key")
-        .annotate(total=Sum("advance_minor"))
-    )
-    for currency, key, total in rows:
-        exposure[(currency, key)] += total
-    return exposure
+    return _exposure("s.merchant_id = %s", [merchant.pk], excluding)
 
 
 # What counts against a bank-wide debtor limit: advances an officer approved or the bank paid.
@@ -44,25 +35,52 @@ def bank_debtor_room(
     or outstanding against the debtor, less ``excluding``'s own.
     """
     wanted = set(debtors)
-    limits = {
-        (limit.currency, limit.debtor_key): limit.limit_minor
-        for limit in DebtorLimit.objects.filter(debtor_key__in={k for _, k in wanted})
-        if (limit.currency, limit.debtor_key) in wanted
-    }
+    if not wanted:
+        return {}
+    keys = sorted({key for _, key in wanted})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT currency, debtor_key, limit_minor FROM financing_debtorlimit"  # noqa: S608
+            f" WHERE debtor_key IN ({placeholders(len(keys))})",  # (placeholders only)
+            keys,
+        )
+        limits = {(c, k): limit for c, k, limit in cursor.fetchall() if (c, k) in wanted}
     if not limits:
         return {}
-    rows = (
-        Assignment.objects.filter(
-            debtor_key__in={k for _, k in limits},
-            status__in=Assignment.LIVE,
-            advance__status__in=BANK_EXPOSED,
-        )
-        .exclude(advance=excluding)
-        .values_list("advance__currency", "debtor_key")
-        .annotate(total=Sum("advance_minor"))
+    limited = sorted({key for _, key in limits})
+    statuses = [status.value for status in BANK_EXPOSED]
+    exposure = _exposure(
+        f"s.debtor_key IN ({placeholders(len(limited))})"
+        f" AND a.status IN ({placeholders(len(statuses))})",
+        [*limited, *statuses],
+        excluding,
     )
-    exposure = {(currency, key): total for currency, key, total in rows}
     return {debtor: limit - exposure.get(debtor, 0) for debtor, limit in limits.items()}
+
+
+def _exposure(
+    where: str, params: list[Any], excluding: Advance | None
+) -> dict[tuple[str, str], int]:
+    """Advance amounts of live assignments matching ``where`` (``s`` the assignment, ``a`` its
+    advance), per (currency, debtor key), ``excluding``'s own left out.
+
+    Plain SQL: these run on every verdict, and building the ORM's grouped query cost more than
+    twice what running it does.
+    """
+    live = [status.value for status in Assignment.LIVE]
+    others, other_params = "", []
+    if excluding is not None:
+        others, other_params = " AND s.advance_id <> %s", [excluding.pk]
+    sql = (
+        "SELECT a.currency, s.debtor_key, SUM(s.advance_minor) FROM financing_assignment s"  # noqa: S608
+        " JOIN financing_advance a ON a.id = s.advance_id"
+        f" WHERE {where} AND s.status IN ({placeholders(len(live))}){others}"
+        " GROUP BY a.currency, s.debtor_key"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *live, *other_params])
+        # SUM of a bigint is a numeric on PostgreSQL: an exact integer, as int.
+        return {(currency, key): int(total) for currency, key, total in cursor.fetchall()}
 
 
 def debtor_cap(facility: Facility) -> int:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import QuerySet
 
 from financing.assigned_on_chain import assignment_refs
 from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
 from financing.models import (
     Advance,
     Assignment,
-    Blacklisting,
     DuplicateClearance,
     Facility,
     Receivable,
@@ -37,6 +37,7 @@ from financing.order_evidence import OrderEvidence, orders_evidence
 from financing.pricing import advance_amount
 from ledger.models import Invoice, Order
 from ledger.money import Money
+from ledger.sql import models_read, placeholders
 from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
 
@@ -193,8 +194,8 @@ def _evidence_load(
         held=held,
         fingerprints_held=fingerprints_held,
         earlier_twins=earlier_twins,
-        facilities={f.currency: f for f in Facility.objects.filter(merchant=merchant, active=True)},
-        blacklisted=Blacklisting.objects.filter(merchant=merchant, lifted_at__isnull=True).exists(),
+        facilities=_active_facilities(merchant, holder),
+        blacklisted=_blacklisted(merchant),
         debtor_exposure=debtor_exposure(merchant, excluding=holder),
         bank_room=bank_debtor_room(
             {
@@ -210,13 +211,45 @@ def _evidence_load(
     )
 
 
+def _active_facilities(merchant: Merchant, holder: Advance | None) -> dict[str, Facility]:
+    """The merchant's active facilities by currency.
+
+    A holder's own facility, when it is the active one, stands for them: the holder's
+    receivables are all in its currency, a merchant has one active facility per currency (a
+    unique index), and a decision read it under its lock in this transaction
+    (``financing.locks``).
+    """
+    if holder is not None:
+        own = holder.facility
+        if own.active and own.merchant_id == merchant.pk:
+            return {own.currency: own}
+    active = models_read(Facility, "merchant_id = %s AND active", [merchant.pk])
+    return {facility.currency: facility for facility in active}
+
+
+def _blacklisted(merchant: Merchant) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM financing_blacklisting WHERE merchant_id = %s AND lifted_at IS NULL"
+            " LIMIT 1",
+            [merchant.pk],
+        )
+        return cursor.fetchone() is not None
+
+
 def _receivables_with_twins(
     merchant: Merchant, invoices: dict[str, Invoice]
 ) -> tuple[dict[str, Receivable], list[Receivable]]:
     """The merchant's receivables of ``invoices``, by ref, and every receivable sharing a
     fingerprint with one of them (themselves included), in one query."""
-    own = Receivable.objects.filter(merchant=merchant, ref__in=list(invoices))
-    twins = list(Receivable.objects.filter(fingerprint__in=own.values("fingerprint")))
+    if not invoices:
+        return {}, []
+    twins = models_read(
+        Receivable,
+        "fingerprint IN (SELECT fingerprint FROM financing_receivable"  # noqa: S608
+        f" WHERE merchant_id = %s AND ref IN ({placeholders(len(invoices))}))",  # (placeholders)
+        [merchant.pk, *invoices],
+    )
     receivables = {r.ref: r for r in twins if r.merchant_id == merchant.pk and r.ref in invoices}
     return receivables, twins
 
@@ -229,14 +262,22 @@ def _held(
 ) -> tuple[set[str], set[str]]:
     """Invoice refs of the merchant, and fingerprints, that a live assignment other than
     ``holder``'s holds, in one query."""
-    rows = (
-        Assignment.objects.filter(status__in=Assignment.LIVE)
-        .exclude(advance=holder)
-        .filter(
-            Q(merchant=merchant, invoice_ref__in=list(invoices)) | Q(fingerprint__in=fingerprints)
-        )
-        .values_list("merchant_id", "invoice_ref", "fingerprint")
+    if not invoices and not fingerprints:
+        return set(), set()
+    # "IN ()" is no SQL: an empty list stands as a NULL, which matches nothing.
+    refs: list[str | None] = [*invoices] or [None]
+    prints: list[str | None] = [*fingerprints] or [None]
+    live = [status.value for status in Assignment.LIVE]
+    others, excluded = ("", []) if holder is None else (" AND advance_id <> %s", [holder.pk])
+    sql = (
+        "SELECT merchant_id, invoice_ref, fingerprint FROM financing_assignment"  # noqa: S608
+        f" WHERE status IN ({placeholders(len(live))}){others}"  # (placeholders only)
+        f" AND ((merchant_id = %s AND invoice_ref IN ({placeholders(len(refs))}))"
+        f" OR fingerprint IN ({placeholders(len(prints))}))"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*live, *excluded, merchant.pk, *refs, *prints])
+        rows = cursor.fetchall()
     held: set[str] = set()
     fingerprints_held: set[str] = set()
     for merchant_id, invoice_ref, fingerprint in rows:

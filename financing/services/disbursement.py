@@ -12,7 +12,6 @@ from django.db import transaction
 from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
-from financing.locks import merchant_chain_lock
 from financing.models import Advance, Assignment, Payment, assignment_entry_ref
 from financing.notices import notices_create
 from financing.services.payments import payment_record
@@ -26,11 +25,10 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     of the net advance, extend the chain and write a notice for each debtor, to be sent once the
     transaction commits.
 
-    The caller decided it: it holds the advance's lock and the merchant's chain lock
-    (``financing.locks``, taken before it re-checked the evidence) in its transaction and has
-    set the approval (and the authorization, above the threshold) on ``advance``, which this
-    saves with the disbursement. Money moves in the caller's transaction, or in one of its
-    own when there is none.
+    The caller decided it, in its transaction: it holds the advance's lock and the merchant's
+    chain lock (``financing.locks``, taken before it re-checked the evidence, so before the
+    accounts this locks) and has set the approval (and the authorization, above the threshold)
+    on ``advance``, which this saves with the disbursement. Money moves in that transaction.
 
     The price must be the one the merchant accepted, disbursed before that quote expires; the
     caller re-priced it first (``financing.services.quotes``), and two CHECKs hold it too.
@@ -43,7 +41,6 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     if advance.accepted_hash != advance.price_hash or now > advance.quote_expires_at:
         raise WrongState(f"Advance {advance.ref} is not at a price its merchant accepted today.")
     with transaction.atomic(savepoint=False):
-        merchant_chain_lock(merchant_id=advance.merchant_id)  # held already: the lock order's sake
         advance.status = Advance.Status.DISBURSED
         advance.disbursed_at = now
         advance.decided_at = now

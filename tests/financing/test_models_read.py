@@ -1,0 +1,71 @@
+"""``models_read`` loads rows as the ORM does, on PostgreSQL and on SQLite (the demo's database).
+
+The evidence reads of every verdict go through it (financing.eligibility, order_evidence): the
+rules compare dates, amounts and flags, so a value of another type (SQLite's text for a date)
+would change a verdict without failing it.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Model
+
+from financing.books.models import Account
+from financing.models import Advance, Assignment, Facility, Receivable
+from ledger.models import Entry, Invoice, Order, Payout, Shipment
+from ledger.sql import models_read
+from merchants.models import Merchant
+from tests.financing.conftest import Trade
+
+# Dates, datetimes, decimals, booleans, JSON, nullable foreign keys and choices between them.
+MODELS: list[type[Model]] = [
+    Merchant,
+    Entry,
+    Order,
+    Invoice,
+    Shipment,
+    Payout,
+    Receivable,
+    Facility,
+    Advance,
+    Assignment,
+    Account,
+]
+
+
+def _loaded(instance: Model) -> list[tuple[str, type, Any]]:
+    """Every concrete field's value as loaded, with its type."""
+    values = []
+    for field in instance._meta.concrete_fields:
+        value = getattr(instance, field.attname)
+        values.append((field.attname, type(value), value))
+    return values
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_models_read_loads_every_row_as_the_orm_does() -> None:
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_financing_demo", stdout=StringIO())
+
+    for model in MODELS:
+        by_orm = sorted(model.objects.all(), key=lambda instance: instance.pk)
+        read = sorted(models_read(model, "1 = 1", []), key=lambda instance: instance.pk)
+
+        assert by_orm, f"the demo has no {model.__name__}: nothing compared"
+        assert [_loaded(i) for i in read] == [_loaded(i) for i in by_orm], model.__name__
+        assert all(not i._state.adding and i._state.db == "default" for i in read)
+
+
+@pytest.mark.django_db
+def test_models_read_keeps_to_its_condition(trade: Trade) -> None:
+    trade.order("ORD-1", amount="100.00")
+    trade.order("ORD-2", amount="200.00")
+
+    read = models_read(Order, "merchant_id = %s AND ref = %s", [trade.merchant.pk, "ORD-2"])
+
+    assert [(o.ref, o.amount_minor) for o in read] == [("ORD-2", 20000)]
