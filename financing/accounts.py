@@ -7,10 +7,10 @@ it needs; every later one finds it.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
 
 from financing.books.models import Account
 from financing.books.services import account_open
+from ledger.sql import models_read
 from merchants.models import Merchant
 
 ASSIGNEE_NAME = settings.CHAINFIN_BANK_NAME
@@ -43,8 +43,12 @@ class Chart:
 
         The balances read are those of now: call it where the caller wants them read.
         """
-        mine = Q(merchant__isnull=True) | Q(merchant_id=self.merchant.pk)
-        self._read = {a.code: a for a in Account.objects.filter(mine, currency=self.currency)}
+        mine = models_read(
+            Account,
+            "(merchant_id IS NULL OR merchant_id = %s) AND currency = %s",
+            [self.merchant.pk, self.currency],
+        )
+        self._read = {account.code: account for account in mine}
 
     def _bank(self, code: str, name: str, kind: str) -> Account:
         return self._open(f"{code}:{self.currency}", f"{name} {self.currency}", kind, None)

@@ -10,10 +10,12 @@ while holding something a decision waits for.
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from financing.models import Advance, Assignment, DebtorLimit, Facility
 from ledger.locks import chains_lock
+from ledger.sql import placeholders
 from merchants.models import Merchant
 
 
@@ -66,8 +68,18 @@ def debtor_limits_lock(*, advance: Advance) -> None:
     Approvals of different merchants against one debtor then re-check its room one after the
     other, each seeing what the other approved; id order keeps two of them from deadlocking.
     """
-    keys = {assignment.debtor_key for assignment in advance.assignments.all()}
-    list(debtor_limit_qs_for_update().filter(currency=advance.currency, debtor_key__in=keys))
+    keys = sorted({assignment.debtor_key for assignment in advance.assignments.all()})
+    if not keys:
+        return
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:  # plain SQL: building the ORM's query cost twice this
+        cursor.execute(
+            "SELECT id FROM financing_debtorlimit"  # noqa: S608  (placeholders only)
+            f" WHERE currency = %s AND debtor_key IN ({placeholders(len(keys))})"
+            f" ORDER BY id{lock}",
+            [advance.currency, *keys],
+        )
+        cursor.fetchall()
 
 
 def merchant_chain_lock(*, merchant_id: int) -> None:

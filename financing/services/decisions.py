@@ -7,8 +7,8 @@ import hashlib
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db import connection, transaction
+from django.db.models import F
 
 from financing.business_day import business_day
 from financing.exceptions import (
@@ -85,15 +85,24 @@ def advanced_in_window(*, advance: Advance, now: datetime) -> int:
     requested or disbursed within the window, counts; rejected and withdrawn ones do not.
     The caller holds the advance's facility lock, so two approvals of one line count each other.
     """
-    since = now - CHECKER_WINDOW
-    others = (
-        Advance.objects.filter(merchant_id=advance.merchant_id, currency=advance.currency)
-        .exclude(pk=advance.pk)
-        .exclude(status__in=[Advance.Status.REJECTED, Advance.Status.WITHDRAWN])
-        .filter(Q(requested_at__gt=since) | Q(disbursed_at__gt=since))
-        .aggregate(total=Sum("advance_minor"))["total"]
-    )
-    return advance.advance_minor + (others or 0)
+    since = connection.ops.adapt_datetimefield_value(now - CHECKER_WINDOW)
+    with connection.cursor() as cursor:  # plain SQL: the ORM's aggregate cost twice the query
+        cursor.execute(
+            "SELECT SUM(advance_minor) FROM financing_advance"
+            " WHERE merchant_id = %s AND currency = %s AND id <> %s AND status NOT IN (%s, %s)"
+            " AND (requested_at > %s OR disbursed_at > %s)",
+            [
+                advance.merchant_id,
+                advance.currency,
+                advance.pk,
+                Advance.Status.REJECTED.value,
+                Advance.Status.WITHDRAWN.value,
+                since,
+                since,
+            ],
+        )
+        (others,) = cursor.fetchone()
+    return advance.advance_minor + int(others or 0)
 
 
 def _window_note(advance: Advance, total: int, note: str) -> str:
