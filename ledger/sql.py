@@ -40,7 +40,11 @@ def _model_select(
     model: type[Model], alias: str
 ) -> tuple[str, list[str], list[tuple[int, Any, list[_Converter]]]]:
     """The SELECT of every concrete column of ``model``, their attnames, and per column that
-    needs any, (its position, its column expression, its converters) on this connection."""
+    needs any, (its position, its column expression, its converters) on this connection.
+
+    Once per alias: the converters depend on the backend and the alias's settings (its time
+    zone), not on which thread's connection object asked first.
+    """
     fields = model._meta.concrete_fields
     table = model._meta.db_table
     quote = connection.ops.quote_name
