@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from financing import eligibility
+from financing import evidence
 from financing.books import verification
 from financing.books.models import BooksVerification, JournalEntry
 from financing.books.verification import books_verify
@@ -143,7 +143,7 @@ def test_without_the_chain_read_the_flipped_invoice_is_fundable_again(
 ) -> None:
     # The negative control of eligibility's defence in depth: the assignment rows alone say
     # nobody holds the invoice.
-    monkeypatch.setattr(eligibility, "_assigned_on_chain", lambda *args: {})
+    monkeypatch.setattr(evidence, "_assigned_on_chain", lambda *args: {})
     assignment_flip_released(funded.owed)
 
     [verdict] = verdicts(funded.trade.merchant, TODAY, [funded.owed])
