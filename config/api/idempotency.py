@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
-from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -34,7 +33,7 @@ from rest_framework.request import Request
 
 from config.api.problems import ApiProblem
 from ledger.models import IdempotentRequest
-from ledger.sql import placeholders
+from ledger.sql import models_read, placeholders
 
 # A claim row older than this belongs to a request that died mid-way; a retry may take it over.
 STALE_CLAIM = timedelta(minutes=5)
@@ -141,22 +140,10 @@ def _run_locked(
 # Every POST of both APIs reads and writes its key once, so on PostgreSQL as SQL: the ORM's
 # query building, model instance and save machinery were 15 % of a single-event POST's CPU
 # (py-spy).
-@cache
-def _earlier_sql() -> tuple[str, list[str]]:
-    """The read of a key's record, every column of the model, and the columns' attnames."""
-    fields = IdempotentRequest._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    table = "ledger_idempotentrequest"
-    sql = f"SELECT {columns} FROM {table} WHERE scope = %s AND key = %s"  # noqa: S608  (ours)
-    return sql, [field.attname for field in fields]
-
-
 def _earlier(scope: str, key: str) -> IdempotentRequest | None:
-    sql, attnames = _earlier_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [scope, key])
-        row = cursor.fetchone()
-    return None if row is None else IdempotentRequest(**dict(zip(attnames, row, strict=True)))
+    """The record of a key, if there is one (one at most: scope and key are unique)."""
+    found = models_read(IdempotentRequest, "scope = %s AND key = %s", [scope, key])
+    return found[0] if found else None
 
 
 def _record(scope: str, key: str, fingerprint: str, response: HttpResponse) -> None:

@@ -36,8 +36,9 @@ def payment_record(
     with transaction.atomic(savepoint=False):
         # Plain SQL: a disbursement writes one payment, and its reads through the ORM cost
         # twice what running them does. source_key is unique: one row or none.
-        existing = next(iter(models_read(Payment, "source_key = %s", [source_key])), None)
-        if existing is not None:
+        found = models_read(Payment, "source_key = %s", [source_key])
+        if found:
+            existing = found[0]
             same = (existing.merchant_id, existing.kind, existing.currency, existing.amount_minor)
             if same != (merchant.pk, kind, currency, amount_minor):
                 raise WrongState(f"{source_key} caused a different payment before.")
