@@ -11,12 +11,12 @@ while holding something a decision waits for.
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
 from financing.models import Advance, Assignment, DebtorLimit, Facility
 from ledger.locks import chains_lock
-from ledger.sql import placeholders
-from merchants.models import Merchant
+from ledger.sql import models_joined_read, placeholders
+from merchants.models import Debtor, Merchant
 
 
 def facility_qs_for_update() -> QuerySet[Facility]:
@@ -41,20 +41,48 @@ def advance_qs_for_update() -> QuerySet[Advance]:
     return Advance.objects.select_for_update().order_by("pk")
 
 
-def advance_decision_qs_for_update() -> QuerySet[Advance]:
-    """Advances to decide on: each locked with its facility as ``advance_qs_for_update``, its
-    merchant read in the same query but not locked (no use case locks merchants), and its
-    assignments with their debtors read in one more query, so that a decision asks for them
-    once (``Advance.assignments_by_id``).
+def advance_decision_lock(advance_id: int) -> Advance:
+    """The advance to decide on, locked with its facility as ``advance_qs_for_update`` locks
+    them, its merchant read in the same statement but not locked (no use case locks merchants),
+    and its assignments with their debtors read in one more and kept on it for the whole
+    decision (``Advance.assignments_by_id``).
+
+    Plain SQL: the ORM's joins and prefetch cost three times what the two statements do.
+
+    :raises Advance.DoesNotExist: no such advance.
     """
-    return (
-        advance_qs_for_update()
-        .select_related("facility", "merchant")
-        .select_for_update(of=("self", "facility"))
-        .prefetch_related(
-            Prefetch("assignments", queryset=Assignment.objects.select_related("debtor"))
-        )
+    quote = connection.ops.quote_name
+    advances, facilities, merchants = (
+        quote(model._meta.db_table) for model in (Advance, Facility, Merchant)
     )
+    lock = (
+        f" FOR UPDATE OF {advances}, {facilities}"
+        if connection.features.has_select_for_update_of
+        else ""  # SQLite: one writer at a time, as the ORM's select_for_update assumes
+    )
+    found = models_joined_read(
+        (Advance, Facility, Merchant),
+        f"FROM {advances} JOIN {facilities} ON {facilities}.id = {advances}.facility_id"
+        f" JOIN {merchants} ON {merchants}.id = {advances}.merchant_id"
+        f" WHERE {advances}.id = %s{lock}",
+        [advance_id],
+    )
+    if not found:
+        raise Advance.DoesNotExist(f"No advance {advance_id}.")
+    advance: Advance
+    ((advance, facility, merchant),) = found
+    advance.facility, advance.merchant = facility, merchant
+    assignments, debtors = (quote(model._meta.db_table) for model in (Assignment, Debtor))
+    read = models_joined_read(
+        (Assignment, Debtor),
+        f"FROM {assignments} JOIN {debtors} ON {debtors}.id = {assignments}.debtor_id"
+        f" WHERE {assignments}.advance_id = %s ORDER BY {assignments}.id",
+        [advance_id],
+    )
+    for assignment, debtor in read:
+        assignment.advance, assignment.debtor = advance, debtor
+    advance.decision_assignments = [assignment for assignment, _ in read]
+    return advance
 
 
 def debtor_limit_qs_for_update() -> QuerySet[DebtorLimit]:
@@ -68,7 +96,7 @@ def debtor_limits_lock(*, advance: Advance) -> None:
     Approvals of different merchants against one debtor then re-check its room one after the
     other, each seeing what the other approved; id order keeps two of them from deadlocking.
     """
-    keys = sorted({assignment.debtor_key for assignment in advance.assignments.all()})
+    keys = sorted({assignment.debtor_key for assignment in advance.assignments_by_id()})
     if not keys:
         return
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from operator import attrgetter
 
 from django.conf import settings
 from django.db import models
@@ -151,6 +150,9 @@ class Advance(models.Model):
     WITHDRAWABLE = (Status.REQUESTED, Status.REQUOTE)
     OUTSTANDING = (Status.DISBURSED, Status.OVERDUE)
 
+    # Not a column: the assignments a decision read with its lock (``assignments_by_id``).
+    decision_assignments: list[Assignment] | None = None
+
     ref = models.CharField(max_length=40, unique=True, default=new_advance_ref, editable=False)
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="advances")
     facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="advances")
@@ -289,11 +291,13 @@ class Advance(models.Model):
     def assignments_by_id(self) -> list[Assignment]:
         """Its assignments in id order: the order they were requested in, and are priced in.
 
-        Read from the prefetch cache where the caller prefetched them
-        (``financing.locks.advance_decision_qs_for_update``); whoever changes them under such
-        a caller changes the cached rows too.
+        The rows a decision read with its lock (``financing.locks.advance_decision_lock``), kept
+        in ``decision_assignments``: whoever changes them under such a caller changes those
+        too. Otherwise read now.
         """
-        return sorted(self.assignments.all(), key=attrgetter("pk"))
+        if self.decision_assignments is not None:
+            return self.decision_assignments
+        return list(self.assignments.order_by("pk"))
 
 
 class Assignment(models.Model):

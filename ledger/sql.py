@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -26,21 +27,48 @@ def models_read(model: type[_M], where: str, params: Sequence[Any]) -> list[_M]:
     For reads on a hot path: building and compiling the ORM's query for a read like this costs
     about twice what running it does (``financing.eligibility`` makes ten per verdict).
     """
-    select, attnames, converters = _model_select(model, connection.alias)
+    table = connection.ops.quote_name(model._meta.db_table)
+    read = models_joined_read((model,), f"FROM {table} WHERE {where}", params)
+    return [found for (found,) in read]
+
+
+def models_joined_read(
+    models: Sequence[type[Model]], tail: str, params: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """One instance of each of ``models`` per row of ``SELECT <their columns> <tail>``, each
+    loaded as ``models_read`` loads it; ``tail`` names every model's table as it is
+    (``FROM a JOIN b ON … WHERE …``), since the columns are qualified by it. Relations between
+    the instances are the caller's to set.
+    """
+    alias = connection.alias
+    parts = [_model_columns(model, alias) for model in models]
     with connection.cursor() as cursor:
-        cursor.execute(f"{select} WHERE {where}", params)
+        cursor.execute(f"SELECT {', '.join(part.columns for part in parts)} {tail}", params)
         rows = cursor.fetchall()
-    if converters:
-        rows = [_converted(row, converters) for row in rows]
-    return [model.from_db(connection.alias, attnames, row) for row in rows]
+    loaded = []
+    for row in rows:
+        instances, start = [], 0
+        for model, part in zip(models, parts, strict=True):
+            values = row[start : start + len(part.attnames)]
+            start += len(part.attnames)
+            if part.converters:
+                values = _converted(values, part.converters)
+            instances.append(model.from_db(alias, part.attnames, values))
+        loaded.append(tuple(instances))
+    return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelColumns:
+    columns: str  # every concrete column, qualified by the model's table
+    attnames: list[str]
+    converters: list[tuple[int, Any, list[_Converter]]]  # (position, column, converters)
 
 
 @cache
-def _model_select(
-    model: type[Model], alias: str
-) -> tuple[str, list[str], list[tuple[int, Any, list[_Converter]]]]:
-    """The SELECT of every concrete column of ``model``, their attnames, and per column that
-    needs any, (its position, its column expression, its converters) on this connection.
+def _model_columns(model: type[Model], alias: str) -> _ModelColumns:
+    """The columns of ``model``'s concrete fields, their attnames, and per column that needs
+    any, (its position, its column expression, its converters) on this connection.
 
     Once per alias: the converters depend on the backend and the alias's settings (its time
     zone), not on which thread's connection object asked first.
@@ -48,15 +76,17 @@ def _model_select(
     fields = model._meta.concrete_fields
     table = model._meta.db_table
     quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(table)}.{quote(field.column)}" for field in fields)
     converters = []
     for position, field in enumerate(fields):
         column = field.get_col(table)
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         if found:
             converters.append((position, column, found))
-    select = f"SELECT {columns} FROM {quote(table)}"  # noqa: S608  (the model's own names)
-    return select, [field.attname for field in fields], converters
+    return _ModelColumns(
+        ", ".join(f"{quote(table)}.{quote(field.column)}" for field in fields),
+        [field.attname for field in fields],
+        converters,
+    )
 
 
 def _converted(

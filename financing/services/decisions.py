@@ -19,7 +19,7 @@ from financing.exceptions import (
     WrongState,
 )
 from financing.locks import (
-    advance_decision_qs_for_update,
+    advance_decision_lock,
     advance_qs_for_update,
     debtor_limits_lock,
     merchant_chain_lock,
@@ -231,10 +231,9 @@ def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = T
     """Lock ``advance`` with its facility; with ``assignments_read``, read its merchant and its
     assignments too, once for the whole decision (an approval reads them five times)."""
     if assignments_read:
-        queryset = advance_decision_qs_for_update()
+        locked = advance_decision_lock(advance.pk)
     else:
-        queryset = advance_qs_for_update().select_related("facility")
-    locked = queryset.get(pk=advance.pk)
+        locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
     if locked.status not in statuses:
         raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
     # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only

@@ -17,7 +17,7 @@ from django.db.models import F
 
 from financing.business_day import business_day
 from financing.exceptions import AdvanceRefused, QuoteChanged, WrongState
-from financing.locks import advance_decision_qs_for_update, advance_qs_for_update
+from financing.locks import advance_decision_lock, advance_qs_for_update
 from financing.models import Advance, Facility
 from financing.services._shared import approval_void, holds_release
 from financing.services.requests import AdvanceQuote, advance_requote
@@ -61,7 +61,7 @@ def advance_requote_send(*, advance: Advance, now: datetime, reason: str) -> boo
     when the advance now waits for the merchant to accept a new price.
     """
     with transaction.atomic():
-        locked = advance_decision_qs_for_update().get(pk=advance.pk)
+        locked = advance_decision_lock(advance.pk)
         if locked.status not in Advance.PENDING:
             return False
         try:
@@ -85,7 +85,7 @@ def advance_accept(*, advance: Advance, terms_hash: str, now: datetime) -> Advan
     """
     expired = ""
     with transaction.atomic():
-        locked = advance_decision_qs_for_update().get(pk=advance.pk)
+        locked = advance_decision_lock(advance.pk)
         if locked.status != Advance.Status.REQUOTE:
             if terms_hash == locked.accepted_hash == locked.price_hash:
                 return locked  # a repeat of an acceptance

@@ -45,7 +45,8 @@ def test_an_approval_locks_the_advance_with_its_facility_before_anything_else(
 
     first = next(q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"])
     assert first.startswith('SELECT "financing_advance".')
-    assert 'INNER JOIN "financing_facility"' in first
+    assert 'JOIN "financing_facility"' in first
+    assert first.endswith('FOR UPDATE OF "financing_advance", "financing_facility"')
 
 
 def test_an_approval_locks_the_merchants_chain_before_it_reads_the_evidence(

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.db.models import Model
 
 from financing.books.models import Account
+from financing.locks import advance_decision_lock
 from financing.models import Advance, Assignment, Facility, Receivable
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.sql import models_read
@@ -69,3 +71,33 @@ def test_models_read_keeps_to_its_condition(trade: Trade) -> None:
     read = models_read(Order, "merchant_id = %s AND ref = %s", [trade.merchant.pk, "ORD-2"])
 
     assert [(o.ref, o.amount_minor) for o in read] == [("ORD-2", 20000)]
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_a_decision_lock_reads_what_the_orm_reads() -> None:
+    """``advance_decision_lock`` joins three models and two (``models_joined_read``): each
+    instance as the ORM loads it, with the relations a decision follows set on it."""
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_financing_demo", stdout=StringIO())
+    advances = Advance.objects.select_related("facility", "merchant").order_by("pk")
+    assert any(advance.assignments.exists() for advance in advances), "nothing to compare"
+
+    for by_orm in advances:
+        with transaction.atomic():
+            locked = advance_decision_lock(by_orm.pk)
+        assignments = Assignment.objects.filter(advance=by_orm).select_related("debtor")
+
+        assert _loaded(locked) == _loaded(by_orm)
+        assert _loaded(locked.facility) == _loaded(by_orm.facility)
+        assert _loaded(locked.merchant) == _loaded(by_orm.merchant)
+        assert [(_loaded(a), _loaded(a.debtor)) for a in locked.assignments_by_id()] == [
+            (_loaded(a), _loaded(a.debtor)) for a in assignments.order_by("pk")
+        ]
+        assert all(a.advance is locked for a in locked.assignments_by_id())
+
+
+@pytest.mark.django_db
+def test_a_decision_lock_of_no_advance_says_so() -> None:
+    with pytest.raises(Advance.DoesNotExist), transaction.atomic():
+        advance_decision_lock(10**9)
