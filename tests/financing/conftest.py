@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 
 from financing.models import Blacklisting, Facility, RiskChange
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
@@ -332,3 +333,13 @@ def notices_enqueued(monkeypatch: pytest.MonkeyPatch) -> NoticeTaskRecorder:
     recorder = NoticeTaskRecorder()
     monkeypatch.setattr(financing.tasks, "notice_send", recorder)
     return recorder
+
+
+def waiting_for_a_lock(pid: int) -> bool:
+    """Whether the backend ``pid`` waits for a lock now (pg_locks is read live; pg_stat_activity
+    would be one snapshot per transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [pid]
+        )
+        return bool(cursor.fetchone()[0])

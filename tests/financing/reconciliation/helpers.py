@@ -41,13 +41,16 @@ def account_active(
     return BankAccount.objects.get(pk=change.payload["bank_account"])
 
 
-def payment_pending(merchant: Merchant, now: datetime, amount_minor: int = 80_000) -> Payment:
+def payment_pending(
+    merchant: Merchant, now: datetime, amount_minor: int = 80_000, source_key: str | None = None
+) -> Payment:
+    """A disbursement's payment, of a new cause unless ``source_key`` names one."""
     return payment_record(
         merchant=merchant,
         kind=Payment.Kind.DISBURSEMENT,
         currency="EUR",
         amount_minor=amount_minor,
-        source_key=f"disburse:adv_test{next(_causes)}",
+        source_key=source_key or f"disburse:adv_test{next(_causes)}",
         now=now,
     )
 

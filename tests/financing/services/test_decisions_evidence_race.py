@@ -30,20 +30,11 @@ from financing.services import decisions
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.requests import advance_request
 from ledger.models import Invoice
-from tests.financing.conftest import NoticeTaskRecorder, Trade
+from tests.financing.conftest import NoticeTaskRecorder, Trade, waiting_for_a_lock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 WAIT_SECONDS = 30
-
-
-def _waiting_for_a_lock(pid: int) -> bool:
-    # pg_locks is read live (pg_stat_activity would be one snapshot per transaction).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [pid]
-        )
-        return bool(cursor.fetchone()[0])
 
 
 def race(trade: Trade, ref: str, decide: Callable[[], Advance]) -> Any:
@@ -59,7 +50,7 @@ def race(trade: Trade, ref: str, decide: Callable[[], Advance]) -> Any:
                 trade.credited(ref, amount="100.00")
                 note_holds_chain.set()
                 deadline = time.monotonic() + WAIT_SECONDS
-                while not (decider_pid and _waiting_for_a_lock(decider_pid[0])):
+                while not (decider_pid and waiting_for_a_lock(decider_pid[0])):
                     assert time.monotonic() < deadline, "the decision never waited for a lock"
                     time.sleep(0.01)
         finally:

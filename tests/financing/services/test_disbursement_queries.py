@@ -17,10 +17,11 @@ from tests.financing.conftest import NoticeTaskRecorder, Trade
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 # One approval below the checker threshold, which disburses in its transaction, on PostgreSQL:
-# 27 statements, where there were 46 before issue 13: the evidence was read in 14 queries, the
+# 25 statements, where there were 46 before issue 13: the evidence was read in 14 queries, the
 # assignments in 6 and the chart's accounts in 4, and the merchant, the facility and the
 # invoices' faces were read again; then 29, until the active facilities were read again beside
-# the advance's own, locked, and the chain was locked a second time.
+# the advance's own, locked, and the chain was locked a second time; then 27, until the payment
+# was written in one statement with its account, unless its cause had one.
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 DISBURSEMENT_QUERIES = [
@@ -47,9 +48,7 @@ DISBURSEMENT_QUERIES = [
     "UPDATE its assignments held -> assigned",
     "the chart's accounts",
     "journal entry, postings and balances (one statement)",
-    "the payment's cause seen before?",
-    "the merchant's payout account",
-    "INSERT the payment",
+    "INSERT the payment with the merchant's payout account, unless its cause has one",
     # entries_append, no savepoint (nothing projects these entries), on the head the first
     # disbursement left (ledger/locks.py, head_known): no lock statement of its own.
     "INSERT the chain entries unless their keys were used before, move the head if the chain"
