@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
@@ -46,10 +46,7 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.decided_at = now
         advance.save()
         assignments = advance.assignments_by_id()  # rows are never added to an advance
-        assigned = advance.assignments.filter(status=Assignment.Status.HELD).update(
-            status=Assignment.Status.ASSIGNED
-        )
-        if assigned != len(assignments):
+        if _assigned(advance) != len(assignments):
             raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")
         for assignment in assignments:  # as stored, for whoever reads the advance's rows next
             assignment.status = Assignment.Status.ASSIGNED
@@ -79,6 +76,19 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         _chain_disbursement(advance, assignments, now)
         _notices_create(advance, now)
     return advance
+
+
+def _assigned(advance: Advance) -> int:
+    """Assign the receivables ``advance`` holds to the bank; how many it held.
+
+    Plain SQL: the ORM's UPDATE cost twice what running it does.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE financing_assignment SET status = %s WHERE advance_id = %s AND status = %s",
+            [Assignment.Status.ASSIGNED.value, advance.pk, Assignment.Status.HELD.value],
+        )
+        return int(cursor.rowcount)
 
 
 def _nonzero(*legs: Leg) -> list[Leg]:

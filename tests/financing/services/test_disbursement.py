@@ -9,10 +9,18 @@ from datetime import datetime
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import transaction
 
 from financing.books.models import Account, JournalEntry
 from financing.exceptions import WrongState
-from financing.models import Advance, AssignmentNotice, Facility, assignment_entry_ref
+from financing.locks import advance_decision_lock
+from financing.models import (
+    Advance,
+    Assignment,
+    AssignmentNotice,
+    Facility,
+    assignment_entry_ref,
+)
 from financing.selectors import evidence_trails
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.disbursement import advance_disburse
@@ -90,6 +98,34 @@ def test_only_an_approved_advance_is_disbursed(
 
     advance.refresh_from_db()
     assert advance.status == Advance.Status.REQUESTED
+    assert not JournalEntry.objects.exists()
+    assert not AssignmentNotice.objects.exists()
+
+
+def test_an_advance_that_lost_a_receivable_is_not_disbursed(
+    trade: Trade,
+    open_facility,  # type: ignore[no-untyped-def]
+    officer: User,
+    now: datetime,
+) -> None:
+    open_facility(trade.merchant, checker_threshold_minor=100_000)
+    refs = trade.fundable(2, amount="5000.00")
+    advance = advance_request(merchant=trade.merchant, refs=refs, request_key="big", now=now)
+    advance_approve(advance=advance, officer=officer, now=now)
+    # Behind the advance's back: one of its receivables is no longer held by it.
+    Assignment.objects.filter(advance=advance, invoice_ref=refs[1]).update(
+        status=Assignment.Status.RELEASED
+    )
+
+    with pytest.raises(WrongState, match="lost a receivable"), transaction.atomic():
+        advance_disburse(advance=advance_decision_lock(advance.pk), now=now)
+
+    advance.refresh_from_db()
+    assert advance.status == Advance.Status.APPROVED
+    assert list(advance.assignments.values_list("status", flat=True).order_by("pk")) == [
+        Assignment.Status.HELD,
+        Assignment.Status.RELEASED,
+    ]
     assert not JournalEntry.objects.exists()
     assert not AssignmentNotice.objects.exists()
 
