@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import connection
-from django.db.models import QuerySet
 
 from financing.assigned_on_chain import assignment_refs
 from financing.debtor_exposure import bank_debtor_room, debtor_exposure
@@ -54,9 +53,9 @@ class Evidence:
 
 
 def evidence_load(
-    merchant: Merchant, today: date, invoice_qs: QuerySet[Invoice], holder: Advance | None
+    merchant: Merchant, today: date, judged: list[Invoice], holder: Advance | None
 ) -> Evidence:
-    invoices = {invoice.ref: invoice for invoice in invoice_qs}
+    invoices = {invoice.ref: invoice for invoice in judged}
     order_refs = {invoice.order_ref for invoice in invoices.values() if invoice.order_ref}
     receivables, twins = _receivables_with_twins(merchant, invoices)
     fingerprints = {r.fingerprint for r in receivables.values()}
