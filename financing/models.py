@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
@@ -45,6 +47,7 @@ from financing.settlement_models import (
 )
 from ledger.event_fields import REF_MAX_LENGTH
 from ledger.models import Entry
+from ledger.sql import row_update
 from merchants.models import Debtor, Merchant
 
 __all__ = [  # the models of the other modules, importable from here like the rest
@@ -150,8 +153,10 @@ class Advance(models.Model):
     WITHDRAWABLE = (Status.REQUESTED, Status.REQUOTE)
     OUTSTANDING = (Status.DISBURSED, Status.OVERDUE)
 
-    # Not a column: the assignments a decision read with its lock (``assignments_by_id``).
+    # Not columns: the assignments a decision read with its lock (``assignments_by_id``), and
+    # the values the advance was loaded with (``changes_save``).
     decision_assignments: list[Assignment] | None = None
+    loaded_values: dict[str, Any] | None = None
 
     ref = models.CharField(max_length=40, unique=True, default=new_advance_ref, editable=False)
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="advances")
@@ -287,6 +292,39 @@ class Advance(models.Model):
 
     def __str__(self) -> str:
         return self.ref
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Self:
+        """As the ORM loads it, with the values it was loaded with kept: Django's documented way
+        to tell later which fields changed."""
+        advance = super().from_db(db, field_names, values)
+        advance.loaded_values = dict(zip(field_names, values, strict=True))
+        return advance
+
+    def changes_save(self) -> None:
+        """Save the fields changed since the advance was loaded, in one plain UPDATE
+        (``ledger.sql.row_update``); every field, through ``save``, if it was not loaded.
+
+        The caller holds the advance's lock (``financing.locks``), so nobody else changed the
+        row meanwhile.
+        """
+        if self.loaded_values is None or self._state.adding:
+            self.save()
+            return
+        loaded, current = self.loaded_values, self.__dict__  # deferred fields are absent
+        changed = [
+            field.attname
+            for field in self._meta.concrete_fields
+            if field.attname in current
+            and (
+                field.attname not in loaded
+                or current[field.attname] != loaded[field.attname]
+                # A list or dict may have been changed in place, so equal to what was loaded.
+                or isinstance(current[field.attname], list | dict)
+            )
+        ]
+        row_update(self, changed)
+        loaded.update((attname, current[attname]) for attname in changed)
 
     def assignments_by_id(self) -> list[Assignment]:
         """Its assignments in id order: the order they were requested in, and are priced in.

@@ -58,6 +58,29 @@ def models_joined_read(
     return loaded
 
 
+def row_update(instance: Model, attnames: Sequence[str]) -> None:
+    """Set the columns of ``attnames`` in ``instance``'s row to the instance's values, each
+    prepared as the ORM's save prepares it (``get_db_prep_save``), in one plain UPDATE.
+
+    For a row the caller holds locked, on a hot path: the ORM's save of every column cost three
+    times the statement. It runs no ``pre_save`` (no ``auto_now``) and sends no signals.
+    """
+    if not attnames:
+        return
+    meta = instance._meta
+    by_attname = {field.attname: field for field in meta.concrete_fields}
+    fields = [by_attname[attname] for attname in attnames]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments}"  # noqa: S608  (model names)
+            f" WHERE {quote(meta.pk.column)} = %s",
+            [*values, instance.pk],
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _ModelColumns:
     columns: str  # every concrete column, qualified by the model's table

@@ -44,7 +44,7 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.status = Advance.Status.DISBURSED
         advance.disbursed_at = now
         advance.decided_at = now
-        advance.save()
+        advance.changes_save()
         assignments = advance.assignments_by_id()  # rows are never added to an advance
         if _assigned(advance) != len(assignments):
             raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")

@@ -11,6 +11,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Model
@@ -101,3 +102,37 @@ def test_a_decision_lock_reads_what_the_orm_reads() -> None:
 def test_a_decision_lock_of_no_advance_says_so() -> None:
     with pytest.raises(Advance.DoesNotExist), transaction.atomic():
         advance_decision_lock(10**9)
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_changes_save_writes_the_changed_fields_as_save_would() -> None:
+    """``Advance.changes_save`` (``row_update``): what it writes reads back as set, values of
+    every type prepared as the ORM's save prepares them, and the fields left alone are not
+    written (a change made behind the instance's back survives)."""
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_financing_demo", stdout=StringIO())
+    advance = Advance.objects.exclude(approved_by=None).select_related("approved_by").first()
+    assert advance is not None, "the demo has no approved advance"
+    other = Advance.objects.exclude(pk=advance.pk).first()
+    assert other is not None
+    Advance.objects.filter(pk=advance.pk).update(merchant_note="changed behind its back")
+
+    advance.status = Advance.Status.REPAID
+    advance.repaid_at = advance.disbursed_at or advance.requested_at
+    advance.due_date = advance.due_date.replace(day=1)
+    advance.apr += 1
+    advance.decision_note = "rewritten"
+    advance.authorized_by = User.objects.create_user("checker")  # a relation, as an object
+    advance.risk_factors.append({"code": "TEST"})  # a JSON list changed in place
+    with transaction.atomic():
+        advance.changes_save()
+
+    # Values, not types: the instance holds the status as set, an enum member, the row a str.
+    stored = {name: value for name, _, value in _loaded(Advance.objects.get(pk=advance.pk))}
+    written = {name: value for name, _, value in _loaded(advance)}
+    assert stored.pop("merchant_note") == "changed behind its back"
+    written.pop("merchant_note")
+    assert stored == written
+    assert stored["risk_factors"][-1] == {"code": "TEST"}
+    assert _loaded(Advance.objects.get(pk=other.pk)) == _loaded(other)  # one row only
