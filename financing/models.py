@@ -305,8 +305,9 @@ class Advance(models.Model):
         """Save the fields changed since the advance was loaded, in one plain UPDATE
         (``ledger.sql.row_update``); every field, through ``save``, if it was not loaded.
 
-        The caller holds the advance's lock (``financing.locks``), so nobody else changed the
-        row meanwhile.
+        The caller loaded the advance under its lock and holds it (``financing.locks``), so
+        the row is as loaded but for what this writes: a field set back to its loaded value is
+        rightly left alone.
         """
         if self.loaded_values is None or self._state.adding:
             self.save()

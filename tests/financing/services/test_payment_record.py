@@ -57,6 +57,7 @@ def test_a_merchant_without_an_active_account_is_paid_once_it_has_one(
     assert Payment.objects.get().bank_account_id is None
 
 
+@pytest.mark.sqlite_smoke
 @pytest.mark.django_db
 def test_a_cause_repeated_returns_its_first_payment(
     verified_merchant: Merchant, now: datetime
