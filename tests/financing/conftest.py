@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from financing.models import Blacklisting, Facility, RiskChange
 from financing.roles import AUDITOR, OFFICER, SENIOR_OFFICER, officer_groups_sync
@@ -343,3 +345,50 @@ def waiting_for_a_lock(pid: int) -> bool:
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [pid]
         )
         return bool(cursor.fetchone()[0])
+
+
+RACE_WAIT_SECONDS = 30
+
+
+def staged_race(holder: Callable[[], Any], waiter: Callable[[], Any]) -> tuple[Any, Any]:
+    """Run ``holder`` in a transaction, then ``waiter`` on a connection of its own, and commit
+    the holder's transaction the moment the waiter waits for a lock: the race is staged, not
+    hoped for. Returns what each returned, or the exception it raised."""
+    holding = threading.Event()
+    waiter_pid: list[int] = []
+    outcome: dict[str, Any] = {}
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                outcome["holder"] = holder()
+                holding.set()
+                deadline = time.monotonic() + RACE_WAIT_SECONDS
+                while not (waiter_pid and waiting_for_a_lock(waiter_pid[0])):
+                    assert time.monotonic() < deadline, "the waiter never waited for a lock"
+                    time.sleep(0.01)
+        except Exception as exc:  # the test judges it
+            outcome["holder"] = exc
+        finally:
+            holding.set()
+            connections.close_all()
+
+    def wait() -> None:
+        try:
+            assert holding.wait(RACE_WAIT_SECONDS)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                waiter_pid.append(cursor.fetchone()[0])
+            outcome["waiter"] = waiter()
+        except Exception as exc:  # the test judges it
+            outcome["waiter"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (hold, wait)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(RACE_WAIT_SECONDS * 2)
+    assert not any(thread.is_alive() for thread in threads), "deadlock"
+    return outcome["holder"], outcome["waiter"]

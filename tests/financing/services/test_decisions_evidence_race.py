@@ -14,15 +14,12 @@ credit note.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections, transaction
 
 from financing.exceptions import AdvanceRefused, ApprovalVoid
 from financing.models import Advance, Facility
@@ -30,52 +27,15 @@ from financing.services import decisions
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.requests import advance_request
 from ledger.models import Invoice
-from tests.financing.conftest import NoticeTaskRecorder, Trade, waiting_for_a_lock
+from tests.financing.conftest import NoticeTaskRecorder, Trade, staged_race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-WAIT_SECONDS = 30
 
 
 def race(trade: Trade, ref: str, decide: Callable[[], Advance]) -> Any:
     """Run ``decide`` while a credit note of ``ref`` holds the chain, and commit the note as soon
     as the decision waits for a lock. Returns the decision's result or exception."""
-    note_holds_chain = threading.Event()
-    decider_pid: list[int] = []
-    outcome: list[Any] = []
-
-    def credit_note() -> None:
-        try:
-            with transaction.atomic():
-                trade.credited(ref, amount="100.00")
-                note_holds_chain.set()
-                deadline = time.monotonic() + WAIT_SECONDS
-                while not (decider_pid and waiting_for_a_lock(decider_pid[0])):
-                    assert time.monotonic() < deadline, "the decision never waited for a lock"
-                    time.sleep(0.01)
-        finally:
-            note_holds_chain.set()
-            connections.close_all()
-
-    def decision() -> None:
-        try:
-            assert note_holds_chain.wait(WAIT_SECONDS)
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                decider_pid.append(cursor.fetchone()[0])
-            outcome.append(decide())
-        except Exception as exc:  # the test judges it
-            outcome.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (credit_note, decision)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_SECONDS * 2)
-    assert not any(thread.is_alive() for thread in threads), "deadlock"
-    [result] = outcome
+    _, result = staged_race(lambda: trade.credited(ref, amount="100.00"), decide)
     return result
 
 

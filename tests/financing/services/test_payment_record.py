@@ -3,24 +3,20 @@ merchant's active bank account; a cause repeated, at once or concurrently, gets 
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections, transaction
 from django.db.models import Model
 
 from financing.exceptions import WrongState
 from financing.models import Payment
 from merchants.models import Merchant
-from tests.financing.conftest import waiting_for_a_lock
+from tests.financing.conftest import staged_race
 from tests.financing.reconciliation.helpers import account_active, payment_pending
 
 CAUSE = "disburse:adv_record0000001"
-WAIT_SECONDS = 30
 
 
 def _recorded(merchant: Merchant, now: datetime, amount_minor: int = 80_000) -> Payment:
@@ -90,44 +86,11 @@ def test_a_cause_recorded_concurrently_gets_one_payment(
 ) -> None:
     """The second insert waits for the first transaction's row, then writes nothing and returns
     that row (a read before the insert would have found nothing and failed on the unique key)."""
-    first_written, second_pid = threading.Event(), []
-    outcome: dict[str, Any] = {}
+    first, second = staged_race(
+        lambda: _recorded(verified_merchant, now), lambda: _recorded(verified_merchant, now)
+    )
 
-    def first() -> None:
-        try:
-            with transaction.atomic():
-                outcome["first"] = _recorded(verified_merchant, now)
-                first_written.set()
-                deadline = time.monotonic() + WAIT_SECONDS
-                while not (second_pid and waiting_for_a_lock(second_pid[0])):
-                    assert time.monotonic() < deadline, "the second never waited for the first"
-                    time.sleep(0.01)
-        except Exception as exc:  # the test judges it
-            outcome["first"] = exc
-        finally:
-            first_written.set()
-            connections.close_all()
-
-    def second() -> None:
-        try:
-            assert first_written.wait(WAIT_SECONDS)
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                second_pid.append(cursor.fetchone()[0])
-            outcome["second"] = _recorded(verified_merchant, now)
-        except Exception as exc:  # the test judges it
-            outcome["second"] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_SECONDS * 2)
-
-    assert not any(thread.is_alive() for thread in threads), "deadlock"
-    assert isinstance(outcome["first"], Payment), outcome["first"]
-    assert isinstance(outcome["second"], Payment), outcome["second"]
-    assert outcome["second"].pk == outcome["first"].pk
+    assert isinstance(first, Payment), first
+    assert isinstance(second, Payment), second
+    assert second.pk == first.pk
     assert Payment.objects.count() == 1
