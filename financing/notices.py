@@ -41,6 +41,7 @@ from financing.models import (
 from financing.notice_letters import letter_pdf, letter_subject, letter_text
 from financing.services._shared import officer_require
 from ledger.money import format_minor_units
+from ledger.writer import rows_insert_returning
 from merchants.models import Debtor
 
 Outcome = NoticeAttempt.Outcome
@@ -86,7 +87,8 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
                 created_at=now,
             )
         )
-    return AssignmentNotice.objects.bulk_create(notices)  # one INSERT, ids read back
+    rows_insert_returning(notices)  # one INSERT, ids read back
+    return notices
 
 
 def notice_payload(

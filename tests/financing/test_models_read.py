@@ -19,6 +19,12 @@ from django.db.models import Model
 from financing.books.models import Account
 from financing.locks import advance_decision_lock
 from financing.models import Advance, Assignment, Facility, Receivable
+from financing.order_evidence import (
+    OrderEvidence,
+    OrderInvoice,
+    invoices_beyond_order,
+    orders_evidence,
+)
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.sql import models_read
 from merchants.models import Merchant
@@ -136,3 +142,64 @@ def test_changes_save_writes_the_changed_fields_as_save_would() -> None:
     assert stored == written
     assert stored["risk_factors"][-1] == {"code": "TEST"}
     assert _loaded(Advance.objects.get(pk=other.pk)) == _loaded(other)  # one row only
+
+
+@pytest.mark.sqlite_smoke
+@pytest.mark.django_db
+def test_the_orders_evidence_reads_what_the_orm_reads() -> None:
+    """``orders_evidence`` reads shipments and invoices in one statement (a kind per row, the
+    other kind's columns empty): each order's shipments by state and its invoices in the order
+    they joined it, as the ORM would read them."""
+    call_command("seed_demo", stdout=StringIO())
+    shipment = Shipment.objects.select_related("merchant").first()
+    assert shipment is not None, "the demo has no shipment"
+    merchant = shipment.merchant
+    order = Order.objects.get(merchant=merchant, ref=shipment.order_ref)
+    # One more invoice on the order, joined after the others and larger than the order: it
+    # comes last, and does not fit.
+    invoice = Invoice.objects.filter(merchant=merchant, order_ref=order.ref).first()
+    assert invoice is not None, "the demo's shipped order has no invoice"
+    linked = max(i.order_linked_seq or 0 for i in Invoice.objects.filter(merchant=merchant))
+    late = Invoice.objects.get(pk=invoice.pk)
+    late.pk, late.ref, late.order_linked_seq = None, f"{invoice.ref}-LATE", linked + 1
+    late.amount_minor, late.credited_minor = order.amount_minor + 1, 0
+    late.entry = Entry.objects.filter(chain_id=merchant.pk).last()
+    late.save()
+    refs = [*Order.objects.filter(merchant=merchant).values_list("ref", flat=True), "ORD-NONE"]
+
+    evidence = orders_evidence(merchant=merchant, order_refs=refs)
+
+    for ref in refs:
+        shipments = Shipment.objects.filter(merchant=merchant, order_ref=ref).order_by("ref")
+        by_state: dict[str, list[str]] = {"delivered": [], "in_transit": [], "returned": []}
+        for shipment in shipments:
+            state = (
+                "returned"
+                if shipment.returned_at
+                else "delivered"
+                if shipment.delivered_at
+                else "in_transit"
+            )
+            by_state[state].append(shipment.ref)
+        on_order = Invoice.objects.filter(merchant=merchant, order_ref=ref)
+        invoices = [
+            OrderInvoice(i.ref, i.currency, i.amount_minor - i.credited_minor)
+            for i in on_order.order_by("order_linked_seq", "ref")
+        ]
+        found = Order.objects.filter(merchant=merchant, ref=ref).first()
+        excess = (
+            invoices_beyond_order(
+                order_minor=found.amount_minor, currency=found.currency, invoices=invoices
+            )
+            if found is not None
+            else {}
+        )
+        assert evidence[ref] == OrderEvidence(
+            order=found,
+            delivered=tuple(by_state["delivered"]),
+            in_transit=tuple(by_state["in_transit"]),
+            returned=tuple(by_state["returned"]),
+            excess=excess,
+        ), ref
+    assert evidence[order.ref].shipped
+    assert late.ref in evidence[order.ref].excess
