@@ -32,19 +32,19 @@ def bank_debtor_room(
     """Room left under the bank-wide limit of each (currency, debtor key) that has one.
 
     Debtors without a limit are left out. Exposure is across all merchants: advances approved
-    or outstanding against the debtor, less ``excluding``'s own.
+    or outstanding against the debtor, less ``excluding``'s own. The limits are those a
+    decision on ``excluding`` holds locked, if it holds every one wanted; else read now.
     """
     wanted = set(debtors)
     if not wanted:
         return {}
-    keys = sorted({key for _, key in wanted})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT currency, debtor_key, limit_minor FROM financing_debtorlimit"  # noqa: S608
-            f" WHERE debtor_key IN ({placeholders(len(keys))})",  # (placeholders only)
-            keys,
-        )
-        limits = {(c, k): limit for c, k, limit in cursor.fetchall() if (c, k) in wanted}
+    held = excluding.decision_limits if excluding is not None else None
+    found = (
+        {debtor: held[debtor] for debtor in wanted}
+        if held is not None and wanted <= held.keys()
+        else _limits_read(wanted)
+    )
+    limits = {debtor: limit for debtor, limit in found.items() if limit is not None}
     if not limits:
         return {}
     limited = sorted({key for _, key in limits})
@@ -56,6 +56,17 @@ def bank_debtor_room(
         excluding,
     )
     return {debtor: limit - exposure.get(debtor, 0) for debtor, limit in limits.items()}
+
+
+def _limits_read(debtors: set[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+    keys = sorted({key for _, key in debtors})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT currency, debtor_key, limit_minor FROM financing_debtorlimit"  # noqa: S608
+            f" WHERE debtor_key IN ({placeholders(len(keys))})",  # (placeholders only)
+            keys,
+        )
+        return {(c, k): limit for c, k, limit in cursor.fetchall() if (c, k) in debtors}
 
 
 def _exposure(

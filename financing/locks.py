@@ -95,19 +95,22 @@ def debtor_limits_lock(*, advance: Advance) -> None:
 
     Approvals of different merchants against one debtor then re-check its room one after the
     other, each seeing what the other approved; id order keeps two of them from deadlocking.
+    The limits read with the locks are kept in ``advance.decision_limits``: rows held locked
+    cannot change, so the decision's re-check reads them there, not again.
     """
     keys = sorted({assignment.debtor_key for assignment in advance.assignments_by_id()})
-    if not keys:
-        return
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:  # plain SQL: building the ORM's query cost twice this
-        cursor.execute(
-            "SELECT id FROM financing_debtorlimit"  # noqa: S608  (placeholders only)
-            f" WHERE currency = %s AND debtor_key IN ({placeholders(len(keys))})"
-            f" ORDER BY id{lock}",
-            [advance.currency, *keys],
-        )
-        cursor.fetchall()
+    held: dict[tuple[str, str], int | None] = {(advance.currency, key): None for key in keys}
+    if keys:
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        with connection.cursor() as cursor:  # plain SQL: the ORM's query cost twice this
+            cursor.execute(
+                "SELECT currency, debtor_key, limit_minor FROM financing_debtorlimit"  # noqa: S608
+                f" WHERE currency = %s AND debtor_key IN ({placeholders(len(keys))})"
+                f" ORDER BY id{lock}",  # (placeholders only)
+                [advance.currency, *keys],
+            )
+            held.update(((currency, key), limit) for currency, key, limit in cursor.fetchall())
+    advance.decision_limits = held
 
 
 def merchant_chain_lock(*, merchant_id: int) -> None:

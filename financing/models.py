@@ -153,9 +153,12 @@ class Advance(models.Model):
     WITHDRAWABLE = (Status.REQUESTED, Status.REQUOTE)
     OUTSTANDING = (Status.DISBURSED, Status.OVERDUE)
 
-    # Not columns: the assignments a decision read with its lock (``assignments_by_id``), and
-    # the values the advance was loaded with (``changes_save``).
+    # Not columns: the assignments a decision read with its lock (``assignments_by_id``), the
+    # bank-wide limits of their debtors it holds locked, by (currency, debtor key), None where a
+    # debtor has none (``financing.locks.debtor_limits_lock``), and the values the advance was
+    # loaded with (``changes_save``).
     decision_assignments: list[Assignment] | None = None
+    decision_limits: dict[tuple[str, str], int | None] | None = None
     loaded_values: dict[str, Any] | None = None
 
     ref = models.CharField(max_length=40, unique=True, default=new_advance_ref, editable=False)

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from financing.exceptions import AdvanceRefused, ApprovalVoid
 from financing.models import Advance, Assignment, Receivable
@@ -111,6 +112,36 @@ def test_approval_and_authorization_recheck_the_bank_limit(
     with pytest.raises(ApprovalVoid, match="BANK_DEBTOR_LIMIT"):
         advance_authorize(advance=approved, officer=senior, now=now)
     assert Advance.objects.get(pk=approved.pk).status == Advance.Status.REQUESTED
+
+
+def test_a_decision_judges_by_the_limits_it_read_with_their_lock(
+    trade: Trade,
+    open_facility: Callable[..., Any],
+    marketplace: Marketplace,
+    officer: User,
+    now: datetime,
+) -> None:
+    # Rows held locked cannot change: the re-check takes the limits the lock read.
+    open_facility(trade.merchant)
+    fits = advance_request(
+        merchant=trade.merchant, refs=trade.fundable(1), request_key="a", now=now
+    )
+    beyond = advance_request(
+        merchant=trade.merchant, refs=trade.fundable(1), request_key="b", now=now
+    )
+    debtor_limit_set(f"marketplace:{marketplace.code}", 100_000, now)  # room for one 800.00
+
+    with CaptureQueriesContext(connection) as queries:
+        advance_approve(advance=fits, officer=officer, now=now)
+    with pytest.raises(AdvanceRefused) as refused:
+        advance_approve(advance=beyond, officer=officer, now=now)
+
+    limit_reads = [
+        q["sql"] for q in queries.captured_queries if "financing_debtorlimit" in q["sql"]
+    ]
+    assert len(limit_reads) == 1 and "FOR UPDATE" in limit_reads[0]
+    assert Advance.objects.get(pk=fits.pk).status == Advance.Status.DISBURSED
+    assert "leaves 200.00 EUR" in str(refused.value.reasons)
 
 
 # --- Two merchants' approvals at once against one debtor ------------------------------------------

@@ -17,19 +17,20 @@ from tests.financing.conftest import NoticeTaskRecorder, Trade
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 # One approval below the checker threshold, which disburses in its transaction, on PostgreSQL:
-# 24 statements, where there were 46 before issue 13: the evidence was read in 14 queries, the
+# 23 statements, where there were 46 before issue 13: the evidence was read in 14 queries, the
 # assignments in 6 and the chart's accounts in 4, and the merchant, the facility and the
 # invoices' faces were read again; then 29, until the active facilities were read again beside
 # the advance's own, locked, and the chain was locked a second time; then 27, until the payment
 # was written in one statement with its account, unless its cause had one; then 25, until the
-# orders' shipments and their invoices were read in one statement.
+# orders' shipments and their invoices were read in one statement and the debtors' bank-wide
+# limits kept from their lock for the re-check.
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 DISBURSEMENT_QUERIES = [
     "SAVEPOINT",  # pytest-django's test transaction: the service's outer atomic block
     "lock the advance with its facility, read its merchant",
     "its assignments with their debtors (read once for the whole decision)",
-    "lock the debtors' bank-wide limits",
+    "lock the debtors' bank-wide limits, reading them (kept for the re-check)",
     "lock the merchant's chain",
     # The evidence, re-checked under the chain lock:
     "invoices",
@@ -39,7 +40,6 @@ DISBURSEMENT_QUERIES = [
     "shipments and invoices of the orders (one statement)",
     "blacklisted?",
     "debtor exposure",
-    "bank-wide debtor limits",
     "receivable.assigned entries of the chain",
     # The approval:
     "advances of the merchant in the checker's 24-hour window",
