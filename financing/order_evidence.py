@@ -125,7 +125,8 @@ def _on_orders(merchant: Merchant, refs: list[str]) -> list[tuple[Any, ...]]:
             f" WHERE merchant_id = %s AND order_ref IN ({listed}) UNION ALL SELECT 'invoice',"
             " order_ref, ref, NULL, NULL, currency, amount_minor, credited_minor,"
             " order_linked_seq FROM ledger_invoice"
-            f" WHERE merchant_id = %s AND order_ref IN ({listed}) ORDER BY 1, 9, 3",
+            f" WHERE merchant_id = %s AND order_ref IN ({listed})"
+            " ORDER BY 1, 9, 3",  # kind, the invoices' order_linked_seq, ref
             [merchant.pk, *refs] * 2,  # (placeholders only)
         )
         return [row[:8] for row in cursor.fetchall()]
