@@ -9,11 +9,12 @@ merchant's chain has grown.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from django.db import connection
 
 from ledger.models import Entry
+from ledger.sql import rows_later
 
 ASSIGNED = "receivable.assigned"
 
@@ -27,24 +28,27 @@ _BY_INVOICE = """
 """
 
 
-def assignment_refs(*, merchant_id: int, invoice_parts: Collection[str]) -> list[str]:
-    """Refs of the merchant's receivable.assigned entries, in chain order, that may name one of
-    ``invoice_parts`` (what an assignment ref says before its last '@').
+def assignment_refs_later(
+    *, merchant_id: int, invoice_parts: Collection[str]
+) -> Callable[[], list[str]]:
+    """Read the refs of the merchant's receivable.assigned entries, in chain order, that may
+    name one of ``invoice_parts`` (what an assignment ref says before its last '@'); they are
+    loaded when called (``ledger.sql.one_round_trip``).
 
     Elsewhere than PostgreSQL (the SQLite demo, short chains) every assignment entry of the
     chain comes back: the caller matches each ref in full either way.
     """
     if not invoice_parts:
-        return []
+        return list
     if connection.vendor == "postgresql":
-        return _by_invoice(merchant_id, invoice_parts)
-    return _whole_chain(merchant_id)
+        return _by_invoice_later(merchant_id, invoice_parts)
+    refs = _whole_chain(merchant_id)
+    return lambda: refs
 
 
-def _by_invoice(merchant_id: int, invoice_parts: Collection[str]) -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(_BY_INVOICE, [merchant_id, list(invoice_parts)])
-        return [ref for (ref,) in cursor.fetchall()]
+def _by_invoice_later(merchant_id: int, invoice_parts: Collection[str]) -> Callable[[], list[str]]:
+    read = rows_later(_BY_INVOICE, [merchant_id, list(invoice_parts)])
+    return lambda: [ref for (ref,) in read()]
 
 
 def _whole_chain(merchant_id: int) -> list[str]:

@@ -4,13 +4,13 @@ officers' decisions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import connection
 
 from financing.models import Advance, Assignment, Facility
-from ledger.sql import placeholders
+from ledger.sql import placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -18,7 +18,14 @@ def debtor_exposure(
     merchant: Merchant, *, excluding: Advance | None = None
 ) -> dict[tuple[str, str], int]:
     """Advance amounts live against each (currency, debtor key) for the merchant."""
-    return _exposure("s.merchant_id = %s", [merchant.pk], excluding)
+    return debtor_exposure_later(merchant, excluding=excluding)()
+
+
+def debtor_exposure_later(
+    merchant: Merchant, *, excluding: Advance | None = None
+) -> Callable[[], dict[tuple[str, str], int]]:
+    """``debtor_exposure``, read now and loaded when called (``ledger.sql.one_round_trip``)."""
+    return _exposure_later("s.merchant_id = %s", [merchant.pk], excluding)
 
 
 # What counts against a bank-wide debtor limit: advances an officer approved or the bank paid.
@@ -49,12 +56,12 @@ def bank_debtor_room(
         return {}
     limited = sorted({key for _, key in limits})
     statuses = [status.value for status in BANK_EXPOSED]
-    exposure = _exposure(
+    exposure = _exposure_later(
         f"s.debtor_key IN ({placeholders(len(limited))})"
         f" AND a.status IN ({placeholders(len(statuses))})",
         [*limited, *statuses],
         excluding,
-    )
+    )()
     return {debtor: limit - exposure.get(debtor, 0) for debtor, limit in limits.items()}
 
 
@@ -69,9 +76,9 @@ def _limits_read(debtors: set[tuple[str, str]]) -> dict[tuple[str, str], int | N
         return {(c, k): limit for c, k, limit in cursor.fetchall() if (c, k) in debtors}
 
 
-def _exposure(
+def _exposure_later(
     where: str, params: list[Any], excluding: Advance | None
-) -> dict[tuple[str, str], int]:
+) -> Callable[[], dict[tuple[str, str], int]]:
     """Advance amounts of live assignments matching ``where`` (``s`` the assignment, ``a`` its
     advance), per (currency, debtor key), ``excluding``'s own left out.
 
@@ -88,10 +95,9 @@ def _exposure(
         f" WHERE {where} AND s.status IN ({placeholders(len(live))}){others}"
         " GROUP BY a.currency, s.debtor_key"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *live, *other_params])
-        # SUM of a bigint is a numeric on PostgreSQL: an exact integer, as int.
-        return {(currency, key): int(total) for currency, key, total in cursor.fetchall()}
+    read = rows_later(sql, [*params, *live, *other_params])
+    # SUM of a bigint is a numeric on PostgreSQL: an exact integer, as int.
+    return lambda: {(currency, key): int(total) for currency, key, total in read()}
 
 
 def debtor_cap(facility: Facility) -> int:

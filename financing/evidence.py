@@ -9,14 +9,12 @@ query for each cost about twice what running it does. Model rows come through
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from django.db import connection
-
-from financing.assigned_on_chain import assignment_refs
-from financing.debtor_exposure import bank_debtor_room, debtor_exposure
+from financing.assigned_on_chain import assignment_refs_later
+from financing.debtor_exposure import bank_debtor_room, debtor_exposure_later
 from financing.models import (
     Advance,
     Assignment,
@@ -25,9 +23,9 @@ from financing.models import (
     Receivable,
     assignment_entry_ref,
 )
-from financing.order_evidence import OrderEvidence, orders_evidence
+from financing.order_evidence import OrderEvidence, orders_evidence_later
 from ledger.models import Invoice
-from ledger.sql import models_read, placeholders
+from ledger.sql import models_read, models_read_later, one_round_trip, placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -57,22 +55,30 @@ def evidence_load(
 ) -> Evidence:
     invoices = {invoice.ref: invoice for invoice in judged}
     order_refs = {invoice.order_ref for invoice in invoices.values() if invoice.order_ref}
-    receivables, twins = _receivables_with_twins(merchant, invoices)
+    # None of these reads needs another's rows: they go to PostgreSQL in one round trip.
+    with one_round_trip():
+        twins_read = _receivables_with_twins_later(merchant, invoices)
+        held_read = _held_later(merchant, invoices, holder)
+        orders_read = orders_evidence_later(merchant=merchant, order_refs=order_refs)
+        blacklisted_read = _blacklisted_later(merchant)
+        exposure_read = debtor_exposure_later(merchant, excluding=holder)
+        on_chain_read = _assigned_on_chain_later(merchant, invoices, holder)
+    receivables, twins = twins_read()
     fingerprints = {r.fingerprint for r in receivables.values()}
-    held, fingerprints_held = _held(merchant, invoices, fingerprints, holder)
+    held, fingerprints_held = held_read(fingerprints)
     earlier_twins = _refs_with_earlier_twin(receivables.values(), twins)
     return Evidence(
         merchant=merchant,
         today=today,
         invoices=invoices,
         receivables=receivables,
-        orders=orders_evidence(merchant=merchant, order_refs=order_refs),
+        orders=orders_read(),
         held=held,
         fingerprints_held=fingerprints_held,
         earlier_twins=earlier_twins,
         facilities=_active_facilities(merchant, holder),
-        blacklisted=_blacklisted(merchant),
-        debtor_exposure=debtor_exposure(merchant, excluding=holder),
+        blacklisted=blacklisted_read(),
+        debtor_exposure=exposure_read(),
         bank_room=bank_debtor_room(
             {
                 (i.currency, receivables[i.ref].debtor_key)
@@ -83,7 +89,7 @@ def evidence_load(
         ),
         cleared=_cleared(merchant, receivables, earlier_twins),
         own_commitment=holder.advance_minor if holder is not None else 0,
-        on_chain=_assigned_on_chain(merchant, invoices, holder),
+        on_chain=on_chain_read(),
     )
 
 
@@ -103,65 +109,76 @@ def _active_facilities(merchant: Merchant, holder: Advance | None) -> dict[str, 
     return {facility.currency: facility for facility in active}
 
 
-def _blacklisted(merchant: Merchant) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM financing_blacklisting WHERE merchant_id = %s AND lifted_at IS NULL"
-            " LIMIT 1",
-            [merchant.pk],
-        )
-        return cursor.fetchone() is not None
+def _blacklisted_later(merchant: Merchant) -> Callable[[], bool]:
+    read = rows_later(
+        "SELECT 1 FROM financing_blacklisting WHERE merchant_id = %s AND lifted_at IS NULL LIMIT 1",
+        [merchant.pk],
+    )
+    return lambda: bool(read())
 
 
-def _receivables_with_twins(
+# The fingerprints of the merchant's receivables of some invoice refs.
+_FINGERPRINTS = (
+    "SELECT fingerprint FROM financing_receivable WHERE merchant_id = %s AND ref IN ({refs})"
+)
+
+
+def _receivables_with_twins_later(
     merchant: Merchant, invoices: dict[str, Invoice]
-) -> tuple[dict[str, Receivable], list[Receivable]]:
+) -> Callable[[], tuple[dict[str, Receivable], list[Receivable]]]:
     """The merchant's receivables of ``invoices``, by ref, and every receivable sharing a
     fingerprint with one of them (themselves included), in one query."""
     if not invoices:
-        return {}, []
-    twins = models_read(
+        return lambda: ({}, [])
+    twins_read = models_read_later(
         Receivable,
-        "fingerprint IN (SELECT fingerprint FROM financing_receivable"  # noqa: S608
-        f" WHERE merchant_id = %s AND ref IN ({placeholders(len(invoices))}))",  # (placeholders)
+        f"fingerprint IN ({_FINGERPRINTS.format(refs=placeholders(len(invoices)))})",
         [merchant.pk, *invoices],
     )
-    receivables = {r.ref: r for r in twins if r.merchant_id == merchant.pk and r.ref in invoices}
-    return receivables, twins
+
+    def load() -> tuple[dict[str, Receivable], list[Receivable]]:
+        twins = twins_read()
+        mine = {r.ref: r for r in twins if r.merchant_id == merchant.pk and r.ref in invoices}
+        return mine, twins
+
+    return load
 
 
-def _held(
-    merchant: Merchant,
-    invoices: dict[str, Invoice],
-    fingerprints: set[str],
-    holder: Advance | None,
-) -> tuple[set[str], set[str]]:
-    """Invoice refs of the merchant, and fingerprints, that a live assignment other than
-    ``holder``'s holds, in one query."""
-    if not invoices and not fingerprints:
-        return set(), set()
-    # "IN ()" is no SQL: an empty list stands as a NULL, which matches nothing.
-    refs: list[str | None] = [*invoices] or [None]
-    prints: list[str | None] = [*fingerprints] or [None]
+def _held_later(
+    merchant: Merchant, invoices: dict[str, Invoice], holder: Advance | None
+) -> Callable[[set[str]], tuple[set[str], set[str]]]:
+    """Invoice refs of the merchant, and fingerprints of their receivables, that a live
+    assignment other than ``holder``'s holds, in one query; loaded given those fingerprints.
+
+    The fingerprints are found by the query itself, not passed in, so that it need not wait
+    for the receivables' read: both go in one round trip.
+    """
+    if not invoices:
+        return lambda fingerprints: (set(), set())
+    listed = placeholders(len(invoices))
     live = [status.value for status in Assignment.LIVE]
     others, excluded = ("", []) if holder is None else (" AND advance_id <> %s", [holder.pk])
-    sql = (
-        "SELECT merchant_id, invoice_ref, fingerprint FROM financing_assignment"  # noqa: S608
-        f" WHERE status IN ({placeholders(len(live))}){others}"  # (placeholders only)
-        f" AND ((merchant_id = %s AND invoice_ref IN ({placeholders(len(refs))}))"
-        f" OR fingerprint IN ({placeholders(len(prints))}))"
+    held_by = f"FROM financing_assignment WHERE status IN ({placeholders(len(live))}){others}"
+    # Two arms, not one OR: each finds its rows through its own index.
+    read = rows_later(
+        f"SELECT merchant_id, invoice_ref, fingerprint {held_by}"
+        f" AND merchant_id = %s AND invoice_ref IN ({listed})"
+        f" UNION ALL SELECT merchant_id, invoice_ref, fingerprint {held_by}"
+        f" AND fingerprint IN ({_FINGERPRINTS.format(refs=listed)})",
+        [*live, *excluded, merchant.pk, *invoices] * 2,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*live, *excluded, merchant.pk, *refs, *prints])
-        rows = cursor.fetchall()
-    held: set[str] = set()
-    fingerprints_held: set[str] = set()
-    for merchant_id, invoice_ref, fingerprint in rows:
-        if merchant_id == merchant.pk and invoice_ref in invoices:
-            held.add(invoice_ref)
-        if fingerprint in fingerprints:
-            fingerprints_held.add(fingerprint)
-    return held, fingerprints_held
+
+    def load(fingerprints: set[str]) -> tuple[set[str], set[str]]:
+        held: set[str] = set()
+        fingerprints_held: set[str] = set()
+        for merchant_id, invoice_ref, fingerprint in read():
+            if merchant_id == merchant.pk and invoice_ref in invoices:
+                held.add(invoice_ref)
+            if fingerprint in fingerprints:
+                fingerprints_held.add(fingerprint)
+        return held, fingerprints_held
+
+    return load
 
 
 def _cleared(
@@ -176,9 +193,9 @@ def _cleared(
     return {ref for ref, entry_id in clearances if receivables[ref].entry_id == entry_id}
 
 
-def _assigned_on_chain(
+def _assigned_on_chain_later(
     merchant: Merchant, invoices: dict[str, Invoice], holder: Advance | None
-) -> dict[str, str]:
+) -> Callable[[], dict[str, str]]:
     """Invoice ref -> the advance the merchant's chain records it assigned to (not ``holder``).
 
     Defence in depth: the assignment rows are what a database superuser can flip to released;
@@ -187,18 +204,23 @@ def _assigned_on_chain(
     names the row that disagrees).
     """
     if not invoices:
-        return {}
+        return dict
     # An invoice ref too long for a chain ref stands there as its SHA-256 (assignment_entry_ref).
     hashed = {f"sha256-{hashlib.sha256(r.encode()).hexdigest()}": r for r in invoices}
-    found: dict[str, str] = {}
-    for entry_ref in assignment_refs(merchant_id=merchant.pk, invoice_parts=[*invoices, *hashed]):
-        head, _, advance_ref = entry_ref.rpartition("@")
-        invoice_ref = head if head in invoices else hashed.get(head)
-        if invoice_ref is None or (holder is not None and advance_ref == holder.ref):
-            continue
-        if assignment_entry_ref(invoice_ref=invoice_ref, advance_ref=advance_ref) == entry_ref:
-            found.setdefault(invoice_ref, advance_ref)
-    return found
+    refs_read = assignment_refs_later(merchant_id=merchant.pk, invoice_parts=[*invoices, *hashed])
+
+    def load() -> dict[str, str]:
+        found: dict[str, str] = {}
+        for entry_ref in refs_read():
+            head, _, advance_ref = entry_ref.rpartition("@")
+            invoice_ref = head if head in invoices else hashed.get(head)
+            if invoice_ref is None or (holder is not None and advance_ref == holder.ref):
+                continue
+            if assignment_entry_ref(invoice_ref=invoice_ref, advance_ref=advance_ref) == entry_ref:
+                found.setdefault(invoice_ref, advance_ref)
+        return found
+
+    return load
 
 
 def _refs_with_earlier_twin(

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 
 from financing.models import Advance, Assignment, DebtorLimit, Facility
 from ledger.locks import chains_lock
-from ledger.sql import models_joined_read, placeholders
+from ledger.sql import models_joined_read_later, one_round_trip, placeholders
 from merchants.models import Debtor, Merchant
 
 
@@ -47,7 +47,8 @@ def advance_decision_lock(advance_id: int) -> Advance:
     and its assignments with their debtors read in one more and kept on it for the whole
     decision (``Advance.assignments_by_id``).
 
-    Plain SQL: the ORM's joins and prefetch cost three times what the two statements do.
+    Plain SQL: the ORM's joins and prefetch cost three times what the two statements do; and
+    the two go in one round trip.
 
     :raises Advance.DoesNotExist: no such advance.
     """
@@ -60,25 +61,29 @@ def advance_decision_lock(advance_id: int) -> Advance:
         if connection.features.has_select_for_update_of
         else ""  # SQLite: one writer at a time, as the ORM's select_for_update assumes
     )
-    found = models_joined_read(
-        (Advance, Facility, Merchant),
-        f"FROM {advances} JOIN {facilities} ON {facilities}.id = {advances}.facility_id"
-        f" JOIN {merchants} ON {merchants}.id = {advances}.merchant_id"
-        f" WHERE {advances}.id = %s{lock}",
-        [advance_id],
-    )
+    assignments, debtors = (quote(model._meta.db_table) for model in (Assignment, Debtor))
+    # One round trip: the assignments are read once the lock is taken, as they would be after.
+    with one_round_trip():
+        found_read = models_joined_read_later(
+            (Advance, Facility, Merchant),
+            f"FROM {advances} JOIN {facilities} ON {facilities}.id = {advances}.facility_id"
+            f" JOIN {merchants} ON {merchants}.id = {advances}.merchant_id"
+            f" WHERE {advances}.id = %s{lock}",
+            [advance_id],
+        )
+        assignments_read = models_joined_read_later(
+            (Assignment, Debtor),
+            f"FROM {assignments} JOIN {debtors} ON {debtors}.id = {assignments}.debtor_id"
+            f" WHERE {assignments}.advance_id = %s ORDER BY {assignments}.id",
+            [advance_id],
+        )
+    found = found_read()
     if not found:
         raise Advance.DoesNotExist(f"No advance {advance_id}.")
     advance: Advance
     ((advance, facility, merchant),) = found
     advance.facility, advance.merchant = facility, merchant
-    assignments, debtors = (quote(model._meta.db_table) for model in (Assignment, Debtor))
-    read = models_joined_read(
-        (Assignment, Debtor),
-        f"FROM {assignments} JOIN {debtors} ON {debtors}.id = {assignments}.debtor_id"
-        f" WHERE {assignments}.advance_id = %s ORDER BY {assignments}.id",
-        [advance_id],
-    )
+    read = assignments_read()
     for assignment, debtor in read:
         assignment.advance, assignment.debtor = advance, debtor
     advance.decision_assignments = [assignment for assignment, _ in read]

@@ -9,14 +9,11 @@ order's other invoices too, and two invoices of one order can never both fit bey
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from django.db import connection
 
 from ledger.models import Order
-from ledger.sql import models_read, placeholders
+from ledger.sql import Rows, models_read_later, placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -67,66 +64,79 @@ def invoices_beyond_order(
     return excess
 
 
-def orders_evidence(*, merchant: Merchant, order_refs: Collection[str]) -> dict[str, OrderEvidence]:
-    """Read the evidence of the merchant's orders ``order_refs``: one entry per ref asked for.
-
-    An order not in the ledger comes back with ``order=None`` (and its shipments, if any).
+def orders_evidence_later(
+    *, merchant: Merchant, order_refs: Collection[str]
+) -> Callable[[], dict[str, OrderEvidence]]:
+    """Read the evidence of the merchant's orders ``order_refs``, loaded when called (so that
+    the reads can share a round trip, ``ledger.sql.one_round_trip``): one entry per ref asked
+    for. An order not in the ledger comes back with ``order=None`` (and its shipments, if any).
     """
     refs = list(order_refs)
     if not refs:
-        return {}
-    orders = {
-        o.ref: o
-        for o in models_read(
-            Order, f"merchant_id = %s AND ref IN ({placeholders(len(refs))})", [merchant.pk, *refs]
-        )
-    }
-    states: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    on_order: dict[str, list[OrderInvoice]] = defaultdict(list)
-    for kind, order_ref, ref, delivered, returned, currency, amount, credited in _on_orders(
-        merchant, refs
-    ):
-        if kind == "shipment":
-            # Returned once is returned: goods that came back are not the goods billed.
-            state = "returned" if returned else "delivered" if delivered else "in_transit"
-            states[order_ref][state].append(ref)
-        else:
-            on_order[order_ref].append(OrderInvoice(ref, currency, amount - credited))
-    evidence = {}
-    for ref in refs:
-        order = orders.get(ref)
-        excess = (
-            invoices_beyond_order(
-                order_minor=order.amount_minor, currency=order.currency, invoices=on_order[ref]
-            )
-            if order is not None
-            else {}
-        )
-        by_state = states[ref]
-        evidence[ref] = OrderEvidence(
-            order=order,
-            delivered=tuple(by_state["delivered"]),
-            in_transit=tuple(by_state["in_transit"]),
-            returned=tuple(by_state["returned"]),
-            excess=excess,
-        )
-    return evidence
+        return dict
+    orders_read = models_read_later(
+        Order, f"merchant_id = %s AND ref IN ({placeholders(len(refs))})", [merchant.pk, *refs]
+    )
+    on_orders_read = _on_orders_later(merchant, refs)
+
+    def load() -> dict[str, OrderEvidence]:
+        orders = {o.ref: o for o in orders_read()}
+        states: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        on_order: dict[str, list[OrderInvoice]] = defaultdict(list)
+        for (
+            kind,
+            order_ref,
+            ref,
+            delivered,
+            returned,
+            currency,
+            amount,
+            credited,
+            _,
+        ) in on_orders_read():
+            if kind == "shipment":
+                # Returned once is returned: goods that came back are not the goods billed.
+                state = "returned" if returned else "delivered" if delivered else "in_transit"
+                states[order_ref][state].append(ref)
+            else:
+                on_order[order_ref].append(OrderInvoice(ref, currency, amount - credited))
+        return {ref: _evidence(orders.get(ref), states[ref], on_order[ref]) for ref in refs}
+
+    return load
 
 
-def _on_orders(merchant: Merchant, refs: list[str]) -> list[tuple[Any, ...]]:
+def _evidence(
+    order: Order | None, by_state: dict[str, list[str]], invoices: list[OrderInvoice]
+) -> OrderEvidence:
+    excess = (
+        invoices_beyond_order(
+            order_minor=order.amount_minor, currency=order.currency, invoices=invoices
+        )
+        if order is not None
+        else {}
+    )
+    return OrderEvidence(
+        order=order,
+        delivered=tuple(by_state["delivered"]),
+        in_transit=tuple(by_state["in_transit"]),
+        returned=tuple(by_state["returned"]),
+        excess=excess,
+    )
+
+
+def _on_orders_later(merchant: Merchant, refs: list[str]) -> Callable[[], Rows]:
     """The orders' shipments (by ref) and invoices (in the order they joined it), in one plain
     statement: this runs on every verdict, and building the ORM's two queries cost twice what
-    running them does. Each row: its kind, then the columns of both kinds, the other's empty."""
+    running them does. Each row: its kind, then the columns of both kinds, the other's empty,
+    then the invoice's order_linked_seq (for the ORDER BY)."""
     listed = placeholders(len(refs))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 'shipment', order_ref, ref, delivered_at IS NOT NULL,"  # noqa: S608
-            " returned_at IS NOT NULL, NULL, NULL, NULL, NULL FROM ledger_shipment"
-            f" WHERE merchant_id = %s AND order_ref IN ({listed}) UNION ALL SELECT 'invoice',"
-            " order_ref, ref, NULL, NULL, currency, amount_minor, credited_minor,"
-            " order_linked_seq FROM ledger_invoice"
-            f" WHERE merchant_id = %s AND order_ref IN ({listed})"
-            " ORDER BY 1, 9, 3",  # kind, the invoices' order_linked_seq, ref
-            [merchant.pk, *refs] * 2,  # (placeholders only)
-        )
-        return [row[:8] for row in cursor.fetchall()]
+    return rows_later(
+        "SELECT 'shipment', order_ref, ref, delivered_at IS NOT NULL,"  # noqa: S608
+        " returned_at IS NOT NULL, NULL, NULL, NULL, NULL FROM ledger_shipment"
+        f" WHERE merchant_id = %s AND order_ref IN ({listed}) UNION ALL SELECT 'invoice',"
+        " order_ref, ref, NULL, NULL, currency, amount_minor, credited_minor,"
+        " order_linked_seq FROM ledger_invoice"
+        f" WHERE merchant_id = %s AND order_ref IN ({listed})"
+        " ORDER BY 1, 9, 3",  # kind, the invoices' order_linked_seq, ref
+        [merchant.pk, *refs] * 2,  # (placeholders only)
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
@@ -12,6 +13,48 @@ from django.db.models import Model
 
 _M = TypeVar("_M", bound=Model)
 _Converter = Callable[[Any, Any, Any], Any]
+Rows = list[tuple[Any, ...]]
+
+
+@contextmanager
+def one_round_trip() -> Iterator[None]:
+    """Send the statements run inside to PostgreSQL together and take their answers together
+    (libpq's pipeline mode): one round trip instead of one per statement. Each statement still
+    runs on its own, in order, as it would one after the other.
+
+    For reads whose parameters do not depend on each other's rows, run through ``rows_later``
+    or ``models_read_later``, whose rows are fetched after the block. Elsewhere than
+    PostgreSQL the statements run one by one, as they are sent.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    # A statement's error comes back when the block ends, as Django's error like any other.
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+def rows_later(sql: str, params: Sequence[Any]) -> Callable[[], Rows]:
+    """Run ``sql`` and return what fetches its rows: inside ``one_round_trip``, the rows come
+    with the answers of every statement sent with it."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        if connection.vendor != "postgresql":  # answered already
+            rows = cursor.fetchall()
+            cursor.close()
+            return lambda: rows
+    except BaseException:
+        cursor.close()
+        raise
+
+    def fetch() -> Rows:
+        with cursor:  # closed once fetched: a second call raises
+            rows: Rows = cursor.fetchall()
+        return rows
+
+    return fetch
 
 
 def placeholders(count: int) -> str:
@@ -27,35 +70,44 @@ def models_read(model: type[_M], where: str, params: Sequence[Any]) -> list[_M]:
     For reads on a hot path: building and compiling the ORM's query for a read like this costs
     about twice what running it does (``financing.eligibility`` makes ten per verdict).
     """
+    return models_read_later(model, where, params)()
+
+
+def models_read_later(model: type[_M], where: str, params: Sequence[Any]) -> Callable[[], list[_M]]:
+    """``models_read``, run now and loaded when called: inside ``one_round_trip``, once the
+    statements sent with it are answered."""
     table = connection.ops.quote_name(model._meta.db_table)
-    read = models_joined_read((model,), f"FROM {table} WHERE {where}", params)
-    return [found for (found,) in read]
+    read = models_joined_read_later((model,), f"FROM {table} WHERE {where}", params)
+    return lambda: [found for (found,) in read()]
 
 
-def models_joined_read(
+def models_joined_read_later(
     models: Sequence[type[Model]], tail: str, params: Sequence[Any]
-) -> list[tuple[Any, ...]]:
-    """One instance of each of ``models`` per row of ``SELECT <their columns> <tail>``, each
-    loaded as ``models_read`` loads it; ``tail`` names every model's table as it is
-    (``FROM a JOIN b ON … WHERE …``), since the columns are qualified by it. Relations between
-    the instances are the caller's to set.
+) -> Callable[[], list[tuple[Any, ...]]]:
+    """Read the rows of ``SELECT <the columns of models> <tail>`` now; when called, load one
+    instance of each of ``models`` per row, each as ``models_read`` loads it (inside
+    ``one_round_trip``, once the statements sent with it are answered). ``tail`` names every
+    model's table as it is (``FROM a JOIN b ON … WHERE …``), since the columns are qualified
+    by it. Relations between the instances are the caller's to set.
     """
     alias = connection.alias
     parts = [_model_columns(model, alias) for model in models]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(part.columns for part in parts)} {tail}", params)
-        rows = cursor.fetchall()
-    loaded = []
-    for row in rows:
-        instances, start = [], 0
-        for model, part in zip(models, parts, strict=True):
-            values = row[start : start + len(part.attnames)]
-            start += len(part.attnames)
-            if part.converters:
-                values = _converted(values, part.converters)
-            instances.append(model.from_db(alias, part.attnames, values))
-        loaded.append(tuple(instances))
-    return loaded
+    fetch = rows_later(f"SELECT {', '.join(part.columns for part in parts)} {tail}", params)
+
+    def load() -> list[tuple[Any, ...]]:
+        loaded = []
+        for row in fetch():
+            instances, start = [], 0
+            for model, part in zip(models, parts, strict=True):
+                values = row[start : start + len(part.attnames)]
+                start += len(part.attnames)
+                if part.converters:
+                    values = _converted(values, part.converters)
+                instances.append(model.from_db(alias, part.attnames, values))
+            loaded.append(tuple(instances))
+        return loaded
+
+    return load
 
 
 def row_update(instance: Model, attnames: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ the checker's authorization above it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from financing.services.payments import payment_record
 from ledger.events import system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
+from ledger.sql import one_round_trip
 
 
 def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
@@ -44,14 +46,17 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.status = Advance.Status.DISBURSED
         advance.disbursed_at = now
         advance.decided_at = now
-        advance.changes_save()
+        book = accounts.Chart(advance.merchant, advance.currency)
+        # The two updates wait on no rows: they go with the chart's read, in one round trip.
+        with one_round_trip():
+            advance.changes_save()
+            assigned = _assigned_later(advance)
+            book.prefetch()  # four accounts in one query; journal_post locks them
         assignments = advance.assignments_by_id()  # rows are never added to an advance
-        if _assigned(advance) != len(assignments):
+        if assigned() != len(assignments):
             raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")
         for assignment in assignments:  # as stored, for whoever reads the advance's rows next
             assignment.status = Assignment.Status.ASSIGNED
-        book = accounts.Chart(advance.merchant, advance.currency)
-        book.prefetch()  # four accounts in one query; journal_post locks them
         journal_post(
             key=f"disburse:{advance.ref}",
             memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
@@ -78,17 +83,23 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
     return advance
 
 
-def _assigned(advance: Advance) -> int:
-    """Assign the receivables ``advance`` holds to the bank; how many it held.
+def _assigned_later(advance: Advance) -> Callable[[], int]:
+    """Assign the receivables ``advance`` holds to the bank; return what tells how many it
+    held (inside ``one_round_trip``, once the statements sent with it are answered).
 
     Plain SQL: the ORM's UPDATE cost twice what running it does.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE financing_assignment SET status = %s WHERE advance_id = %s AND status = %s",
-            [Assignment.Status.ASSIGNED.value, advance.pk, Assignment.Status.HELD.value],
-        )
-        return int(cursor.rowcount)
+    cursor = connection.cursor()
+    cursor.execute(
+        "UPDATE financing_assignment SET status = %s WHERE advance_id = %s AND status = %s",
+        [Assignment.Status.ASSIGNED.value, advance.pk, Assignment.Status.HELD.value],
+    )
+
+    def count() -> int:
+        with cursor:
+            return int(cursor.rowcount)
+
+    return count
 
 
 def _nonzero(*legs: Leg) -> list[Leg]:

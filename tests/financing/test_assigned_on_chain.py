@@ -70,10 +70,13 @@ def test_the_index_read_finds_what_reading_the_whole_chain_finds(
         whole = [
             r for r in assigned_on_chain._whole_chain(merchant.pk) if _invoice_part(r) in parts
         ]
-        by_index = assigned_on_chain._by_invoice(merchant.pk, parts)
+        by_index = assigned_on_chain._by_invoice_later(merchant.pk, parts)()
         assert by_index == whole, parts
-    assert assigned_on_chain._by_invoice(merchant.pk, ["INV-1"]) == ["INV-1@adv_a", "INV-1@adv_b"]
-    assert assigned_on_chain._by_invoice(merchant.pk, hashed) == [
+    assert assigned_on_chain._by_invoice_later(merchant.pk, ["INV-1"])() == [
+        "INV-1@adv_a",
+        "INV-1@adv_b",
+    ]
+    assert assigned_on_chain._by_invoice_later(merchant.pk, hashed)() == [
         assignment_entry_ref(invoice_ref=LONG, advance_ref="adv_a")
     ]
 
@@ -98,7 +101,7 @@ def test_the_read_goes_through_the_index_of_assignments_even_as_a_prepared_state
     # Found by the invoice, in the index: not every assignment of the chain, filtered.
     [condition] = [line for line in plan.splitlines() if "Index Cond" in line]
     assert "entry_assigned_invoice_idx" in plan and "reverse" in condition, plan
-    assert assigned_on_chain._by_invoice(merchant.pk, ["INV-3"]) == ["INV-3@adv_a"]
+    assert assigned_on_chain._by_invoice_later(merchant.pk, ["INV-3"])() == ["INV-3@adv_a"]
 
 
 def test_a_long_invoice_ref_the_chain_gave_the_bank_is_never_fundable_again(

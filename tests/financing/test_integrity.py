@@ -143,7 +143,7 @@ def test_without_the_chain_read_the_flipped_invoice_is_fundable_again(
 ) -> None:
     # The negative control of eligibility's defence in depth: the assignment rows alone say
     # nobody holds the invoice.
-    monkeypatch.setattr(evidence, "_assigned_on_chain", lambda *args: {})
+    monkeypatch.setattr(evidence, "_assigned_on_chain_later", lambda *args: dict)
     assignment_flip_released(funded.owed)
 
     [verdict] = verdicts(funded.trade.merchant, TODAY, [funded.owed])

@@ -23,7 +23,7 @@ from financing.order_evidence import (
     OrderEvidence,
     OrderInvoice,
     invoices_beyond_order,
-    orders_evidence,
+    orders_evidence_later,
 )
 from ledger.models import Entry, Invoice, Order, Payout, Shipment
 from ledger.sql import models_read
@@ -83,7 +83,7 @@ def test_models_read_keeps_to_its_condition(trade: Trade) -> None:
 @pytest.mark.sqlite_smoke
 @pytest.mark.django_db
 def test_a_decision_lock_reads_what_the_orm_reads() -> None:
-    """``advance_decision_lock`` joins three models and two (``models_joined_read``): each
+    """``advance_decision_lock`` joins three models and two (``models_joined_read_later``): each
     instance as the ORM loads it, with the relations a decision follows set on it."""
     call_command("seed_demo", stdout=StringIO())
     call_command("seed_financing_demo", stdout=StringIO())
@@ -147,7 +147,7 @@ def test_changes_save_writes_the_changed_fields_as_save_would() -> None:
 @pytest.mark.sqlite_smoke
 @pytest.mark.django_db
 def test_the_orders_evidence_reads_what_the_orm_reads() -> None:
-    """``orders_evidence`` reads shipments and invoices in one statement (a kind per row, the
+    """``orders_evidence_later`` reads shipments and invoices in one statement (a kind per row, the
     other kind's columns empty): each order's shipments by state and its invoices in the order
     they joined it, as the ORM would read them."""
     call_command("seed_demo", stdout=StringIO())
@@ -167,7 +167,7 @@ def test_the_orders_evidence_reads_what_the_orm_reads() -> None:
     late.save()
     refs = [*Order.objects.filter(merchant=merchant).values_list("ref", flat=True), "ORD-NONE"]
 
-    evidence = orders_evidence(merchant=merchant, order_refs=refs)
+    evidence = orders_evidence_later(merchant=merchant, order_refs=refs)()
 
     for ref in refs:
         shipments = Shipment.objects.filter(merchant=merchant, order_ref=ref).order_by("ref")
