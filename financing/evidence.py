@@ -3,7 +3,8 @@
 Every verdict runs these (each quote, request, approval, re-check and portal page), so they
 go as plain SQL through Django's cursor, on SQLite too: building and compiling the ORM's
 query for each cost about twice what running it does. Model rows come through
-``ledger.sql.models_read``, which converts values as the ORM would.
+``ledger.sql.models_read_later``, which converts values as the ORM would. The reads that need
+only the invoices go to PostgreSQL together, in one round trip (``ledger.sql.one_round_trip``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from financing.models import (
 )
 from financing.order_evidence import OrderEvidence, orders_evidence_later
 from ledger.models import Invoice
-from ledger.sql import models_read, models_read_later, one_round_trip, placeholders, rows_later
+from ledger.sql import models_read_later, one_round_trip, placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -63,6 +64,7 @@ def evidence_load(
         blacklisted_read = _blacklisted_later(merchant)
         exposure_read = debtor_exposure_later(merchant, excluding=holder)
         on_chain_read = _assigned_on_chain_later(merchant, invoices, holder)
+        facilities_read = _active_facilities_later(merchant, holder)
     receivables, twins = twins_read()
     fingerprints = {r.fingerprint for r in receivables.values()}
     held, fingerprints_held = held_read(fingerprints)
@@ -76,7 +78,7 @@ def evidence_load(
         held=held,
         fingerprints_held=fingerprints_held,
         earlier_twins=earlier_twins,
-        facilities=_active_facilities(merchant, holder),
+        facilities=facilities_read(),
         blacklisted=blacklisted_read(),
         debtor_exposure=exposure_read(),
         bank_room=bank_debtor_room(
@@ -93,7 +95,9 @@ def evidence_load(
     )
 
 
-def _active_facilities(merchant: Merchant, holder: Advance | None) -> dict[str, Facility]:
+def _active_facilities_later(
+    merchant: Merchant, holder: Advance | None
+) -> Callable[[], dict[str, Facility]]:
     """The merchant's active facilities by currency.
 
     A holder's own facility, when it is the active one, stands for them: the holder's
@@ -104,9 +108,9 @@ def _active_facilities(merchant: Merchant, holder: Advance | None) -> dict[str, 
     if holder is not None:
         own = holder.facility
         if own.active and own.merchant_id == merchant.pk:
-            return {own.currency: own}
-    active = models_read(Facility, "merchant_id = %s AND active", [merchant.pk])
-    return {facility.currency: facility for facility in active}
+            return lambda: {own.currency: own}
+    read = models_read_later(Facility, "merchant_id = %s AND active", [merchant.pk])
+    return lambda: {facility.currency: facility for facility in read()}
 
 
 def _blacklisted_later(merchant: Merchant) -> Callable[[], bool]:

@@ -21,8 +21,8 @@ from financing.exceptions import (
 from financing.locks import (
     advance_decision_lock,
     advance_qs_for_update,
+    debtor_limits_and_chain_lock,
     debtor_limits_lock,
-    merchant_chain_lock,
 )
 from financing.models import Advance
 from financing.services._shared import approval_void, holds_release, officer_require
@@ -50,8 +50,8 @@ def advance_approve(
     """
     officer_require(officer, "financing.approve_advance")
     with transaction.atomic():
-        locked = _advance_locked(advance, Advance.Status.REQUESTED)
-        merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
+        # The chain's lock too, before the evidence is re-checked.
+        locked = _advance_locked(advance, Advance.Status.REQUESTED, chain=True)
         quote = advance_requote(advance=locked, today=business_day(now))
         requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote)
         if not requoted:
@@ -127,10 +127,10 @@ def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Adva
     officer_require(officer, "financing.authorize_advance")
     void_reason, requoted = "", False
     with transaction.atomic():
-        locked = _advance_locked(advance, Advance.Status.APPROVED)
+        # The chain's lock too, before the evidence is re-checked.
+        locked = _advance_locked(advance, Advance.Status.APPROVED, chain=True)
         if locked.approved_by_id == officer.pk:
             raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
-        merchant_chain_lock(merchant_id=locked.merchant_id)  # before the evidence is re-checked
         try:
             quote = advance_requote(advance=locked, today=business_day(now))
             if terms_hash(locked, quote) != locked.approval_hash:
@@ -227,8 +227,11 @@ def terms_hash(advance: Advance, quote: AdvanceQuote | None = None) -> str:
     return hashlib.sha256(canonical_json(terms)).hexdigest()
 
 
-def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = True) -> Advance:
-    """Lock ``advance`` with its facility; with ``assignments_read``, read its merchant and its
+def _advance_locked(
+    advance: Advance, *statuses: str, assignments_read: bool = True, chain: bool = False
+) -> Advance:
+    """Lock ``advance`` with its facility, then its debtors' bank-wide limits, then, with
+    ``chain``, its merchant's chain; with ``assignments_read``, read its merchant and its
     assignments too, once for the whole decision (an approval reads them five times)."""
     if assignments_read:
         locked = advance_decision_lock(advance.pk)
@@ -238,7 +241,10 @@ def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = T
         raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
     # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only
     # current while its row is held.
-    debtor_limits_lock(advance=locked)
+    if chain:
+        debtor_limits_and_chain_lock(advance=locked)
+    else:
+        debtor_limits_lock(advance=locked)
     return locked
 
 

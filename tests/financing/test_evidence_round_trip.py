@@ -17,7 +17,8 @@ from tests.financing.conftest import Trade
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
-# What a verdict reads once it has the invoices, none of it waiting on another's rows.
+# What a verdict reads once it has the invoices, none of it waiting on another's rows. (A
+# decision's re-check reads no facility: it holds its own, locked.)
 EVIDENCE_READS = [
     'SELECT "financing_receivable"',  # the receivables and their fingerprint twins
     "SELECT merchant_id, invoice_ref, fingerprint FROM financing_assignment",  # held
@@ -26,6 +27,7 @@ EVIDENCE_READS = [
     "SELECT 1 FROM financing_blacklisting",
     "SELECT a.currency, s.debtor_key, SUM(s.advance_minor)",  # the merchant's debtor exposure
     "SELECT external_ref FROM ledger_entry",  # the chain's receivable.assigned entries
+    'SELECT "financing_facility"',  # the merchant's active facilities (no decision holds one)
 ]
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from financing import locks
 from financing.exceptions import AdvanceRefused, ApprovalVoid
 from financing.models import Advance, Facility
-from financing.services import decisions
 from financing.services.decisions import advance_approve, advance_authorize
 from financing.services.requests import advance_request
 from ledger.models import Invoice
@@ -42,7 +42,7 @@ def race(trade: Trade, ref: str, decide: Callable[[], Advance]) -> Any:
 @pytest.fixture
 def no_lock_before_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative control: decisions re-check without the chain lock, as before the fix."""
-    monkeypatch.setattr(decisions, "merchant_chain_lock", lambda **kwargs: None)
+    monkeypatch.setattr(locks, "merchant_chain_lock", lambda **kwargs: None)
 
 
 @pytest.fixture(params=["locked", "unlocked"])
