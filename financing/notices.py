@@ -16,6 +16,7 @@ import json
 import smtplib
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 
 from config.api.signing import sign
@@ -41,6 +42,7 @@ from financing.models import (
 from financing.notice_letters import letter_pdf, letter_subject, letter_text
 from financing.services._shared import officer_require
 from ledger.money import format_minor_units
+from ledger.sql import placeholders, rows_later
 from ledger.writer import rows_insert_returning
 from merchants.models import Debtor
 
@@ -62,10 +64,35 @@ def payment_reference(fingerprint: str) -> str:
     return f"RF{98 - int(digits) % 97:02d}{body}"
 
 
-def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]:
+def seller_ids_later(advance: Advance) -> Callable[[], dict[int, str]]:
+    """Read the merchant's seller id at each marketplace among ``advance``'s debtors (one per
+    marketplace at most: a unique constraint), by marketplace id; loaded when called, so that
+    the read can go with others (``ledger.sql.one_round_trip``). A notice to a marketplace
+    names the merchant by it.
+
+    Plain SQL, one statement for every marketplace: every disbursement writes a notice, and
+    the ORM's query cost twice this.
+    """
+    marketplaces = sorted(
+        {a.debtor.marketplace_id for a in advance.assignments_by_id() if a.debtor.marketplace_id}
+    )
+    if not marketplaces:
+        return dict
+    read = rows_later(
+        "SELECT marketplace_id, seller_id FROM merchants_marketplacemerchant"  # noqa: S608
+        f" WHERE merchant_id = %s AND marketplace_id IN ({placeholders(len(marketplaces))})",
+        [advance.merchant_id, *marketplaces],  # (placeholders only)
+    )
+    return lambda: {marketplace_id: str(seller_id) for marketplace_id, seller_id in read()}
+
+
+def notices_create(
+    *, advance: Advance, seller_ids: Mapping[int, str], now: datetime
+) -> list[AssignmentNotice]:
     """Write one notice per debtor of ``advance``'s receivables, in the caller's transaction.
 
-    A business buyer without an address on file gets the one its invoice carried, if any.
+    ``seller_ids``: the merchant's seller id by marketplace (``seller_ids_later``). A business
+    buyer without an address on file gets the one its invoice carried, if any.
     """
     by_debtor: dict[int, list[Assignment]] = defaultdict(list)
     for assignment in advance.assignments_by_id():
@@ -83,7 +110,7 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
                 if debtor.marketplace_id
                 else AssignmentNotice.Channel.EMAIL,
                 marketplace_id=debtor.marketplace_id,
-                payload=notice_payload(advance, debtor, assignments),
+                payload=notice_payload(advance, debtor, assignments, seller_ids),
                 created_at=now,
             )
         )
@@ -92,9 +119,10 @@ def notices_create(*, advance: Advance, now: datetime) -> list[AssignmentNotice]
 
 
 def notice_payload(
-    advance: Advance, debtor: Debtor, assignments: list[Assignment]
+    advance: Advance, debtor: Debtor, assignments: list[Assignment], seller_ids: Mapping[int, str]
 ) -> dict[str, Any]:
-    """What the notice says: the assignee, where to pay, and each invoice's own reference."""
+    """What the notice says: the assignee, where to pay, and each invoice's own reference;
+    to a marketplace, the merchant by its seller id there (``seller_ids``, by marketplace)."""
     payload: dict[str, Any] = {
         "type": "notice_of_assignment",
         "advance": advance.ref,
@@ -117,7 +145,7 @@ def notice_payload(
         ],
     }
     if debtor.marketplace_id is not None:  # the marketplace knows the merchant by its seller id
-        payload["merchant"] = _seller_id(debtor.marketplace_id, advance.merchant_id)
+        payload["merchant"] = seller_ids.get(debtor.marketplace_id)
         return payload
     merchant = advance.merchant
     payload["supplier"] = {
@@ -127,20 +155,6 @@ def notice_payload(
     }
     payload["debtor"] = {"name": debtor.name, "tax_id": debtor.tax_id, "country": debtor.country}
     return payload
-
-
-def _seller_id(marketplace_id: int, merchant_id: int) -> str | None:
-    """The merchant's seller id at the marketplace (one at most: a unique constraint), if any.
-
-    Plain SQL: every disbursement writes a notice, and the ORM's query cost twice this."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seller_id FROM merchants_marketplacemerchant"
-            " WHERE marketplace_id = %s AND merchant_id = %s",
-            [marketplace_id, merchant_id],
-        )
-        row = cursor.fetchone()
-    return None if row is None else str(row[0])
 
 
 def notice_deliver(*, notice_id: int, now: datetime) -> None:

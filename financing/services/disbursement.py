@@ -4,7 +4,7 @@ the checker's authorization above it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
 from financing.models import Advance, Assignment, Payment, assignment_entry_ref
-from financing.notices import notices_create
+from financing.notices import notices_create, seller_ids_later
 from financing.services.payments import payment_record
 from ledger.events import system_event
 from ledger.money import format_minor_units
@@ -47,10 +47,12 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.disbursed_at = now
         advance.decided_at = now
         book = accounts.Chart(advance.merchant, advance.currency)
-        # The two updates wait on no rows: they go with the chart's read, in one round trip.
+        # The two updates wait on no rows: they go with the reads of the seller ids the notices
+        # name and of the chart, in one round trip.
         with one_round_trip():
             advance.changes_save()
             assigned = _assigned_later(advance)
+            seller_ids = seller_ids_later(advance)
             book.prefetch()  # four accounts in one query; journal_post locks them
         assignments = advance.assignments_by_id()  # rows are never added to an advance
         if assigned() != len(assignments):
@@ -79,7 +81,7 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
                 now=now,
             )
         _chain_disbursement(advance, assignments, now)
-        _notices_create(advance, now)
+        _notices_create(advance, seller_ids(), now)
     return advance
 
 
@@ -146,6 +148,6 @@ def _chain_disbursement(advance: Advance, assignments: list[Assignment], now: da
     )
 
 
-def _notices_create(advance: Advance, now: datetime) -> None:
-    for notice in notices_create(advance=advance, now=now):
+def _notices_create(advance: Advance, seller_ids: Mapping[int, str], now: datetime) -> None:
+    for notice in notices_create(advance=advance, seller_ids=seller_ids, now=now):
         tasks.notice_send_on_commit(notice.pk)

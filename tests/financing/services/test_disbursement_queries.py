@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 # Each with whether it goes to PostgreSQL with others, in one round trip (ledger.sql's
-# one_round_trip): 13 round trips in all, where each statement was one before the eighteenth
+# one_round_trip): 12 round trips in all, where each statement was one before the eighteenth
 # session.
 DISBURSEMENT_QUERIES = [
     ("SAVEPOINT", False),  # pytest-django's test transaction: the service's outer atomic block
@@ -52,6 +52,7 @@ DISBURSEMENT_QUERIES = [
     # The disbursement:
     ("UPDATE the advance", True),
     ("UPDATE its assignments held -> assigned", True),
+    ("the merchant's seller id at each debtor's marketplace (the notices name it)", True),
     ("the chart's accounts", True),
     ("journal entry, postings and balances (one statement)", False),
     ("INSERT the payment with the merchant's payout account, unless its cause has one", False),
@@ -62,7 +63,6 @@ DISBURSEMENT_QUERIES = [
         " chain still ends where this process left it (one statement)",
         False,
     ),
-    ("the merchant's seller id at the marketplace (the notice names it)", False),
     ("INSERT the notices", False),
     ("RELEASE SAVEPOINT", False),  # the outer atomic block again
 ]
