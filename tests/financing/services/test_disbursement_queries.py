@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 # Each with whether it goes to PostgreSQL with others, in one round trip (ledger.sql's
-# one_round_trip): 12 round trips in all, where each statement was one before the eighteenth
-# session.
+# one_round_trip): 12 round trips with the test's savepoint pair, 10 without, where each
+# statement was one before the eighteenth session.
 DISBURSEMENT_QUERIES = [
     ("SAVEPOINT", False),  # pytest-django's test transaction: the service's outer atomic block
     ("lock the advance with its facility, read its merchant", True),
