@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Model
 
 _M = TypeVar("_M", bound=Model)
+_T = TypeVar("_T")
 _Converter = Callable[[Any, Any, Any], Any]
 Rows = list[tuple[Any, ...]]
 
@@ -38,23 +39,32 @@ def one_round_trip() -> Iterator[None]:
 def rows_later(sql: str, params: Sequence[Any]) -> Callable[[], Rows]:
     """Run ``sql`` and return what fetches its rows: inside ``one_round_trip``, the rows come
     with the answers of every statement sent with it."""
+    return _answer_later(sql, params, lambda cursor: cursor.fetchall())
+
+
+def rowcount_later(sql: str, params: Sequence[Any]) -> Callable[[], int]:
+    """Run ``sql`` (an UPDATE or a DELETE) and return what tells how many rows it touched,
+    known once it is answered (inside ``one_round_trip``, with the statements sent with it)."""
+    return _answer_later(sql, params, lambda cursor: int(cursor.rowcount))
+
+
+def _answer_later(sql: str, params: Sequence[Any], answer: Callable[[Any], _T]) -> Callable[[], _T]:
     cursor = connection.cursor()
     try:
         cursor.execute(sql, params)
         if connection.vendor != "postgresql":  # answered already
-            rows = cursor.fetchall()
-            cursor.close()
-            return lambda: rows
+            with cursor:
+                value = answer(cursor)
+            return lambda: value
     except BaseException:
         cursor.close()
         raise
 
-    def fetch() -> Rows:
-        with cursor:  # closed once fetched: a second call raises
-            rows: Rows = cursor.fetchall()
-        return rows
+    def read() -> _T:
+        with cursor:  # closed once read
+            return answer(cursor)
 
-    return fetch
+    return read
 
 
 def placeholders(count: int) -> str:

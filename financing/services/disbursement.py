@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
@@ -19,7 +19,7 @@ from financing.services.payments import payment_record
 from ledger.events import system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
-from ledger.sql import one_round_trip
+from ledger.sql import one_round_trip, rowcount_later
 
 
 def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
@@ -91,17 +91,10 @@ def _assigned_later(advance: Advance) -> Callable[[], int]:
 
     Plain SQL: the ORM's UPDATE cost twice what running it does.
     """
-    cursor = connection.cursor()
-    cursor.execute(
+    return rowcount_later(
         "UPDATE financing_assignment SET status = %s WHERE advance_id = %s AND status = %s",
         [Assignment.Status.ASSIGNED.value, advance.pk, Assignment.Status.HELD.value],
     )
-
-    def count() -> int:
-        with cursor:
-            return int(cursor.rowcount)
-
-    return count
 
 
 def _nonzero(*legs: Leg) -> list[Leg]:
