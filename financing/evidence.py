@@ -26,7 +26,7 @@ from financing.models import (
 )
 from financing.order_evidence import OrderEvidence, orders_evidence_later
 from ledger.models import Invoice
-from ledger.sql import models_read_later, one_round_trip, placeholders, rows_later
+from ledger.sql import literals, models_read_later, one_round_trip, placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -160,16 +160,16 @@ def _held_later(
     if not invoices:
         return lambda fingerprints: (set(), set())
     listed = placeholders(len(invoices))
-    live = [status.value for status in Assignment.LIVE]
+    live = literals([status.value for status in Assignment.LIVE])  # as the partial indexes say
     others, excluded = ("", []) if holder is None else (" AND advance_id <> %s", [holder.pk])
-    held_by = f"FROM financing_assignment WHERE status IN ({placeholders(len(live))}){others}"
+    held_by = f"FROM financing_assignment WHERE status IN ({live}){others}"
     # Two arms, not one OR: each finds its rows through its own index.
     read = rows_later(
         f"SELECT merchant_id, invoice_ref, fingerprint {held_by}"
         f" AND merchant_id = %s AND invoice_ref IN ({listed})"
         f" UNION ALL SELECT merchant_id, invoice_ref, fingerprint {held_by}"
         f" AND fingerprint IN ({_FINGERPRINTS.format(refs=listed)})",
-        [*live, *excluded, merchant.pk, *invoices] * 2,
+        [*excluded, merchant.pk, *invoices] * 2,
     )
 
     def load(fingerprints: set[str]) -> tuple[set[str], set[str]]:

@@ -10,13 +10,14 @@ while holding something a decision waits for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from financing.models import Advance, Assignment, DebtorLimit, Facility
-from ledger.locks import chains_lock
+from ledger.locks import chains_lock, chains_lock_later
 from ledger.sql import models_joined_read_later, one_round_trip, placeholders, rows_later
 from merchants.models import Debtor, Merchant
 
@@ -108,13 +109,17 @@ def debtor_limits_lock(*, advance: Advance) -> None:
     advance.decision_limits = _limits_locked_later(advance)()
 
 
-def debtor_limits_and_chain_lock(*, advance: Advance) -> None:
+@contextmanager
+def debtor_limits_and_chain_locked(*, advance: Advance) -> Iterator[None]:
     """``debtor_limits_lock``, then ``merchant_chain_lock`` of the advance's merchant, in one
-    round trip: the chain's lock statement runs after the limits', as it would one by one."""
+    round trip with the statements the block sends through ``ledger.sql``'s deferred reads:
+    those run after the locks, under them, as they would one by one."""
     with one_round_trip():
         limits = _limits_locked_later(advance)
-        merchant_chain_lock(merchant_id=advance.merchant_id)
+        chain_locked = chains_lock_later([advance.merchant_id])
+        yield
     advance.decision_limits = limits()
+    chain_locked()
 
 
 def _limits_locked_later(advance: Advance) -> Callable[[], dict[tuple[str, str], int | None]]:

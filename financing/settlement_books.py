@@ -17,7 +17,7 @@ from django.conf import settings
 from financing import accounts
 from financing.books.services import Leg, journal_post
 from financing.models import Payment
-from financing.services.payments import payment_record
+from financing.services.payments import payment_record_later
 from ledger.event_fields import REF_MAX_LENGTH
 from ledger.events import ValidEvent, system_event
 from ledger.money import format_minor_units
@@ -87,14 +87,14 @@ class SettlementBooks:
         # in the same entry: one payment for the merchant's total, caused by this entry.
         released = -self._deltas.get("disbursement_clearing", 0)
         if released > 0:
-            payment_record(
+            payment_record_later(
                 merchant=self.merchant,
                 kind=Payment.Kind.RELEASE,
                 currency=self.currency,
                 amount_minor=released,
                 source_key=f"release:{key}",
                 now=self.now,
-            )
+            )()
         if self._events:
             entries_append(
                 source=settings.LEDGER_SYSTEM_SOURCE,

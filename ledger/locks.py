@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from ledger.models import Chain
-from ledger.sql import placeholders
+from ledger.sql import placeholders, rows_later
 from merchants.models import Merchant
 
 
@@ -63,29 +63,43 @@ def chains_lock(merchant_ids: Iterable[int]) -> dict[int, LockedChain]:
     Plain SQL: this runs once per append, and building the equivalent ORM query costs more
     than the database takes to answer it.
     """
+    return chains_lock_later(merchant_ids)()
+
+
+def chains_lock_later(merchant_ids: Iterable[int]) -> Callable[[], dict[int, LockedChain]]:
+    """``chains_lock``, its statement sent now and what returns the locked heads: inside
+    ``ledger.sql.one_round_trip``, in the round trip of the statements sent with it (those
+    sent after it run once the locks are granted). Missing chains are created when it is
+    called, in a round trip of their own."""
     wanted = set(merchant_ids)
-    chains = _locked(wanted)
-    missing = wanted - chains.keys()
-    if missing:
-        # Two first appends may race to create a chain; the loser's row is ignored and it then
-        # waits for the winner's lock like any other append.
-        Chain.objects.bulk_create([Chain(merchant_id=m) for m in missing], ignore_conflicts=True)
-        chains.update(_locked(missing))
-    return chains
+    read = _locked_later(wanted)
+
+    def load() -> dict[int, LockedChain]:
+        chains = read()
+        missing = wanted - chains.keys()
+        if missing:
+            # Two first appends may race to create a chain; the loser's row is ignored and it
+            # then waits for the winner's lock like any other append.
+            Chain.objects.bulk_create(
+                [Chain(merchant_id=m) for m in missing], ignore_conflicts=True
+            )
+            chains.update(_locked_later(missing)())
+        return chains
+
+    return load
 
 
-def _locked(merchant_ids: set[int]) -> dict[int, LockedChain]:
+def _locked_later(merchant_ids: set[int]) -> Callable[[], dict[int, LockedChain]]:
     in_ids = placeholders(len(merchant_ids))
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash, m.tax_id_normalised,"
-            " m.country FROM ledger_chain c"
-            " JOIN merchants_merchant m ON m.id = c.merchant_id"
-            f" WHERE c.merchant_id IN ({in_ids}) ORDER BY c.merchant_id{lock}",
-            sorted(merchant_ids),
-        )
-        return {row[0]: LockedChain(*row) for row in cursor.fetchall()}
+    read = rows_later(
+        "SELECT c.merchant_id, m.public_id, c.head_seq, c.head_hash, m.tax_id_normalised,"
+        " m.country FROM ledger_chain c"
+        " JOIN merchants_merchant m ON m.id = c.merchant_id"
+        f" WHERE c.merchant_id IN ({in_ids}) ORDER BY c.merchant_id{lock}",
+        sorted(merchant_ids),
+    )
+    return lambda: {row[0]: LockedChain(*row) for row in read()}
 
 
 # The heads this process last wrote, by merchant. An append outside any transaction builds on

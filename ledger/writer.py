@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -30,6 +31,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ledger.exceptions import EarlierEntry, HeadMoved, KeysUsedBefore, ProjectionRowRefused
 from ledger.locks import LockedChain
 from ledger.models import Chain, Entry
+from ledger.sql import generic_plans
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,9 @@ def entries_write(
         result_sql = _RESULT_COMPARED
     with connection.cursor() as cursor:
         try:
-            cursor.execute(f"WITH {', '.join(ctes)}{result_sql}", params)
+            # A single append's statement takes no arrays: PostgreSQL plans it generically.
+            with nullcontext() if one else generic_plans():
+                cursor.execute(f"WITH {', '.join(ctes)}{result_sql}", params)
         except IntegrityError as exc:
             if getattr(getattr(exc.__cause__, "diag", None), "table_name", "") == "ledger_entry":
                 raise

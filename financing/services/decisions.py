@@ -4,6 +4,7 @@ checker threshold (the checker), or an officer rejects. What was approved is bou
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
@@ -21,7 +22,7 @@ from financing.exceptions import (
 from financing.locks import (
     advance_decision_lock,
     advance_qs_for_update,
-    debtor_limits_and_chain_lock,
+    debtor_limits_and_chain_locked,
     debtor_limits_lock,
 )
 from financing.models import Advance
@@ -32,6 +33,7 @@ from financing.services.requests import AdvanceQuote, advance_requote
 from ledger.canonical import canonical_json
 from ledger.models import Invoice
 from ledger.money import Money
+from ledger.sql import rows_later
 
 
 def advance_approve(
@@ -50,8 +52,9 @@ def advance_approve(
     """
     officer_require(officer, "financing.approve_advance")
     with transaction.atomic():
-        # The chain's lock too, before the evidence is re-checked.
-        locked = _advance_locked(advance, Advance.Status.REQUESTED, chain=True)
+        # The chain's lock too, before the evidence is re-checked; the checker window's total
+        # is read with the locks, in their round trip.
+        locked, window_total = _decision_locked(advance, Advance.Status.REQUESTED, window_at=now)
         quote = advance_requote(advance=locked, today=business_day(now))
         requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote)
         if not requoted:
@@ -60,12 +63,12 @@ def advance_approve(
             locked.approval_hash = terms_hash(locked, quote)
             locked.decision_note = note
             locked.merchant_note = merchant_note.strip()
-            window_total = advanced_in_window(advance=locked, now=now)
-            if window_total <= locked.facility.checker_threshold_minor:
+            in_window = window_total()
+            if in_window <= locked.facility.checker_threshold_minor:
                 advance_disburse(advance=locked, now=now)
             else:
                 if locked.advance_minor <= locked.facility.checker_threshold_minor:
-                    locked.decision_note = _window_note(locked, window_total, note)
+                    locked.decision_note = _window_note(locked, in_window, note)
                 locked.status = Advance.Status.APPROVED
                 locked.save()
     if requoted:  # raised after commit, so the new quote waits for the merchant
@@ -76,8 +79,10 @@ def advance_approve(
 CHECKER_WINDOW = timedelta(hours=24)
 
 
-def advanced_in_window(*, advance: Advance, now: datetime) -> int:
-    """Return what the merchant asked for in the 24 hours to ``now``, ``advance`` included.
+def advanced_in_window_later(*, advance: Advance, now: datetime) -> Callable[[], int]:
+    """Send the read of what the merchant asked for in the 24 hours to ``now``, and return
+    what gives that total, ``advance`` included (at its amount when called); inside
+    ``ledger.sql.one_round_trip``, read in the round trip of the statements sent with it.
 
     The checker threshold applies to this total, so splitting one large advance into small
     ones does not dodge the second officer: every advance of the merchant in the currency that
@@ -86,23 +91,21 @@ def advanced_in_window(*, advance: Advance, now: datetime) -> int:
     The caller holds the advance's facility lock, so two approvals of one line count each other.
     """
     since = connection.ops.adapt_datetimefield_value(now - CHECKER_WINDOW)
-    with connection.cursor() as cursor:  # plain SQL: the ORM's aggregate cost twice the query
-        cursor.execute(
-            "SELECT SUM(advance_minor) FROM financing_advance"
-            " WHERE merchant_id = %s AND currency = %s AND id <> %s AND status NOT IN (%s, %s)"
-            " AND (requested_at > %s OR disbursed_at > %s)",
-            [
-                advance.merchant_id,
-                advance.currency,
-                advance.pk,
-                Advance.Status.REJECTED.value,
-                Advance.Status.WITHDRAWN.value,
-                since,
-                since,
-            ],
-        )
-        (others,) = cursor.fetchone()
-    return advance.advance_minor + int(others or 0)
+    others = rows_later(  # plain SQL: the ORM's aggregate cost twice the query
+        "SELECT SUM(advance_minor) FROM financing_advance"
+        " WHERE merchant_id = %s AND currency = %s AND id <> %s AND status NOT IN (%s, %s)"
+        " AND (requested_at > %s OR disbursed_at > %s)",
+        [
+            advance.merchant_id,
+            advance.currency,
+            advance.pk,
+            Advance.Status.REJECTED.value,
+            Advance.Status.WITHDRAWN.value,
+            since,
+            since,
+        ],
+    )
+    return lambda: advance.advance_minor + int(others()[0][0] or 0)
 
 
 def _window_note(advance: Advance, total: int, note: str) -> str:
@@ -128,7 +131,7 @@ def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Adva
     void_reason, requoted = "", False
     with transaction.atomic():
         # The chain's lock too, before the evidence is re-checked.
-        locked = _advance_locked(advance, Advance.Status.APPROVED, chain=True)
+        locked, _ = _decision_locked(advance, Advance.Status.APPROVED)
         if locked.approved_by_id == officer.pk:
             raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
         try:
@@ -227,24 +230,42 @@ def terms_hash(advance: Advance, quote: AdvanceQuote | None = None) -> str:
     return hashlib.sha256(canonical_json(terms)).hexdigest()
 
 
-def _advance_locked(
-    advance: Advance, *statuses: str, assignments_read: bool = True, chain: bool = False
+def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = True) -> Advance:
+    """Lock ``advance`` with its facility, check it is in one of ``statuses``, then lock its
+    debtors' bank-wide limits; with ``assignments_read``, read its merchant and its assignments
+    too, once for the whole decision (an approval reads them five times)."""
+    locked = _advance_in_state_locked(advance, statuses, assignments_read)
+    debtor_limits_lock(advance=locked)
+    return locked
+
+
+def _decision_locked(
+    advance: Advance, status: str, *, window_at: datetime | None = None
+) -> tuple[Advance, Callable[[], int]]:
+    """``_advance_locked``, then its merchant's chain, in one round trip with the limits'
+    locks; with ``window_at``, the checker window's total to then (``advanced_in_window_later``)
+    is read in it too. Returns the advance and what gives that total (zero without)."""
+    locked = _advance_in_state_locked(advance, (status,), assignments_read=True)
+    # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only
+    # current while its row is held.
+    with debtor_limits_and_chain_locked(advance=locked):
+        window_total = (
+            advanced_in_window_later(advance=locked, now=window_at)
+            if window_at is not None
+            else lambda: 0
+        )
+    return locked, window_total
+
+
+def _advance_in_state_locked(
+    advance: Advance, statuses: tuple[str, ...], assignments_read: bool
 ) -> Advance:
-    """Lock ``advance`` with its facility, then its debtors' bank-wide limits, then, with
-    ``chain``, its merchant's chain; with ``assignments_read``, read its merchant and its
-    assignments too, once for the whole decision (an approval reads them five times)."""
     if assignments_read:
         locked = advance_decision_lock(advance.pk)
     else:
         locked = advance_qs_for_update().select_related("facility").get(pk=advance.pk)
     if locked.status not in statuses:
         raise WrongState(f"Advance {locked.ref} is {locked.get_status_display().lower()}.")
-    # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only
-    # current while its row is held.
-    if chain:
-        debtor_limits_and_chain_lock(advance=locked)
-    else:
-        debtor_limits_lock(advance=locked)
     return locked
 
 

@@ -15,7 +15,7 @@ from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
 from financing.models import Advance, Assignment, Payment, assignment_entry_ref
 from financing.notices import notices_create, seller_ids_later
-from financing.services.payments import payment_record
+from financing.services.payments import payment_record_later
 from ledger.events import system_event
 from ledger.money import format_minor_units
 from ledger.services import NewEntry, entries_append
@@ -47,16 +47,18 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         advance.disbursed_at = now
         advance.decided_at = now
         book = accounts.Chart(advance.merchant, advance.currency)
-        # The two updates wait on no rows: they go with the reads of the seller ids the notices
-        # name and of the chart, in one round trip.
+        # The two updates and the payment wait on no rows: they go with the reads of the
+        # seller ids the notices name and of the chart, in one round trip.
         with one_round_trip():
             advance.changes_save()
             assigned = _assigned_later(advance)
             seller_ids = seller_ids_later(advance)
+            paid = _payment_later(advance, now)
             book.prefetch()  # four accounts in one query; journal_post locks them
         assignments = advance.assignments_by_id()  # rows are never added to an advance
         if assigned() != len(assignments):
             raise WrongState(f"Advance {advance.ref} lost a receivable before disbursement.")
+        paid()
         for assignment in assignments:  # as stored, for whoever reads the advance's rows next
             assignment.status = Assignment.Status.ASSIGNED
         journal_post(
@@ -71,18 +73,24 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
             ),
             now=now,
         )
-        if advance.advance_minor > advance.fee_minor:  # what leaves disbursement clearing
-            payment_record(
-                merchant=advance.merchant,
-                kind=Payment.Kind.DISBURSEMENT,
-                currency=advance.currency,
-                amount_minor=advance.advance_minor - advance.fee_minor,
-                source_key=f"disburse:{advance.ref}",
-                now=now,
-            )
         _chain_disbursement(advance, assignments, now)
         _notices_create(advance, seller_ids(), now)
     return advance
+
+
+def _payment_later(advance: Advance, now: datetime) -> Callable[[], object]:
+    """Record the payment of what leaves disbursement clearing (``payment_record_later``),
+    if anything does; return what checks it."""
+    if advance.advance_minor <= advance.fee_minor:
+        return lambda: None
+    return payment_record_later(
+        merchant=advance.merchant,
+        kind=Payment.Kind.DISBURSEMENT,
+        currency=advance.currency,
+        amount_minor=advance.advance_minor - advance.fee_minor,
+        source_key=f"disburse:{advance.ref}",
+        now=now,
+    )
 
 
 def _assigned_later(advance: Advance) -> Callable[[], int]:

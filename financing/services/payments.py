@@ -8,21 +8,23 @@ one; batching (``financing.services.payment_files``) sends only payments with an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, models
 
 from financing.exceptions import WrongState
 from financing.models import Payment
 from financing.reconciliation.payments import end_to_end_id_for
-from ledger.sql import models_read, placeholders
+from ledger.sql import models_read, placeholders, rows_later
 from ledger.unsaved import unsaved
 from merchants.models import BankAccount, Merchant
 
 
-def payment_record(
+def payment_record_later(
     *,
     merchant: Merchant,
     kind: str,
@@ -30,11 +32,14 @@ def payment_record(
     amount_minor: int,
     source_key: str,
     now: datetime,
-) -> Payment:
-    """The payment ``source_key`` causes, written in the caller's transaction; repeating the
-    same cause returns the payment written the first time, as ``journal_post`` does.
+) -> Callable[[], Payment]:
+    """Write the payment ``source_key`` causes, in the caller's transaction, and return what
+    gives it: the INSERT is sent now (inside ``ledger.sql.one_round_trip``, with the statements
+    sent with it) and answered when that is called. Repeating the same cause gives the payment
+    written the first time, as ``journal_post`` does.
 
-    :raises WrongState: ``source_key`` caused a payment of another merchant, kind or amount.
+    :raises WrongState: (when called) ``source_key`` caused a payment of another merchant, kind
+        or amount.
     """
     payment = unsaved(
         Payment,
@@ -46,21 +51,31 @@ def payment_record(
         source_key=source_key,
         created_at=now,
     )
-    with transaction.atomic(savepoint=False):
-        if _inserted(payment):
+    inserted = _inserted_later(payment)
+
+    def load() -> Payment:
+        if inserted():
             return payment
         # Caused before (source_key is unique: one row), or by a concurrent transaction
         # that committed first: the insert waited for it, then wrote nothing.
         (existing,) = models_read(Payment, "source_key = %s", [source_key])
-    same = (existing.merchant_id, existing.kind, existing.currency, existing.amount_minor)
-    if same != (merchant.pk, kind, currency, amount_minor):
-        raise WrongState(f"{source_key} caused a different payment before.")
-    return existing
+        return _same_cause(existing, payment)
+
+    return load
 
 
-def _inserted(payment: Payment) -> bool:
+def _same_cause(recorded: Payment, wanted: Payment) -> Payment:
+    """``recorded``, if it is the payment ``wanted`` describes (the same cause twice)."""
+    fields = attrgetter("merchant_id", "kind", "currency", "amount_minor")
+    if fields(recorded) != fields(wanted):
+        raise WrongState(f"{wanted.source_key} caused a different payment before.")
+    return recorded
+
+
+def _inserted_later(payment: Payment) -> Callable[[], bool]:
     """Insert ``payment`` with the merchant's active bank account (one at most: a unique
-    partial index), unless its cause has a payment already; set its id and account.
+    partial index), unless its cause has a payment already; return what says whether it did,
+    and then has set its id and account.
 
     One statement, on PostgreSQL and SQLite alike: a disbursement writes one payment, and the
     ORM's read of the cause, read of the account and insert cost three round trips.
@@ -69,14 +84,17 @@ def _inserted(payment: Payment) -> bool:
     values = [
         field.get_db_prep_save(getattr(payment, field.attname), connection) for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, payment.merchant_id, BankAccount.Status.ACTIVE.value])
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    payment.pk, payment.bank_account_id = row
-    payment._state.adding, payment._state.db = False, connection.alias
-    return True
+    read = rows_later(sql, [*values, payment.merchant_id, BankAccount.Status.ACTIVE.value])
+
+    def load() -> bool:
+        rows = read()
+        if not rows:
+            return False
+        ((payment.pk, payment.bank_account_id),) = rows
+        payment._state.adding, payment._state.db = False, connection.alias
+        return True
+
+    return load
 
 
 @cache

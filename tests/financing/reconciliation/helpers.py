@@ -17,7 +17,7 @@ import financing.tasks
 from financing.models import Payment, ReconJob
 from financing.services.bank_accounts import bank_account_propose
 from financing.services.bank_statements import bank_statement_import_run, bank_statement_upload
-from financing.services.payments import payment_record
+from financing.services.payments import payment_record_later
 from financing.services.proposals import change_confirm
 from merchants.models import BankAccount, Merchant
 from tests.conftest import celery_worker
@@ -45,14 +45,14 @@ def payment_pending(
     merchant: Merchant, now: datetime, amount_minor: int = 80_000, source_key: str | None = None
 ) -> Payment:
     """A disbursement's payment, of a new cause unless ``source_key`` names one."""
-    return payment_record(
+    return payment_record_later(
         merchant=merchant,
         kind=Payment.Kind.DISBURSEMENT,
         currency="EUR",
         amount_minor=amount_minor,
         source_key=source_key or f"disburse:adv_test{next(_causes)}",
         now=now,
-    )
+    )()
 
 
 def statement_imported(data: bytes, now: datetime, file_name: str = "statement.xml") -> ReconJob:

@@ -16,7 +16,7 @@ from financing.reconciliation.payments import end_to_end_id_for
 from financing.reconciliation.report_breaks import _any_waiting, _waiting
 from financing.reconciliation.reports import settlement_report_run, settlement_report_upload
 from financing.services.payment_files import payment_batch_create
-from financing.services.payments import payment_record
+from financing.services.payments import payment_record_later
 from merchants.models import Marketplace, Merchant
 from tests.financing.conftest import Trade
 from tests.financing.reconciliation.helpers import account_active
@@ -30,14 +30,14 @@ VALUE_ON = date(2026, 11, 2)
 
 def late_payment(merchant: Merchant, source_key: str, now: datetime) -> Payment:
     """A payment of 800.00 recorded only now; its end-to-end id follows from its cause."""
-    return payment_record(
+    return payment_record_later(
         merchant=merchant,
         kind=Payment.Kind.DISBURSEMENT,
         currency="EUR",
         amount_minor=80_000,
         source_key=source_key,
         now=now,
-    )
+    )()
 
 
 def test_an_unmatched_entry_closes_when_its_payment_appears(

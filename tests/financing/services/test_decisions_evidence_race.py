@@ -42,7 +42,7 @@ def race(trade: Trade, ref: str, decide: Callable[[], Advance]) -> Any:
 @pytest.fixture
 def no_lock_before_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative control: decisions re-check without the chain lock, as before the fix."""
-    monkeypatch.setattr(locks, "merchant_chain_lock", lambda **kwargs: None)
+    monkeypatch.setattr(locks, "chains_lock_later", lambda merchant_ids: lambda: None)
 
 
 @pytest.fixture(params=["locked", "unlocked"])

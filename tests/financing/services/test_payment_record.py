@@ -1,4 +1,4 @@
-"""``payment_record`` writes one payment per cause, in one statement (issue 13), carrying the
+"""``payment_record_later`` writes one payment per cause, in one statement (issue 13), carrying the
 merchant's active bank account; a cause repeated, at once or concurrently, gets the first."""
 
 from __future__ import annotations
