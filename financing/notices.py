@@ -43,7 +43,7 @@ from financing.notice_letters import letter_pdf, letter_subject, letter_text
 from financing.services._shared import officer_require
 from ledger.money import format_minor_units
 from ledger.sql import placeholders, rows_later
-from ledger.writer import rows_insert_returning
+from ledger.writer import rows_insert_returning_later
 from merchants.models import Debtor
 
 Outcome = NoticeAttempt.Outcome
@@ -86,10 +86,12 @@ def seller_ids_later(advance: Advance) -> Callable[[], dict[int, str]]:
     return lambda: {marketplace_id: str(seller_id) for marketplace_id, seller_id in read()}
 
 
-def notices_create(
+def notices_create_later(
     *, advance: Advance, seller_ids: Mapping[int, str], now: datetime
-) -> list[AssignmentNotice]:
-    """Write one notice per debtor of ``advance``'s receivables, in the caller's transaction.
+) -> Callable[[], list[AssignmentNotice]]:
+    """Write one notice per debtor of ``advance``'s receivables, in the caller's transaction,
+    and return what gives them with their ids: the INSERT is sent now (inside
+    ``ledger.sql.one_round_trip``, with the statements sent with it).
 
     ``seller_ids``: the merchant's seller id by marketplace (``seller_ids_later``). A business
     buyer without an address on file gets the one its invoice carried, if any.
@@ -114,8 +116,13 @@ def notices_create(
                 created_at=now,
             )
         )
-    rows_insert_returning(notices)  # one INSERT, ids read back
-    return notices
+    inserted = rows_insert_returning_later(notices)  # one INSERT, ids read back
+
+    def load() -> list[AssignmentNotice]:
+        inserted()
+        return notices
+
+    return load
 
 
 def notice_payload(

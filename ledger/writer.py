@@ -31,7 +31,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ledger.exceptions import EarlierEntry, HeadMoved, KeysUsedBefore, ProjectionRowRefused
 from ledger.locks import LockedChain
 from ledger.models import Chain, Entry
-from ledger.sql import generic_plans
+from ledger.sql import generic_plans, rows_later
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,21 +285,30 @@ def rows_insert_returning(rows: Sequence[models.Model]) -> None:
 
     A database refusal (a unique or check constraint) is raised as Django raises it.
     """
+    rows_insert_returning_later(rows)()
+
+
+def rows_insert_returning_later(rows: Sequence[models.Model]) -> Callable[[], None]:
+    """``rows_insert_returning``, its INSERT sent now, and what gives the rows their keys:
+    inside ``ledger.sql.one_round_trip``, in the round trip of the statements sent with it."""
     if not rows:
-        return
+        return lambda: None
     model = type(rows[0])
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(rows)
-        return
+        return lambda: None
     insert, columns = _insert_sql(model, False)
     pk = connection.ops.quote_name(model._meta.pk.column)
-    with connection.cursor() as cursor:
-        # RETURNING gives the ids in the order of the arrays, as bulk_create relies on too.
-        cursor.execute(f"{insert} RETURNING {pk}", _column_arrays(columns, rows))
-        for row, (pk_value,) in zip(rows, cursor.fetchall(), strict=True):
+    # RETURNING gives the ids in the order of the arrays, as bulk_create relies on too.
+    read = rows_later(f"{insert} RETURNING {pk}", _column_arrays(columns, rows))
+
+    def load() -> None:
+        for row, (pk_value,) in zip(rows, read(), strict=True):
             row.pk = pk_value
             row._state.adding = False
             row._state.db = connection.alias
+
+    return load
 
 
 @cache

@@ -4,7 +4,7 @@ the checker's authorization above it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from financing import accounts, tasks
 from financing.books.services import Leg, journal_post
 from financing.exceptions import WrongState
 from financing.models import Advance, Assignment, Payment, assignment_entry_ref
-from financing.notices import notices_create, seller_ids_later
+from financing.notices import notices_create_later, seller_ids_later
 from financing.services.payments import payment_record_later
 from ledger.events import system_event
 from ledger.money import format_minor_units
@@ -61,20 +61,28 @@ def advance_disburse(*, advance: Advance, now: datetime) -> Advance:
         paid()
         for assignment in assignments:  # as stored, for whoever reads the advance's rows next
             assignment.status = Assignment.Status.ASSIGNED
-        journal_post(
-            key=f"disburse:{advance.ref}",
-            memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
-            legs=_nonzero(
-                Leg(book.advances_receivable(), advance.face_minor),
-                Leg(book.disbursement_clearing(), -(advance.advance_minor - advance.fee_minor)),
-                # Withheld now, earned day by day (financing.services.fee_accrual).
-                Leg(book.unearned_discount(), -advance.fee_minor),
-                Leg(book.reserve_payable(), -advance.reserve_minor),
-            ),
-            now=now,
+        # Opening a chart's account for the first time may meet a concurrent first opening
+        # and recover from it (get_or_create): not in a pipeline, where an error aborts the rest.
+        legs = _nonzero(
+            Leg(book.advances_receivable(), advance.face_minor),
+            Leg(book.disbursement_clearing(), -(advance.advance_minor - advance.fee_minor)),
+            # Withheld now, earned day by day (financing.services.fee_accrual).
+            Leg(book.unearned_discount(), -advance.fee_minor),
+            Leg(book.reserve_payable(), -advance.reserve_minor),
         )
+        # The notices wait on nothing the journal writes: their INSERT goes in its round trip.
+        # (A journal refusal ends the disbursement, and the transaction takes them back.)
+        with one_round_trip():
+            notices = notices_create_later(advance=advance, seller_ids=seller_ids(), now=now)
+            journal_post(
+                key=f"disburse:{advance.ref}",
+                memo=f"Advance {advance.ref} disbursed to {advance.merchant.legal_name}",
+                legs=legs,
+                now=now,
+            )
         _chain_disbursement(advance, assignments, now)
-        _notices_create(advance, seller_ids(), now)
+        for notice in notices():  # each sent once the transaction commits
+            tasks.notice_send_on_commit(notice.pk)
     return advance
 
 
@@ -147,8 +155,3 @@ def _chain_disbursement(advance: Advance, assignments: list[Assignment], now: da
         ],
         now=now,
     )
-
-
-def _notices_create(advance: Advance, seller_ids: Mapping[int, str], now: datetime) -> None:
-    for notice in notices_create(advance=advance, seller_ids=seller_ids, now=now):
-        tasks.notice_send_on_commit(notice.pk)

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 # Each with whether it goes to PostgreSQL with others, in one round trip (ledger.sql's
-# one_round_trip): 10 round trips with the test's savepoint pair, 8 without (12 and 10 in the
+# one_round_trip): 9 round trips with the test's savepoint pair, 7 without (12 and 10 in the
 # eighteenth session, each statement its own before it).
 DISBURSEMENT_QUERIES = [
     ("SAVEPOINT", False),  # pytest-django's test transaction: the service's outer atomic block
@@ -55,7 +55,8 @@ DISBURSEMENT_QUERIES = [
     ("the merchant's seller id at each debtor's marketplace (the notices name it)", True),
     ("INSERT the payment with the merchant's payout account, unless its cause has one", True),
     ("the chart's accounts", True),
-    ("journal entry, postings and balances (one statement)", False),
+    ("INSERT the notices", True),
+    ("journal entry, postings and balances (one statement)", True),
     # entries_append, no savepoint (nothing projects these entries), on the head the first
     # disbursement left (ledger/locks.py, head_known): no lock statement of its own.
     ("plan the next statement generically (ledger.sql.generic_plans)", True),
@@ -65,7 +66,6 @@ DISBURSEMENT_QUERIES = [
         True,
     ),
     ("back to the plan mode before", True),
-    ("INSERT the notices", False),
     ("RELEASE SAVEPOINT", False),  # the outer atomic block again
 ]
 
