@@ -14,7 +14,7 @@ anything is held, and the database's constraints decide races.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -29,7 +29,7 @@ from financing.order_evidence import OrderEvidence
 from financing.pricing import advance_amount
 from ledger.models import Invoice, Order
 from ledger.money import Money
-from ledger.sql import models_read, placeholders
+from ledger.sql import models_read, models_read_later, placeholders
 from merchants.identifiers import party_name_normalise, tax_id_normalise
 from merchants.models import Merchant
 
@@ -107,12 +107,19 @@ def verdicts(
     """
     if refs is None:
         invoices = _invoices_read("merchant_id = %s", [merchant.pk])
-    elif refs:
-        wanted = f"merchant_id = %s AND ref IN ({placeholders(len(refs))})"
-        invoices = _invoices_read(wanted, [merchant.pk, *refs])
     else:
-        invoices = []
-    return _verdicts(merchant, today, invoices, holder)
+        invoices = invoices_of_refs_later(merchant, refs)()
+    return verdicts_of(merchant, today, invoices, holder=holder)
+
+
+def invoices_of_refs_later(merchant: Merchant, refs: Sequence[str]) -> Callable[[], list[Invoice]]:
+    """The merchant's invoices of ``refs``, as ``verdicts`` reads them, read now and loaded
+    when called: inside ``ledger.sql.one_round_trip``, with the statements sent with it (a
+    decision reads them with its locks, ``financing.services.decisions``)."""
+    if not refs:
+        return list
+    wanted = f"merchant_id = %s AND ref IN ({placeholders(len(refs))}) ORDER BY due_date, ref"
+    return models_read_later(Invoice, wanted, [merchant.pk, *refs])
 
 
 def open_verdicts(merchant: Merchant, today: date) -> list[Verdict]:
@@ -125,7 +132,7 @@ def open_verdicts(merchant: Merchant, today: date) -> list[Verdict]:
     which other invoices are judged with it (the evidence of their orders, holders and debtors
     is read whole), so these are the verdicts ``verdicts`` gives the same invoices.
     """
-    return _verdicts(merchant, today, open_invoices(merchant, today), None)
+    return verdicts_of(merchant, today, open_invoices(merchant, today))
 
 
 def open_invoices(merchant: Merchant, today: date) -> list[Invoice]:
@@ -143,9 +150,10 @@ def _invoices_read(where: str, params: list[Any]) -> list[Invoice]:
     return models_read(Invoice, f"{where} ORDER BY due_date, ref", params)
 
 
-def _verdicts(
-    merchant: Merchant, today: date, invoices: list[Invoice], holder: Advance | None
+def verdicts_of(
+    merchant: Merchant, today: date, invoices: list[Invoice], *, holder: Advance | None = None
 ) -> list[Verdict]:
+    """``verdicts`` of the merchant's ``invoices``, read by the caller."""
     evidence = evidence_load(merchant, today, invoices, holder)
     # An invoice without its receivable row is mid-rebuild (rebuild_projections replaces both
     # in one transaction, so only a reader inside it could see that); it is not judged.

@@ -123,6 +123,11 @@ _RESULT_COMPARED = (
 )
 
 
+# The rows PostgreSQL's generic plan counts for unnest() of an array parameter (the planner's
+# estimate_array_length for a value it cannot see).
+_ROWS_GUESSED = 10
+
+
 def entries_write(
     entries: Sequence[Entry],
     heads: Sequence[LockedChain],
@@ -200,8 +205,9 @@ def entries_write(
         result_sql = _RESULT_COMPARED
     with connection.cursor() as cursor:
         try:
-            # A single append's statement takes no arrays: PostgreSQL plans it generically.
-            with nullcontext() if one else generic_plans():
+            # A single append's statement takes no arrays, and a batch's arrays hold more rows
+            # than the generic plan guesses: PostgreSQL plans either generically by itself.
+            with generic_plans() if not one and len(entries) < _ROWS_GUESSED else nullcontext():
                 cursor.execute(f"WITH {', '.join(ctes)}{result_sql}", params)
         except IntegrityError as exc:
             if getattr(getattr(exc.__cause__, "diag", None), "table_name", "") == "ledger_entry":

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F
 
 from financing.business_day import business_day
+from financing.eligibility import invoices_of_refs_later
 from financing.exceptions import (
     AdvanceRefused,
     ApprovalVoid,
@@ -52,10 +54,11 @@ def advance_approve(
     """
     officer_require(officer, "financing.approve_advance")
     with transaction.atomic():
-        # The chain's lock too, before the evidence is re-checked; the checker window's total
-        # is read with the locks, in their round trip.
-        locked, window_total = _decision_locked(advance, Advance.Status.REQUESTED, window_at=now)
-        quote = advance_requote(advance=locked, today=business_day(now))
+        # The chain's lock too, before the evidence is re-checked; the invoices and the
+        # checker window's total are read with the locks, in their round trip.
+        held = _decision_locked(advance, Advance.Status.REQUESTED, window_at=now)
+        locked = held.advance
+        quote = advance_requote(advance=locked, today=business_day(now), invoices=held.invoices())
         requoted = advance_price_hold(advance=locked, now=now, reason=_PRICE_CHANGED, quote=quote)
         if not requoted:
             locked.approved_by = officer
@@ -63,7 +66,7 @@ def advance_approve(
             locked.approval_hash = terms_hash(locked, quote)
             locked.decision_note = note
             locked.merchant_note = merchant_note.strip()
-            in_window = window_total()
+            in_window = held.window_total()
             if in_window <= locked.facility.checker_threshold_minor:
                 advance_disburse(advance=locked, now=now)
             else:
@@ -130,12 +133,15 @@ def advance_authorize(*, advance: Advance, officer: User, now: datetime) -> Adva
     officer_require(officer, "financing.authorize_advance")
     void_reason, requoted = "", False
     with transaction.atomic():
-        # The chain's lock too, before the evidence is re-checked.
-        locked, _ = _decision_locked(advance, Advance.Status.APPROVED)
+        # The chain's lock too, before the evidence is re-checked (its invoices read with it).
+        held = _decision_locked(advance, Advance.Status.APPROVED)
+        locked = held.advance
         if locked.approved_by_id == officer.pk:
             raise MakerCheckerViolation("The officer who approved an advance cannot authorize it.")
         try:
-            quote = advance_requote(advance=locked, today=business_day(now))
+            quote = advance_requote(
+                advance=locked, today=business_day(now), invoices=held.invoices()
+            )
             if terms_hash(locked, quote) != locked.approval_hash:
                 raise ApprovalVoid("The advance or its terms changed after approval.")
             requoted = advance_price_hold(
@@ -239,22 +245,30 @@ def _advance_locked(advance: Advance, *statuses: str, assignments_read: bool = T
     return locked
 
 
-def _decision_locked(
-    advance: Advance, status: str, *, window_at: datetime | None = None
-) -> tuple[Advance, Callable[[], int]]:
-    """``_advance_locked``, then its merchant's chain, in one round trip with the limits'
-    locks; with ``window_at``, the checker window's total to then (``advanced_in_window_later``)
-    is read in it too. Returns the advance and what gives that total (zero without)."""
+class _Held(NamedTuple):
+    """An advance locked for a decision, and what was read with its locks (loaded when called)."""
+
+    advance: Advance
+    invoices: Callable[[], list[Invoice]]  # its receivables' invoices, read under the chain lock
+    window_total: Callable[[], int]  # the checker window's total (``advanced_in_window_later``)
+
+
+def _decision_locked(advance: Advance, status: str, *, window_at: datetime | None = None) -> _Held:
+    """``_advance_locked``, then its merchant's chain, in one round trip with the limits' locks
+    and the reads that must come after them: its receivables' invoices for the re-check (under
+    the chain lock) and, with ``window_at``, the checker window's total to then (zero without)."""
     locked = _advance_in_state_locked(advance, (status,), assignments_read=True)
     # Before the re-check, not after: the room a debtor's bank-wide limit leaves is only
     # current while its row is held.
+    refs = [assignment.invoice_ref for assignment in locked.assignments_by_id()]
     with debtor_limits_and_chain_locked(advance=locked):
+        invoices = invoices_of_refs_later(locked.merchant, refs)
         window_total = (
             advanced_in_window_later(advance=locked, now=window_at)
             if window_at is not None
             else lambda: 0
         )
-    return locked, window_total
+    return _Held(locked, invoices, window_total)
 
 
 def _advance_in_state_locked(

@@ -16,7 +16,7 @@ from django.db.models import F
 from financing import locks
 from financing.business_day import business_day, business_day_end
 from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
-from financing.eligibility import Verdict, verdicts
+from financing.eligibility import Verdict, verdicts, verdicts_of
 from financing.exceptions import AdvanceRefused, QuoteChanged, RequestKeyReused
 from financing.models import Advance, Assignment, Facility, Receivable
 from financing.pricing import DayCount, Quote, apr_equivalent_mean, mean_tenor, quote_price
@@ -115,21 +115,37 @@ def advance_quote(*, merchant: Merchant, refs: Sequence[str], today: date) -> Ad
     return _quote(merchant, refs, today, holder=None)
 
 
-def advance_requote(*, advance: Advance, today: date) -> AdvanceQuote:
+def advance_requote(
+    *, advance: Advance, today: date, invoices: list[Invoice] | None = None
+) -> AdvanceQuote:
     """Price ``advance``'s receivables again as of ``today``, its own holds counted as its own.
+
+    ``invoices``: their invoices, if the caller read them (``invoices_of_refs_later``, a
+    decision with its locks); else read here.
 
     :raises AdvanceRefused: the evidence or the facility changed since the request (the reasons
         say how, per ref).
     """
     refs = [assignment.invoice_ref for assignment in advance.assignments_by_id()]
-    return _quote(advance.merchant, refs, today, holder=advance)
+    return _quote(advance.merchant, refs, today, holder=advance, invoices=invoices)
 
 
 def _quote(
-    merchant: Merchant, refs: Sequence[str], today: date, holder: Advance | None
+    merchant: Merchant,
+    refs: Sequence[str],
+    today: date,
+    holder: Advance | None,
+    invoices: list[Invoice] | None = None,
 ) -> AdvanceQuote:
     _refs_check(refs)
-    judged = {v.ref: v for v in verdicts(merchant, today, refs, holder=holder)}
+    judged = {
+        v.ref: v
+        for v in (
+            verdicts(merchant, today, refs, holder=holder)
+            if invoices is None
+            else verdicts_of(merchant, today, invoices, holder=holder)
+        )
+    }
     unknown = [ref for ref in refs if ref not in judged]
     if unknown:
         raise AdvanceRefused(

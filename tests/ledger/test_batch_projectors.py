@@ -95,7 +95,9 @@ def test_the_queries_of_a_batch_of_payouts_do_not_grow_with_its_size(
             entries_append(source=marketplace.code, entries=batch, now=now)
         return len(captured)
 
-    assert queries_of(range(0, 5)) == queries_of(range(5, 55))
+    # Ten or more each: below ten entries the write runs on its generic plan, which two
+    # statements more set and reset in its round trip (ledger.sql.generic_plans).
+    assert queries_of(range(0, 10)) == queries_of(range(10, 55))
     assert Invoice.objects.get(ref="INV-5").paid_minor == 300  # PO-4's second line, PO-5's first
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import pytest
 from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from ledger import writer
 from ledger.services import NewEntry, entries_append
@@ -150,3 +151,23 @@ def test_a_few_entries_are_written_on_the_generic_plan(
         assert custom >= 5, (generic, custom)
         return
     assert custom == 0 and generic > 0, (generic, custom)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_batch_larger_than_the_generic_plan_guesses_is_left_to_postgresql(
+    merchant: Merchant, now: datetime
+) -> None:
+    """Ten rows or more cost more in a plan for the values given than in the generic plan,
+    which PostgreSQL then picks by itself: no statements to set the mode around it."""
+
+    def set_configs(count: int, first: int) -> int:
+        events = [repayment_event(f"REP-B{first + k}", now, "1.00") for k in range(count)]
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            entries_append(
+                source="chainfin", entries=[NewEntry(merchant.pk, e) for e in events], now=now
+            )
+        return sum("set_config('plan_cache_mode'" in q["sql"] for q in queries.captured_queries)
+
+    assert set_configs(9, 0) == 2
+    assert set_configs(10, 100) == 0

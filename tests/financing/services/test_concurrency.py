@@ -119,9 +119,11 @@ class QuoteSpy:
         self.passed = 0
         self._mutex = threading.Lock()
 
-    def __call__(self, merchant: Merchant, refs: Sequence[str], today: Any, holder: Any) -> Any:
+    def __call__(
+        self, merchant: Merchant, refs: Sequence[str], today: Any, holder: Any, invoices: Any = None
+    ) -> Any:
         if holder is not None:  # an approval's re-check, not a request
-            return self.real(merchant, refs, today, holder=holder)
+            return self.real(merchant, refs, today, holder=holder, invoices=invoices)
         with self._mutex:
             self.inside += 1
             self.most_inside = max(self.most_inside, self.inside)

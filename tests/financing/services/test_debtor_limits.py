@@ -198,8 +198,8 @@ def _slow_requote(monkeypatch: pytest.MonkeyPatch, barrier: threading.Barrier | 
     each approval after its re-check until both have checked (only possible without the lock)."""
     real = requests._quote
 
-    def quote(merchant: Merchant, refs: Any, today: Any, holder: Any) -> Any:
-        result = real(merchant, refs, today, holder)
+    def quote(merchant: Merchant, refs: Any, today: Any, holder: Any, invoices: Any = None) -> Any:
+        result = real(merchant, refs, today, holder, invoices)
         if holder is not None:
             time.sleep(0.05)
             if barrier is not None:

@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 # Its chart of accounts is open already (the merchant's first disbursement opened it) and the
 # officer's permissions are read (an admin request reads them once per request either way).
 # Each with whether it goes to PostgreSQL with others, in one round trip (ledger.sql's
-# one_round_trip): 9 round trips with the test's savepoint pair, 7 without (12 and 10 in the
+# one_round_trip): 8 round trips with the test's savepoint pair, 6 without (12 and 10 in the
 # eighteenth session, each statement its own before it).
 DISBURSEMENT_QUERIES = [
     ("SAVEPOINT", False),  # pytest-django's test transaction: the service's outer atomic block
@@ -39,9 +39,9 @@ DISBURSEMENT_QUERIES = [
     ("its assignments with their debtors (read once for the whole decision)", True),
     ("lock the debtors' bank-wide limits, reading them (kept for the re-check)", True),
     ("lock the merchant's chain", True),
-    ("advances of the merchant in the checker's 24-hour window (the approval's)", True),
     # The evidence, re-checked under the chain lock:
-    ("invoices", False),
+    ("invoices", True),
+    ("advances of the merchant in the checker's 24-hour window (the approval's)", True),
     ("receivables and their fingerprint twins", True),
     ("live assignments holding one of the refs or fingerprints", True),
     ("orders", True),
