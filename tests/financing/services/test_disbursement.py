@@ -32,6 +32,8 @@ from tests.financing.conftest import Trade
 pytestmark = pytest.mark.django_db
 
 
+# In the SQLite smoke run too: the embedded default runs each deferred read and write at once.
+@pytest.mark.sqlite_smoke
 def test_a_small_advance_disburses_on_approval(
     trade: Trade,
     facility: Facility,
