@@ -16,7 +16,7 @@ from django.db.models import F
 from financing import locks
 from financing.business_day import business_day, business_day_end
 from financing.debtor_exposure import bank_debtor_room, debtor_cap, debtor_exposure
-from financing.eligibility import Verdict, verdicts, verdicts_of
+from financing.eligibility import Verdict, invoices_of_refs_later, verdicts_of
 from financing.exceptions import AdvanceRefused, QuoteChanged, RequestKeyReused
 from financing.models import Advance, Assignment, Facility, Receivable
 from financing.pricing import DayCount, Quote, apr_equivalent_mean, mean_tenor, quote_price
@@ -138,14 +138,9 @@ def _quote(
     invoices: list[Invoice] | None = None,
 ) -> AdvanceQuote:
     _refs_check(refs)
-    judged = {
-        v.ref: v
-        for v in (
-            verdicts(merchant, today, refs, holder=holder)
-            if invoices is None
-            else verdicts_of(merchant, today, invoices, holder=holder)
-        )
-    }
+    if invoices is None:
+        invoices = invoices_of_refs_later(merchant, refs)()
+    judged = {v.ref: v for v in verdicts_of(merchant, today, invoices, holder=holder)}
     unknown = [ref for ref in refs if ref not in judged]
     if unknown:
         raise AdvanceRefused(
